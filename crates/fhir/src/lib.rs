@@ -1,0 +1,23 @@
+//! FHIR R4 resource handling: validation with fhir-sdk models, patient-compartment ownership,
+//! RFC 8785 canonical JSON, reference rewriting and OperationOutcome construction.
+//!
+//! The fhir-sdk models are large; keeping them behind this one crate means the rest of the
+//! workspace rebuilds without touching them.
+
+pub mod canonical;
+pub mod compartment;
+pub mod outcome;
+pub mod references;
+pub mod types;
+pub mod validate;
+
+pub use canonical::canonical_json;
+pub use compartment::{Owner, owner_of};
+pub use outcome::{IssueCode, operation_outcome};
+pub use types::{accepted_type, AcceptedType};
+pub use validate::{FhirError, validate_resource};
+pub use references::{rewrite_references, unresolved_urn_references};
+pub use types::all_accepted_types;
+
+/// The FHIR version MedLedger speaks.
+pub const FHIR_VERSION: &str = "4.0.1";

@@ -1,0 +1,281 @@
+//! Structural validation of incoming resources against the fhir-sdk R4B models.
+
+use fhir_sdk::r4b::resources::Resource;
+use serde_json::Value;
+
+use crate::types::{AcceptedType, accepted_type};
+
+/// Why a resource was refused. Each maps to one HTTP status in the services' error function.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum FhirError {
+    /// The body is not a JSON object with a string `resourceType`.
+    #[error("{0}")]
+    Malformed(String),
+    /// `resourceType` names no FHIR type.
+    #[error("unknown resource type '{0}'")]
+    UnknownType(String),
+    /// A FHIR type MedLedger does not store.
+    #[error("resource type '{0}' is not supported here (not FHIR R4, or not a stored record type)")]
+    UnsupportedType(String),
+    /// The content does not conform to the resource's structure.
+    #[error("invalid {resource_type}: {message}")]
+    Invalid {
+        /// The resource type.
+        resource_type: String,
+        /// What is wrong, with the element path where known.
+        message: String,
+    },
+}
+
+/// Checks that `value` is a well-formed resource of an accepted type and returns its type name.
+///
+/// fhir-sdk ignores elements it does not know, so after parsing the model is serialised back and
+/// every element of the input must still be there; otherwise an unknown element would be
+/// accepted and then silently lost.
+pub fn validate_resource(value: &Value) -> Result<String, FhirError> {
+    let obj = value.as_object().ok_or_else(|| FhirError::Malformed("a resource must be a JSON object".into()))?;
+    let rt = obj
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .ok_or_else(|| FhirError::Malformed("missing string element 'resourceType'".into()))?
+        .to_owned();
+    match accepted_type(&rt) {
+        AcceptedType::Yes => {}
+        AcceptedType::Unsupported => return Err(FhirError::UnsupportedType(rt)),
+        AcceptedType::Unknown => return Err(FhirError::UnknownType(rt)),
+    }
+    let invalid = |message: String| FhirError::Invalid { resource_type: rt.clone(), message };
+    let parsed: Resource = serde_json::from_value(value.clone()).map_err(|e| invalid(e.to_string()))?;
+    let back = serde_json::to_value(&parsed).map_err(|e| invalid(e.to_string()))?;
+    if let Some(path) = first_unknown(value, &back, &mut String::new()) {
+        return Err(invalid(format!("unknown element '{path}'")));
+    }
+    Ok(rt)
+}
+
+/// Path of the first element of `input` missing from `parsed`.
+fn first_unknown(input: &Value, parsed: &Value, path: &mut String) -> Option<String> {
+    match (input, parsed) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                let found = match b.get(k) {
+                    None => Some(path.clone()),
+                    Some(w) => first_unknown(v, w, path),
+                };
+                path.truncate(len);
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, v) in a.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = match b.get(i) {
+                    None => Some(path.clone()),
+                    Some(w) => first_unknown(v, w, path),
+                };
+                path.truncate(len);
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        (Value::Object(_), _) | (Value::Array(_), _) => Some(path.clone()),
+        // Primitive values may be normalised by the model (e.g. number formatting); only structure
+        // matters here.
+        _ => None,
+    }
+}
+
+/// Every resource type fhir-sdk's R4B models know.
+pub(crate) const ALL_R4B_TYPES: &[&str] = &[
+    "Account",
+    "ActivityDefinition",
+    "AdministrableProductDefinition",
+    "AdverseEvent",
+    "AllergyIntolerance",
+    "Appointment",
+    "AppointmentResponse",
+    "AuditEvent",
+    "Basic",
+    "Binary",
+    "BiologicallyDerivedProduct",
+    "BodyStructure",
+    "Bundle",
+    "CapabilityStatement",
+    "CarePlan",
+    "CareTeam",
+    "CatalogEntry",
+    "ChargeItem",
+    "ChargeItemDefinition",
+    "Citation",
+    "Claim",
+    "ClaimResponse",
+    "ClinicalImpression",
+    "ClinicalUseDefinition",
+    "CodeSystem",
+    "Communication",
+    "CommunicationRequest",
+    "CompartmentDefinition",
+    "Composition",
+    "ConceptMap",
+    "Condition",
+    "Consent",
+    "Contract",
+    "Coverage",
+    "CoverageEligibilityRequest",
+    "CoverageEligibilityResponse",
+    "DetectedIssue",
+    "Device",
+    "DeviceDefinition",
+    "DeviceMetric",
+    "DeviceRequest",
+    "DeviceUseStatement",
+    "DiagnosticReport",
+    "DocumentManifest",
+    "DocumentReference",
+    "Encounter",
+    "Endpoint",
+    "EnrollmentRequest",
+    "EnrollmentResponse",
+    "EpisodeOfCare",
+    "EventDefinition",
+    "Evidence",
+    "EvidenceReport",
+    "EvidenceVariable",
+    "ExampleScenario",
+    "ExplanationOfBenefit",
+    "FamilyMemberHistory",
+    "Flag",
+    "Goal",
+    "GraphDefinition",
+    "Group",
+    "GuidanceResponse",
+    "HealthcareService",
+    "ImagingStudy",
+    "Immunization",
+    "ImmunizationEvaluation",
+    "ImmunizationRecommendation",
+    "ImplementationGuide",
+    "Ingredient",
+    "InsurancePlan",
+    "Invoice",
+    "Library",
+    "Linkage",
+    "List",
+    "Location",
+    "ManufacturedItemDefinition",
+    "Measure",
+    "MeasureReport",
+    "Media",
+    "Medication",
+    "MedicationAdministration",
+    "MedicationDispense",
+    "MedicationKnowledge",
+    "MedicationRequest",
+    "MedicationStatement",
+    "MedicinalProductDefinition",
+    "MessageDefinition",
+    "MessageHeader",
+    "MolecularSequence",
+    "NamingSystem",
+    "NutritionOrder",
+    "NutritionProduct",
+    "Observation",
+    "ObservationDefinition",
+    "OperationDefinition",
+    "OperationOutcome",
+    "Organization",
+    "OrganizationAffiliation",
+    "PackagedProductDefinition",
+    "Parameters",
+    "Patient",
+    "PaymentNotice",
+    "PaymentReconciliation",
+    "Person",
+    "PlanDefinition",
+    "Practitioner",
+    "PractitionerRole",
+    "Procedure",
+    "Provenance",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "RegulatedAuthorization",
+    "RelatedPerson",
+    "RequestGroup",
+    "ResearchDefinition",
+    "ResearchElementDefinition",
+    "ResearchStudy",
+    "ResearchSubject",
+    "RiskAssessment",
+    "Schedule",
+    "SearchParameter",
+    "ServiceRequest",
+    "Slot",
+    "Specimen",
+    "SpecimenDefinition",
+    "StructureDefinition",
+    "StructureMap",
+    "Subscription",
+    "SubscriptionStatus",
+    "SubscriptionTopic",
+    "Substance",
+    "SubstanceDefinition",
+    "SupplyDelivery",
+    "SupplyRequest",
+    "Task",
+    "TerminologyCapabilities",
+    "TestReport",
+    "TestScript",
+    "ValueSet",
+    "VerificationResult",
+    "VisionPrescription",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn accepts_a_valid_patient() {
+        let p = json!({"resourceType": "Patient", "gender": "female", "birthDate": "1970-01-01",
+            "name": [{"family": "Doe", "given": ["Jane"]}]});
+        assert_eq!(validate_resource(&p).expect("valid"), "Patient");
+    }
+
+    #[test]
+    fn rejects_bad_content_with_a_reason() {
+        let cases = [
+            (json!([1, 2]), "object"),
+            (json!({"gender": "female"}), "resourceType"),
+            (json!({"resourceType": "Spaceship"}), "unknown resource type"),
+            (json!({"resourceType": "SubscriptionTopic", "status": "active", "url": "http://x"}), "not supported"),
+            (json!({"resourceType": "Patient", "gender": "robot"}), "invalid Patient"),
+            (json!({"resourceType": "Patient", "birthDate": "1970-13-45"}), "invalid Patient"),
+            (json!({"resourceType": "Patient", "active": "yes"}), "invalid Patient"),
+            (json!({"resourceType": "Patient", "favouriteColour": "blue"}), "unknown element 'favouriteColour'"),
+            (json!({"resourceType": "Patient", "name": [{"family": "Doe", "nickname": "JD"}]}), "unknown element 'name[0].nickname'"),
+        ];
+        for (v, want) in cases {
+            let err = validate_resource(&v).expect_err("must be rejected").to_string();
+            assert!(err.contains(want), "{v}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_listed_type_parses_as_a_name() {
+        for t in ALL_R4B_TYPES {
+            assert_ne!(accepted_type(t), AcceptedType::Unknown, "{t}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Proof bundles: the leaf format shared by every event kind, and offline verification.

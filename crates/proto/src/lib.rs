@@ -1,0 +1,1 @@
+//! Protobuf event payloads from proto/, compiled with prost.

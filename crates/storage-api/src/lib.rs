@@ -1,0 +1,1 @@
+//! Storage ports: the record index, the ledger state and the types they exchange.

@@ -1,0 +1,1 @@
+//! Load driver for MedLedger: posts Synthea bundles and reports throughput.

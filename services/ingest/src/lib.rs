@@ -1,0 +1,1 @@
+//! Ingest service: FHIR create, update, delete, batch and transaction; encrypts and stores every version.

@@ -1,0 +1,1 @@
+//! Query service: FHIR read, vread and $verify with integrity checks and decryption.
