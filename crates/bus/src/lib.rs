@@ -1,1 +1,61 @@
-//! Event bus port and the embedded durable bus with per-key ordering and committed consumer offsets.
+//! Event bus port and the embedded durable bus with per-key ordering and committed consumer
+//! offsets.
+//!
+//! The port has Kafka's semantics: a producer appends to a topic, each consumer group reads from
+//! its last committed offset, and events with the same key are delivered in the order they were
+//! appended. Delivery is at-least-once; consumers make their effects idempotent and commit offsets
+//! only after the effect is durable.
+
+pub mod sqlite;
+
+pub use sqlite::SqliteBus;
+
+use std::time::Duration;
+
+/// A bus failure.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The backend is unreachable or failed.
+    #[error("event bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One event as read from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusRecord {
+    /// Topic it was read from.
+    pub topic: String,
+    /// Partition within the topic.
+    pub partition: u32,
+    /// Offset within the partition; strictly increasing.
+    pub offset: u64,
+    /// Partition key.
+    pub key: Vec<u8>,
+    /// Protobuf payload.
+    pub payload: Vec<u8>,
+}
+
+/// Producer side.
+#[async_trait::async_trait]
+pub trait EventPublisher: Send + Sync + 'static {
+    /// Appends an event durably; returns once it will survive a crash.
+    async fn publish(&self, topic: &str, key: &[u8], payload: &[u8]) -> Result<(), BusError>;
+}
+
+/// Consumer side: one group's cursor over one topic.
+#[async_trait::async_trait]
+pub trait Subscription: Send + 'static {
+    /// Waits up to `wait` for events after the committed offset and returns at most `max`.
+    /// Events not yet committed are returned again by the next poll after a restart.
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<BusRecord>, BusError>;
+
+    /// Commits everything up to and including `record`, for its partition.
+    async fn commit(&mut self, record: &BusRecord) -> Result<(), BusError>;
+}
+
+/// A bus that can open subscriptions.
+#[async_trait::async_trait]
+pub trait EventBus: EventPublisher {
+    /// Opens `group`'s subscription to `topic`, resuming from its committed offsets.
+    async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Subscription>, BusError>;
+}

@@ -1,1 +1,173 @@
 //! Ledger port and the in-process EVM chain (revm) that executes the committed RecordLog and Roles contracts.
+//!
+//! [`Ledger`] is what the ledger writer and the query service code against. [`EmbeddedChain`] is
+//! its embedded backend: a single-sealer private chain whose blocks are Ethereum-style (header
+//! hashed with `keccak(rlp(header))`, EIP-1559 transactions, receipts and state tries) and whose
+//! transactions run the real compiled contract bytecode in revm. Nothing is simulated: a tree
+//! head is readable only because a signed transaction calling `RecordLog.commitTreeHead`
+//! executed in a block that is hash-linked, sealed, fsynced and re-executed on every open.
+//!
+//! On disk (`<dir>/blocks.log`, `<dir>/sealer.key`) and the verification procedure are described
+//! in this crate's `README.md`. In short: an append-only log of length-prefixed, checksummed
+//! records, one block each; opening replays every block from genesis and checks the hash link,
+//! the sealer's signature over the block hash, every transaction's signer, and that re-executing
+//! the transactions reproduces the header's state, transactions and receipts roots. An
+//! interrupted final append is dropped (it was never acknowledged); anything else that does not
+//! check out is [`ChainError::Tampered`], naming the block.
+//!
+//! [`ChainReader`] opens the same directory read-only, verifying the whole chain, while a writer
+//! in another process keeps appending.
+
+mod abi;
+mod block;
+mod blocklog;
+mod chain;
+mod embedded;
+mod evm;
+mod mpt;
+mod reader;
+
+pub use alloy::primitives::{Address, B256, Bytes, Log};
+pub use embedded::EmbeddedChain;
+pub use reader::ChainReader;
+
+/// The ledger port: commits Merkle tree heads to a chain and reads them back.
+#[async_trait::async_trait]
+pub trait Ledger: Send + Sync + 'static {
+    /// Commits a Merkle tree head; returns once it is durable on the chain.
+    async fn commit_tree_head(
+        &self,
+        tree_size: u64,
+        root: [u8; 32],
+    ) -> Result<ChainCommit, ChainError>;
+
+    /// Reads tree head `index` back through a RecordLog view call.
+    async fn tree_head(&self, index: u64) -> Result<OnChainTreeHead, ChainError>;
+}
+
+/// Where a tree head was committed: enough to find and check the transaction later.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChainCommit {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// RecordLog's address, `0x…` (EIP-55 checksummed).
+    pub contract: String,
+    /// Number of the block holding the transaction.
+    pub block_number: u64,
+    /// Hash of that block, `0x…`.
+    pub block_hash: String,
+    /// Hash of the `commitTreeHead` transaction, `0x…`.
+    pub tx_hash: String,
+    /// Index of the tree head in RecordLog.
+    pub index: u64,
+}
+
+/// A tree head as RecordLog stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OnChainTreeHead {
+    /// Number of leaves in the tree.
+    pub tree_size: u64,
+    /// RFC 9162 root hash.
+    pub root: [u8; 32],
+    /// Block in which the head was committed.
+    pub block_number: u64,
+    /// Timestamp (Unix seconds) of that block.
+    pub timestamp: u64,
+}
+
+/// A block, as shown to operators and verifiers.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlockSummary {
+    /// Block number (genesis is 0).
+    pub number: u64,
+    /// Block hash, `0x…`.
+    pub hash: String,
+    /// Parent block hash, `0x…`.
+    pub parent_hash: String,
+    /// Timestamp (Unix seconds).
+    pub timestamp: u64,
+    /// State root after the block, `0x…`.
+    pub state_root: String,
+    /// Number of transactions in the block.
+    pub transaction_count: usize,
+}
+
+/// The outcome of a transaction that made it into a durable block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainReceipt {
+    /// Number of the block holding the transaction.
+    pub block_number: u64,
+    /// Hash of that block.
+    pub block_hash: B256,
+    /// Hash of the transaction.
+    pub tx_hash: B256,
+    /// Return data of the call.
+    pub output: Bytes,
+    /// Events the call emitted.
+    pub logs: Vec<Log>,
+}
+
+/// Why a chain operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// Stored chain data does not verify: edited, forged or damaged (not merely cut short).
+    #[error("chain data failed verification: {0}")]
+    Tampered(String),
+    /// The contract reverted; the reason is the decoded custom error, e.g.
+    /// `TreeSizeNotIncreasing(previous=7, proposed=5)`.
+    #[error("transaction reverted: {0}")]
+    Revert(String),
+    /// Reading or writing the data directory failed.
+    #[error("chain I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Another process has the chain open for writing.
+    #[error("chain is already open for writing: {0}")]
+    Locked(String),
+    /// The sealer key file is missing or unreadable.
+    #[error("sealer key: {0}")]
+    Key(String),
+    /// Signing a transaction or block failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+    /// The EVM rejected a transaction before executing it (a bug, not a revert).
+    #[error("EVM error: {0}")]
+    Evm(String),
+    /// A contract artifact is malformed or its deployment failed.
+    #[error("contract artifact: {0}")]
+    Artifact(String),
+    /// Contract return data did not decode.
+    #[error("cannot decode contract output: {0}")]
+    Decode(String),
+    /// The chain could not serve the request (e.g. block production crashed).
+    #[error("chain unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ChainError {
+    /// For `Revert`, the custom error's name (`TreeSizeNotIncreasing`, `NotAdmin`, …).
+    pub fn revert_name(&self) -> Option<&str> {
+        match self {
+            Self::Revert(reason) => Some(reason.split('(').next().unwrap_or(reason)),
+            _ => None,
+        }
+    }
+
+    /// A copy for each caller waiting on one failed block (`io::Error` is not `Clone`).
+    pub(crate) fn replicate(&self) -> Self {
+        match self {
+            Self::Tampered(s) => Self::Tampered(s.clone()),
+            Self::Revert(s) => Self::Revert(s.clone()),
+            Self::Io(e) => Self::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Self::Locked(s) => Self::Locked(s.clone()),
+            Self::Key(s) => Self::Key(s.clone()),
+            Self::Signing(s) => Self::Signing(s.clone()),
+            Self::Evm(s) => Self::Evm(s.clone()),
+            Self::Artifact(s) => Self::Artifact(s.clone()),
+            Self::Decode(s) => Self::Decode(s.clone()),
+            Self::Unavailable(s) => Self::Unavailable(s.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,176 @@
-//! Storage ports: the record index, the ledger state and the types they exchange.
+//! Storage ports: the record index, owner keys and the ledger's leaves and tree heads, with the
+//! types they exchange. Implementations: SQLite (`medledger-storage-sqlx`) and, with the
+//! distributed mode, PostgreSQL.
+//!
+//! Nothing here ever holds resource plaintext: rows carry ids, versions, CIDs, wrapped keys and
+//! commitments only.
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A write lost a race: the record's current version is not the one the writer expected.
+    #[error("version conflict on {resource}: expected {expected:?}, found {found:?}")]
+    Conflict {
+        /// `Type/id`.
+        resource: String,
+        /// The version the writer based its change on (`None`: must not exist).
+        expected: Option<u64>,
+        /// The version found.
+        found: Option<u64>,
+    },
+    /// The database failed or is unreachable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The current state of one logical resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordHead {
+    /// Latest version id.
+    pub version: u64,
+    /// Whether the latest version is a deletion.
+    pub deleted: bool,
+    /// Owner label (`Patient/{id}` or `Organization`).
+    pub owner: String,
+}
+
+/// One stored version of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRow {
+    /// Resource type.
+    pub resource_type: String,
+    /// Logical id.
+    pub id: String,
+    /// Version id.
+    pub version: u64,
+    /// CID of the ciphertext; `None` for a deletion.
+    pub cid: Option<String>,
+    /// Data key wrapped by the owner key; empty for a deletion.
+    pub wrapped_key: Vec<u8>,
+    /// Owner label.
+    pub owner: String,
+    /// Salted commitment of the canonical plaintext; `None` for a deletion.
+    pub commitment: Option<[u8; 32]>,
+    /// Whether this version is a deletion.
+    pub deleted: bool,
+    /// `meta.lastUpdated` (FHIR instant).
+    pub last_updated: String,
+    /// Who wrote it.
+    pub actor: String,
+}
+
+impl VersionRow {
+    /// `Type/id`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.resource_type, self.id)
+    }
+}
+
+/// A version to write, with the version the writer expects to replace.
+#[derive(Debug, Clone)]
+pub struct VersionWrite {
+    /// The new row.
+    pub row: VersionRow,
+    /// Current version the change is based on; `None` when the resource must not exist yet.
+    pub expected: Option<u64>,
+}
+
+/// An event to publish with the write, atomically (the outbox).
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    /// Topic.
+    pub topic: String,
+    /// Partition key.
+    pub key: Vec<u8>,
+    /// Protobuf payload.
+    pub payload: Vec<u8>,
+}
+
+/// The record index (ingest writes, query reads).
+#[async_trait::async_trait]
+pub trait RecordIndex: Send + Sync + 'static {
+    /// The current head of `Type/id`.
+    async fn head(&self, resource_type: &str, id: &str) -> Result<Option<RecordHead>, StoreError>;
+
+    /// One version.
+    async fn version(&self, resource_type: &str, id: &str, version: u64) -> Result<Option<VersionRow>, StoreError>;
+
+    /// Writes all versions and events in one transaction, or nothing.
+    async fn commit(&self, writes: &[VersionWrite], events: &[OutboxEvent]) -> Result<(), StoreError>;
+
+    /// Every CID the index refers to (the pin set, for garbage collection).
+    async fn referenced_cids(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// Owner keys, each wrapped by the master key.
+#[async_trait::async_trait]
+pub trait OwnerKeyStore: Send + Sync + 'static {
+    /// The wrapped key of `owner`, if one exists.
+    async fn wrapped_owner_key(&self, owner: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Stores `wrapped` unless a key already exists; returns the key that is stored (so two
+    /// racing writers end up using the same key).
+    async fn insert_owner_key(&self, owner: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError>;
+}
+
+/// A leaf of the Merkle log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafRow {
+    /// Position in the log.
+    pub index: u64,
+    /// Leaf kind tag (record version, consent change, audit event).
+    pub kind: u8,
+    /// What the leaf is about, e.g. `Observation/123`.
+    pub subject: String,
+    /// Version of the subject.
+    pub version: u64,
+    /// The leaf's bytes (hashed with the `0x00` prefix).
+    pub leaf: Vec<u8>,
+}
+
+/// A tree head and where the chain holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeHeadRow {
+    /// Leaves covered.
+    pub tree_size: u64,
+    /// Root hash.
+    pub root: [u8; 32],
+    /// Chain id.
+    pub chain_id: u64,
+    /// RecordLog contract address.
+    pub contract: String,
+    /// RecordLog index of this head.
+    pub chain_index: u64,
+    /// Block number.
+    pub block_number: u64,
+    /// Block hash.
+    pub block_hash: String,
+    /// Transaction hash.
+    pub tx_hash: String,
+}
+
+/// The ledger writer's state.
+#[async_trait::async_trait]
+pub trait LedgerStore: Send + Sync + 'static {
+    /// All leaves in order (loaded once at start to rebuild the tree).
+    async fn leaves(&self) -> Result<Vec<LeafRow>, StoreError>;
+
+    /// Appends leaves, skipping any whose (kind, subject, version) is already logged; returns the
+    /// leaves actually appended, with their indexes.
+    async fn append_leaves(&self, leaves: &[LeafRow]) -> Result<Vec<LeafRow>, StoreError>;
+
+    /// The leaf for a subject version.
+    async fn leaf_for(&self, kind: u8, subject: &str, version: u64) -> Result<Option<LeafRow>, StoreError>;
+
+    /// Highest logged version of a subject.
+    async fn latest_logged_version(&self, kind: u8, subject: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Records a tree head committed to the chain.
+    async fn insert_tree_head(&self, head: &TreeHeadRow) -> Result<(), StoreError>;
+
+    /// The latest committed tree head.
+    async fn latest_tree_head(&self) -> Result<Option<TreeHeadRow>, StoreError>;
+
+    /// The first committed tree head that includes leaf `index`.
+    async fn tree_head_covering(&self, index: u64) -> Result<Option<TreeHeadRow>, StoreError>;
+}

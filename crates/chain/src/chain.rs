@@ -1,0 +1,272 @@
+//! The verified chain state shared by the writer and the read-only verifier: replaying the block
+//! log, checking every block, and the view calls served from the resulting state.
+
+use crate::abi::RecordLog;
+use crate::block::{BlockExecution, StoredBlock, header_difference};
+use crate::blocklog::{MAGIC, Next, RecordReader};
+use crate::evm::Machine;
+use crate::{BlockSummary, ChainError, OnChainTreeHead};
+use alloy::consensus::transaction::SignerRecoverable;
+use alloy::consensus::{Header, Transaction, TxEnvelope};
+use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy::sol_types::SolCall;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// Chain id of every embedded chain (the usual private-network id).
+pub(crate) const CHAIN_ID: u64 = 1337;
+
+/// Name of the block log inside the chain directory.
+pub(crate) const BLOCK_LOG: &str = "blocks.log";
+
+/// State after the last verified block.
+#[derive(Debug)]
+pub(crate) struct ChainState {
+    pub(crate) machine: Machine,
+    pub(crate) sealer: Address,
+    pub(crate) head: Header,
+    pub(crate) head_hash: B256,
+    pub(crate) head_tx_count: usize,
+    /// Hash of every block, by number.
+    pub(crate) hashes: Vec<B256>,
+    /// Contracts deployed by block 1 (zero until block 1 is applied).
+    pub(crate) record_log: Address,
+    pub(crate) roles: Address,
+    /// Length of the block log up to the end of the head block.
+    pub(crate) valid_len: u64,
+}
+
+/// A replayed chain and whether its log ended in an interrupted append.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) state: ChainState,
+    /// Offset of the interrupted append that was ignored, if any.
+    pub(crate) torn_at: Option<u64>,
+}
+
+impl ChainState {
+    /// A state holding only the genesis block.
+    pub(crate) fn from_genesis(genesis: &StoredBlock, sealer: Address) -> Result<Self, String> {
+        let header = &genesis.header;
+        if header.number != 0 || header.parent_hash != B256::ZERO {
+            return Err("the first block is not a genesis block".to_owned());
+        }
+        if !genesis.transactions.is_empty() {
+            return Err("the genesis block carries transactions".to_owned());
+        }
+        check_seal(genesis, sealer)?;
+        let mut machine = Machine::new(CHAIN_ID);
+        let execution = BlockExecution::begin(&mut machine, B256::ZERO, 0, header.timestamp, sealer);
+        let (derived, _) = execution.finish(&mut machine);
+        if derived != *header {
+            return Err(header_difference(header, &derived));
+        }
+        let hash = genesis.hash();
+        machine.record_block_hash(0, hash);
+        Ok(Self {
+            machine,
+            sealer,
+            head: header.clone(),
+            head_hash: hash,
+            head_tx_count: 0,
+            hashes: vec![hash],
+            record_log: Address::ZERO,
+            roles: Address::ZERO,
+            valid_len: 0,
+        })
+    }
+
+    /// Checks `block` against the head and re-executes it; on success it becomes the head.
+    /// On failure the state is unusable (it may hold part of the block) and must be dropped.
+    pub(crate) fn apply_block(&mut self, block: &StoredBlock) -> Result<(), String> {
+        let header = &block.header;
+        if header.number != self.head.number + 1 {
+            return Err(format!("expected block number {}, found {}", self.head.number + 1, header.number));
+        }
+        if header.parent_hash != self.head_hash {
+            return Err("parent hash does not link to the previous block".to_owned());
+        }
+        if header.timestamp < self.head.timestamp {
+            return Err("timestamp goes backwards".to_owned());
+        }
+        check_seal(block, self.sealer)?;
+        let mut execution = BlockExecution::begin(
+            &mut self.machine,
+            self.head_hash,
+            header.number,
+            header.timestamp,
+            self.sealer,
+        );
+        for (index, tx) in block.transactions.iter().enumerate() {
+            let sender = tx
+                .recover_signer()
+                .map_err(|e| format!("transaction {index}: bad signature: {e}"))?;
+            if sender != self.sealer {
+                return Err(format!("transaction {index} is signed by {sender}, not by the sealer"));
+            }
+            if tx.chain_id() != Some(CHAIN_ID) {
+                return Err(format!("transaction {index} is for another chain"));
+            }
+            if let Err(reason) = execution.apply(&mut self.machine, tx.clone(), sender).map_err(|e| e.to_string())? {
+                return Err(format!("transaction {index} fails on re-execution: {reason}"));
+            }
+        }
+        let (derived, _) = execution.finish(&mut self.machine);
+        if derived != *header {
+            return Err(header_difference(header, &derived));
+        }
+        if header.number == 1 {
+            self.adopt_deployments(&block.transactions)?;
+        }
+        self.advance(block);
+        Ok(())
+    }
+
+    /// Makes `block` (already executed against the machine) the head.
+    pub(crate) fn advance(&mut self, block: &StoredBlock) {
+        let hash = block.hash();
+        self.machine.record_block_hash(block.header.number, hash);
+        self.head = block.header.clone();
+        self.head_hash = hash;
+        self.head_tx_count = block.transactions.len();
+        self.hashes.push(hash);
+    }
+
+    /// Block 1 deploys RecordLog then Roles; their addresses follow from the sealer's nonces.
+    pub(crate) fn adopt_deployments(&mut self, transactions: &[TxEnvelope]) -> Result<(), String> {
+        let [record_log, roles] = transactions else {
+            return Err("block 1 must hold exactly the two contract deployments".to_owned());
+        };
+        let mut addresses = [Address::ZERO; 2];
+        for (slot, tx) in addresses.iter_mut().zip([record_log, roles]) {
+            if tx.kind() != TxKind::Create {
+                return Err("block 1 must hold exactly the two contract deployments".to_owned());
+            }
+            *slot = self.sealer.create(tx.nonce());
+            if !self.machine.has_code(*slot) {
+                return Err(format!("no contract code at {slot} after block 1"));
+            }
+        }
+        [self.record_log, self.roles] = addresses;
+        Ok(())
+    }
+
+    /// Runs a view call against the head state.
+    pub(crate) fn view(&mut self, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
+        self.machine.set_block(self.head.number, self.head.timestamp, self.sealer);
+        self.machine.view(to, data)
+    }
+
+    /// RecordLog's tree head `index`.
+    pub(crate) fn tree_head(&mut self, index: u64) -> Result<OnChainTreeHead, ChainError> {
+        let call = RecordLog::treeHeadAtCall { index: U256::from(index) };
+        let output = self.view(self.record_log, call.abi_encode().into())?;
+        let head = RecordLog::treeHeadAtCall::abi_decode_returns(&output)
+            .map_err(|e| ChainError::Decode(e.to_string()))?;
+        Ok(OnChainTreeHead {
+            tree_size: head.treeSize,
+            root: head.rootHash.0,
+            block_number: head.blockNumber,
+            timestamp: head.timestamp,
+        })
+    }
+
+    /// Number of tree heads in RecordLog.
+    pub(crate) fn tree_head_count(&mut self) -> Result<u64, ChainError> {
+        let output = self.view(self.record_log, RecordLog::treeHeadCountCall {}.abi_encode().into())?;
+        let count = RecordLog::treeHeadCountCall::abi_decode_returns(&output)
+            .map_err(|e| ChainError::Decode(e.to_string()))?;
+        u64::try_from(count).map_err(|_| ChainError::Decode("tree head count overflows u64".to_owned()))
+    }
+
+    /// The head block, for display and proofs.
+    pub(crate) fn summary(&self) -> BlockSummary {
+        BlockSummary {
+            number: self.head.number,
+            hash: self.head_hash.to_string(),
+            parent_hash: self.head.parent_hash.to_string(),
+            timestamp: self.head.timestamp,
+            state_root: self.head.state_root.to_string(),
+            transaction_count: self.head_tx_count,
+        }
+    }
+
+    /// Reads and verifies the records after `valid_len`; stops at the end or an interrupted
+    /// append. Returns the number of blocks applied and the offset of a torn tail.
+    pub(crate) fn follow(&mut self, file: &mut File) -> Result<(u64, Option<u64>), ChainError> {
+        file.seek(SeekFrom::Start(self.valid_len))?;
+        let mut reader = RecordReader::new(BufReader::new(file), self.valid_len);
+        let mut applied = 0;
+        loop {
+            let number = self.head.number + 1;
+            match reader.next()? {
+                Next::End => return Ok((applied, None)),
+                Next::TornTail { start } => return Ok((applied, Some(start))),
+                Next::Corrupt { start, reason } => {
+                    return Err(tampered(number, start, &reason));
+                }
+                Next::Record { payload, start, end } => {
+                    let block = StoredBlock::decode(&payload).map_err(|e| tampered(number, start, &e))?;
+                    self.apply_block(&block).map_err(|e| tampered(number, start, &e))?;
+                    self.valid_len = end;
+                    applied += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Replays and verifies the whole block log at `dir/blocks.log`. `expected_sealer`, when given,
+/// must be the sealer named by the genesis block.
+pub(crate) fn load(dir: &Path, expected_sealer: Option<Address>) -> Result<(Loaded, File), ChainError> {
+    let path = dir.join(BLOCK_LOG);
+    let mut file = File::open(&path)?;
+    let mut magic = [0u8; 8];
+    if file.read(&mut magic)? != magic.len() || magic != *MAGIC {
+        return Err(ChainError::Tampered(format!("{} is not a MedLedger block log", path.display())));
+    }
+    let offset = MAGIC.len() as u64;
+    let mut reader = RecordReader::new(BufReader::new(&mut file), offset);
+    let genesis = match reader.next()? {
+        Next::Record { payload, start, end } => {
+            let block = StoredBlock::decode(&payload).map_err(|e| tampered(0, start, &e))?;
+            (block, start, end)
+        }
+        Next::Corrupt { start, reason } => return Err(tampered(0, start, &reason)),
+        Next::End | Next::TornTail { .. } => {
+            return Err(ChainError::Tampered("block log holds no genesis block".to_owned()));
+        }
+    };
+    let (genesis, start, end) = genesis;
+    let sealer = genesis.header.beneficiary;
+    if let Some(expected) = expected_sealer
+        && expected != sealer
+    {
+        return Err(ChainError::Tampered(format!(
+            "genesis names sealer {sealer}, but the sealer key in the data directory is {expected}"
+        )));
+    }
+    let mut state = ChainState::from_genesis(&genesis, sealer).map_err(|e| tampered(0, start, &e))?;
+    state.valid_len = end;
+    let (_, torn_at) = state.follow(&mut file)?;
+    if state.head.number == 0 {
+        return Err(ChainError::Tampered("block log ends before the deployment block #1".to_owned()));
+    }
+    Ok((Loaded { state, torn_at }, file))
+}
+
+fn check_seal(block: &StoredBlock, sealer: Address) -> Result<(), String> {
+    if block.header.beneficiary != sealer {
+        return Err(format!("beneficiary {} is not the sealer", block.header.beneficiary));
+    }
+    let signer = block.seal_signer()?;
+    if signer != sealer {
+        return Err(format!("sealed by {signer}, not by the sealer {sealer}"));
+    }
+    Ok(())
+}
+
+fn tampered(number: u64, offset: u64, reason: &str) -> ChainError {
+    ChainError::Tampered(format!("block #{number} (log offset {offset}): {reason}"))
+}
