@@ -1,1 +1,278 @@
 //! Bearer-token authentication: the dev issuer key, ES256 JWT minting and validation.
+//!
+//! Tokens are compact JWS (RFC 7515) signed with ES256 (P-256, RFC 7518 §3.4) carrying SMART App
+//! Launch v2 style claims: `sub`, `scope`, `fhirUser`, plus MedLedger's `role`. Validation checks
+//! the signature, issuer, audience and expiry against an injectable clock.
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use p256::ecdsa::signature::{Signer, Verifier};
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Issuer name of `medledger dev` tokens.
+pub const DEV_ISSUER: &str = "medledger-dev";
+/// Audience every MedLedger token must name.
+pub const AUDIENCE: &str = "medledger";
+/// Allowed clock skew, seconds.
+const LEEWAY_SECS: i64 = 60;
+
+/// Why a token was refused. The message is safe to return to the caller (it never echoes the
+/// token).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("missing bearer token")]
+    Missing,
+    /// Not a well-formed compact JWS.
+    #[error("malformed token")]
+    Malformed,
+    /// Algorithm other than ES256.
+    #[error("unsupported token algorithm")]
+    Algorithm,
+    /// Signature does not verify with any trusted key.
+    #[error("token signature is invalid")]
+    Signature,
+    /// `exp` in the past (or `nbf` in the future).
+    #[error("token expired or not yet valid")]
+    Expired,
+    /// Wrong `iss` or `aud`.
+    #[error("token issuer or audience not accepted")]
+    Audience,
+    /// Key file problem.
+    #[error("issuer key: {0}")]
+    Key(String),
+}
+
+/// Claims MedLedger reads from a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject: the account, e.g. `Practitioner/dr-1`.
+    pub sub: String,
+    /// Audience.
+    pub aud: String,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Space-separated SMART scopes, e.g. `user/*.cruds`.
+    pub scope: String,
+    /// MedLedger role: patient, practitioner, organization, auditor, authority, admin.
+    pub role: String,
+    /// SMART `fhirUser`: the FHIR resource for the user.
+    #[serde(rename = "fhirUser", default, skip_serializing_if = "Option::is_none")]
+    pub fhir_user: Option<String>,
+    /// Unique token id.
+    #[serde(default)]
+    pub jti: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    alg: String,
+    typ: String,
+    kid: String,
+}
+
+/// A signing key of an issuer.
+#[derive(Clone)]
+pub struct IssuerKey {
+    key: SigningKey,
+    kid: String,
+}
+
+impl std::fmt::Debug for IssuerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+fn kid_of(key: &VerifyingKey) -> String {
+    let point = key.to_encoded_point(false);
+    B64.encode(&Sha256::digest(point.as_bytes())[..16])
+}
+
+impl IssuerKey {
+    /// Loads the PKCS#8 PEM key at `path`, creating one (mode 0600) if absent.
+    pub fn load_or_create(path: &Path) -> Result<Self, AuthError> {
+        let key = match std::fs::read_to_string(path) {
+            Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|e| AuthError::Key(e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = SigningKey::random(&mut rand::rngs::OsRng);
+                let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| AuthError::Key(e.to_string()))?;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| AuthError::Key(e.to_string()))?;
+                }
+                let tmp = path.with_extension("tmp");
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+                let mut f = opts.open(&tmp).map_err(|e| AuthError::Key(e.to_string()))?;
+                std::io::Write::write_all(&mut f, pem.as_bytes()).map_err(|e| AuthError::Key(e.to_string()))?;
+                f.sync_all().map_err(|e| AuthError::Key(e.to_string()))?;
+                std::fs::rename(&tmp, path).map_err(|e| AuthError::Key(e.to_string()))?;
+                key
+            }
+            Err(e) => return Err(AuthError::Key(e.to_string())),
+        };
+        let kid = kid_of(key.verifying_key());
+        Ok(Self { key, kid })
+    }
+
+    /// A fresh in-memory key (tests).
+    pub fn generate() -> Self {
+        let key = SigningKey::random(&mut rand::rngs::OsRng);
+        let kid = kid_of(key.verifying_key());
+        Self { key, kid }
+    }
+
+    /// The public half, for a [`TokenVerifier`].
+    pub fn verifying_key(&self) -> VerifyingKey {
+        *self.key.verifying_key()
+    }
+
+    /// Signs `claims` as a compact JWS.
+    pub fn sign(&self, claims: &Claims) -> String {
+        let header = Header { alg: "ES256".into(), typ: "JWT".into(), kid: self.kid.clone() };
+        let h = B64.encode(serde_json::to_vec(&header).unwrap_or_default());
+        let c = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
+        let input = format!("{h}.{c}");
+        let sig: Signature = self.key.sign(input.as_bytes());
+        format!("{input}.{}", B64.encode(sig.to_bytes()))
+    }
+
+    /// Mints a dev token valid for `ttl_secs` from `now`.
+    pub fn mint(&self, subject: &str, role: &str, scope: &str, now: i64, ttl_secs: i64) -> String {
+        let claims = Claims {
+            iss: DEV_ISSUER.into(),
+            sub: subject.into(),
+            aud: AUDIENCE.into(),
+            exp: now + ttl_secs,
+            iat: now,
+            scope: scope.into(),
+            role: role.into(),
+            fhir_user: Some(subject.into()),
+            jti: uuid_like(),
+        };
+        self.sign(&claims)
+    }
+}
+
+fn uuid_like() -> String {
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    hex_lower(&b)
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Validates tokens from trusted issuers.
+#[derive(Debug, Clone)]
+pub struct TokenVerifier {
+    issuers: Vec<(String, VerifyingKey)>,
+}
+
+impl TokenVerifier {
+    /// Trusts `key` for tokens whose `iss` is `issuer`.
+    pub fn new(issuer: &str, key: VerifyingKey) -> Self {
+        Self { issuers: vec![(issuer.to_owned(), key)] }
+    }
+
+    /// Validates `token` at time `now` (Unix seconds).
+    pub fn verify_at(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(AuthError::Malformed);
+        };
+        let header: Header =
+            serde_json::from_slice(&B64.decode(h).map_err(|_| AuthError::Malformed)?).map_err(|_| AuthError::Malformed)?;
+        if header.alg != "ES256" {
+            return Err(AuthError::Algorithm);
+        }
+        let claims: Claims =
+            serde_json::from_slice(&B64.decode(c).map_err(|_| AuthError::Malformed)?).map_err(|_| AuthError::Malformed)?;
+        let sig_bytes = B64.decode(s).map_err(|_| AuthError::Malformed)?;
+        let sig = Signature::from_slice(&sig_bytes).map_err(|_| AuthError::Signature)?;
+        let key = self.issuers.iter().find(|(iss, _)| *iss == claims.iss).map(|(_, k)| k).ok_or(AuthError::Audience)?;
+        key.verify(format!("{h}.{c}").as_bytes(), &sig).map_err(|_| AuthError::Signature)?;
+        if claims.aud != AUDIENCE {
+            return Err(AuthError::Audience);
+        }
+        if claims.exp + LEEWAY_SECS < now || claims.iat - LEEWAY_SECS > now {
+            return Err(AuthError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// Validates `token` now.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_at(token, unix_now())
+    }
+}
+
+/// Current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mint_and_verify() {
+        let key = IssuerKey::generate();
+        let v = TokenVerifier::new(DEV_ISSUER, key.verifying_key());
+        let t = key.mint("Practitioner/dr-1", "practitioner", "user/*.cruds", 1000, 3600);
+        let c = v.verify_at(&t, 1500).expect("valid");
+        assert_eq!(c.sub, "Practitioner/dr-1");
+        assert_eq!(c.scope, "user/*.cruds");
+        assert_eq!(v.verify_at(&t, 1000 + 3600 + LEEWAY_SECS + 1), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn rejects_forgeries() {
+        let key = IssuerKey::generate();
+        let v = TokenVerifier::new(DEV_ISSUER, key.verifying_key());
+        let t = key.mint("Practitioner/dr-1", "practitioner", "user/*.cruds", 1000, 3600);
+        // Another key signing the same claims.
+        let other = IssuerKey::generate().mint("Practitioner/dr-1", "practitioner", "user/*.cruds", 1000, 3600);
+        assert_eq!(v.verify_at(&other, 1500), Err(AuthError::Signature));
+        // Claims edited after signing.
+        let parts: Vec<&str> = t.split('.').collect();
+        let mut claims: Claims = serde_json::from_slice(&B64.decode(parts[1]).expect("b64")).expect("json");
+        claims.sub = "Practitioner/evil".into();
+        let forged = format!("{}.{}.{}", parts[0], B64.encode(serde_json::to_vec(&claims).expect("json")), parts[2]);
+        assert_eq!(v.verify_at(&forged, 1500), Err(AuthError::Signature));
+        // alg=none.
+        let none = format!("{}.{}.", B64.encode(br#"{"alg":"none","typ":"JWT","kid":"x"}"#), parts[1]);
+        assert_eq!(v.verify_at(&none, 1500), Err(AuthError::Algorithm));
+        assert_eq!(v.verify_at("abc", 1500), Err(AuthError::Malformed));
+        assert_eq!(v.verify_at("a.b.c", 1500), Err(AuthError::Malformed));
+        // Wrong audience, correctly signed.
+        let mut c2: Claims = serde_json::from_slice(&B64.decode(parts[1]).expect("b64")).expect("json");
+        c2.aud = "someone-else".into();
+        assert_eq!(v.verify_at(&key.sign(&c2), 1500), Err(AuthError::Audience));
+    }
+
+    #[test]
+    fn key_file_persists() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("keys/issuer.pem");
+        let k1 = IssuerKey::load_or_create(&p).expect("create");
+        let k2 = IssuerKey::load_or_create(&p).expect("load");
+        assert_eq!(k1.verifying_key(), k2.verifying_key());
+    }
+}

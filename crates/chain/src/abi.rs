@@ -7,7 +7,7 @@
 use crate::ChainError;
 use alloy::primitives::Bytes;
 use alloy::sol;
-use alloy::sol_types::{SolInterface, SolValue};
+use alloy::sol_types::{SolError, SolInterface, SolValue};
 use std::fmt::Write as _;
 
 /// RecordLog's compiled artifact (creation code, runtime code, ABI), committed in `contracts/`.
@@ -113,8 +113,8 @@ pub(crate) fn artifact_bytes(artifact: &str, field: &str) -> Result<Vec<u8>, Cha
     Ok(bytes)
 }
 
-/// Turns revert data into a readable reason: `Name(arg, …)` for the contracts' custom errors,
-/// the message of `Error(string)`, the code of `Panic(uint256)`, or the raw hex.
+/// Turns revert data into a readable reason that starts with the error's name: `Name(arg, …)`
+/// for the contracts' custom errors, `Error("…")`, `Panic(0x…)`, or the raw hex.
 pub(crate) fn decode_revert(data: &[u8]) -> String {
     if let Ok(error) = RecordLog::RecordLogErrors::abi_decode(data) {
         return match error {
@@ -138,8 +138,11 @@ pub(crate) fn decode_revert(data: &[u8]) -> String {
             Roles::RolesErrors::LastAdmin(_) => "LastAdmin()".to_owned(),
         };
     }
-    if let Some(reason) = alloy::sol_types::decode_revert_reason(data) {
-        return reason;
+    if let Ok(revert) = alloy::sol_types::Revert::abi_decode(data) {
+        return format!("Error({:?})", revert.reason);
+    }
+    if let Ok(panic) = alloy::sol_types::Panic::abi_decode(data) {
+        return format!("Panic({:#x})", panic.code);
     }
     let mut out = String::from("unknown revert data 0x");
     for byte in data {
@@ -150,6 +153,7 @@ pub(crate) fn decode_revert(data: &[u8]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use alloy::json_abi::JsonAbi;
@@ -260,5 +264,7 @@ mod tests {
         let data = Roles::LastAdmin {}.abi_encode();
         assert_eq!(decode_revert(&data), "LastAdmin()");
         assert_eq!(decode_revert(&[1, 2]), "unknown revert data 0x0102");
+        let data = alloy::sol_types::Revert::from("no").abi_encode();
+        assert_eq!(decode_revert(&data), "Error(\"no\")");
     }
 }

@@ -240,6 +240,7 @@ pub(crate) fn header_difference(stored: &Header, derived: &Header) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use alloy::primitives::TxKind;

@@ -20,6 +20,8 @@ use tokio::sync::oneshot;
 pub(crate) const KEY_FILE: &str = "sealer.key";
 /// Lock file that keeps a second writer process off the same chain.
 const LOCK_FILE: &str = "writer.lock";
+/// How long `open` waits for a busy writer lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Most transactions packed into one block; more waiting callers get the next block.
 const MAX_BLOCK_TXS: usize = 512;
 
@@ -166,10 +168,7 @@ impl EmbeddedChain {
     /// Only one process may have a chain open for writing ([`ChainError::Locked`] otherwise).
     pub fn open(dir: &Path) -> Result<Self, ChainError> {
         std::fs::create_dir_all(dir)?;
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
-        lock.try_lock().map_err(|e| {
-            ChainError::Locked(format!("{}: {e}", dir.display()))
-        })?;
+        let lock = lock_dir(dir)?;
         let signer = load_or_create_key(dir)?;
         if !dir.join(BLOCK_LOG).exists() {
             create_chain(dir, &signer)?;
@@ -414,6 +413,23 @@ impl Inner {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // These mutexes guard plain data that is always left consistent.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Takes the writer lock of `dir`. A chain that was just dropped in this process may still be
+/// finishing a block on a blocking thread (which keeps the lock until the block is durable), so
+/// a busy lock is retried for a short while before giving up.
+fn lock_dir(dir: &Path) -> Result<File, ChainError> {
+    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(ChainError::Locked(format!("{}: {e}", dir.display()))),
+        }
+    }
 }
 
 /// Loads the sealer key, or creates one (0600) if the directory has none yet.

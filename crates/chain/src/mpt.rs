@@ -70,7 +70,7 @@ impl Trie {
         let Some(root) = self.root.take() else {
             return false;
         };
-        let (root, removed) = remove_node(root, Nibbles::unpack(key));
+        let (root, removed) = remove_node(*root, Nibbles::unpack(key));
         self.root = root;
         if removed {
             self.len -= 1;
@@ -156,8 +156,8 @@ fn insert_node(node: &mut Box<Node>, path: Nibbles, value: Box<[u8]>) -> bool {
 }
 
 /// Removes `path` below `node`; returns the replacement subtree and whether a key was removed.
-fn remove_node(node: Box<Node>, path: Nibbles) -> (Option<Box<Node>>, bool) {
-    match *node {
+fn remove_node(node: Node, path: Nibbles) -> (Option<Box<Node>>, bool) {
+    match node {
         Node::Leaf { key, value } => {
             if key == path {
                 (None, true)
@@ -169,7 +169,7 @@ fn remove_node(node: Box<Node>, path: Nibbles) -> (Option<Box<Node>>, bool) {
             if !path.starts_with(&key) {
                 return (Some(Box::new(Node::Extension { key, child, rlp })), false);
             }
-            let (child, removed) = remove_node(child, path.slice(key.len()..));
+            let (child, removed) = remove_node(*child, path.slice(key.len()..));
             if !removed {
                 return (child.map(|child| Box::new(Node::Extension { key, child, rlp })), false);
             }
@@ -183,7 +183,7 @@ fn remove_node(node: Box<Node>, path: Nibbles) -> (Option<Box<Node>>, bool) {
             let Some(child) = children[index].take() else {
                 return (Some(Box::new(Node::Branch { children, rlp })), false);
             };
-            let (child, removed) = remove_node(child, path.slice(1..));
+            let (child, removed) = remove_node(*child, path.slice(1..));
             children[index] = child;
             if !removed {
                 return (Some(Box::new(Node::Branch { children, rlp })), false);
@@ -263,6 +263,7 @@ fn node_rlp(node: &mut Node, buf: &mut Vec<u8>) -> RlpNode {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use alloy::primitives::U256;
@@ -310,7 +311,7 @@ mod tests {
             .collect();
         for step in 0..4000 {
             let key = keys[(rng.next() % keys.len() as u64) as usize];
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 assert_eq!(trie.remove(key), reference.remove(&key).is_some());
             } else {
                 let value = U256::from(rng.next() | 1);

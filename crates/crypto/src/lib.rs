@@ -66,7 +66,7 @@ impl Key {
     }
 
     fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(self.0.as_ref().into())
+        Aes256Gcm::new(&(*self.0).into())
     }
 }
 
@@ -82,7 +82,7 @@ pub fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let ct = key
         .cipher()
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
         // Encryption only fails for inputs beyond 64 GiB, which body limits rule out.
         .unwrap_or_default();
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
@@ -97,8 +97,9 @@ pub fn open(key: &Key, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, 
         return Err(CryptoError::Malformed("shorter than nonce and tag"));
     }
     let (nonce, ct) = sealed.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Malformed("nonce"))?;
     key.cipher()
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+        .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad })
         .map(Zeroizing::new)
         .map_err(|_| CryptoError::Authentication)
 }

@@ -1,0 +1,222 @@
+//! FHIR HTTP plumbing shared by the services: OperationOutcome errors, bearer authentication and
+//! FHIR JSON request bodies.
+//!
+//! Every error a client can see is built by [`ApiError`]'s `IntoResponse`, the one place where
+//! error categories become HTTP statuses and OperationOutcomes.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use medledger_auth::{AuthError, Claims, TokenVerifier};
+use medledger_fhir::{IssueCode, operation_outcome};
+use serde_json::Value;
+
+/// Media type of FHIR JSON.
+pub const FHIR_JSON: &str = "application/fhir+json";
+
+/// A client-visible failure.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// OperationOutcome issue code.
+    pub code: IssueCode,
+    /// Diagnostics: safe for the client, never PHI or secrets.
+    pub message: String,
+    /// Seconds for `Retry-After` (503, 429).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a status, issue code and message.
+    pub fn new(status: StatusCode, code: IssueCode, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+    /// 400 invalid.
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, IssueCode::Invalid, m)
+    }
+    /// 404.
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, IssueCode::NotFound, m)
+    }
+    /// 410.
+    pub fn gone(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, IssueCode::Deleted, m)
+    }
+    /// 403.
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, IssueCode::Forbidden, m)
+    }
+    /// 409.
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, IssueCode::Conflict, m)
+    }
+    /// 412.
+    pub fn precondition_failed(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, IssueCode::Conflict, m)
+    }
+    /// 422.
+    pub fn unprocessable(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, IssueCode::Invalid, m)
+    }
+    /// 500 for a failed integrity check: the stored data does not match what was committed.
+    /// Nothing of the record is returned.
+    pub fn integrity(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, IssueCode::Exception, format!("integrity check failed: {}", m.into()))
+    }
+    /// 500 for an internal failure (details are logged, not returned).
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, IssueCode::Exception, m)
+    }
+    /// 503 with `Retry-After`.
+    pub fn unavailable(m: impl Into<String>, retry_after: u64) -> Self {
+        Self { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, IssueCode::Transient, m) }
+    }
+    /// Maps a resource validation failure to 400 (structure, type) or 422 (content).
+    pub fn from_fhir(e: &medledger_fhir::FhirError) -> Self {
+        use medledger_fhir::FhirError as F;
+        match e {
+            F::Malformed(_) => Self::new(StatusCode::BAD_REQUEST, IssueCode::Structure, e.to_string()),
+            F::UnknownType(_) | F::UnsupportedType(_) => Self::new(StatusCode::BAD_REQUEST, IssueCode::NotSupported, e.to_string()),
+            F::Invalid { .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, IssueCode::Invalid, e.to_string()),
+        }
+    }
+    /// The OperationOutcome body.
+    pub fn outcome(&self) -> Value {
+        operation_outcome(self.code, &self.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            // Logged once here, inside the request span; messages never carry PHI.
+            tracing::warn!(status = self.status.as_u16(), message = %self.message, "request failed");
+        }
+        let mut resp = fhir_json(self.status, &self.outcome());
+        if let Some(s) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"medledger\""));
+        }
+        resp
+    }
+}
+
+/// A FHIR JSON response.
+pub fn fhir_json(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    raw_fhir_json(status, bytes)
+}
+
+/// A FHIR JSON response from already-serialised bytes.
+pub fn raw_fhir_json(status: StatusCode, bytes: Vec<u8>) -> Response {
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json; charset=utf-8"));
+    resp
+}
+
+/// Maximum accepted request body, bytes; shared with the extractor through request extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON request body with a FHIR JSON media type.
+#[derive(Debug)]
+pub struct FhirBody(pub Value);
+
+fn is_json_media_type(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == FHIR_JSON || essence == "application/json" || essence == "application/json+fhir"
+}
+
+impl<S: Send + Sync> FromRequest<S> for FhirBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json_media_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                IssueCode::NotSupported,
+                "Content-Type must be application/fhir+json or application/json",
+            ));
+        }
+        let limit = req.extensions().get::<BodyLimit>().map_or(16 << 20, |l| l.0);
+        let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, IssueCode::TooCostly, format!("request body exceeds {limit} bytes"));
+        if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+            if len > limit {
+                return Err(too_large());
+            }
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| too_large())?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, IssueCode::Structure, format!("malformed JSON: {e}")))?;
+        Ok(FhirBody(value))
+    }
+}
+
+/// Middleware: requires a valid bearer token and stores its [`Claims`] in the request.
+pub async fn require_bearer(verifier: axum::extract::State<TokenVerifier>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let result = match token {
+        None => Err(AuthError::Missing),
+        Some(t) => verifier.verify(t),
+    };
+    match result {
+        Ok(claims) => {
+            req.extensions_mut().insert(claims);
+            next.run(req).await
+        }
+        Err(e) => ApiError::new(StatusCode::UNAUTHORIZED, IssueCode::Login, e.to_string()).into_response(),
+    }
+}
+
+/// The authenticated caller (inserted by [`require_bearer`]).
+pub fn claims_of(req_ext: &axum::http::Extensions) -> Option<&Claims> {
+    req_ext.get::<Claims>()
+}
+
+/// `W/"n"` for a version.
+pub fn etag(version: u64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// Parses an `If-Match` value (`W/"3"` or `"3"`) into a version.
+pub fn parse_if_match(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    v.trim_matches('"').parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_forms() {
+        assert_eq!(parse_if_match("W/\"3\""), Some(3));
+        assert_eq!(parse_if_match("\"12\""), Some(12));
+        assert_eq!(parse_if_match("x"), None);
+        assert_eq!(etag(4), "W/\"4\"");
+    }
+
+    #[test]
+    fn errors_are_operation_outcomes() {
+        let e = ApiError::unavailable("not committed yet", 2);
+        let r = e.clone().into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(e.outcome()["resourceType"], "OperationOutcome");
+        assert_eq!(e.outcome()["issue"][0]["code"], "transient");
+    }
+}
