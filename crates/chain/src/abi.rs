@@ -91,7 +91,10 @@ sol! {
 }
 
 /// Creation code of a contract artifact, with the ABI-encoded constructor arguments appended.
-pub(crate) fn creation_code(artifact: &str, constructor_args: impl SolValue) -> Result<Bytes, ChainError> {
+pub(crate) fn creation_code(
+    artifact: &str,
+    constructor_args: impl SolValue,
+) -> Result<Bytes, ChainError> {
     let mut code = artifact_bytes(artifact, "bytecode")?;
     code.extend_from_slice(&constructor_args.abi_encode());
     Ok(code.into())
@@ -120,7 +123,10 @@ pub(crate) fn decode_revert(data: &[u8]) -> String {
         return match error {
             RecordLog::RecordLogErrors::NotCommitter(e) => format!("NotCommitter({})", e.caller),
             RecordLog::RecordLogErrors::TreeSizeNotIncreasing(e) => {
-                format!("TreeSizeNotIncreasing(previous={}, proposed={})", e.previous, e.proposed)
+                format!(
+                    "TreeSizeNotIncreasing(previous={}, proposed={})",
+                    e.previous, e.proposed
+                )
             }
             RecordLog::RecordLogErrors::IndexOutOfRange(e) => {
                 format!("IndexOutOfRange(index={}, count={})", e.index, e.count)
@@ -171,9 +177,18 @@ mod tests {
             .functions()
             .find(|f| f.selector() == Selector::from(C::SELECTOR))
             .unwrap_or_else(|| panic!("{} is not in the artifact ABI", C::SIGNATURE));
-        let outputs: Vec<String> = function.outputs.iter().map(|p| p.selector_type().into_owned()).collect();
+        let outputs: Vec<String> = function
+            .outputs
+            .iter()
+            .map(|p| p.selector_type().into_owned())
+            .collect();
         let declared = <C::ReturnTuple<'_> as SolType>::SOL_NAME;
-        assert_eq!(format!("({})", outputs.join(",")), declared, "outputs of {}", C::SIGNATURE);
+        assert_eq!(
+            format!("({})", outputs.join(",")),
+            declared,
+            "outputs of {}",
+            C::SIGNATURE
+        );
     }
 
     /// The declared event exists with the same signature and the same indexed parameters.
@@ -191,7 +206,8 @@ mod tests {
 
     fn check_error<E: SolError>(abi: &JsonAbi) {
         assert!(
-            abi.errors().any(|e| e.selector() == Selector::from(E::SELECTOR)),
+            abi.errors()
+                .any(|e| e.selector() == Selector::from(E::SELECTOR)),
             "{} is not in the artifact ABI",
             E::SIGNATURE
         );
@@ -259,8 +275,15 @@ mod tests {
 
     #[test]
     fn reverts_decode_to_error_names() {
-        let data = RecordLog::TreeSizeNotIncreasing { previous: 7, proposed: 5 }.abi_encode();
-        assert_eq!(decode_revert(&data), "TreeSizeNotIncreasing(previous=7, proposed=5)");
+        let data = RecordLog::TreeSizeNotIncreasing {
+            previous: 7,
+            proposed: 5,
+        }
+        .abi_encode();
+        assert_eq!(
+            decode_revert(&data),
+            "TreeSizeNotIncreasing(previous=7, proposed=5)"
+        );
         let data = Roles::LastAdmin {}.abi_encode();
         assert_eq!(decode_revert(&data), "LastAdmin()");
         assert_eq!(decode_revert(&[1, 2]), "unknown revert data 0x0102");

@@ -34,7 +34,11 @@ impl StoredBlock {
         let seal = sealer
             .sign_hash_sync(&header.hash_slow())
             .map_err(|e| ChainError::Signing(e.to_string()))?;
-        Ok(Self { header, transactions, seal })
+        Ok(Self {
+            header,
+            transactions,
+            seal,
+        })
     }
 
     /// The block hash.
@@ -57,7 +61,11 @@ impl StoredBlock {
             + alloy::rlp::list_length(&self.transactions)
             + seal.as_slice().length();
         let mut out = Vec::with_capacity(payload_length + 4);
-        alloy::rlp::Header { list: true, payload_length }.encode(&mut out);
+        alloy::rlp::Header {
+            list: true,
+            payload_length,
+        }
+        .encode(&mut out);
         self.header.encode(&mut out);
         alloy::rlp::encode_list(&self.transactions, &mut out);
         seal.as_slice().encode(&mut out);
@@ -68,7 +76,8 @@ impl StoredBlock {
     /// same bytes, so that no byte of a stored block can change without changing what it means.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
         let mut buf = bytes;
-        let list = alloy::rlp::Header::decode(&mut buf).map_err(|e| format!("bad block RLP: {e}"))?;
+        let list =
+            alloy::rlp::Header::decode(&mut buf).map_err(|e| format!("bad block RLP: {e}"))?;
         if !list.list || list.payload_length != buf.len() {
             return Err("bad block RLP: not a single list".to_owned());
         }
@@ -81,7 +90,11 @@ impl StoredBlock {
         if !buf.is_empty() {
             return Err("trailing bytes after the seal".to_owned());
         }
-        let block = Self { header, transactions, seal };
+        let block = Self {
+            header,
+            transactions,
+            seal,
+        };
         if block.encode() != bytes {
             return Err("non-canonical encoding".to_owned());
         }
@@ -170,14 +183,19 @@ impl BlockExecution {
         };
         match machine.apply(sender, signed.tx(), &mut self.touched)? {
             Outcome::Failed { reason } => Ok(Err(reason)),
-            Outcome::Success { gas_used, output, logs } => {
+            Outcome::Success {
+                gas_used,
+                output,
+                logs,
+            } => {
                 self.gas_used += gas_used;
                 let receipt = Receipt {
                     status: Eip658Value::Eip658(true),
                     cumulative_gas_used: self.gas_used,
                     logs: logs.clone(),
                 };
-                self.receipts.push(ReceiptEnvelope::Eip1559(receipt.with_bloom()));
+                self.receipts
+                    .push(ReceiptEnvelope::Eip1559(receipt.with_bloom()));
                 self.transactions.push(tx);
                 Ok(Ok(Applied { output, logs }))
             }
@@ -225,8 +243,14 @@ pub(crate) fn header_difference(stored: &Header, derived: &Header) -> String {
         ("parent_hash", stored.parent_hash == derived.parent_hash),
         ("beneficiary", stored.beneficiary == derived.beneficiary),
         ("state_root", stored.state_root == derived.state_root),
-        ("transactions_root", stored.transactions_root == derived.transactions_root),
-        ("receipts_root", stored.receipts_root == derived.receipts_root),
+        (
+            "transactions_root",
+            stored.transactions_root == derived.transactions_root,
+        ),
+        (
+            "receipts_root",
+            stored.receipts_root == derived.receipts_root,
+        ),
         ("logs_bloom", stored.logs_bloom == derived.logs_bloom),
         ("gas_used", stored.gas_used == derived.gas_used),
         ("number", stored.number == derived.number),
@@ -248,9 +272,18 @@ mod tests {
     #[test]
     fn stored_block_round_trips_and_rejects_trailing_bytes() {
         let signer = PrivateKeySigner::random();
-        let tx = sign_transaction(&signer, 1337, 0, TxKind::Create, Bytes::from_static(&[0x60]))
-            .unwrap();
-        let header = Header { number: 3, ..Header::default() };
+        let tx = sign_transaction(
+            &signer,
+            1337,
+            0,
+            TxKind::Create,
+            Bytes::from_static(&[0x60]),
+        )
+        .unwrap();
+        let header = Header {
+            number: 3,
+            ..Header::default()
+        };
         let block = StoredBlock::seal(header, vec![tx], &signer).unwrap();
         let bytes = block.encode();
         assert_eq!(StoredBlock::decode(&bytes).unwrap(), block);

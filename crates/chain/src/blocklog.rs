@@ -44,7 +44,11 @@ fn head_check(len: u32) -> [u8; 4] {
 #[derive(Debug)]
 pub(crate) enum Next {
     /// A complete record whose checksums hold; `end` is the offset just past it.
-    Record { payload: Vec<u8>, start: u64, end: u64 },
+    Record {
+        payload: Vec<u8>,
+        start: u64,
+        end: u64,
+    },
     /// The log ends exactly here.
     End,
     /// An append that never completed starts at `start`: the bytes end before the record does,
@@ -85,7 +89,10 @@ impl<R: Read> RecordReader<R> {
             if head.iter().chain(rest.iter()).all(|b| *b == 0) {
                 return Ok(Next::TornTail { start });
             }
-            return Ok(Next::Corrupt { start, reason: "record length field is damaged".to_owned() });
+            return Ok(Next::Corrupt {
+                start,
+                reason: "record length field is damaged".to_owned(),
+            });
         }
         let body_len = len as usize + CHECK_LEN;
         let mut body = vec![0u8; body_len];
@@ -94,10 +101,17 @@ impl<R: Read> RecordReader<R> {
         }
         let check = body.split_off(len as usize);
         if keccak256(&body).as_slice() != check.as_slice() {
-            return Ok(Next::Corrupt { start, reason: "record checksum mismatch".to_owned() });
+            return Ok(Next::Corrupt {
+                start,
+                reason: "record checksum mismatch".to_owned(),
+            });
         }
         self.offset = start + (HEAD_LEN + body_len) as u64;
-        Ok(Next::Record { payload: body, start, end: self.offset })
+        Ok(Next::Record {
+            payload: body,
+            start,
+            end: self.offset,
+        })
     }
 }
 
@@ -145,7 +159,10 @@ mod tests {
         let first_len = encode_record(b"first").len();
         for cut in first_len + 1..log.len() {
             let got = records(&log[..cut]);
-            assert!(matches!(got[1], Next::TornTail { start } if start == first_len as u64), "cut {cut}");
+            assert!(
+                matches!(got[1], Next::TornTail { start } if start == first_len as u64),
+                "cut {cut}"
+            );
         }
 
         let mut zeros = log.clone();

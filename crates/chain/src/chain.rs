@@ -57,7 +57,8 @@ impl ChainState {
         }
         check_seal(genesis, sealer)?;
         let mut machine = Machine::new(CHAIN_ID);
-        let execution = BlockExecution::begin(&mut machine, B256::ZERO, 0, header.timestamp, sealer);
+        let execution =
+            BlockExecution::begin(&mut machine, B256::ZERO, 0, header.timestamp, sealer);
         let (derived, _) = execution.finish(&mut machine);
         if derived != *header {
             return Err(header_difference(header, &derived));
@@ -82,7 +83,11 @@ impl ChainState {
     pub(crate) fn apply_block(&mut self, block: &StoredBlock) -> Result<(), String> {
         let header = &block.header;
         if header.number != self.head.number + 1 {
-            return Err(format!("expected block number {}, found {}", self.head.number + 1, header.number));
+            return Err(format!(
+                "expected block number {}, found {}",
+                self.head.number + 1,
+                header.number
+            ));
         }
         if header.parent_hash != self.head_hash {
             return Err("parent hash does not link to the previous block".to_owned());
@@ -103,13 +108,20 @@ impl ChainState {
                 .recover_signer()
                 .map_err(|e| format!("transaction {index}: bad signature: {e}"))?;
             if sender != self.sealer {
-                return Err(format!("transaction {index} is signed by {sender}, not by the sealer"));
+                return Err(format!(
+                    "transaction {index} is signed by {sender}, not by the sealer"
+                ));
             }
             if tx.chain_id() != Some(CHAIN_ID) {
                 return Err(format!("transaction {index} is for another chain"));
             }
-            if let Err(reason) = execution.apply(&mut self.machine, tx.clone(), sender).map_err(|e| e.to_string())? {
-                return Err(format!("transaction {index} fails on re-execution: {reason}"));
+            if let Err(reason) = execution
+                .apply(&mut self.machine, tx.clone(), sender)
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!(
+                    "transaction {index} fails on re-execution: {reason}"
+                ));
             }
         }
         let (derived, _) = execution.finish(&mut self.machine);
@@ -154,13 +166,16 @@ impl ChainState {
 
     /// Runs a view call against the head state.
     pub(crate) fn view(&mut self, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
-        self.machine.set_block(self.head.number, self.head.timestamp, self.sealer);
+        self.machine
+            .set_block(self.head.number, self.head.timestamp, self.sealer);
         self.machine.view(to, data)
     }
 
     /// RecordLog's tree head `index`.
     pub(crate) fn tree_head(&mut self, index: u64) -> Result<OnChainTreeHead, ChainError> {
-        let call = RecordLog::treeHeadAtCall { index: U256::from(index) };
+        let call = RecordLog::treeHeadAtCall {
+            index: U256::from(index),
+        };
         let output = self.view(self.record_log, call.abi_encode().into())?;
         let head = RecordLog::treeHeadAtCall::abi_decode_returns(&output)
             .map_err(|e| ChainError::Decode(e.to_string()))?;
@@ -174,10 +189,14 @@ impl ChainState {
 
     /// Number of tree heads in RecordLog.
     pub(crate) fn tree_head_count(&mut self) -> Result<u64, ChainError> {
-        let output = self.view(self.record_log, RecordLog::treeHeadCountCall {}.abi_encode().into())?;
+        let output = self.view(
+            self.record_log,
+            RecordLog::treeHeadCountCall {}.abi_encode().into(),
+        )?;
         let count = RecordLog::treeHeadCountCall::abi_decode_returns(&output)
             .map_err(|e| ChainError::Decode(e.to_string()))?;
-        u64::try_from(count).map_err(|_| ChainError::Decode("tree head count overflows u64".to_owned()))
+        u64::try_from(count)
+            .map_err(|_| ChainError::Decode("tree head count overflows u64".to_owned()))
     }
 
     /// The head block, for display and proofs.
@@ -206,9 +225,15 @@ impl ChainState {
                 Next::Corrupt { start, reason } => {
                     return Err(tampered(number, start, &reason));
                 }
-                Next::Record { payload, start, end } => {
-                    let block = StoredBlock::decode(&payload).map_err(|e| tampered(number, start, &e))?;
-                    self.apply_block(&block).map_err(|e| tampered(number, start, &e))?;
+                Next::Record {
+                    payload,
+                    start,
+                    end,
+                } => {
+                    let block =
+                        StoredBlock::decode(&payload).map_err(|e| tampered(number, start, &e))?;
+                    self.apply_block(&block)
+                        .map_err(|e| tampered(number, start, &e))?;
                     self.valid_len = end;
                     applied += 1;
                 }
@@ -219,23 +244,36 @@ impl ChainState {
 
 /// Replays and verifies the whole block log at `dir/blocks.log`. `expected_sealer`, when given,
 /// must be the sealer named by the genesis block.
-pub(crate) fn load(dir: &Path, expected_sealer: Option<Address>) -> Result<(Loaded, File), ChainError> {
+pub(crate) fn load(
+    dir: &Path,
+    expected_sealer: Option<Address>,
+) -> Result<(Loaded, File), ChainError> {
     let path = dir.join(BLOCK_LOG);
     let mut file = File::open(&path)?;
     let mut magic = [0u8; 8];
-    if file.read(&mut magic)? != magic.len() || magic != *MAGIC {
-        return Err(ChainError::Tampered(format!("{} is not a MedLedger block log", path.display())));
+    let read = file.read_exact(&mut magic);
+    if read.is_err() || magic != *MAGIC {
+        return Err(ChainError::Tampered(format!(
+            "{} is not a MedLedger block log",
+            path.display()
+        )));
     }
     let offset = MAGIC.len() as u64;
     let mut reader = RecordReader::new(BufReader::new(&mut file), offset);
     let genesis = match reader.next()? {
-        Next::Record { payload, start, end } => {
+        Next::Record {
+            payload,
+            start,
+            end,
+        } => {
             let block = StoredBlock::decode(&payload).map_err(|e| tampered(0, start, &e))?;
             (block, start, end)
         }
         Next::Corrupt { start, reason } => return Err(tampered(0, start, &reason)),
         Next::End | Next::TornTail { .. } => {
-            return Err(ChainError::Tampered("block log holds no genesis block".to_owned()));
+            return Err(ChainError::Tampered(
+                "block log holds no genesis block".to_owned(),
+            ));
         }
     };
     let (genesis, start, end) = genesis;
@@ -247,18 +285,24 @@ pub(crate) fn load(dir: &Path, expected_sealer: Option<Address>) -> Result<(Load
             "genesis names sealer {sealer}, but the sealer key in the data directory is {expected}"
         )));
     }
-    let mut state = ChainState::from_genesis(&genesis, sealer).map_err(|e| tampered(0, start, &e))?;
+    let mut state =
+        ChainState::from_genesis(&genesis, sealer).map_err(|e| tampered(0, start, &e))?;
     state.valid_len = end;
     let (_, torn_at) = state.follow(&mut file)?;
     if state.head.number == 0 {
-        return Err(ChainError::Tampered("block log ends before the deployment block #1".to_owned()));
+        return Err(ChainError::Tampered(
+            "block log ends before the deployment block #1".to_owned(),
+        ));
     }
     Ok((Loaded { state, torn_at }, file))
 }
 
 fn check_seal(block: &StoredBlock, sealer: Address) -> Result<(), String> {
     if block.header.beneficiary != sealer {
-        return Err(format!("beneficiary {} is not the sealer", block.header.beneficiary));
+        return Err(format!(
+            "beneficiary {} is not the sealer",
+            block.header.beneficiary
+        ));
     }
     let signer = block.seal_signer()?;
     if signer != sealer {

@@ -12,6 +12,7 @@ use alloy::sol_types::SolCall;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
@@ -52,7 +53,10 @@ impl Writer {
             file.set_len(torn_at)?;
             file.sync_all()?;
         }
-        Ok(Self { state: loaded.state, file })
+        Ok(Self {
+            state: loaded.state,
+            file,
+        })
     }
 
     /// Executes `calls` into one block, seals it with `tx_signer`/`seal_signer` and appends it.
@@ -68,13 +72,18 @@ impl Writer {
         let state = &mut self.state;
         let number = state.head.number + 1;
         let timestamp = now_secs().max(state.head.timestamp);
-        let mut execution =
-            BlockExecution::begin(&mut state.machine, state.head_hash, number, timestamp, state.sealer);
+        let mut execution = BlockExecution::begin(
+            &mut state.machine,
+            state.head_hash,
+            number,
+            timestamp,
+            state.sealer,
+        );
         let mut results = Vec::with_capacity(calls.len());
         for (to, input) in calls {
             let nonce = state.machine.nonce(tx_signer.address());
-            let result = sign_transaction(tx_signer, CHAIN_ID, nonce, *to, input.clone())
-                .and_then(|tx| {
+            let result =
+                sign_transaction(tx_signer, CHAIN_ID, nonce, *to, input.clone()).and_then(|tx| {
                     let hash = *tx.tx_hash();
                     let applied = execution.apply(&mut state.machine, tx, tx_signer.address())?;
                     Ok((hash, applied))
@@ -88,13 +97,20 @@ impl Writer {
         if execution.len() == 0 {
             // Nothing to record: every call failed without touching the state, so every result
             // is already an error.
-            let vanished = || ChainError::Unavailable("transaction missing from its block".to_owned());
-            return Ok(results.into_iter().map(|r| r.and_then(|_| Err(vanished()))).collect());
+            let vanished =
+                || ChainError::Unavailable("transaction missing from its block".to_owned());
+            return Ok(results
+                .into_iter()
+                .map(|r| r.and_then(|_| Err(vanished())))
+                .collect());
         }
         let (header, transactions) = execution.finish(&mut state.machine);
         let block = StoredBlock::seal(header, transactions, seal_signer)?;
         let record = encode_record(&block.encode());
-        let written = self.file.write_all(&record).and_then(|()| self.file.sync_data());
+        let written = self
+            .file
+            .write_all(&record)
+            .and_then(|()| self.file.sync_data());
         if let Err(e) = written {
             // Best effort: take the partial record off so the file ends at the last good block.
             let _ = self.file.set_len(self.state.valid_len);
@@ -103,9 +119,6 @@ impl Writer {
         let state = &mut self.state;
         state.valid_len += record.len() as u64;
         state.advance(&block);
-        if number == 1 {
-            state.adopt_deployments(&block.transactions).map_err(ChainError::Tampered)?;
-        }
         let block_hash = state.head_hash;
         Ok(results
             .into_iter()
@@ -123,7 +136,9 @@ impl Writer {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The embedded private chain: an in-process EVM whose blocks live in a data directory.
@@ -153,6 +168,9 @@ struct Inner {
     /// `None` after a failed append: the next use reloads the chain from disk.
     writer: Mutex<Option<Writer>>,
     pending: Mutex<Vec<Pending>>,
+    /// Whether a blocking task is (or is about to be) mining; keeps it to one such task
+    /// however many callers are waiting.
+    miner_active: AtomicBool,
     head: Mutex<BlockSummary>,
     /// Held for the life of the chain; the OS releases the lock when it is closed.
     _lock: File,
@@ -166,6 +184,8 @@ impl EmbeddedChain {
     /// replayed and verified from genesis; an interrupted final append is dropped, and anything
     /// else that does not check out fails with [`ChainError::Tampered`] naming the block.
     /// Only one process may have a chain open for writing ([`ChainError::Locked`] otherwise).
+    ///
+    /// This blocks (file I/O and the replay); from async code call it via `spawn_blocking`.
     pub fn open(dir: &Path) -> Result<Self, ChainError> {
         std::fs::create_dir_all(dir)?;
         let lock = lock_dir(dir)?;
@@ -181,10 +201,13 @@ impl EmbeddedChain {
             head: Mutex::new(writer.state.summary()),
             writer: Mutex::new(Some(writer)),
             pending: Mutex::new(Vec::new()),
+            miner_active: AtomicBool::new(false),
             signer,
             _lock: lock,
         };
-        Ok(Self { inner: Arc::new(inner) })
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Opens for reading only, while another process may be appending (used by `medledger
@@ -224,17 +247,21 @@ impl EmbeddedChain {
     /// [`ChainError::Revert`].
     pub async fn send(&self, to: Address, input: Bytes) -> Result<ChainReceipt, ChainError> {
         let (reply, receipt) = oneshot::channel();
-        lock(&self.inner.pending).push(Pending { to: TxKind::Call(to), input, reply });
-        let inner = Arc::clone(&self.inner);
-        let miner = tokio::task::spawn_blocking(move || inner.mine_pending());
-        match receipt.await {
-            Ok(result) => result,
-            Err(_) => {
-                // The reply was dropped unanswered: the mining task panicked.
-                let detail = miner.await.err().map_or_else(String::new, |e| e.to_string());
-                Err(ChainError::Unavailable(format!("block production failed {detail}")))
-            }
+        lock(&self.inner.pending).push(Pending {
+            to: TxKind::Call(to),
+            input,
+            reply,
+        });
+        if !self.inner.miner_active.swap(true, Ordering::AcqRel) {
+            let inner = Arc::clone(&self.inner);
+            tokio::task::spawn_blocking(move || inner.run_miner());
         }
+        receipt.await.unwrap_or_else(|_| {
+            // The reply was dropped unanswered: block production panicked.
+            Err(ChainError::Unavailable(
+                "block production failed".to_owned(),
+            ))
+        })
     }
 
     /// Runs a read-only call against the latest state.
@@ -254,32 +281,60 @@ impl EmbeddedChain {
     }
 
     /// Roles: grants `role` (1 patient … 6 admin) to the account commitment `account`.
-    pub async fn grant_role(&self, account: [u8; 32], role: u8) -> Result<ChainReceipt, ChainError> {
-        let call = Roles::grantRoleCall { account: account.into(), role };
+    pub async fn grant_role(
+        &self,
+        account: [u8; 32],
+        role: u8,
+    ) -> Result<ChainReceipt, ChainError> {
+        let call = Roles::grantRoleCall {
+            account: account.into(),
+            role,
+        };
         self.send(self.inner.roles, call.abi_encode().into()).await
     }
 
     /// Roles: revokes `role` from `account`.
-    pub async fn revoke_role(&self, account: [u8; 32], role: u8) -> Result<ChainReceipt, ChainError> {
-        let call = Roles::revokeRoleCall { account: account.into(), role };
+    pub async fn revoke_role(
+        &self,
+        account: [u8; 32],
+        role: u8,
+    ) -> Result<ChainReceipt, ChainError> {
+        let call = Roles::revokeRoleCall {
+            account: account.into(),
+            role,
+        };
         self.send(self.inner.roles, call.abi_encode().into()).await
     }
 
     /// Roles: whether `account` holds `role`.
     pub async fn has_role(&self, account: [u8; 32], role: u8) -> Result<bool, ChainError> {
-        let call = Roles::hasRoleCall { account: account.into(), role };
-        let output = self.call(self.inner.roles, call.abi_encode().into()).await?;
-        Roles::hasRoleCall::abi_decode_returns(&output).map_err(|e| ChainError::Decode(e.to_string()))
+        let call = Roles::hasRoleCall {
+            account: account.into(),
+            role,
+        };
+        let output = self
+            .call(self.inner.roles, call.abi_encode().into())
+            .await?;
+        Roles::hasRoleCall::abi_decode_returns(&output)
+            .map_err(|e| ChainError::Decode(e.to_string()))
     }
 
     /// Roles: enables or disables an admin operator.
-    pub async fn set_admin(&self, operator: Address, enabled: bool) -> Result<ChainReceipt, ChainError> {
+    pub async fn set_admin(
+        &self,
+        operator: Address,
+        enabled: bool,
+    ) -> Result<ChainReceipt, ChainError> {
         let call = Roles::setAdminCall { operator, enabled };
         self.send(self.inner.roles, call.abi_encode().into()).await
     }
 
     /// Roles: enables or disables an authority operator (which may verify practitioners).
-    pub async fn set_authority(&self, operator: Address, enabled: bool) -> Result<ChainReceipt, ChainError> {
+    pub async fn set_authority(
+        &self,
+        operator: Address,
+        enabled: bool,
+    ) -> Result<ChainReceipt, ChainError> {
         let call = Roles::setAuthorityCall { operator, enabled };
         self.send(self.inner.roles, call.abi_encode().into()).await
     }
@@ -290,20 +345,31 @@ impl EmbeddedChain {
         account: [u8; 32],
         verified: bool,
     ) -> Result<ChainReceipt, ChainError> {
-        let call = Roles::setPractitionerVerifiedCall { account: account.into(), verified };
+        let call = Roles::setPractitionerVerifiedCall {
+            account: account.into(),
+            verified,
+        };
         self.send(self.inner.roles, call.abi_encode().into()).await
     }
 
     /// Roles: whether `account` is a verified practitioner.
     pub async fn is_verified(&self, account: [u8; 32]) -> Result<bool, ChainError> {
-        let call = Roles::isVerifiedCall { account: account.into() };
-        let output = self.call(self.inner.roles, call.abi_encode().into()).await?;
-        Roles::isVerifiedCall::abi_decode_returns(&output).map_err(|e| ChainError::Decode(e.to_string()))
+        let call = Roles::isVerifiedCall {
+            account: account.into(),
+        };
+        let output = self
+            .call(self.inner.roles, call.abi_encode().into())
+            .await?;
+        Roles::isVerifiedCall::abi_decode_returns(&output)
+            .map_err(|e| ChainError::Decode(e.to_string()))
     }
 
     /// Runs `f` on the writer (tests use it to reach below the public API).
     #[cfg(test)]
-    pub(crate) fn with_writer<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T, ChainError>) -> Result<T, ChainError> {
+    pub(crate) fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<T, ChainError>,
+    ) -> Result<T, ChainError> {
         let mut guard = self.inner.lock_writer();
         let writer = self.inner.ensure_writer(&mut guard)?;
         f(writer)
@@ -312,9 +378,18 @@ impl EmbeddedChain {
 
 #[async_trait::async_trait]
 impl Ledger for EmbeddedChain {
-    async fn commit_tree_head(&self, tree_size: u64, root: [u8; 32]) -> Result<ChainCommit, ChainError> {
-        let call = RecordLog::commitTreeHeadCall { treeSize: tree_size, rootHash: root.into() };
-        let receipt = self.send(self.inner.record_log, call.abi_encode().into()).await?;
+    async fn commit_tree_head(
+        &self,
+        tree_size: u64,
+        root: [u8; 32],
+    ) -> Result<ChainCommit, ChainError> {
+        let call = RecordLog::commitTreeHeadCall {
+            treeSize: tree_size,
+            rootHash: root.into(),
+        };
+        let receipt = self
+            .send(self.inner.record_log, call.abi_encode().into())
+            .await?;
         let index = RecordLog::commitTreeHeadCall::abi_decode_returns(&receipt.output)
             .map_err(|e| ChainError::Decode(e.to_string()))?;
         let index = u64::try_from(index)
@@ -327,6 +402,18 @@ impl Ledger for EmbeddedChain {
             tx_hash: receipt.tx_hash.to_string(),
             index,
         })
+    }
+
+    async fn tree_head_count(&self) -> Result<u64, ChainError> {
+        EmbeddedChain::tree_head_count(self).await
+    }
+
+    fn chain_id(&self) -> u64 {
+        CHAIN_ID
+    }
+
+    fn record_log(&self) -> String {
+        self.inner.record_log.to_string()
     }
 
     async fn tree_head(&self, index: u64) -> Result<OnChainTreeHead, ChainError> {
@@ -352,23 +439,54 @@ impl Inner {
         }
     }
 
-    fn ensure_writer<'a>(&self, guard: &'a mut Option<Writer>) -> Result<&'a mut Writer, ChainError> {
+    fn ensure_writer<'a>(
+        &self,
+        guard: &'a mut Option<Writer>,
+    ) -> Result<&'a mut Writer, ChainError> {
         if guard.is_none() {
             let writer = Writer::open(&self.dir, self.signer.address())?;
             *lock(&self.head) = writer.state.summary();
             *guard = Some(writer);
         }
-        guard.as_mut().ok_or_else(|| ChainError::Unavailable("writer missing".to_owned()))
+        guard
+            .as_mut()
+            .ok_or_else(|| ChainError::Unavailable("writer missing".to_owned()))
     }
 
-    fn with_state<T>(&self, f: impl FnOnce(&mut ChainState) -> Result<T, ChainError>) -> Result<T, ChainError> {
+    fn with_state<T>(
+        &self,
+        f: impl FnOnce(&mut ChainState) -> Result<T, ChainError>,
+    ) -> Result<T, ChainError> {
         let mut guard = self.lock_writer();
         let writer = self.ensure_writer(&mut guard)?;
         f(&mut writer.state)
     }
 
-    /// Mines everything that is waiting, one block per `MAX_BLOCK_TXS` transactions. Whoever
-    /// gets the writer lock first mines for everybody queued behind it (group commit).
+    /// The mining task: mines until nothing is waiting, then stands down.
+    fn run_miner(&self) {
+        /// Clears the flag however the task ends, so a panic does not stop all future mining.
+        struct Active<'a>(&'a AtomicBool);
+        impl Drop for Active<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        loop {
+            {
+                let _active = Active(&self.miner_active);
+                self.mine_pending();
+            }
+            // A caller that queued after the last drain but saw the flag still set did not
+            // start a miner: pick its transaction up unless a new miner already has.
+            if lock(&self.pending).is_empty() || self.miner_active.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+    }
+
+    /// Mines everything that is waiting, one block per `MAX_BLOCK_TXS` transactions: all
+    /// callers that queued while the previous block was being written share the next one
+    /// (group commit).
     fn mine_pending(&self) {
         let mut guard = self.lock_writer();
         loop {
@@ -389,7 +507,8 @@ impl Inner {
                     continue;
                 }
             };
-            let calls: Vec<(TxKind, Bytes)> = batch.iter().map(|p| (p.to, p.input.clone())).collect();
+            let calls: Vec<(TxKind, Bytes)> =
+                batch.iter().map(|p| (p.to, p.input.clone())).collect();
             match writer.mine(&self.signer, &self.signer, &calls) {
                 Ok(results) => {
                     *lock(&self.head) = writer.state.summary();
@@ -419,7 +538,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// finishing a block on a blocking thread (which keeps the lock until the block is durable), so
 /// a busy lock is retried for a short while before giving up.
 fn lock_dir(dir: &Path) -> Result<File, ChainError> {
-    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))?;
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match lock.try_lock() {
@@ -439,7 +562,8 @@ fn load_or_create_key(dir: &Path) -> Result<PrivateKeySigner, ChainError> {
         Ok(text) => {
             let bytes = hex::decode(text.trim().trim_start_matches("0x"))
                 .map_err(|e| ChainError::Key(format!("{}: {e}", path.display())))?;
-            PrivateKeySigner::from_slice(&bytes).map_err(|e| ChainError::Key(format!("{}: {e}", path.display())))
+            PrivateKeySigner::from_slice(&bytes)
+                .map_err(|e| ChainError::Key(format!("{}: {e}", path.display())))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if dir.join(BLOCK_LOG).exists() {
@@ -478,13 +602,20 @@ fn create_chain(dir: &Path, signer: &PrivateKeySigner) -> Result<(), ChainError>
         abi::creation_code(abi::RECORD_LOG_ARTIFACT, sealer)?,
         abi::creation_code(abi::ROLES_ARTIFACT, sealer)?,
     ];
-    let mut execution =
-        BlockExecution::begin(&mut state.machine, state.head_hash, 1, now_secs().max(genesis.header.timestamp), sealer);
+    let mut execution = BlockExecution::begin(
+        &mut state.machine,
+        state.head_hash,
+        1,
+        now_secs().max(genesis.header.timestamp),
+        sealer,
+    );
     for code in deployments {
         let nonce = state.machine.nonce(sealer);
         let tx = sign_transaction(signer, CHAIN_ID, nonce, TxKind::Create, code)?;
         if let Err(reason) = execution.apply(&mut state.machine, tx, sealer)? {
-            return Err(ChainError::Artifact(format!("contract deployment failed: {reason}")));
+            return Err(ChainError::Artifact(format!(
+                "contract deployment failed: {reason}"
+            )));
         }
     }
     let (header, transactions) = execution.finish(&mut state.machine);

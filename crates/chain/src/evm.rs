@@ -40,7 +40,11 @@ type Evm<'a> = MainnetEvm<MainnetContext<&'a mut InMemoryDB>>;
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// Executed and committed to the state.
-    Success { gas_used: u64, output: Bytes, logs: Vec<alloy::primitives::Log> },
+    Success {
+        gas_used: u64,
+        output: Bytes,
+        logs: Vec<alloy::primitives::Log>,
+    },
     /// Reverted or halted; nothing was committed.
     Failed { reason: String },
 }
@@ -69,7 +73,9 @@ pub(crate) struct Machine {
 
 impl std::fmt::Debug for Machine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Machine").field("accounts", &self.accounts.len()).finish_non_exhaustive()
+        f.debug_struct("Machine")
+            .field("accounts", &self.accounts.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -156,20 +162,27 @@ impl Machine {
             .build()
             .map_err(|e| ChainError::Evm(format!("transaction environment: {e:?}")))?;
         let mut evm = self.evm();
-        let ResultAndState { result, state } =
-            evm.transact(env).map_err(|e| ChainError::Evm(e.to_string()))?;
+        let ResultAndState { result, state } = evm
+            .transact(env)
+            .map_err(|e| ChainError::Evm(e.to_string()))?;
         match result {
-            ExecutionResult::Success { gas, logs, output, .. } => {
+            ExecutionResult::Success {
+                gas, logs, output, ..
+            } => {
                 touched.record(&state);
                 evm.commit(state);
-                Ok(Outcome::Success { gas_used: gas.tx_gas_used(), output: output.into_data(), logs })
+                Ok(Outcome::Success {
+                    gas_used: gas.tx_gas_used(),
+                    output: output.into_data(),
+                    logs,
+                })
             }
-            ExecutionResult::Revert { output, .. } => {
-                Ok(Outcome::Failed { reason: crate::abi::decode_revert(&output) })
-            }
-            ExecutionResult::Halt { reason, .. } => {
-                Ok(Outcome::Failed { reason: format!("halted: {reason:?}") })
-            }
+            ExecutionResult::Revert { output, .. } => Ok(Outcome::Failed {
+                reason: crate::abi::decode_revert(&output),
+            }),
+            ExecutionResult::Halt { reason, .. } => Ok(Outcome::Failed {
+                reason: format!("halted: {reason:?}"),
+            }),
         }
     }
 
@@ -188,8 +201,10 @@ impl Machine {
             .map_err(|e| ChainError::Evm(format!("call environment: {e:?}")))?;
         // `transact` finalizes the journal and hands the changes back; dropping them keeps the
         // call read-only.
-        let ResultAndState { result, .. } =
-            self.evm().transact(env).map_err(|e| ChainError::Evm(e.to_string()))?;
+        let ResultAndState { result, .. } = self
+            .evm()
+            .transact(env)
+            .map_err(|e| ChainError::Evm(e.to_string()))?;
         match result {
             ExecutionResult::Success { output, .. } => Ok(output.into_data()),
             ExecutionResult::Revert { output, .. } => {
@@ -288,7 +303,9 @@ impl Touched {
             if account.is_created() || account.is_selfdestructed() {
                 entry.storage_reset = true;
             }
-            entry.slots.extend(account.changed_storage_slots().map(|(slot, _)| *slot));
+            entry
+                .slots
+                .extend(account.changed_storage_slots().map(|(slot, _)| *slot));
         }
     }
 }

@@ -43,6 +43,15 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// Reads tree head `index` back through a RecordLog view call.
     async fn tree_head(&self, index: u64) -> Result<OnChainTreeHead, ChainError>;
+
+    /// Number of tree heads RecordLog holds (a view call).
+    async fn tree_head_count(&self) -> Result<u64, ChainError>;
+
+    /// EIP-155 chain id.
+    fn chain_id(&self) -> u64;
+
+    /// RecordLog's address, `0x…`.
+    fn record_log(&self) -> String;
 }
 
 /// Where a tree head was committed: enough to find and check the transaction later.

@@ -16,13 +16,14 @@ use alloy_trie::{EMPTY_ROOT_HASH, Nibbles, TrieMask};
 
 type Children = Box<[Option<Box<Node>>; 16]>;
 
-/// A trie node. Leaves do not cache their RLP: it is cheap to rebuild and leaves are the bulk
-/// of the nodes, so the cache would cost more memory than it saves time.
+/// A trie node with its cached reference (`rlp`), cleared whenever something below changes.
+/// Leaves cache theirs too: re-hashing a branch would otherwise re-hash all of its leaves.
 #[derive(Debug)]
 enum Node {
     Leaf {
         key: Nibbles,
         value: Box<[u8]>,
+        rlp: Option<RlpNode>,
     },
     Extension {
         key: Nibbles,
@@ -54,7 +55,11 @@ impl Trie {
         let value = value.into_boxed_slice();
         match &mut self.root {
             None => {
-                self.root = Some(Box::new(Node::Leaf { key: path, value }));
+                self.root = Some(Box::new(Node::Leaf {
+                    key: path,
+                    value,
+                    rlp: None,
+                }));
                 self.len += 1;
             }
             Some(node) => {
@@ -93,8 +98,13 @@ impl Trie {
 /// Inserts below `node`; returns true if the key is new.
 fn insert_node(node: &mut Box<Node>, path: Nibbles, value: Box<[u8]>) -> bool {
     match &mut **node {
-        Node::Leaf { key, value: old } if *key == path => {
+        Node::Leaf {
+            key,
+            value: old,
+            rlp,
+        } if *key == path => {
             *old = value;
+            *rlp = None;
             return false;
         }
         Node::Branch { children, rlp } => {
@@ -108,7 +118,11 @@ fn insert_node(node: &mut Box<Node>, path: Nibbles, value: Box<[u8]>) -> bool {
             return match slot {
                 Some(child) => insert_node(child, rest, value),
                 None => {
-                    *slot = Some(Box::new(Node::Leaf { key: rest, value }));
+                    *slot = Some(Box::new(Node::Leaf {
+                        key: rest,
+                        value,
+                        rlp: None,
+                    }));
                     true
                 }
             };
@@ -133,24 +147,45 @@ fn insert_node(node: &mut Box<Node>, path: Nibbles, value: Box<[u8]>) -> bool {
         return false;
     };
     let old_rest = old_key.slice(common + 1..);
-    let placeholder = Node::Leaf { key: Nibbles::new(), value: Box::default() };
+    let placeholder = Node::Leaf {
+        key: Nibbles::new(),
+        value: Box::default(),
+        rlp: None,
+    };
     let old_side = match std::mem::replace(&mut **node, placeholder) {
-        Node::Leaf { value, .. } => Box::new(Node::Leaf { key: old_rest, value }),
+        // The leaf's path got shorter, so its encoding changes.
+        Node::Leaf { value, .. } => Box::new(Node::Leaf {
+            key: old_rest,
+            value,
+            rlp: None,
+        }),
         Node::Extension { child, .. } if old_rest.is_empty() => child,
-        Node::Extension { child, .. } => {
-            Box::new(Node::Extension { key: old_rest, child, rlp: None })
-        }
+        Node::Extension { child, .. } => Box::new(Node::Extension {
+            key: old_rest,
+            child,
+            rlp: None,
+        }),
         Node::Branch { .. } => return false,
     };
     let mut children: Children = Box::default();
     children[usize::from(old_index)] = Some(old_side);
-    children[usize::from(new_index)] =
-        Some(Box::new(Node::Leaf { key: path.slice(common + 1..), value }));
-    let branch = Node::Branch { children, rlp: None };
+    children[usize::from(new_index)] = Some(Box::new(Node::Leaf {
+        key: path.slice(common + 1..),
+        value,
+        rlp: None,
+    }));
+    let branch = Node::Branch {
+        children,
+        rlp: None,
+    };
     **node = if common == 0 {
         branch
     } else {
-        Node::Extension { key: path.slice(..common), child: Box::new(branch), rlp: None }
+        Node::Extension {
+            key: path.slice(..common),
+            child: Box::new(branch),
+            rlp: None,
+        }
     };
     true
 }
@@ -158,11 +193,11 @@ fn insert_node(node: &mut Box<Node>, path: Nibbles, value: Box<[u8]>) -> bool {
 /// Removes `path` below `node`; returns the replacement subtree and whether a key was removed.
 fn remove_node(node: Node, path: Nibbles) -> (Option<Box<Node>>, bool) {
     match node {
-        Node::Leaf { key, value } => {
+        Node::Leaf { key, value, rlp } => {
             if key == path {
                 (None, true)
             } else {
-                (Some(Box::new(Node::Leaf { key, value })), false)
+                (Some(Box::new(Node::Leaf { key, value, rlp })), false)
             }
         }
         Node::Extension { key, child, rlp } => {
@@ -171,7 +206,10 @@ fn remove_node(node: Node, path: Nibbles) -> (Option<Box<Node>>, bool) {
             }
             let (child, removed) = remove_node(*child, path.slice(key.len()..));
             if !removed {
-                return (child.map(|child| Box::new(Node::Extension { key, child, rlp })), false);
+                return (
+                    child.map(|child| Box::new(Node::Extension { key, child, rlp })),
+                    false,
+                );
             }
             (child.map(|child| prepend(key, child)), true)
         }
@@ -196,10 +234,17 @@ fn remove_node(node: Node, path: Nibbles) -> (Option<Box<Node>>, bool) {
 /// A branch that lost a child: with one child left it becomes that child with the branch
 /// nibble prepended, as the canonical trie has no single-child branches.
 fn collapse(mut children: Children) -> Option<Box<Node>> {
-    let mut present = children.iter().enumerate().filter(|(_, c)| c.is_some()).map(|(i, _)| i);
+    let mut present = children
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.is_some())
+        .map(|(i, _)| i);
     let first = present.next()?;
     if present.next().is_some() {
-        return Some(Box::new(Node::Branch { children, rlp: None }));
+        return Some(Box::new(Node::Branch {
+            children,
+            rlp: None,
+        }));
     }
     let child = children[first].take()?;
     // `first` < 16, so it is a valid nibble.
@@ -213,13 +258,21 @@ fn prepend(prefix: Nibbles, node: Box<Node>) -> Box<Node> {
         return node;
     }
     match *node {
-        Node::Leaf { key, value } => Box::new(Node::Leaf { key: prefix.join(&key), value }),
-        Node::Extension { key, child, .. } => {
-            Box::new(Node::Extension { key: prefix.join(&key), child, rlp: None })
-        }
-        branch @ Node::Branch { .. } => {
-            Box::new(Node::Extension { key: prefix, child: Box::new(branch), rlp: None })
-        }
+        Node::Leaf { key, value, .. } => Box::new(Node::Leaf {
+            key: prefix.join(&key),
+            value,
+            rlp: None,
+        }),
+        Node::Extension { key, child, .. } => Box::new(Node::Extension {
+            key: prefix.join(&key),
+            child,
+            rlp: None,
+        }),
+        branch @ Node::Branch { .. } => Box::new(Node::Extension {
+            key: prefix,
+            child: Box::new(branch),
+            rlp: None,
+        }),
     }
 }
 
@@ -227,9 +280,14 @@ fn prepend(prefix: Nibbles, node: Box<Node>) -> Box<Node> {
 /// otherwise `rlp(keccak(rlp))`.
 fn node_rlp(node: &mut Node, buf: &mut Vec<u8>) -> RlpNode {
     match node {
-        Node::Leaf { key, value } => {
+        Node::Leaf { key, value, rlp } => {
+            if let Some(cached) = rlp {
+                return cached.clone();
+            }
             buf.clear();
-            LeafNodeRef::new(key, value).rlp(buf)
+            let encoded = LeafNodeRef::new(key, value).rlp(buf);
+            *rlp = Some(encoded.clone());
+            encoded
         }
         Node::Extension { key, child, rlp } => {
             if let Some(cached) = rlp {

@@ -30,7 +30,13 @@ impl ChainReader {
     /// transaction from genesis, and every header's roots) and keeps the resulting state.
     pub fn open(dir: &Path) -> Result<Self, ChainError> {
         let (loaded, file) = chain::load(dir, None)?;
-        Ok(Self { inner: Mutex::new(ReaderState { state: loaded.state, file, broken: None }) })
+        Ok(Self {
+            inner: Mutex::new(ReaderState {
+                state: loaded.state,
+                file,
+                broken: None,
+            }),
+        })
     }
 
     /// Verifies and applies blocks appended since the last look; returns how many.
@@ -39,7 +45,11 @@ impl ChainReader {
         if let Some(reason) = &guard.broken {
             return Err(ChainError::Tampered(reason.clone()));
         }
-        let ReaderState { state, file, broken } = &mut *guard;
+        let ReaderState {
+            state,
+            file,
+            broken,
+        } = &mut *guard;
         match state.follow(file) {
             Ok((applied, _)) => Ok(applied),
             Err(e) => {
@@ -74,7 +84,9 @@ impl ChainReader {
     /// Hash of verified block `number`, if the reader has seen it.
     pub fn block_hash(&self, number: u64) -> Option<B256> {
         let guard = self.lock();
-        usize::try_from(number).ok().and_then(|n| guard.state.hashes.get(n).copied())
+        usize::try_from(number)
+            .ok()
+            .and_then(|n| guard.state.hashes.get(n).copied())
     }
 
     /// RecordLog's address (EIP-55 checksummed `0x…`).
@@ -102,10 +114,19 @@ impl ChainReader {
     /// exists with that hash, and the tree head at `commit.index` was committed in that block.
     pub fn check_commit(&self, commit: &ChainCommit) -> Result<OnChainTreeHead, ChainError> {
         if commit.chain_id != chain::CHAIN_ID {
-            return Err(ChainError::Tampered(format!("commit is for chain {}", commit.chain_id)));
+            return Err(ChainError::Tampered(format!(
+                "commit is for chain {}",
+                commit.chain_id
+            )));
         }
-        if !commit.contract.eq_ignore_ascii_case(&self.record_log_address()) {
-            return Err(ChainError::Tampered(format!("commit names contract {}", commit.contract)));
+        if !commit
+            .contract
+            .eq_ignore_ascii_case(&self.record_log_address())
+        {
+            return Err(ChainError::Tampered(format!(
+                "commit names contract {}",
+                commit.contract
+            )));
         }
         let known = self.block_hash(commit.block_number).map(|h| h.to_string());
         if known.as_deref() != Some(commit.block_hash.to_ascii_lowercase().as_str()) {
@@ -130,7 +151,9 @@ impl ChainReader {
             Err(poisoned) => {
                 // A panic may have stopped a refresh halfway through a block: stop serving.
                 let mut guard = poisoned.into_inner();
-                guard.broken.get_or_insert_with(|| "an earlier read panicked".to_owned());
+                guard
+                    .broken
+                    .get_or_insert_with(|| "an earlier read panicked".to_owned());
                 self.inner.clear_poison();
                 guard
             }

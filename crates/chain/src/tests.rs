@@ -1,8 +1,8 @@
 //! End-to-end tests of the embedded chain against real data directories.
 #![allow(clippy::unwrap_used)]
 
-use crate::blocklog::{MAGIC, Next, RecordReader, encode_record};
 use crate::block::StoredBlock;
+use crate::blocklog::{MAGIC, Next, RecordReader, encode_record};
 use crate::chain::BLOCK_LOG;
 use crate::embedded::KEY_FILE;
 use crate::{ChainError, EmbeddedChain, Ledger};
@@ -46,8 +46,8 @@ fn expect_tampered<T: std::fmt::Debug>(result: Result<T, ChainError>, block: u64
         Err(ChainError::Tampered(message)) => {
             eprintln!("{what}: {message}");
             assert!(
-            message.contains(&format!("block #{block} ")),
-            "{what}: message should name block #{block}: {message}"
+                message.contains(&format!("block #{block} ")),
+                "{what}: message should name block #{block}: {message}"
             );
         }
         other => panic!("{what}: expected Tampered, got {other:?}"),
@@ -94,16 +94,25 @@ async fn deploys_commits_and_reads_back() {
 
     // RecordLog's committer is the sealer, as deployed in block 1.
     let committer = chain
-        .call(chain.record_log_address(), alloy::sol_types::SolCall::abi_encode(&crate::abi::RecordLog::committerCall {}).into())
+        .call(
+            chain.record_log_address(),
+            alloy::sol_types::SolCall::abi_encode(&crate::abi::RecordLog::committerCall {}).into(),
+        )
         .await
         .unwrap();
-    assert_eq!(Address::from_slice(&committer[12..]), chain.sealer_address());
+    assert_eq!(
+        Address::from_slice(&committer[12..]),
+        chain.sealer_address()
+    );
     assert_state_root_consistent(&chain);
 
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }
@@ -117,8 +126,17 @@ async fn tree_size_must_increase_and_reverts_are_decoded() {
 
     for proposed in [5, 4] {
         let error = chain.commit_tree_head(proposed, root(9)).await.unwrap_err();
-        assert_eq!(error.revert_name(), Some("TreeSizeNotIncreasing"), "{error}");
-        assert!(error.to_string().contains(&format!("previous=5, proposed={proposed}")), "{error}");
+        assert_eq!(
+            error.revert_name(),
+            Some("TreeSizeNotIncreasing"),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("previous=5, proposed={proposed}")),
+            "{error}"
+        );
     }
     // A reverted call is left out and produces no block.
     assert_eq!(chain.head().number, height);
@@ -136,9 +154,17 @@ async fn state_and_heads_survive_reopening() {
     let (record_log, roles, sealer, head) = {
         let chain = EmbeddedChain::open(dir.path()).unwrap();
         for n in 1..=3u8 {
-            chain.commit_tree_head(u64::from(n) * 10, root(n)).await.unwrap();
+            chain
+                .commit_tree_head(u64::from(n) * 10, root(n))
+                .await
+                .unwrap();
         }
-        (chain.record_log_address(), chain.roles_address(), chain.sealer_address(), chain.head())
+        (
+            chain.record_log_address(),
+            chain.roles_address(),
+            chain.sealer_address(),
+            chain.head(),
+        )
     };
     let chain = EmbeddedChain::open(dir.path()).unwrap();
     assert_eq!(chain.record_log_address(), record_log);
@@ -182,11 +208,22 @@ async fn an_interrupted_append_is_dropped() {
         assert_eq!(reader.tree_head_count().unwrap(), 2);
 
         let chain = EmbeddedChain::open(dir.path()).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), log.len() as u64, "tail cut off");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            log.len() as u64,
+            "tail cut off"
+        );
         assert_eq!(chain.tree_head_count().await.unwrap(), 2);
         assert_eq!(chain.commit_tree_head(3, root(3)).await.unwrap().index, 2);
         drop(chain);
-        assert_eq!(EmbeddedChain::open(dir.path()).unwrap().tree_head_count().await.unwrap(), 3);
+        assert_eq!(
+            EmbeddedChain::open(dir.path())
+                .unwrap()
+                .tree_head_count()
+                .await
+                .unwrap(),
+            3
+        );
     }
 }
 
@@ -207,7 +244,10 @@ async fn one_changed_byte_in_any_stored_block_fails_open() {
     let block3 = StoredBlock::decode(payload(&log, spans[3])).unwrap();
     let tx: &TxEnvelope = &block3.transactions[0];
     let tx_bytes = tx.encoded_2718();
-    let tx_offset = payload(&log, spans[3]).windows(tx_bytes.len()).position(|w| w == tx_bytes).unwrap();
+    let tx_offset = payload(&log, spans[3])
+        .windows(tx_bytes.len())
+        .position(|w| w == tx_bytes)
+        .unwrap();
     let tx_start = spans[3].1 + tx_offset;
 
     let cases: Vec<(&str, usize, u64)> = vec![
@@ -220,8 +260,16 @@ async fn one_changed_byte_in_any_stored_block_fails_open() {
         ("logs bloom in block 3's header", spans[3].1 + 300, 3),
         ("mix hash in block 3's header", spans[3].1 + 500, 3),
         ("start of the transaction in block 3", tx_start + 5, 3),
-        ("transaction calldata in block 3", tx_start + tx_bytes.len() - 90, 3),
-        ("transaction signature in block 3", tx_start + tx_bytes.len() - 3, 3),
+        (
+            "transaction calldata in block 3",
+            tx_start + tx_bytes.len() - 90,
+            3,
+        ),
+        (
+            "transaction signature in block 3",
+            tx_start + tx_bytes.len() - 3,
+            3,
+        ),
         ("seal of block 3", spans[3].2 - 32 - 10, 3),
         ("seal parity of block 3", spans[3].2 - 33, 3),
         ("checksum of block 3", spans[3].2 - 1, 3),
@@ -234,7 +282,11 @@ async fn one_changed_byte_in_any_stored_block_fails_open() {
         damaged[position] ^= 0x20;
         std::fs::write(dir.path().join(BLOCK_LOG), &damaged).unwrap();
         expect_tampered(EmbeddedChain::open(dir.path()), block, what);
-        expect_tampered(EmbeddedChain::open_verified_read_only(dir.path()), block, what);
+        expect_tampered(
+            EmbeddedChain::open_verified_read_only(dir.path()),
+            block,
+            what,
+        );
     }
 
     // A block whose record checksum was recomputed after the edit still fails: the edit has
@@ -246,16 +298,16 @@ async fn one_changed_byte_in_any_stored_block_fails_open() {
     damaged.extend(encode_record(&edited));
     damaged.extend_from_slice(&log[spans[3].2..]);
     std::fs::write(dir.path().join(BLOCK_LOG), &damaged).unwrap();
-    expect_tampered(EmbeddedChain::open(dir.path()), 3, "re-checksummed header edit");
+    expect_tampered(
+        EmbeddedChain::open(dir.path()),
+        3,
+        "re-checksummed header edit",
+    );
 }
 
 #[tokio::test]
 async fn blocks_not_signed_by_the_sealer_fail_open() {
     let attacker = PrivateKeySigner::random();
-    let sealer_key = |dir: &Path| {
-        let text = std::fs::read_to_string(dir.join(KEY_FILE)).unwrap();
-        PrivateKeySigner::from_slice(&hex::decode(text.trim().trim_start_matches("0x")).unwrap()).unwrap()
-    };
     let target = TxKind::Call(Address::repeat_byte(0x42));
 
     // Sealed by someone else.
@@ -268,7 +320,11 @@ async fn blocks_not_signed_by_the_sealer_fail_open() {
             .unwrap();
     }
     expect_tampered(EmbeddedChain::open(dir.path()), 3, "forged seal");
-    expect_tampered(EmbeddedChain::open_verified_read_only(dir.path()), 3, "forged seal");
+    expect_tampered(
+        EmbeddedChain::open_verified_read_only(dir.path()),
+        3,
+        "forged seal",
+    );
 
     // Sealed correctly, but carrying a transaction the sealer did not sign.
     let dir = tempfile::tempdir().unwrap();
@@ -281,9 +337,128 @@ async fn blocks_not_signed_by_the_sealer_fail_open() {
     }
     match EmbeddedChain::open_verified_read_only(dir.path()) {
         Err(ChainError::Tampered(message)) => {
-            assert!(message.contains("block #2 ") && message.contains("not by the sealer"), "{message}");
+            assert!(
+                message.contains("block #2 ") && message.contains("not by the sealer"),
+                "{message}"
+            );
         }
         other => panic!("expected Tampered, got {other:?}"),
+    }
+}
+
+/// Rewrites block `number` of the log with `edit` applied, re-sealed with `sealer` and
+/// re-framed: what an insider holding the sealer key could produce.
+fn rewrite_block(
+    log: &[u8],
+    number: usize,
+    sealer: &PrivateKeySigner,
+    edit: impl FnOnce(&mut StoredBlock),
+) -> Vec<u8> {
+    let spans = record_spans(log);
+    let mut block = StoredBlock::decode(payload(log, spans[number])).unwrap();
+    edit(&mut block);
+    let block = StoredBlock::seal(block.header, block.transactions, sealer).unwrap();
+    let mut out = log[..spans[number].0].to_vec();
+    out.extend(encode_record(&block.encode()));
+    out.extend_from_slice(&log[spans[number].2..]);
+    out
+}
+
+fn sealer_key(dir: &Path) -> PrivateKeySigner {
+    let text = std::fs::read_to_string(dir.join(KEY_FILE)).unwrap();
+    PrivateKeySigner::from_slice(&hex::decode(text.trim().trim_start_matches("0x")).unwrap())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sealed_blocks_must_still_link_and_re_execute() {
+    let original = tempfile::tempdir().unwrap();
+    {
+        let chain = EmbeddedChain::open(original.path()).unwrap();
+        for n in 1..=3u8 {
+            chain.commit_tree_head(u64::from(n), root(n)).await.unwrap();
+        }
+    }
+    let log = std::fs::read(original.path().join(BLOCK_LOG)).unwrap();
+    let sealer = sealer_key(original.path());
+    let other_commit = crate::block::sign_transaction(
+        &sealer,
+        1337,
+        3,
+        TxKind::Call(sealer.address().create(0)),
+        alloy::sol_types::SolCall::abi_encode(&crate::abi::RecordLog::commitTreeHeadCall {
+            treeSize: 2,
+            rootHash: root(0xEE).into(),
+        })
+        .into(),
+    )
+    .unwrap();
+    type Edit = Box<dyn FnOnce(&mut StoredBlock)>;
+    let cases: Vec<(&str, usize, Edit, &str)> = vec![
+        (
+            "state root",
+            3,
+            Box::new(|b| b.header.state_root.0[0] ^= 1),
+            "`state_root` does not match",
+        ),
+        (
+            "gas used",
+            3,
+            Box::new(|b| b.header.gas_used += 1),
+            "`gas_used` does not match",
+        ),
+        (
+            "timestamp before the parent's",
+            3,
+            Box::new(|b| b.header.timestamp = 1),
+            "timestamp goes backwards",
+        ),
+        (
+            "parent link",
+            3,
+            Box::new(|b| b.header.parent_hash.0[5] ^= 1),
+            "parent hash",
+        ),
+        // Re-signed by the sealer, so only re-execution can tell: the stored roots describe
+        // the original transaction.
+        (
+            "swapped transaction",
+            3,
+            Box::new(move |b| b.transactions[0] = other_commit),
+            "does not match re-execution",
+        ),
+        (
+            "dropped transaction",
+            3,
+            Box::new(|b| b.transactions.clear()),
+            "does not match re-execution",
+        ),
+        (
+            "deployment block without Roles",
+            1,
+            Box::new(|b| {
+                b.transactions.pop();
+            }),
+            "does not match re-execution",
+        ),
+    ];
+    for (what, number, edit, expected) in cases {
+        let dir = copy_chain(original.path());
+        std::fs::write(
+            dir.path().join(BLOCK_LOG),
+            rewrite_block(&log, number, &sealer, edit),
+        )
+        .unwrap();
+        match EmbeddedChain::open_verified_read_only(dir.path()) {
+            Err(ChainError::Tampered(message)) => {
+                assert!(
+                    message.contains(&format!("block #{number} ")),
+                    "{what}: {message}"
+                );
+                assert!(message.contains(expected), "{what}: {message}");
+            }
+            other => panic!("{what}: expected Tampered, got {other:?}"),
+        }
     }
 }
 
@@ -294,24 +469,40 @@ async fn read_only_open_follows_a_live_writer() {
     chain.commit_tree_head(1, root(1)).await.unwrap();
     chain.commit_tree_head(2, root(2)).await.unwrap();
 
-    assert!(matches!(EmbeddedChain::open(dir.path()), Err(ChainError::Locked(_))));
+    assert!(matches!(
+        EmbeddedChain::open(dir.path()),
+        Err(ChainError::Locked(_))
+    ));
 
     let reader = EmbeddedChain::open_verified_read_only(dir.path()).unwrap();
     assert_eq!(reader.tree_head_count().unwrap(), 2);
-    assert_eq!(reader.tree_head(1).unwrap(), chain.tree_head(1).await.unwrap());
+    assert_eq!(
+        reader.tree_head(1).unwrap(),
+        chain.tree_head(1).await.unwrap()
+    );
     assert_eq!(reader.head(), chain.head());
-    assert_eq!(reader.record_log_address(), chain.record_log_address().to_string());
+    assert_eq!(
+        reader.record_log_address(),
+        chain.record_log_address().to_string()
+    );
     assert_eq!(reader.sealer_address(), chain.sealer_address());
 
     let third = chain.commit_tree_head(3, root(3)).await.unwrap();
-    assert_eq!(reader.tree_head_count().unwrap(), 2, "a reader sees a snapshot until refreshed");
+    assert_eq!(
+        reader.tree_head_count().unwrap(),
+        2,
+        "a reader sees a snapshot until refreshed"
+    );
     assert_eq!(reader.refresh().unwrap(), 1);
     assert_eq!(reader.tree_head_count().unwrap(), 3);
     assert_eq!(reader.check_commit(&third).unwrap().root, root(3));
 
     let mut forged = third.clone();
     forged.block_hash = reader.head().parent_hash;
-    assert!(matches!(reader.check_commit(&forged), Err(ChainError::Tampered(_))));
+    assert!(matches!(
+        reader.check_commit(&forged),
+        Err(ChainError::Tampered(_))
+    ));
     assert_eq!(reader.refresh().unwrap(), 0);
 }
 
@@ -331,10 +522,19 @@ async fn roles_round_trip() {
     assert!(chain.has_role(account, PRACTITIONER).await.unwrap());
     assert!(!chain.has_role(account, 3).await.unwrap());
 
-    let error = chain.set_practitioner_verified(account, true).await.unwrap_err();
+    let error = chain
+        .set_practitioner_verified(account, true)
+        .await
+        .unwrap_err();
     assert_eq!(error.revert_name(), Some("NotAuthority"), "{error}");
-    chain.set_authority(chain.sealer_address(), true).await.unwrap();
-    chain.set_practitioner_verified(account, true).await.unwrap();
+    chain
+        .set_authority(chain.sealer_address(), true)
+        .await
+        .unwrap();
+    chain
+        .set_practitioner_verified(account, true)
+        .await
+        .unwrap();
     assert!(chain.is_verified(account).await.unwrap());
 
     chain.revoke_role(account, PRACTITIONER).await.unwrap();
@@ -343,7 +543,10 @@ async fn roles_round_trip() {
 
     let error = chain.grant_role(account, 0).await.unwrap_err();
     assert_eq!(error.to_string(), "transaction reverted: InvalidRole(0)");
-    let error = chain.set_admin(chain.sealer_address(), false).await.unwrap_err();
+    let error = chain
+        .set_admin(chain.sealer_address(), false)
+        .await
+        .unwrap_err();
     assert_eq!(error.revert_name(), Some("LastAdmin"));
     assert_state_root_consistent(&chain);
 
@@ -357,6 +560,21 @@ async fn concurrent_callers_share_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let chain = EmbeddedChain::open(dir.path()).unwrap();
     let start = chain.head().number;
+    // Keep the writer busy (as a block being written would) while the calls queue up.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let busy = {
+        let chain = chain.clone();
+        std::thread::spawn(move || {
+            chain
+                .with_writer(|_| {
+                    locked_tx.send(()).unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    Ok(())
+                })
+                .unwrap();
+        })
+    };
+    locked_rx.recv().unwrap();
     let tasks: Vec<_> = (0..24u8)
         .map(|n| {
             let chain = chain.clone();
@@ -367,17 +585,22 @@ async fn concurrent_callers_share_blocks() {
     for task in tasks {
         blocks.insert(task.await.unwrap().unwrap().block_number);
     }
-    let end = chain.head().number;
-    assert_eq!(blocks.len() as u64, end - start, "every block holds at least one of the calls");
-    assert!(blocks.len() <= 24);
+    busy.join().unwrap();
+    assert_eq!(
+        blocks.len(),
+        1,
+        "all queued calls share one block: {blocks:?}"
+    );
+    assert_eq!(chain.head().number, start + 1);
+    assert_eq!(chain.head().transaction_count, 24);
     for n in 0..24u8 {
         assert!(chain.has_role([n; 32], 1 + n % 6).await.unwrap());
     }
     assert_state_root_consistent(&chain);
     drop(chain);
-    // Multi-transaction blocks replay to the same state.
+    // A multi-transaction block replays to the same state.
     let reader = EmbeddedChain::open_verified_read_only(dir.path()).unwrap();
-    assert_eq!(reader.head().number, end);
+    assert_eq!(reader.head().number, start + 1);
 }
 
 #[test]
@@ -391,5 +614,59 @@ fn deployment_block_holds_both_contracts() {
     assert_eq!(chain.record_log_address(), chain.sealer_address().create(0));
     assert_eq!(chain.roles_address(), chain.sealer_address().create(1));
     let event = crate::abi::RecordLog::CommitterTransferred::SIGNATURE_HASH;
-    assert!(block1.header.logs_bloom.contains_raw_log(chain.record_log_address(), &[event]));
+    assert!(
+        block1
+            .header
+            .logs_bloom
+            .contains_raw_log(chain.record_log_address(), &[event])
+    );
+}
+
+#[tokio::test]
+#[ignore]
+async fn timing_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = EmbeddedChain::open(dir.path()).unwrap();
+    let t = std::time::Instant::now();
+    for n in 1..=200u64 {
+        chain.commit_tree_head(n, root(1)).await.unwrap();
+    }
+    eprintln!("200 commits: {:?}", t.elapsed());
+    drop(chain);
+    let t = std::time::Instant::now();
+    let r = EmbeddedChain::open_verified_read_only(dir.path()).unwrap();
+    eprintln!("replay of {} blocks: {:?}", r.head().number, t.elapsed());
+}
+
+#[test]
+#[ignore]
+fn timing_probe_parts() {
+    let signer = PrivateKeySigner::random();
+    let tx = crate::block::sign_transaction(
+        &signer,
+        1337,
+        0,
+        TxKind::Create,
+        Bytes::from_static(&[0x60]),
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    for _ in 0..100 {
+        use alloy::consensus::transaction::SignerRecoverable;
+        tx.recover_signer().unwrap();
+    }
+    eprintln!("100 recovers: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    for _ in 0..100 {
+        let mut m = crate::evm::Machine::new(1337);
+        m.set_block(1, 1, Address::ZERO);
+        let _ = m.view(Address::repeat_byte(1), Bytes::new());
+    }
+    eprintln!("100 evm builds+calls: {:?}", t.elapsed());
+    let data = vec![7u8; 532];
+    let t = std::time::Instant::now();
+    for _ in 0..1000 {
+        std::hint::black_box(alloy::primitives::keccak256(&data));
+    }
+    eprintln!("1000 keccak(532 B): {:?}", t.elapsed());
 }

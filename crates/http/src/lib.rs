@@ -100,6 +100,10 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body was not read, so the connection cannot carry another request.
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"medledger\""));
         }
@@ -186,6 +190,16 @@ pub fn claims_of(req_ext: &axum::http::Extensions) -> Option<&Claims> {
     req_ext.get::<Claims>()
 }
 
+/// Converts a FHIR instant (`2026-01-02T03:04:05.678Z`) to an HTTP-date for `Last-Modified`.
+pub fn http_date(instant: &str) -> Option<String> {
+    let t = time::OffsetDateTime::parse(instant, &time::format_description::well_known::Rfc3339).ok()?;
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.format(&fmt).ok()
+}
+
 /// `W/"n"` for a version.
 pub fn etag(version: u64) -> String {
     format!("W/\"{version}\"")
@@ -208,6 +222,7 @@ mod tests {
         assert_eq!(parse_if_match("\"12\""), Some(12));
         assert_eq!(parse_if_match("x"), None);
         assert_eq!(etag(4), "W/\"4\"");
+        assert_eq!(http_date("2026-11-21T20:16:34.123Z").as_deref(), Some("Sat, 21 Nov 2026 20:16:34 GMT"));
     }
 
     #[test]
@@ -218,5 +233,36 @@ mod tests {
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");
         assert_eq!(e.outcome()["resourceType"], "OperationOutcome");
         assert_eq!(e.outcome()["issue"][0]["code"], "transient");
+    }
+}
+
+impl From<medledger_storage_api::StoreError> for ApiError {
+    fn from(e: medledger_storage_api::StoreError) -> Self {
+        use medledger_storage_api::StoreError as S;
+        match e {
+            S::Conflict { .. } => ApiError::conflict(e.to_string()),
+            S::Unavailable(_) => ApiError::unavailable("the record index is unavailable", 1),
+        }
+    }
+}
+
+impl From<medledger_blobstore::BlobError> for ApiError {
+    fn from(e: medledger_blobstore::BlobError) -> Self {
+        use medledger_blobstore::BlobError as B;
+        match e {
+            B::Unavailable(_) => ApiError::unavailable("the blob store is unavailable", 1),
+            B::NotFound(_) | B::Corrupt { .. } => ApiError::integrity(e.to_string()),
+        }
+    }
+}
+
+impl From<medledger_keys::KeyError> for ApiError {
+    fn from(e: medledger_keys::KeyError) -> Self {
+        use medledger_keys::KeyError as K;
+        match e {
+            K::Store(s) => s.into(),
+            K::Unwrap(_) => ApiError::integrity(e.to_string()),
+            K::Master(_) => ApiError::internal("key material unavailable"),
+        }
     }
 }

@@ -70,6 +70,48 @@ impl RecordLeaf {
     }
 }
 
+impl RecordLeaf {
+    /// Parses leaf bytes produced by [`RecordLeaf::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, ProofError> {
+        let mut r = Reader(bytes);
+        if r.u8()? != LEAF_FORMAT || r.u8()? != LeafKind::RecordVersion as u8 {
+            return Err(ProofError::Malformed("leaf format or kind"));
+        }
+        let subject = r.string()?;
+        let (resource_type, id) = subject.split_once('/').ok_or(ProofError::Malformed("leaf subject"))?;
+        let version = u64::from_be_bytes(r.take(8)?.try_into().map_err(|_| ProofError::Malformed("leaf"))?);
+        let cid = r.string()?;
+        let commitment = hex::encode(r.take(32)?);
+        let recorded_at_ms = i64::from_be_bytes(r.take(8)?.try_into().map_err(|_| ProofError::Malformed("leaf"))?);
+        let actor = r.string()?;
+        let deleted = r.u8()? == 1;
+        if !r.0.is_empty() {
+            return Err(ProofError::Malformed("trailing bytes in leaf"));
+        }
+        Ok(Self { resource_type: resource_type.to_owned(), id: id.to_owned(), version, cid, commitment, recorded_at_ms, actor, deleted })
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ProofError> {
+        if self.0.len() < n {
+            return Err(ProofError::Malformed("truncated leaf"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, ProofError> {
+        Ok(self.take(1)?[0])
+    }
+    fn string(&mut self) -> Result<String, ProofError> {
+        let len = u32::from_be_bytes(self.take(4)?.try_into().map_err(|_| ProofError::Malformed("leaf"))?) as usize;
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| ProofError::Malformed("leaf string"))
+    }
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
@@ -256,6 +298,8 @@ mod tests {
     fn valid_bundle_verifies_and_every_field_matters() {
         let b = bundle();
         b.verify_inclusion().expect("valid");
+        assert_eq!(RecordLeaf::decode(&b.leaf.encode().expect("encode")).expect("decode"), b.leaf);
+        assert!(RecordLeaf::decode(&b.leaf.encode().expect("encode")[..20]).is_err());
         b.verify_resource(b"{\"a\":1}").expect("resource matches");
         assert_eq!(b.verify_resource(b"{\"a\":2}"), Err(ProofError::Commitment));
 

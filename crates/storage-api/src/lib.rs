@@ -153,7 +153,12 @@ pub struct TreeHeadRow {
 #[async_trait::async_trait]
 pub trait LedgerStore: Send + Sync + 'static {
     /// All leaves in order (loaded once at start to rebuild the tree).
-    async fn leaves(&self) -> Result<Vec<LeafRow>, StoreError>;
+    async fn leaves(&self) -> Result<Vec<LeafRow>, StoreError> {
+        self.leaves_from(0).await
+    }
+
+    /// Leaves with index `start` and above, in order.
+    async fn leaves_from(&self, start: u64) -> Result<Vec<LeafRow>, StoreError>;
 
     /// Appends leaves, skipping any whose (kind, subject, version) is already logged; returns the
     /// leaves actually appended, with their indexes.

@@ -222,8 +222,12 @@ fn head_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TreeHeadRow, StoreError>
 
 #[async_trait::async_trait]
 impl LedgerStore for SqliteStore {
-    async fn leaves(&self) -> Result<Vec<LeafRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM ledger_leaves ORDER BY leaf_index").fetch_all(&self.pool).await.map_err(err)?;
+    async fn leaves_from(&self, start: u64) -> Result<Vec<LeafRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM ledger_leaves WHERE leaf_index >= ? ORDER BY leaf_index")
+            .bind(start as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
         rows.iter().map(leaf_from_row).collect()
     }
 

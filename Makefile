@@ -1,0 +1,43 @@
+# MedLedger developer entry points. Build outputs and installed tools live outside the clone, in
+# $(MEDLEDGER_CACHE), so repeated runs are incremental and the tree stays clean.
+
+export MEDLEDGER_CACHE ?= $(HOME)/.cache/medledger
+export CARGO_TARGET_DIR ?= $(MEDLEDGER_CACHE)/target
+DATA_DIR ?= .medledger
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: dev test test-rust test-contracts test-deploy lint fmt bench tools contracts help
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+dev: ## run every service in one process on embedded backends (data in $(DATA_DIR))
+	cargo run -q -p medledger -- dev --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+test: tools test-rust test-contracts test-deploy ## run every test: Rust (unit, e2e), Solidity (forge), deploy checks
+
+tools: ## install forge, anvil and solc into $(MEDLEDGER_CACHE)/tools
+	@scripts/install-tools >/dev/null
+
+test-rust:
+	cargo test --workspace --locked
+
+test-contracts:
+	scripts/check-contracts
+
+test-deploy:
+	scripts/check-deploy
+
+lint: ## formatting and clippy with warnings denied
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## format the code
+	cargo fmt --all
+
+contracts: tools ## rebuild the committed contract artifacts from contracts/src
+	scripts/build-contracts
+
+bench: ## benchmarks: criterion (parse+encrypt+hash) and the load-test driver against medledger dev
+	cargo bench -p medledger-ingest --bench write_path
+	scripts/bench-ingest

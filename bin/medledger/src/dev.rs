@@ -1,0 +1,149 @@
+//! `medledger dev`: every service in one process on embedded backends. This is the one place
+//! where the embedded backends are chosen and wired to the services.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use medledger_blobstore::LocalBlockstore;
+use medledger_bus::SqliteBus;
+use medledger_chain::EmbeddedChain;
+use medledger_consent::ScopePolicy;
+use medledger_http::{BodyLimit, fhir_json};
+use medledger_ingest::{Ingest, IngestConfig};
+use medledger_keys::{FileMasterKey, OwnerKeys};
+use medledger_ledger_writer::{LedgerWriter, LedgerWriterConfig};
+use medledger_query::{Query, QueryConfig};
+use medledger_storage_sqlx::SqliteStore;
+use tokio::sync::watch;
+
+/// Arguments of `medledger dev`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct DevArgs {
+    /// Where all state lives; created if missing. Reuse it to keep your data.
+    #[arg(long, env = "MEDLEDGER_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Address to serve FHIR on.
+    #[arg(long, env = "MEDLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Largest accepted request body, bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_body_bytes: usize,
+    /// Longest wait, in milliseconds, between a write and the tree head committing it.
+    #[arg(long, default_value_t = 250)]
+    commit_interval_ms: u64,
+}
+
+pub(crate) fn issuer_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys").join("dev-issuer.pem")
+}
+
+/// Builds the application and serves it until SIGINT/SIGTERM.
+pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let dir = &args.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).await.context("opening the state database")?);
+    let master = Arc::new(FileMasterKey::load_or_create(&dir.join("keys").join("master.key"))?);
+    let issuer = medledger_auth::IssuerKey::load_or_create(&issuer_key_path(dir))?;
+    let blocks = Arc::new(LocalBlockstore::open(&dir.join("blobs"))?);
+    let chain_dir = dir.join("chain");
+    let chain = Arc::new(
+        tokio::task::spawn_blocking(move || EmbeddedChain::open(&chain_dir))
+            .await?
+            .context("opening the embedded chain")?,
+    );
+    let bus = Arc::new(SqliteBus::new(store.pool().clone()));
+    let keys = OwnerKeys::new(store.clone(), master);
+    let policy = Arc::new(ScopePolicy);
+
+    let ingest = Ingest::new(
+        store.clone(),
+        blocks.clone(),
+        keys.clone(),
+        policy.clone(),
+        IngestConfig { max_body_bytes: args.max_body_bytes, ..IngestConfig::default() },
+    );
+    let b = blocks.clone();
+    let removed = ingest
+        .collect_orphans(blocks.list_blocks()?, move |c| b.object_blocks(c).unwrap_or_else(|_| vec![*c]))
+        .await
+        .map_err(|e| anyhow::anyhow!("collecting orphaned blobs: {}", e.message))?;
+    if removed > 0 {
+        tracing::info!(removed, "removed blobs left by interrupted writes");
+    }
+    let query = Query::new(store.clone(), blocks, keys, store.clone(), policy, QueryConfig::default());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let writer = LedgerWriter::start(store.clone(), chain.clone(), bus, LedgerWriterConfig { batch_interval: Duration::from_millis(args.commit_interval_ms), ..LedgerWriterConfig::default() })
+        .await
+        .context("starting the ledger writer")?;
+    let writer_task = tokio::spawn(writer.run(stop_rx));
+
+    let verifier = medledger_auth::TokenVerifier::new(medledger_auth::DEV_ISSUER, issuer.verifying_key());
+    let app = app(ingest, query, verifier, args.max_body_bytes);
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("MedLedger dev is running.");
+    println!("  FHIR base URL: http://{addr}/fhir");
+    println!("  data dir:      {}", dir.display());
+    println!("  get a token:   medledger token --data-dir {} --subject Practitioner/dr-1 --role practitioner --scope 'user/*.cruds'", dir.display());
+    println!("  (or: cargo run -q -p medledger -- token --data-dir {} --subject Practitioner/dr-1)", dir.display());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(Duration::from_secs(10), writer_task).await {
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "ledger writer stopped with an error"),
+        Ok(Err(e)) => tracing::error!(error = %e, "ledger writer task failed"),
+        Err(_) => tracing::warn!("ledger writer did not stop in time"),
+        Ok(Ok(Ok(()))) => {}
+    }
+    Ok(())
+}
+
+/// The HTTP application: FHIR under `/fhir` (metadata open, everything else behind bearer auth),
+/// health probes at the root.
+pub(crate) fn app(ingest: Ingest, query: Query, verifier: medledger_auth::TokenVerifier, max_body: usize) -> Router {
+    let mut type_interactions: Vec<&str> = medledger_query::http::INTERACTIONS.to_vec();
+    type_interactions.extend_from_slice(medledger_ingest::http::INTERACTIONS);
+    let capability = Arc::new(medledger_query::capability_statement(
+        &type_interactions,
+        medledger_ingest::http::SYSTEM_INTERACTIONS,
+        medledger_query::http::OPERATIONS,
+    ));
+    let protected = medledger_ingest::routes(ingest)
+        .merge(medledger_query::routes(query))
+        .layer(axum::middleware::from_fn_with_state(verifier, medledger_http::require_bearer));
+    let fhir = Router::new()
+        .route("/metadata", get(move || async move { fhir_json(StatusCode::OK, &capability) }))
+        .merge(protected)
+        .fallback(|| async { medledger_http::ApiError::not_found("no such FHIR endpoint").into_response() });
+    Router::new()
+        .nest("/fhir", fhir)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .layer(axum::Extension(BodyLimit(max_body)))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(60)))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,441 @@
+//! End-to-end: `medledger dev` on a temporary data dir, driven over real HTTP.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use support::{Dev, outcome, token};
+
+fn patient() -> Value {
+    json!({"resourceType": "Patient", "name": [{"family": "Quixote", "given": ["Alonso"]}], "gender": "male", "birthDate": "1947-03-04"})
+}
+
+fn observation(patient_id: &str) -> Value {
+    json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2", "display": "Body height"}]},
+        "subject": {"reference": format!("Patient/{patient_id}")},
+        "valueQuantity": {"value": 180.5, "unit": "cm", "system": "http://unitsofmeasure.org", "code": "cm"}})
+}
+
+/// Drops what the server owns (id, meta) so sent and stored resources compare. Numbers compare
+/// by value: the stored form is RFC 8785's, where `10.0` is written `10`.
+fn strip(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("id");
+        o.remove("meta");
+    }
+    numbers_as_f64(&mut v);
+    v
+}
+
+fn numbers_as_f64(v: &mut Value) {
+    match v {
+        Value::Number(n) => *v = json!(n.as_f64().unwrap()),
+        Value::Array(a) => a.iter_mut().for_each(numbers_as_f64),
+        Value::Object(o) => o.values_mut().for_each(numbers_as_f64),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_capability_interaction_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+
+    // metadata is open and lists what the router serves.
+    let r = dev.http.get(dev.url("metadata")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cs: Value = r.json().await.unwrap();
+    assert_eq!(cs["resourceType"], "CapabilityStatement");
+    assert_eq!(cs["fhirVersion"], "4.0.1");
+    let patient_rest = cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Patient").unwrap().clone();
+    let listed: Vec<String> = patient_rest["interaction"].as_array().unwrap().iter().map(|i| i["code"].as_str().unwrap().to_owned()).collect();
+    for want in ["read", "vread", "create", "update", "delete"] {
+        assert!(listed.contains(&want.to_owned()), "{want} missing from {listed:?}");
+    }
+    let system: Vec<&str> = cs["rest"][0]["interaction"].as_array().unwrap().iter().map(|i| i["code"].as_str().unwrap()).collect();
+    assert_eq!(system, vec!["transaction", "batch"]);
+
+    // create
+    let r = dev.post("Patient", &patient()).await;
+    assert_eq!(r.status(), 201);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(r.headers()["etag"], "W/\"1\"");
+    let created: Value = r.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(loc.ends_with(&format!("/fhir/Patient/{id}/_history/1")), "{loc}");
+    assert_eq!(created["meta"]["versionId"], "1");
+    assert!(created["meta"]["lastUpdated"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(strip(created.clone()), strip(patient()));
+
+    // read
+    let r = dev.get(&format!("Patient/{id}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["etag"], "W/\"1\"");
+    let read: Value = r.json().await.unwrap();
+    assert_eq!(read, created);
+
+    // update with If-Match, and a stale If-Match
+    let mut changed = read.clone();
+    changed["gender"] = json!("other");
+    let r = dev.put(&format!("Patient/{id}"), &changed, &[("if-match", "W/\"1\"")]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["etag"], "W/\"2\"");
+    let r = dev.put(&format!("Patient/{id}"), &changed, &[("if-match", "W/\"1\"")]).await;
+    outcome(r, 412).await;
+
+    // vread both versions
+    let v1: Value = dev.get(&format!("Patient/{id}/_history/1")).await.json().await.unwrap();
+    assert_eq!(v1["gender"], "male");
+    let v2: Value = dev.get(&format!("Patient/{id}/_history/2")).await.json().await.unwrap();
+    assert_eq!(v2["gender"], "other");
+    assert_eq!(v2["meta"]["versionId"], "2");
+    outcome(dev.get(&format!("Patient/{id}/_history/3")).await, 404).await;
+
+    // an update may not move a record to another patient
+    let other: Value = dev.post("Patient", &patient()).await.json().await.unwrap();
+    let obs: Value = dev.post("Observation", &observation(&id)).await.json().await.unwrap();
+    let mut moved = obs.clone();
+    moved["subject"]["reference"] = json!(format!("Patient/{}", other["id"].as_str().unwrap()));
+    let r = dev.put(&format!("Observation/{}", obs["id"].as_str().unwrap()), &moved, &[]).await;
+    outcome(r, 422).await;
+
+    // $verify on a version
+    let proof = dev.proof(&format!("Patient/{id}/_history/2")).await;
+    assert_eq!(proof["format"], "medledger.proof.v1");
+    assert_eq!(proof["leaf"]["version"], 2);
+
+    // delete → 410 on read, history still readable
+    let r = dev.send(reqwest::Method::DELETE, &format!("Patient/{id}"), &json!({}), &[]).await;
+    assert_eq!(r.status(), 204);
+    outcome(dev.get(&format!("Patient/{id}")).await, 410).await;
+    assert_eq!(dev.get(&format!("Patient/{id}/_history/1")).await.status(), 200);
+    outcome(dev.get("Patient/does-not-exist").await, 404).await;
+}
+
+#[tokio::test]
+async fn authentication_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let url = dev.url("Patient/x");
+    let r = dev.http.get(&url).send().await.unwrap();
+    assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"medledger\"");
+    outcome(r, 401).await;
+    outcome(dev.http.get(&url).bearer_auth("not-a-jwt").send().await.unwrap(), 401).await;
+    // A token from another deployment's issuer.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let foreign = token(elsewhere.path(), "Practitioner/dr-1", "practitioner", "user/*.cruds");
+    outcome(dev.http.get(&url).bearer_auth(&foreign).send().await.unwrap(), 401).await;
+    // Valid token, scopes too narrow / role not yet allowed.
+    let reader = token(dir.path(), "Practitioner/dr-2", "practitioner", "user/*.rs");
+    let r = dev.http.post(dev.url("Patient")).bearer_auth(&reader).header("content-type", "application/fhir+json")
+        .body(patient().to_string()).send().await.unwrap();
+    outcome(r, 403).await;
+    let pat = token(dir.path(), "Patient/p-1", "patient", "user/*.cruds");
+    outcome(dev.http.get(&url).bearer_auth(&pat).send().await.unwrap(), 403).await;
+    assert_eq!(dev.count("record_versions").await, 0);
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start_with(dir.path(), &["--max-body-bytes", "20000"]).await;
+    let raw = |body: &'static str, ct: &'static str| {
+        dev.http.post(dev.url("Patient")).bearer_auth(&dev.token).header("content-type", ct).body(body).send()
+    };
+    assert!(outcome(raw("{not json", "application/fhir+json").await.unwrap(), 400).await.contains("malformed JSON"));
+    outcome(raw("{}", "text/plain").await.unwrap(), 415).await;
+    outcome(dev.post("Spaceship", &json!({"resourceType": "Spaceship"})).await, 400).await;
+    outcome(dev.post("Patient", &json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}})).await, 400).await;
+    assert!(outcome(dev.post("Patient", &json!({"resourceType": "Patient", "gender": "robot"})).await, 422).await.contains("invalid Patient"));
+    assert!(outcome(dev.post("Patient", &json!({"resourceType": "Patient", "favouriteColour": "blue"})).await, 422).await.contains("favouriteColour"));
+    let big = json!({"resourceType": "Patient", "name": [{"text": "x".repeat(30000)}]});
+    outcome(dev.post("Patient", &big).await, 413).await;
+
+    // A transaction with one invalid entry stores nothing at all, blobs included.
+    let blobs_before = dev.blob_files();
+    let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:11111111-1111-1111-1111-111111111111", "resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "subject": {"reference": "urn:uuid:11111111-1111-1111-1111-111111111111"}}, "request": {"method": "POST", "url": "Observation"}},
+        {"resource": {"resourceType": "Patient", "gender": "robot"}, "request": {"method": "POST", "url": "Patient"}}
+    ]});
+    let diag = outcome(dev.post("", &tx).await, 422).await;
+    assert!(diag.starts_with("entry 2:"), "{diag}");
+    // An unresolvable urn reference fails the whole transaction too.
+    let dangling = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": observation("x"), "request": {"method": "POST", "url": "Observation"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "subject": {"reference": "urn:uuid:22222222-2222-2222-2222-222222222222"}}, "request": {"method": "POST", "url": "Observation"}}
+    ]});
+    outcome(dev.post("", &dangling).await, 400).await;
+    outcome(dev.post("", &json!({"resourceType": "Bundle", "type": "collection"})).await, 400).await;
+    for table in ["record_versions", "record_heads", "bus_log", "ledger_leaves"] {
+        assert_eq!(dev.count(table).await, 0, "{table}");
+    }
+    assert_eq!(dev.blob_files(), blobs_before, "orphaned blobs were left behind");
+
+    // A batch answers per entry: one good, one bad.
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "Patient", "gender": "robot"}, "request": {"method": "POST", "url": "Patient"}}
+    ]});
+    let r = dev.post("", &batch).await;
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["type"], "batch-response");
+    assert_eq!(b["entry"][0]["response"]["status"], "201 Created");
+    assert!(b["entry"][1]["response"]["status"].as_str().unwrap().starts_with("422"));
+    assert_eq!(b["entry"][1]["response"]["outcome"]["resourceType"], "OperationOutcome");
+    assert_eq!(dev.count("record_versions").await, 1);
+}
+
+/// Posts a corpus bundle as a transaction; returns fullUrl → `Type/id` and the sent entries.
+async fn post_as_transaction(dev: &Dev, file: &str) -> (HashMap<String, String>, Vec<Value>) {
+    let path = support::corpus().join("fhir/synthea").join(file);
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    bundle["type"] = json!("transaction");
+    let entries = bundle["entry"].as_array().unwrap().clone();
+    let r = dev.post("", &bundle).await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{file}: {body}");
+    assert_eq!(body["type"], "transaction-response");
+    let resp = body["entry"].as_array().unwrap();
+    assert_eq!(resp.len(), entries.len());
+    let mut ids = HashMap::new();
+    for (sent, got) in entries.iter().zip(resp) {
+        assert_eq!(got["response"]["status"], "201 Created", "{got}");
+        let loc = got["response"]["location"].as_str().unwrap();
+        let key = loc.split("/_history/").next().unwrap().to_owned();
+        ids.insert(sent["fullUrl"].as_str().unwrap().to_owned(), key);
+    }
+    (ids, entries)
+}
+
+fn rewrite(v: &mut Value, ids: &HashMap<String, String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if k == "reference" {
+                    if let Some(new) = x.as_str().and_then(|s| ids.get(s)) {
+                        *x = json!(new);
+                    }
+                } else {
+                    rewrite(x, ids);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| rewrite(x, ids)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn synthea_bundles_round_trip_and_no_plaintext_touches_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let patient_file = "Bibi254_Schowalter414_475d72ca-91c7-7211-97e3-f000af33fc04.json";
+    let mut total = 0;
+    let mut last = String::new();
+    for file in ["hospitalInformation1603148702656.json", "practitionerInformation1603148702656.json", patient_file] {
+        let (ids, entries) = post_as_transaction(&dev, file).await;
+        for e in &entries {
+            let key = &ids[e["fullUrl"].as_str().unwrap()];
+            let r = dev.get(key).await;
+            assert_eq!(r.status(), 200, "{key}");
+            let got: Value = r.json().await.unwrap();
+            let mut want = e["resource"].clone();
+            rewrite(&mut want, &ids);
+            assert_eq!(strip(got), strip(want), "{key} differs from what was sent");
+            last = key.clone();
+        }
+        total += entries.len();
+    }
+    assert_eq!(dev.count("record_versions").await as usize, total);
+
+    // Every version reaches the ledger and the last one verifies against the chain.
+    let proof = dev.proof(&format!("{last}/_history/1")).await;
+    let (ok, out) = dev.verify(&proof, None);
+    assert!(ok, "{out}");
+    assert_eq!(dev.count("ledger_leaves").await as usize, total);
+
+    // Names, addresses and identifiers of the patient appear in no file of the data dir (the
+    // SQLite WAL included).
+    let bundle: Value = serde_json::from_slice(&std::fs::read(support::corpus().join("fhir/synthea").join(patient_file)).unwrap()).unwrap();
+    let p = &bundle["entry"][0]["resource"];
+    let needles = [
+        p["name"][0]["family"].as_str().unwrap().to_owned(),
+        p["name"][0]["given"][0].as_str().unwrap().to_owned(),
+        p["address"][0]["line"][0].as_str().unwrap().to_owned(),
+        p["identifier"][1]["value"].as_str().unwrap().to_owned(),
+        "Body Height".to_owned(),
+    ];
+    let mut files = Vec::new();
+    walk(dir.path(), &mut files);
+    assert!(files.iter().any(|f| f.ends_with("state.db-wal") || f.ends_with("state.db")));
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        for n in &needles {
+            assert!(!data.windows(n.len()).any(|w| w == n.as_bytes()), "plaintext '{n}' found in {}", f.display());
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            walk(&e.path(), out);
+        } else {
+            out.push(e.path());
+        }
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path()).await;
+    let mut written = Vec::new();
+    for _ in 0..5 {
+        let r = dev.post("Patient", &patient()).await;
+        assert_eq!(r.status(), 201);
+        written.push(r.json::<Value>().await.unwrap());
+    }
+    // Killed right after the last 2xx: before the ledger writer has necessarily seen it.
+    dev.kill9();
+    dev.restart().await;
+    for w in &written {
+        let id = w["id"].as_str().unwrap();
+        let got: Value = dev.get(&format!("Patient/{id}")).await.json().await.unwrap();
+        assert_eq!(&got, w);
+    }
+    let last = written.last().unwrap()["id"].as_str().unwrap().to_owned();
+    let proof = dev.proof(&format!("Patient/{last}/_history/1")).await;
+    assert!(dev.verify(&proof, None).0);
+    // Exactly once: one leaf per version despite the crash.
+    assert_eq!(dev.count("ledger_leaves").await, 5);
+}
+
+#[tokio::test]
+async fn verify_waits_then_answers_503_when_not_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start_with(dir.path(), &["--commit-interval-ms", "600000"]).await;
+    let p: Value = dev.post("Patient", &patient()).await.json().await.unwrap();
+    let r = dev.get(&format!("Patient/{}/_history/1/$verify", p["id"].as_str().unwrap())).await;
+    assert!(r.headers().contains_key("retry-after"));
+    outcome(r, 503).await;
+}
+
+#[tokio::test]
+async fn proofs_verify_offline_and_detect_forgery() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let p: Value = dev.post("Patient", &patient()).await.json().await.unwrap();
+    let id = p["id"].as_str().unwrap();
+    let o: Value = dev.post("Observation", &observation(id)).await.json().await.unwrap();
+    let path = format!("Observation/{}/_history/1", o["id"].as_str().unwrap());
+    let proof = dev.proof(&path).await;
+    let resource: Value = dev.get(&path).await.json().await.unwrap();
+
+    let (ok, out) = dev.verify(&proof, Some(&resource));
+    assert!(ok, "{out}");
+    assert!(out.contains("VERIFIED"));
+
+    let mut altered = resource.clone();
+    altered["valueQuantity"]["value"] = json!(181.5);
+    let (ok, out) = dev.verify(&proof, Some(&altered));
+    assert!(!ok && out.contains("resource commitment"), "{out}");
+
+    let mut forged = proof.clone();
+    forged["leaf"]["cid"] = json!("bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am");
+    let (ok, out) = dev.verify(&forged, None);
+    assert!(!ok && out.contains("leaf"), "{out}");
+
+    let mut wrong_index = proof.clone();
+    wrong_index["chain"]["recordLogIndex"] = json!(0);
+    wrong_index["treeHead"]["treeSize"] = json!(proof["treeHead"]["treeSize"].as_u64().unwrap());
+    if proof["chain"]["recordLogIndex"] != json!(0) {
+        let (ok, out) = dev.verify(&wrong_index, None);
+        assert!(!ok, "{out}");
+    }
+}
+
+#[tokio::test]
+async fn tampering_is_detected_and_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let p: Value = dev.post("Patient", &patient()).await.json().await.unwrap();
+        ids.push(p["id"].as_str().unwrap().to_owned());
+    }
+    let clean: Value = dev.post("Patient", &patient()).await.json().await.unwrap();
+    let rolled = ids[3].clone();
+    let mut v2: Value = dev.get(&format!("Patient/{rolled}")).await.json().await.unwrap();
+    v2["gender"] = json!("female");
+    assert_eq!(dev.put(&format!("Patient/{rolled}"), &v2, &[]).await.status(), 200);
+    for id in &ids {
+        dev.proof(&format!("Patient/{id}/_history/1")).await;
+    }
+    dev.proof(&format!("Patient/{rolled}/_history/2")).await;
+    let clean_proof = dev.proof(&format!("Patient/{}/_history/1", clean["id"].as_str().unwrap())).await;
+    let db = dev.db().await;
+    let cid_of = |id: String| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT cid FROM record_versions WHERE id = ? AND version = 1")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+
+    // 1. A flipped byte in a stored object.
+    let cid = cid_of(ids[0].clone()).await;
+    let shard = &cid[cid.len() - 3..cid.len() - 1];
+    let file = dir.path().join("blobs/blocks").join(shard).join(&cid);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[40] ^= 0x01;
+    std::fs::write(&file, bytes).unwrap();
+    let d = outcome(dev.get(&format!("Patient/{}", ids[0])).await, 500).await;
+    assert!(d.contains("integrity"), "{d}");
+
+    // 2. Two records' CIDs swapped in the index.
+    let (a, b) = (cid_of(ids[1].clone()).await, cid_of(ids[2].clone()).await);
+    sqlx::query("UPDATE record_versions SET cid = ? WHERE id = ?").bind(&b).bind(&ids[1]).execute(&db).await.unwrap();
+    sqlx::query("UPDATE record_versions SET cid = ? WHERE id = ?").bind(&a).bind(&ids[2]).execute(&db).await.unwrap();
+    outcome(dev.get(&format!("Patient/{}", ids[1])).await, 500).await;
+    outcome(dev.get(&format!("Patient/{}", ids[2])).await, 500).await;
+
+    // 3. A version rolled back in the index.
+    sqlx::query("UPDATE record_heads SET version = 1 WHERE id = ?").bind(&rolled).execute(&db).await.unwrap();
+    let d = outcome(dev.get(&format!("Patient/{rolled}")).await, 500).await;
+    assert!(d.contains("ledger holds version 2"), "{d}");
+
+    // 4. An index row deleted.
+    sqlx::query("DELETE FROM record_heads WHERE id = ?").bind(&rolled).execute(&db).await.unwrap();
+    sqlx::query("DELETE FROM record_versions WHERE id = ?").bind(&rolled).execute(&db).await.unwrap();
+    let d = outcome(dev.get(&format!("Patient/{rolled}")).await, 500).await;
+    assert!(d.contains("missing from the index"), "{d}");
+
+    // 5. One byte of the stored chain edited: verification fails.
+    let (ok, out) = dev.verify(&clean_proof, None);
+    assert!(ok, "{out}");
+    db.close().await;
+    let mut dev = dev;
+    dev.kill9();
+    let chain_file = dir.path().join("chain/blocks.log");
+    let mut chain = std::fs::read(&chain_file).unwrap();
+    let at = chain.len() / 2;
+    chain[at] ^= 0x01;
+    std::fs::write(&chain_file, chain).unwrap();
+    let (ok, out) = dev.verify(&clean_proof, None);
+    assert!(!ok, "verification passed on an edited chain: {out}");
+    assert!(out.contains("chain integrity"), "{out}");
+}

@@ -1,0 +1,208 @@
+//! Starts `medledger dev` as a child process on a temporary data dir and talks to it over HTTP.
+
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_medledger");
+
+pub fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+}
+
+pub struct Dev {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    extra: Vec<String>,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn token(dir: &Path, subject: &str, role: &str, scope: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "--data-dir"])
+        .arg(dir)
+        .args(["--subject", subject, "--role", role, "--scope", scope])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "token: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+impl Dev {
+    pub async fn start(dir: &Path) -> Dev {
+        Self::start_with(dir, &[]).await
+    }
+
+    pub async fn start_with(dir: &Path, extra: &[&str]) -> Dev {
+        let port = free_port();
+        let mut d = Dev {
+            child: spawn(dir, port, extra),
+            dir: dir.to_path_buf(),
+            base: format!("http://127.0.0.1:{port}/fhir"),
+            token: String::new(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            port,
+        };
+        d.wait_ready().await;
+        d.token = token(dir, "Practitioner/dr-1", "practitioner", "user/*.cruds");
+        d
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let url = format!("http://127.0.0.1:{}/readyz", self.port);
+        loop {
+            if let Ok(r) = self.http.get(&url).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("medledger dev exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "medledger dev did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Restarts on the same data dir and port after a kill.
+    pub async fn restart(&mut self) {
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        self.child = spawn(&self.dir, self.port, &extra);
+        self.wait_ready().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        let path = path.trim_start_matches('/');
+        if path.is_empty() { self.base.clone() } else { format!("{}/{}", self.base, path) }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).bearer_auth(&self.token).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, body, &[]).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+        self.send(reqwest::Method::PUT, path, body, headers).await
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut rb = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/fhir+json")
+            .body(serde_json::to_vec(body).unwrap());
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        rb.send().await.unwrap()
+    }
+
+    /// The state database, for inspecting (and in tamper tests, editing) what is stored.
+    pub async fn db(&self) -> sqlx::SqlitePool {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.dir.join("state.db"))
+            .busy_timeout(Duration::from_secs(10));
+        sqlx::SqlitePool::connect_with(opts).await.unwrap()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let pool = self.db().await;
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+
+    pub fn blob_files(&self) -> usize {
+        let mut n = 0;
+        for shard in std::fs::read_dir(self.dir.join("blobs/blocks")).unwrap() {
+            let shard = shard.unwrap();
+            if shard.file_type().unwrap().is_dir() {
+                n += std::fs::read_dir(shard.path()).unwrap().count();
+            }
+        }
+        n
+    }
+
+    /// Waits until `$verify` answers 200 and returns the proof.
+    pub async fn proof(&self, path: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self.get(&format!("{path}/$verify")).await;
+            if r.status() == 200 {
+                return r.json().await.unwrap();
+            }
+            assert!(r.status() == 503, "unexpected $verify status {}", r.status());
+            assert!(Instant::now() < deadline, "version never committed");
+        }
+    }
+
+    /// Runs `medledger verify`; returns (success, stdout + stderr).
+    pub fn verify(&self, proof: &Value, resource: Option<&Value>) -> (bool, String) {
+        let tmp = tempfile::tempdir().unwrap();
+        let pf = tmp.path().join("proof.json");
+        std::fs::write(&pf, serde_json::to_vec(proof).unwrap()).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["verify", "--proof"]).arg(&pf).arg("--data-dir").arg(&self.dir);
+        if let Some(r) = resource {
+            let rf = tmp.path().join("resource.json");
+            std::fs::write(&rf, serde_json::to_vec(r).unwrap()).unwrap();
+            cmd.arg("--resource").arg(&rf);
+        }
+        let out = cmd.output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+}
+
+fn spawn(dir: &Path, port: u16, extra: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(["dev", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts a response is an OperationOutcome with `status`; returns its diagnostics.
+pub async fn outcome(r: reqwest::Response, status: u16) -> String {
+    assert_eq!(r.status().as_u16(), status, "status");
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert!(ct.starts_with("application/fhir+json"), "content type {ct}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
+    body["issue"][0]["diagnostics"].as_str().unwrap_or_default().to_owned()
+}

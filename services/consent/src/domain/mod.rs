@@ -1,0 +1,4 @@
+//! Decision logic, free of I/O.
+
+pub mod policy;
+pub mod scopes;

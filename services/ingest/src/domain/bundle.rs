@@ -1,0 +1,276 @@
+//! Batch and transaction Bundles (FHIR R4 §3.1.0.11).
+//!
+//! Both kinds assign ids to every `POST` entry first and rewrite `urn:uuid:` references between
+//! entries to those ids, so Synthea-style bundles whose entries refer to each other work as batch
+//! too. A transaction then commits every entry in one index transaction or none; a batch commits
+//! each entry on its own and reports per entry.
+
+use std::collections::{HashMap, HashSet};
+
+use medledger_auth::Claims;
+use medledger_consent::Interaction;
+use medledger_fhir::{rewrite_references, unresolved_urn_references};
+use medledger_http::{ApiError, etag};
+use serde_json::{Value, json};
+
+use super::write::{Ingest, Prepared, WriteOutcome, new_id, now_instant, valid_id};
+
+/// One entry's planned operation.
+#[derive(Debug, Clone)]
+enum Op {
+    Create { rt: String, id: String, value: Value },
+    Update { rt: String, id: String, value: Value, if_match: Option<u64> },
+    Delete { rt: String, id: String },
+}
+
+impl Op {
+    fn key(&self) -> String {
+        match self {
+            Op::Create { rt, id, .. } | Op::Update { rt, id, .. } | Op::Delete { rt, id } => format!("{rt}/{id}"),
+        }
+    }
+}
+
+/// Whether a Bundle is processed atomically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleKind {
+    /// All or nothing.
+    Transaction,
+    /// Each entry on its own.
+    Batch,
+}
+
+fn entry_error(i: usize, e: &ApiError) -> ApiError {
+    ApiError { message: format!("entry {i}: {}", e.message), ..e.clone() }
+}
+
+fn status_line(code: u16) -> String {
+    let reason = axum::http::StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    format!("{code} {reason}")
+}
+
+fn success_entry(o: &WriteOutcome) -> Value {
+    match &o.resource {
+        Some(_) => json!({"response": {
+            "status": status_line(if o.created { 201 } else { 200 }),
+            "location": format!("{}/{}/_history/{}", o.resource_type, o.id, o.version),
+            "etag": etag(o.version),
+            "lastModified": o.last_updated,
+        }}),
+        None => json!({"response": {"status": status_line(204), "etag": etag(o.version)}}),
+    }
+}
+
+impl Ingest {
+    /// `POST /` with a Bundle of type `batch` or `transaction`; returns the response Bundle.
+    pub async fn bundle(&self, claims: &Claims, bundle: Value) -> Result<Value, ApiError> {
+        if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+            return Err(ApiError::bad_request("POST to the base URL takes a Bundle"));
+        }
+        let kind = match bundle.get("type").and_then(Value::as_str) {
+            Some("transaction") => BundleKind::Transaction,
+            Some("batch") => BundleKind::Batch,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "Bundle.type must be 'batch' or 'transaction', not {}",
+                    other.map_or("missing".to_owned(), |t| format!("'{t}'"))
+                )));
+            }
+        };
+        let entries = match bundle.get("entry") {
+            None => Vec::new(),
+            Some(Value::Array(e)) => e.clone(),
+            Some(_) => return Err(ApiError::bad_request("Bundle.entry must be an array")),
+        };
+        if entries.len() > self.config.max_bundle_entries {
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                medledger_fhir::IssueCode::TooCostly,
+                format!("a Bundle may hold at most {} entries", self.config.max_bundle_entries),
+            ));
+        }
+        let planned = self.plan(&entries);
+        let response_type = match kind {
+            BundleKind::Transaction => "transaction-response",
+            BundleKind::Batch => "batch-response",
+        };
+        let out_entries = match kind {
+            BundleKind::Transaction => {
+                let ops = planned.into_iter().enumerate().map(|(i, r)| r.map_err(|e| entry_error(i, &e))).collect::<Result<Vec<_>, _>>()?;
+                self.transaction(claims, ops).await?
+            }
+            BundleKind::Batch => self.batch(claims, planned).await,
+        };
+        let (now, _) = now_instant();
+        Ok(json!({"resourceType": "Bundle", "id": new_id(), "type": response_type, "timestamp": now, "entry": out_entries}))
+    }
+
+    /// Turns entries into operations, assigning ids and resolving `urn:uuid:` references.
+    fn plan(&self, entries: &[Value]) -> Vec<Result<Op, ApiError>> {
+        // Pass 1: ids for every entry with a fullUrl, so references can be rewritten.
+        let mut ids: HashMap<String, String> = HashMap::new();
+        let mut assigned: Vec<Option<String>> = Vec::with_capacity(entries.len());
+        for e in entries {
+            let method = e.pointer("/request/method").and_then(Value::as_str).unwrap_or("");
+            let url = e.pointer("/request/url").and_then(Value::as_str).unwrap_or("");
+            let rt = e.pointer("/resource/resourceType").and_then(Value::as_str);
+            let id = match method {
+                "POST" => Some(new_id()),
+                "PUT" => url.split('?').next().and_then(|u| u.split_once('/')).map(|(_, id)| id.to_owned()),
+                _ => None,
+            };
+            if let (Some(full), Some(rt), Some(id)) = (e.get("fullUrl").and_then(Value::as_str), rt, id.as_ref()) {
+                if full.starts_with("urn:uuid:") || full.starts_with("urn:oid:") {
+                    ids.insert(full.to_owned(), format!("{rt}/{id}"));
+                }
+            }
+            assigned.push(id);
+        }
+        entries
+            .iter()
+            .zip(assigned)
+            .map(|(e, id)| {
+                let method = e.pointer("/request/method").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("request.method is required"))?;
+                let url = e.pointer("/request/url").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("request.url is required"))?;
+                if e.pointer("/request/ifNoneExist").is_some() || e.pointer("/request/ifMatch").is_some() && method != "PUT" {
+                    return Err(ApiError::bad_request("conditional requests in Bundles are not supported yet"));
+                }
+                let path = url.split('?').next().unwrap_or(url).trim_matches('/');
+                let resource = || -> Result<Value, ApiError> {
+                    let mut v = e.get("resource").cloned().ok_or_else(|| ApiError::bad_request(format!("{method} needs entry.resource")))?;
+                    rewrite_references(&mut v, &ids);
+                    let mut missing = Vec::new();
+                    unresolved_urn_references(&v, &ids, &mut missing);
+                    if let Some(m) = missing.first() {
+                        return Err(ApiError::bad_request(format!("reference '{m}' matches no entry's fullUrl")));
+                    }
+                    Ok(v)
+                };
+                match method {
+                    "POST" => {
+                        if path.contains('/') {
+                            return Err(ApiError::bad_request("POST url must be a resource type"));
+                        }
+                        let id = id.unwrap_or_else(new_id);
+                        let mut value = resource()?;
+                        if let Some(obj) = value.as_object_mut() {
+                            obj.insert("id".into(), Value::String(id.clone()));
+                        }
+                        Ok(Op::Create { rt: path.to_owned(), id, value })
+                    }
+                    "PUT" => {
+                        let (rt, id) = path.split_once('/').ok_or_else(|| ApiError::bad_request("PUT url must be Type/id"))?;
+                        let if_match = match e.pointer("/request/ifMatch").and_then(Value::as_str) {
+                            Some(v) => Some(medledger_http::parse_if_match(v).ok_or_else(|| ApiError::bad_request("malformed ifMatch"))?),
+                            None => None,
+                        };
+                        Ok(Op::Update { rt: rt.to_owned(), id: id.to_owned(), value: resource()?, if_match })
+                    }
+                    "DELETE" => {
+                        let (rt, id) = path.split_once('/').ok_or_else(|| ApiError::bad_request("DELETE url must be Type/id"))?;
+                        Ok(Op::Delete { rt: rt.to_owned(), id: id.to_owned() })
+                    }
+                    other => Err(ApiError::bad_request(format!("request.method '{other}' is not supported in Bundles"))),
+                }
+            })
+            .collect()
+    }
+
+    /// Validates, authorises and encrypts one operation. `None` for a delete of a deleted record.
+    async fn prepare_op(&self, claims: &Claims, op: Op) -> Result<Option<Prepared>, ApiError> {
+        match op {
+            Op::Create { rt, id, value } => {
+                self.authorize(claims, Interaction::Create, &rt, None).await?;
+                self.validate_as(&rt, &value)?;
+                Ok(Some(self.prepare_version(claims, &rt, &id, value, None, None).await?))
+            }
+            Op::Update { rt, id, value, if_match } => {
+                self.authorize(claims, Interaction::Update, &rt, None).await?;
+                if !valid_id(&id) {
+                    return Err(ApiError::bad_request(format!("'{id}' is not a valid FHIR id")));
+                }
+                self.validate_as(&rt, &value)?;
+                if value.get("id").and_then(Value::as_str) != Some(id.as_str()) {
+                    return Err(ApiError::bad_request("the resource id does not match request.url"));
+                }
+                let head = self.index.head(&rt, &id).await?;
+                if let Some(want) = if_match {
+                    if head.as_ref().map(|h| h.version) != Some(want) {
+                        return Err(ApiError::precondition_failed(format!("ifMatch W/\"{want}\" does not match the current version")));
+                    }
+                }
+                let prepared = self
+                    .prepare_version(claims, &rt, &id, value, head.as_ref().map(|h| h.version), head.as_ref().map(|h| h.owner.as_str()))
+                    .await?;
+                Ok(Some(prepared))
+            }
+            Op::Delete { rt, id } => {
+                self.authorize(claims, Interaction::Delete, &rt, None).await?;
+                let head = self.index.head(&rt, &id).await?.ok_or_else(|| ApiError::not_found(format!("{rt}/{id} is not known")))?;
+                if head.deleted {
+                    return Ok(None);
+                }
+                Ok(Some(self.prepare_delete(claims, &rt, &id, head.version, &head.owner)))
+            }
+        }
+    }
+
+    async fn transaction(&self, claims: &Claims, ops: Vec<Op>) -> Result<Vec<Value>, ApiError> {
+        let mut seen = HashSet::new();
+        for op in &ops {
+            if !seen.insert(op.key()) {
+                return Err(ApiError::bad_request(format!("{} appears more than once in the transaction", op.key())));
+            }
+        }
+        // Encrypt and store blobs concurrently; they only become visible with the commit.
+        let results = futures::future::join_all(ops.into_iter().map(|op| self.prepare_op(claims, op))).await;
+        let mut prepared = Vec::new();
+        let mut slots = Vec::new();
+        let mut failure = None;
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(Some(p)) => {
+                    slots.push(Some(prepared.len()));
+                    prepared.push(p);
+                }
+                Ok(None) => slots.push(None),
+                Err(e) => {
+                    failure.get_or_insert(entry_error(i, &e));
+                    slots.push(None);
+                }
+            }
+        }
+        if let Some(e) = failure {
+            self.discard(&prepared).await;
+            return Err(e);
+        }
+        let outcomes = self.commit(prepared).await?;
+        Ok(slots
+            .into_iter()
+            .map(|slot| match slot {
+                Some(i) => success_entry(&outcomes[i]),
+                None => json!({"response": {"status": status_line(204)}}),
+            })
+            .collect())
+    }
+
+    async fn batch(&self, claims: &Claims, planned: Vec<Result<Op, ApiError>>) -> Vec<Value> {
+        let tasks = planned.into_iter().map(|r| async move {
+            let op = r?;
+            match self.prepare_op(claims, op).await? {
+                Some(p) => {
+                    let mut o = self.commit(vec![p]).await?;
+                    o.pop().map(|o| success_entry(&o)).ok_or_else(|| ApiError::internal("no outcome"))
+                }
+                None => Ok(json!({"response": {"status": status_line(204)}})),
+            }
+        });
+        futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r: Result<Value, ApiError>| {
+                r.unwrap_or_else(|e| json!({"response": {"status": status_line(e.status.as_u16()), "outcome": e.outcome()}}))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,6 @@
+//! Write logic over the storage, blob and key ports.
+
+pub mod bundle;
+pub mod write;
+
+pub use write::{Ingest, Prepared, WriteOutcome};

@@ -1,0 +1,308 @@
+//! Single-resource writes (FHIR R4 §3.1.0.4 create, §3.1.0.5 update, §3.1.0.7 delete), and the
+//! preparation step that bundles reuse.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use medledger_auth::Claims;
+use medledger_blobstore::{BlobStore, Cid};
+use medledger_consent::{AccessPolicy, AccessQuery, Decision, Interaction};
+use medledger_crypto::{commitment, new_salt, seal_version, version_aad};
+use medledger_fhir::{Owner, canonical_json, owner_of, validate_resource};
+use medledger_http::ApiError;
+use medledger_keys::OwnerKeys;
+use medledger_proto::{Message, RECORDS_TOPIC, v1::RecordVersionStored};
+use medledger_storage_api::{OutboxEvent, RecordIndex, VersionRow, VersionWrite};
+use serde_json::{Value, json};
+
+use crate::IngestConfig;
+
+/// The ingest service's domain object.
+#[derive(Clone)]
+pub struct Ingest {
+    pub(crate) index: Arc<dyn RecordIndex>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) keys: OwnerKeys,
+    pub(crate) policy: Arc<dyn AccessPolicy>,
+    pub(crate) config: IngestConfig,
+}
+
+/// A version ready to commit: encrypted and in the blob store, not yet in the index.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The index row and the version it replaces.
+    pub write: VersionWrite,
+    /// Its event.
+    pub event: OutboxEvent,
+    /// The stored resource (what reads return); `None` for a deletion.
+    pub resource: Option<Value>,
+    /// Blob written for it (removed again if the commit fails).
+    pub blob: Option<Cid>,
+    /// Whether this created the resource (201) rather than updating it (200).
+    pub created: bool,
+}
+
+/// What a write did.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    /// Resource type.
+    pub resource_type: String,
+    /// Logical id.
+    pub id: String,
+    /// New version.
+    pub version: u64,
+    /// `meta.lastUpdated`.
+    pub last_updated: String,
+    /// Created (201) or updated (200).
+    pub created: bool,
+    /// The stored resource, `None` for deletions.
+    pub resource: Option<Value>,
+}
+
+/// A FHIR instant with millisecond precision, now.
+pub(crate) fn now_instant() -> (String, i64) {
+    let now = time::OffsetDateTime::now_utc();
+    let ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    (now.format(&fmt).unwrap_or_default(), ms)
+}
+
+/// A new server-assigned logical id.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// FHIR ids: 1–64 of `[A-Za-z0-9\-\.]`.
+pub(crate) fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+impl Ingest {
+    /// Wires the service to its ports.
+    pub fn new(
+        index: Arc<dyn RecordIndex>,
+        blobs: Arc<dyn BlobStore>,
+        keys: OwnerKeys,
+        policy: Arc<dyn AccessPolicy>,
+        config: IngestConfig,
+    ) -> Self {
+        Self { index, blobs, keys, policy, config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    /// Denies unless the policy permits.
+    pub(crate) async fn authorize(&self, claims: &Claims, interaction: Interaction, rt: &str, owner: Option<&str>) -> Result<(), ApiError> {
+        match self.policy.check(AccessQuery { claims, interaction, resource_type: rt, owner }).await {
+            Decision::Permit => Ok(()),
+            Decision::Deny(reason) => Err(ApiError::forbidden(reason)),
+        }
+    }
+
+    /// Checks that `value` is a valid resource of type `rt`.
+    pub(crate) fn validate_as(&self, rt: &str, value: &Value) -> Result<(), ApiError> {
+        let body_type = validate_resource(value).map_err(|e| ApiError::from_fhir(&e))?;
+        if body_type != rt {
+            return Err(ApiError::bad_request(format!("resourceType '{body_type}' does not match the URL type '{rt}'")));
+        }
+        Ok(())
+    }
+
+    /// Encrypts and stores a new version of `rt/id` (already validated, references final).
+    /// `expected` is the version it replaces; `prev_owner` that version's owner.
+    pub(crate) async fn prepare_version(
+        &self,
+        claims: &Claims,
+        rt: &str,
+        id: &str,
+        mut value: Value,
+        expected: Option<u64>,
+        prev_owner: Option<&str>,
+    ) -> Result<Prepared, ApiError> {
+        let version = expected.map_or(1, |v| v + 1);
+        let owner = owner_of(rt, id, &value).label();
+        if let Some(prev) = prev_owner {
+            if prev != owner {
+                return Err(ApiError::unprocessable(format!(
+                    "an update may not move {rt}/{id} to another patient compartment (owner would change)"
+                )));
+            }
+        }
+        let (last_updated, now_ms) = now_instant();
+        let obj = value.as_object_mut().ok_or_else(|| ApiError::bad_request("a resource must be a JSON object"))?;
+        obj.insert("id".into(), Value::String(id.to_owned()));
+        let meta = obj.entry("meta").or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            return Err(ApiError::unprocessable("meta must be an object"));
+        }
+        meta["versionId"] = Value::String(version.to_string());
+        meta["lastUpdated"] = Value::String(last_updated.clone());
+
+        let canonical = canonical_json(&value);
+        let salt = new_salt();
+        let commit = commitment(&salt, &canonical);
+        let key = self.keys.get_or_create(&owner).await?;
+        let aad = version_aad(rt, id, version, &owner);
+        let sealed = seal_version(&key, &aad, &salt, &canonical);
+        let cid = self.blobs.put(Bytes::from(sealed.blob)).await?;
+
+        let row = VersionRow {
+            resource_type: rt.to_owned(),
+            id: id.to_owned(),
+            version,
+            cid: Some(cid.to_string()),
+            wrapped_key: sealed.wrapped_data_key,
+            owner: owner.clone(),
+            commitment: Some(commit),
+            deleted: false,
+            last_updated,
+            actor: claims.sub.clone(),
+        };
+        let event = self.event_for(&row, now_ms);
+        Ok(Prepared { write: VersionWrite { row, expected }, event, resource: Some(value), blob: Some(cid), created: expected.is_none() })
+    }
+
+    /// A deletion version of `rt/id`, replacing `current`.
+    pub(crate) fn prepare_delete(&self, claims: &Claims, rt: &str, id: &str, current: u64, owner: &str) -> Prepared {
+        let (last_updated, now_ms) = now_instant();
+        let row = VersionRow {
+            resource_type: rt.to_owned(),
+            id: id.to_owned(),
+            version: current + 1,
+            cid: None,
+            wrapped_key: Vec::new(),
+            owner: owner.to_owned(),
+            commitment: None,
+            deleted: true,
+            last_updated,
+            actor: claims.sub.clone(),
+        };
+        let event = self.event_for(&row, now_ms);
+        Prepared { write: VersionWrite { row, expected: Some(current) }, event, resource: None, blob: None, created: false }
+    }
+
+    fn event_for(&self, row: &VersionRow, now_ms: i64) -> OutboxEvent {
+        let pseudonym = self.keys.pseudonym(&row.owner);
+        let ev = RecordVersionStored {
+            event_id: new_id(),
+            resource_type: row.resource_type.clone(),
+            id: row.id.clone(),
+            version: row.version,
+            cid: row.cid.clone().unwrap_or_default(),
+            commitment: row.commitment.map(|c| c.to_vec()).unwrap_or_default(),
+            deleted: row.deleted,
+            recorded_at_ms: now_ms,
+            actor: row.actor.clone(),
+            owner_pseudonym: pseudonym.clone(),
+        };
+        OutboxEvent { topic: RECORDS_TOPIC.to_owned(), key: pseudonym.into_bytes(), payload: ev.encode_to_vec() }
+    }
+
+    /// Commits prepared versions atomically; on failure removes their blobs.
+    pub(crate) async fn commit(&self, prepared: Vec<Prepared>) -> Result<Vec<WriteOutcome>, ApiError> {
+        let writes: Vec<VersionWrite> = prepared.iter().map(|p| p.write.clone()).collect();
+        let events: Vec<OutboxEvent> = prepared.iter().map(|p| p.event.clone()).collect();
+        if let Err(e) = self.index.commit(&writes, &events).await {
+            self.discard(&prepared).await;
+            return Err(e.into());
+        }
+        Ok(prepared
+            .into_iter()
+            .map(|p| WriteOutcome {
+                resource_type: p.write.row.resource_type,
+                id: p.write.row.id,
+                version: p.write.row.version,
+                last_updated: p.write.row.last_updated,
+                created: p.created,
+                resource: p.resource,
+            })
+            .collect())
+    }
+
+    /// Removes the blobs of versions that will not be committed.
+    pub(crate) async fn discard(&self, prepared: &[Prepared]) {
+        for cid in prepared.iter().filter_map(|p| p.blob) {
+            if let Err(e) = self.blobs.remove(&cid).await {
+                // Left for the start-up sweep; never referenced by the index.
+                tracing::warn!(%cid, error = %e, "could not remove blob of a failed write");
+            }
+        }
+    }
+
+    /// `POST /{type}`.
+    pub async fn create(&self, claims: &Claims, rt: &str, value: Value) -> Result<WriteOutcome, ApiError> {
+        self.authorize(claims, Interaction::Create, rt, None).await?;
+        self.validate_as(rt, &value)?;
+        let p = self.prepare_version(claims, rt, &new_id(), value, None, None).await?;
+        one(self.commit(vec![p]).await?)
+    }
+
+    /// `PUT /{type}/{id}` (update, or create with a client-chosen id).
+    pub async fn update(&self, claims: &Claims, rt: &str, id: &str, value: Value, if_match: Option<u64>) -> Result<WriteOutcome, ApiError> {
+        self.authorize(claims, Interaction::Update, rt, None).await?;
+        if !valid_id(id) {
+            return Err(ApiError::bad_request(format!("'{id}' is not a valid FHIR id")));
+        }
+        self.validate_as(rt, &value)?;
+        match value.get("id").and_then(Value::as_str) {
+            Some(body_id) if body_id == id => {}
+            Some(_) => return Err(ApiError::bad_request("the resource id does not match the id in the URL")),
+            None => return Err(ApiError::bad_request("an update must carry the resource id in the body")),
+        }
+        let head = self.index.head(rt, id).await?;
+        if let Some(want) = if_match {
+            match &head {
+                Some(h) if h.version == want => {}
+                Some(h) => return Err(ApiError::precondition_failed(format!("If-Match W/\"{want}\" but the current version is {}", h.version))),
+                None => return Err(ApiError::precondition_failed(format!("If-Match W/\"{want}\" but {rt}/{id} does not exist"))),
+            }
+        }
+        let p = self
+            .prepare_version(claims, rt, id, value, head.as_ref().map(|h| h.version), head.as_ref().map(|h| h.owner.as_str()))
+            .await?;
+        one(self.commit(vec![p]).await?)
+    }
+
+    /// `DELETE /{type}/{id}`. Deleting a deleted resource is a no-op; an unknown one is 404.
+    pub async fn delete(&self, claims: &Claims, rt: &str, id: &str) -> Result<Option<WriteOutcome>, ApiError> {
+        self.authorize(claims, Interaction::Delete, rt, None).await?;
+        let Some(head) = self.index.head(rt, id).await? else {
+            return Err(ApiError::not_found(format!("{rt}/{id} is not known")));
+        };
+        if head.deleted {
+            return Ok(None);
+        }
+        let p = self.prepare_delete(claims, rt, id, head.version, &head.owner);
+        Ok(Some(one(self.commit(vec![p]).await?)?))
+    }
+
+    /// Removes blobs no index row refers to (left by a crash between blob write and commit).
+    /// Run at start-up, before writes are accepted.
+    pub async fn collect_orphans(&self, all_blocks: Vec<Cid>, blocks_of: impl Fn(&Cid) -> Vec<Cid>) -> Result<usize, ApiError> {
+        let mut live = std::collections::HashSet::new();
+        for cid in self.index.referenced_cids().await? {
+            if let Ok(c) = cid.parse::<Cid>() {
+                live.extend(blocks_of(&c));
+            }
+        }
+        let mut removed = 0;
+        for cid in all_blocks.into_iter().filter(|c| !live.contains(c)) {
+            self.blobs.remove(&cid).await?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+fn one(mut v: Vec<WriteOutcome>) -> Result<WriteOutcome, ApiError> {
+    v.pop().ok_or_else(|| ApiError::internal("write produced no outcome"))
+}
+
+/// The owner of a not-yet-stored resource, for callers that need it before preparing.
+pub fn owner_label(rt: &str, id: &str, value: &Value) -> String {
+    let o: Owner = owner_of(rt, id, value);
+    o.label()
+}

@@ -1,0 +1,99 @@
+//! HTTP routes of the ingest service (mounted under `/fhir` by the caller, behind bearer auth).
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::{Extension, Router};
+use medledger_auth::Claims;
+use medledger_http::{ApiError, FhirBody, etag, fhir_json, parse_if_match};
+
+use crate::domain::{Ingest, WriteOutcome};
+
+/// The interactions this router serves, for the CapabilityStatement.
+pub const INTERACTIONS: &[&str] = &["create", "update", "delete"];
+/// System-level interactions this router serves.
+pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch"];
+
+/// Routes: `POST /`, `POST /{type}`, `PUT /{type}/{id}`, `DELETE /{type}/{id}`.
+pub fn routes(ingest: Ingest) -> Router {
+    Router::new()
+        .route("/", post(bundle))
+        .route("/{rt}", post(create))
+        .route("/{rt}/{id}", put(update).delete(delete))
+        .with_state(ingest)
+}
+
+fn written(o: &WriteOutcome, base: &str) -> Response {
+    let status = if o.created { StatusCode::CREATED } else { StatusCode::OK };
+    let body = o.resource.clone().unwrap_or_default();
+    let mut resp = fhir_json(status, &body);
+    let h = resp.headers_mut();
+    let loc = format!("{base}/{}/{}/_history/{}", o.resource_type, o.id, o.version);
+    if let Ok(v) = HeaderValue::from_str(&loc) {
+        h.insert(header::LOCATION, v.clone());
+        h.insert(header::CONTENT_LOCATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag(o.version)) {
+        h.insert(header::ETAG, v);
+    }
+    if let Some(v) = medledger_http::http_date(&o.last_updated).and_then(|d| HeaderValue::from_str(&d).ok()) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    resp
+}
+
+/// Base URL for Location headers: the client's Host, so headers resolve from where it called.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    format!("http://{host}/fhir")
+}
+
+async fn create(
+    State(ingest): State<Ingest>,
+    Extension(claims): Extension<Claims>,
+    Path(rt): Path<String>,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    if headers.contains_key("if-none-exist") {
+        return Err(ApiError::bad_request("conditional create (If-None-Exist) is not supported yet"));
+    }
+    let o = ingest.create(&claims, &rt, body).await?;
+    Ok(written(&o, &base_url(&headers)))
+}
+
+async fn update(
+    State(ingest): State<Ingest>,
+    Extension(claims): Extension<Claims>,
+    Path((rt, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    let if_match = match headers.get(header::IF_MATCH) {
+        Some(v) => Some(v.to_str().ok().and_then(parse_if_match).ok_or_else(|| ApiError::bad_request("malformed If-Match"))?),
+        None => None,
+    };
+    let o = ingest.update(&claims, &rt, &id, body, if_match).await?;
+    Ok(written(&o, &base_url(&headers)))
+}
+
+async fn delete(
+    State(ingest): State<Ingest>,
+    Extension(claims): Extension<Claims>,
+    Path((rt, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let o = ingest.delete(&claims, &rt, &id).await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if let Some(o) = o {
+        if let Ok(v) = HeaderValue::from_str(&etag(o.version)) {
+            resp.headers_mut().insert(header::ETAG, v);
+        }
+    }
+    Ok(resp)
+}
+
+async fn bundle(State(ingest): State<Ingest>, Extension(claims): Extension<Claims>, FhirBody(body): FhirBody) -> Result<Response, ApiError> {
+    let out = ingest.bundle(&claims, body).await?;
+    Ok(fhir_json(StatusCode::OK, &out))
+}

@@ -1,0 +1,209 @@
+//! The log-and-commit loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use medledger_bus::{BusRecord, EventBus, Subscription};
+use medledger_chain::Ledger;
+use medledger_ledger::{LeafKind, RecordLeaf};
+use medledger_merkle::MerkleTree;
+use medledger_proto::{Message, RECORDS_TOPIC, v1::RecordVersionStored};
+use medledger_storage_api::{LeafRow, LedgerStore, TreeHeadRow};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::LedgerWriterConfig;
+
+/// Failures that stop the writer from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    /// Store failure.
+    #[error(transparent)]
+    Store(#[from] medledger_storage_api::StoreError),
+    /// Chain failure.
+    #[error(transparent)]
+    Chain(#[from] medledger_chain::ChainError),
+    /// Bus failure.
+    #[error(transparent)]
+    Bus(#[from] medledger_bus::BusError),
+    /// The stored log does not match the chain.
+    #[error("ledger state is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// The ledger writer.
+pub struct LedgerWriter {
+    store: Arc<dyn LedgerStore>,
+    ledger: Arc<dyn Ledger>,
+    bus: Arc<dyn EventBus>,
+    config: LedgerWriterConfig,
+    tree: MerkleTree,
+    committed_size: u64,
+}
+
+/// Turns a record event into its leaf.
+pub fn leaf_of(ev: &RecordVersionStored) -> Result<LeafRow, &'static str> {
+    let commitment = if ev.deleted {
+        [0u8; 32]
+    } else {
+        ev.commitment.as_slice().try_into().map_err(|_| "commitment is not 32 bytes")?
+    };
+    if ev.resource_type.is_empty() || ev.id.is_empty() || ev.version == 0 {
+        return Err("event lacks type, id or version");
+    }
+    let leaf = RecordLeaf {
+        resource_type: ev.resource_type.clone(),
+        id: ev.id.clone(),
+        version: ev.version,
+        cid: ev.cid.clone(),
+        commitment: hex::encode(commitment),
+        recorded_at_ms: ev.recorded_at_ms,
+        actor: ev.actor.clone(),
+        deleted: ev.deleted,
+    };
+    let bytes = leaf.encode().map_err(|_| "leaf does not encode")?;
+    Ok(LeafRow { index: 0, kind: LeafKind::RecordVersion as u8, subject: leaf.subject(), version: ev.version, leaf: bytes })
+}
+
+impl LedgerWriter {
+    /// Loads the log and reconciles it with the chain.
+    pub async fn start(
+        store: Arc<dyn LedgerStore>,
+        ledger: Arc<dyn Ledger>,
+        bus: Arc<dyn EventBus>,
+        config: LedgerWriterConfig,
+    ) -> Result<Self, WriterError> {
+        let leaves = store.leaves().await?;
+        let tree = MerkleTree::from_leaf_hashes(leaves.iter().map(|l| medledger_merkle::leaf_hash(&l.leaf)));
+        let mut committed_size = store.latest_tree_head().await?.map_or(0, |h| h.tree_size);
+        // A crash between the chain receipt and recording it leaves the chain ahead of the store.
+        let count = ledger.tree_head_count().await?;
+        if count > 0 {
+            let on_chain = ledger.tree_head(count - 1).await?;
+            if on_chain.tree_size > committed_size {
+                let root = tree.root_at(on_chain.tree_size).map_err(|e| WriterError::Inconsistent(e.to_string()))?;
+                if root != on_chain.root {
+                    return Err(WriterError::Inconsistent(format!("chain head of size {} has a different root", on_chain.tree_size)));
+                }
+                // The transaction hash was lost with the crash; the head is still found on chain by
+                // its RecordLog index, which is what verification uses.
+                let located = medledger_chain::ChainCommit {
+                    chain_id: ledger.chain_id(),
+                    contract: ledger.record_log(),
+                    block_number: on_chain.block_number,
+                    block_hash: String::new(),
+                    tx_hash: String::new(),
+                    index: count - 1,
+                };
+                store.insert_tree_head(&head_row(on_chain.tree_size, root, &located)).await?;
+                committed_size = on_chain.tree_size;
+            }
+        }
+        Ok(Self { store, ledger, bus, config, tree, committed_size })
+    }
+
+    /// Leaves in the log.
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), WriterError> {
+        let mut sub = self.bus.subscribe(&self.config.group, RECORDS_TOPIC).await?;
+        let mut uncommitted: Option<BusRecord> = None;
+        let mut oldest_pending: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let polled = tokio::select! {
+                r = sub.poll(self.config.max_batch, Duration::from_millis(50)) => r,
+                _ = shutdown.changed() => continue,
+            };
+            let records = match polled {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "bus poll failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
+            if let Some(last) = records.last() {
+                self.append(&records).await?;
+                uncommitted = Some(last.clone());
+                oldest_pending.get_or_insert_with(Instant::now);
+            }
+            let pending = self.tree.size() - self.committed_size;
+            let due = oldest_pending.is_some_and(|t| t.elapsed() >= self.config.batch_interval) || pending as usize >= self.config.max_batch;
+            if pending > 0 && due {
+                match self.commit_head().await {
+                    Ok(()) => backoff = Duration::from_millis(100),
+                    Err(e) => {
+                        // Leaves are durable; the next attempt commits them. Offsets stay put.
+                        tracing::warn!(error = %e, "tree head commit failed; will retry");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
+            if self.tree.size() == self.committed_size {
+                oldest_pending = None;
+                if let Some(rec) = uncommitted.take() {
+                    commit_offset(sub.as_mut(), &rec).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn append(&mut self, records: &[BusRecord]) -> Result<(), WriterError> {
+        let mut rows = Vec::with_capacity(records.len());
+        for r in records {
+            let parsed = RecordVersionStored::decode(r.payload.as_slice()).map_err(|_| "undecodable payload").and_then(|ev| leaf_of(&ev));
+            match parsed {
+                Ok(row) => rows.push(row),
+                // A poison event must not block the stream; it is not a record of anything.
+                Err(reason) => tracing::error!(offset = r.offset, reason, "skipping malformed record event"),
+            }
+        }
+        for l in self.store.append_leaves(&rows).await? {
+            if l.index != self.tree.size() {
+                return Err(WriterError::Inconsistent(format!("leaf index {} but tree size {}", l.index, self.tree.size())));
+            }
+            self.tree.push(&l.leaf);
+        }
+        Ok(())
+    }
+
+    async fn commit_head(&mut self) -> Result<(), WriterError> {
+        let size = self.tree.size();
+        let root = self.tree.root();
+        let c = self.ledger.commit_tree_head(size, root).await?;
+        self.store.insert_tree_head(&head_row(size, root, &c)).await?;
+        tracing::debug!(size, block = c.block_number, "tree head committed");
+        self.committed_size = size;
+        Ok(())
+    }
+}
+
+async fn commit_offset(sub: &mut dyn Subscription, rec: &BusRecord) {
+    if let Err(e) = sub.commit(rec).await {
+        // Harmless: redelivered events are recognised by their leaf key.
+        tracing::warn!(error = %e, "offset commit failed");
+    }
+}
+
+fn head_row(size: u64, root: [u8; 32], c: &medledger_chain::ChainCommit) -> TreeHeadRow {
+    TreeHeadRow {
+        tree_size: size,
+        root,
+        chain_id: c.chain_id,
+        contract: c.contract.clone(),
+        chain_index: c.index,
+        block_number: c.block_number,
+        block_hash: c.block_hash.clone(),
+        tx_hash: c.tx_hash.clone(),
+    }
+}

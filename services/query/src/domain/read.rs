@@ -1,0 +1,142 @@
+//! Verified reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use medledger_auth::Claims;
+use medledger_blobstore::{BlobStore, Cid};
+use medledger_consent::{AccessPolicy, AccessQuery, Decision, Interaction};
+use medledger_crypto::{commitment, open_version, version_aad};
+use medledger_http::ApiError;
+use medledger_keys::OwnerKeys;
+use medledger_ledger::{LeafKind, RecordLeaf};
+use medledger_merkle::MerkleTree;
+use medledger_storage_api::{LeafRow, LedgerStore, RecordIndex, VersionRow};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use zeroize::Zeroizing;
+
+use crate::QueryConfig;
+
+const RECORD: u8 = LeafKind::RecordVersion as u8;
+
+/// The query service's domain object.
+#[derive(Clone)]
+pub struct Query {
+    pub(crate) index: Arc<dyn RecordIndex>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) keys: OwnerKeys,
+    pub(crate) ledger: Arc<dyn LedgerStore>,
+    pub(crate) policy: Arc<dyn AccessPolicy>,
+    pub(crate) config: QueryConfig,
+    /// The log's Merkle tree, extended from the ledger store as proofs are requested.
+    pub(crate) tree: Arc<Mutex<MerkleTree>>,
+}
+
+/// A version that passed every check.
+pub struct VerifiedVersion {
+    /// The index row.
+    pub row: VersionRow,
+    /// The stored resource bytes (RFC 8785 canonical JSON).
+    pub body: Zeroizing<Vec<u8>>,
+    /// The commitment salt.
+    pub salt: [u8; 32],
+    /// The log leaf of this version.
+    pub leaf: LeafRow,
+}
+
+impl Query {
+    /// Wires the service to its ports.
+    pub fn new(
+        index: Arc<dyn RecordIndex>,
+        blobs: Arc<dyn BlobStore>,
+        keys: OwnerKeys,
+        ledger: Arc<dyn LedgerStore>,
+        policy: Arc<dyn AccessPolicy>,
+        config: QueryConfig,
+    ) -> Self {
+        Self { index, blobs, keys, ledger, policy, config, tree: Arc::default() }
+    }
+
+    pub(crate) async fn authorize(&self, claims: &Claims, rt: &str, owner: Option<&str>) -> Result<(), ApiError> {
+        match self.policy.check(AccessQuery { claims, interaction: Interaction::Read, resource_type: rt, owner }).await {
+            Decision::Permit => Ok(()),
+            Decision::Deny(reason) => Err(ApiError::forbidden(reason)),
+        }
+    }
+
+    /// Reads `rt/id` at version `vid`, or the current version when `vid` is `None`.
+    pub async fn read(&self, claims: &Claims, rt: &str, id: &str, vid: Option<u64>) -> Result<VerifiedVersion, ApiError> {
+        self.authorize(claims, rt, None).await?;
+        if medledger_fhir::accepted_type(rt) != medledger_fhir::AcceptedType::Yes {
+            return Err(ApiError::not_found(format!("resource type '{rt}' is not served here")));
+        }
+        let subject = format!("{rt}/{id}");
+        // The ledger is read before the index: an honest index is never behind what the log
+        // already holds, so "log ahead of index" can only mean the index lost or rolled back rows.
+        let logged = self.ledger.latest_logged_version(RECORD, &subject).await?;
+        let head = self.index.head(rt, id).await?;
+        let head = match (head, logged) {
+            (None, None) => return Err(ApiError::not_found(format!("{subject} is not known"))),
+            (None, Some(_)) => return Err(ApiError::integrity(format!("{subject} is in the ledger but missing from the index"))),
+            (Some(h), Some(l)) if l > h.version => {
+                return Err(ApiError::integrity(format!(
+                    "the index says version {} of {subject} is current but the ledger holds version {l}",
+                    h.version
+                )));
+            }
+            (Some(h), _) => h,
+        };
+        let version = vid.unwrap_or(head.version);
+        if version == 0 || version > head.version {
+            return Err(ApiError::not_found(format!("{subject} has no version {version}")));
+        }
+        let row = self
+            .index
+            .version(rt, id, version)
+            .await?
+            .ok_or_else(|| ApiError::integrity(format!("{subject} version {version} is missing from the index")))?;
+        let leaf = self.wait_for_leaf(&subject, version).await?;
+        let logged_leaf = RecordLeaf::decode(&leaf.leaf).map_err(|e| ApiError::integrity(format!("ledger leaf unreadable: {e}")))?;
+        let row_commitment = row.commitment.map(hex::encode).unwrap_or_else(|| hex::encode([0u8; 32]));
+        if logged_leaf.cid != row.cid.clone().unwrap_or_default() || logged_leaf.commitment != row_commitment || logged_leaf.deleted != row.deleted {
+            return Err(ApiError::integrity(format!("the index entry of {subject} version {version} does not match the ledger")));
+        }
+        if row.deleted {
+            return Err(ApiError::gone(format!("{subject} was deleted")));
+        }
+        let cid: Cid = row
+            .cid
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| ApiError::integrity(format!("{subject} version {version} has an unparseable CID")))?;
+        let blob = self.blobs.get(&cid).await?;
+        let key = self
+            .keys
+            .get(&row.owner)
+            .await?
+            .ok_or_else(|| ApiError::gone(format!("{subject} has been erased")))?;
+        let aad = version_aad(rt, id, version, &row.owner);
+        let opened = open_version(&key, &aad, &blob, &row.wrapped_key)
+            .map_err(|_| ApiError::integrity(format!("{subject} version {version} does not decrypt under its own identity")))?;
+        if Some(commitment(&opened.salt, &opened.body)) != row.commitment {
+            return Err(ApiError::integrity(format!("{subject} version {version} does not match its commitment")));
+        }
+        Ok(VerifiedVersion { row, body: opened.body, salt: opened.salt, leaf })
+    }
+
+    /// The leaf of a version, waiting briefly for a write that has not reached the log yet.
+    async fn wait_for_leaf(&self, subject: &str, version: u64) -> Result<LeafRow, ApiError> {
+        let deadline = Instant::now() + self.config.ledger_wait;
+        loop {
+            if let Some(l) = self.ledger.leaf_for(RECORD, subject, version).await? {
+                return Ok(l);
+            }
+            if Instant::now() >= deadline {
+                return Err(ApiError::unavailable(format!("{subject} version {version} is not in the ledger yet"), 1));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! HTTP routes of the query service (mounted under `/fhir` by the caller, behind bearer auth),
+//! and the CapabilityStatement.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use medledger_auth::Claims;
+use medledger_http::{ApiError, etag, fhir_json, http_date, raw_fhir_json};
+use serde_json::{Value, json};
+
+use crate::domain::{Query, VerifiedVersion};
+
+/// The type-level interactions this router serves, for the CapabilityStatement.
+pub const INTERACTIONS: &[&str] = &["read", "vread"];
+/// Instance operations this router serves.
+pub const OPERATIONS: &[&str] = &["verify"];
+
+/// Routes: read, vread and `$verify`.
+pub fn routes(query: Query) -> Router {
+    Router::new()
+        .route("/{rt}/{id}", get(read))
+        .route("/{rt}/{id}/_history/{vid}", get(vread))
+        .route("/{rt}/{id}/_history/{vid}/$verify", get(verify))
+        .with_state(query)
+}
+
+fn version_response(v: VerifiedVersion) -> Response {
+    let mut resp = raw_fhir_json(StatusCode::OK, v.body.to_vec());
+    let h = resp.headers_mut();
+    if let Ok(e) = HeaderValue::from_str(&etag(v.row.version)) {
+        h.insert(header::ETAG, e);
+    }
+    if let Some(d) = http_date(&v.row.last_updated).and_then(|d| HeaderValue::from_str(&d).ok()) {
+        h.insert(header::LAST_MODIFIED, d);
+    }
+    resp
+}
+
+fn parse_vid(vid: &str) -> Result<u64, ApiError> {
+    vid.parse().map_err(|_| ApiError::not_found(format!("'{vid}' is not a version id")))
+}
+
+async fn read(State(q): State<Query>, Extension(claims): Extension<Claims>, Path((rt, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+    Ok(version_response(q.read(&claims, &rt, &id, None).await?))
+}
+
+async fn vread(
+    State(q): State<Query>,
+    Extension(claims): Extension<Claims>,
+    Path((rt, id, vid)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(version_response(q.read(&claims, &rt, &id, Some(parse_vid(&vid)?)).await?))
+}
+
+async fn verify(
+    State(q): State<Query>,
+    Extension(claims): Extension<Claims>,
+    Path((rt, id, vid)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let bundle = q.proof(&claims, &rt, &id, parse_vid(&vid)?).await?;
+    let body = serde_json::to_value(&bundle).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut resp = fhir_json(StatusCode::OK, &body);
+    // A proof bundle is plain JSON, not a FHIR resource.
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+/// The CapabilityStatement of a deployment serving `type_interactions` on every accepted type,
+/// `system_interactions` at the base and `operations` on instances.
+pub fn capability_statement(type_interactions: &[&str], system_interactions: &[&str], operations: &[&str]) -> Value {
+    let resources: Vec<Value> = medledger_fhir::all_accepted_types()
+        .into_iter()
+        .map(|t| {
+            json!({
+                "type": t,
+                "interaction": type_interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
+                "versioning": "versioned-update",
+                "readHistory": type_interactions.contains(&"vread"),
+                "updateCreate": type_interactions.contains(&"update"),
+                "conditionalCreate": false,
+                "conditionalUpdate": false,
+                "conditionalDelete": "not-supported",
+                "operation": operations.iter().map(|o| json!({
+                    "name": o,
+                    "definition": format!("https://medledger.example/OperationDefinition/{o}")
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-21",
+        "kind": "instance",
+        "software": {"name": "MedLedger", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "MedLedger FHIR R4 endpoint: encrypted, content-addressed, ledger-verified records"},
+        "fhirVersion": medledger_fhir::FHIR_VERSION,
+        "format": ["application/fhir+json", "application/json"],
+        "rest": [{
+            "mode": "server",
+            "security": {
+                "cors": false,
+                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
+                "description": "Every interaction except metadata requires Authorization: Bearer <JWT> (ES256)."
+            },
+            "resource": resources,
+            "interaction": system_interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
+        }]
+    })
+}
