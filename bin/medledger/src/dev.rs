@@ -48,8 +48,14 @@ pub(crate) fn issuer_key_path(data_dir: &Path) -> PathBuf {
 pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).await.context("opening the state database")?);
-    let master = Arc::new(FileMasterKey::load_or_create(&dir.join("keys").join("master.key"))?);
+    let store = Arc::new(
+        SqliteStore::open(&dir.join("state.db"))
+            .await
+            .context("opening the state database")?,
+    );
+    let master = Arc::new(FileMasterKey::load_or_create(
+        &dir.join("keys").join("master.key"),
+    )?);
     let issuer = medledger_auth::IssuerKey::load_or_create(&issuer_key_path(dir))?;
     let blocks = Arc::new(LocalBlockstore::open(&dir.join("blobs"))?);
     let chain_dir = dir.join("chain");
@@ -67,34 +73,65 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         blocks.clone(),
         keys.clone(),
         policy.clone(),
-        IngestConfig { max_body_bytes: args.max_body_bytes, ..IngestConfig::default() },
+        IngestConfig {
+            max_body_bytes: args.max_body_bytes,
+            ..IngestConfig::default()
+        },
     );
     let b = blocks.clone();
     let removed = ingest
-        .collect_orphans(blocks.list_blocks()?, move |c| b.object_blocks(c).unwrap_or_else(|_| vec![*c]))
+        .collect_orphans(blocks.list_blocks()?, move |c| {
+            b.object_blocks(c).unwrap_or_else(|_| vec![*c])
+        })
         .await
         .map_err(|e| anyhow::anyhow!("collecting orphaned blobs: {}", e.message))?;
     if removed > 0 {
         tracing::info!(removed, "removed blobs left by interrupted writes");
     }
-    let query = Query::new(store.clone(), blocks, keys, store.clone(), policy, QueryConfig::default());
+    let query = Query::new(
+        store.clone(),
+        blocks,
+        keys,
+        store.clone(),
+        policy,
+        QueryConfig::default(),
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let writer = LedgerWriter::start(store.clone(), chain.clone(), bus, LedgerWriterConfig { batch_interval: Duration::from_millis(args.commit_interval_ms), ..LedgerWriterConfig::default() })
-        .await
-        .context("starting the ledger writer")?;
+    let writer = LedgerWriter::start(
+        store.clone(),
+        chain.clone(),
+        bus,
+        LedgerWriterConfig {
+            batch_interval: Duration::from_millis(args.commit_interval_ms),
+            ..LedgerWriterConfig::default()
+        },
+    )
+    .await
+    .context("starting the ledger writer")?;
     let writer_task = tokio::spawn(writer.run(stop_rx));
 
-    let verifier = medledger_auth::TokenVerifier::new(medledger_auth::DEV_ISSUER, issuer.verifying_key());
+    let verifier =
+        medledger_auth::TokenVerifier::new(medledger_auth::DEV_ISSUER, issuer.verifying_key());
     let app = app(ingest, query, verifier, args.max_body_bytes);
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("MedLedger dev is running.");
     println!("  FHIR base URL: http://{addr}/fhir");
     println!("  data dir:      {}", dir.display());
-    println!("  get a token:   medledger token --data-dir {} --subject Practitioner/dr-1 --role practitioner --scope 'user/*.cruds'", dir.display());
-    println!("  (or: cargo run -q -p medledger -- token --data-dir {} --subject Practitioner/dr-1)", dir.display());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    println!(
+        "  get a token:   medledger token --data-dir {} --subject Practitioner/dr-1 --role practitioner --scope 'user/*.cruds'",
+        dir.display()
+    );
+    println!(
+        "  (or: cargo run -q -p medledger -- token --data-dir {} --subject Practitioner/dr-1)",
+        dir.display()
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     let _ = stop_tx.send(true);
     match tokio::time::timeout(Duration::from_secs(10), writer_task).await {
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "ledger writer stopped with an error"),
@@ -107,7 +144,12 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
 /// The HTTP application: FHIR under `/fhir` (metadata open, everything else behind bearer auth),
 /// health probes at the root.
-pub(crate) fn app(ingest: Ingest, query: Query, verifier: medledger_auth::TokenVerifier, max_body: usize) -> Router {
+pub(crate) fn app(
+    ingest: Ingest,
+    query: Query,
+    verifier: medledger_auth::TokenVerifier,
+    max_body: usize,
+) -> Router {
     let mut type_interactions: Vec<&str> = medledger_query::http::INTERACTIONS.to_vec();
     type_interactions.extend_from_slice(medledger_ingest::http::INTERACTIONS);
     let capability = Arc::new(medledger_query::capability_statement(
@@ -117,17 +159,28 @@ pub(crate) fn app(ingest: Ingest, query: Query, verifier: medledger_auth::TokenV
     ));
     let protected = medledger_ingest::routes(ingest)
         .merge(medledger_query::routes(query))
-        .layer(axum::middleware::from_fn_with_state(verifier, medledger_http::require_bearer));
+        .layer(axum::middleware::from_fn_with_state(
+            verifier,
+            medledger_http::require_bearer,
+        ));
     let fhir = Router::new()
-        .route("/metadata", get(move || async move { fhir_json(StatusCode::OK, &capability) }))
+        .route(
+            "/metadata",
+            get(move || async move { fhir_json(StatusCode::OK, &capability) }),
+        )
         .merge(protected)
-        .fallback(|| async { medledger_http::ApiError::not_found("no such FHIR endpoint").into_response() });
+        .fallback(|| async {
+            medledger_http::ApiError::not_found("no such FHIR endpoint").into_response()
+        });
     Router::new()
         .nest("/fhir", fhir)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
         .layer(axum::Extension(BodyLimit(max_body)))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(60)))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(60),
+        ))
 }
 
 async fn shutdown_signal() {
@@ -136,7 +189,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

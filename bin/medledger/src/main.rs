@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "medledger", version, about = "Trustworthy medical record exchange beside existing EHRs")]
+#[command(
+    name = "medledger",
+    version,
+    about = "Trustworthy medical record exchange beside existing EHRs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,21 +73,30 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Token { data_dir, subject, role, scope, ttl } => {
-            match medledger_auth::IssuerKey::load_or_create(&dev::issuer_key_path(&data_dir)) {
-                Ok(key) => {
-                    println!("{}", key.mint(&subject, &role, &scope, medledger_auth::unix_now(), ttl));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::Token {
+            data_dir,
+            subject,
+            role,
+            scope,
+            ttl,
+        } => match medledger_auth::IssuerKey::load_or_create(&dev::issuer_key_path(&data_dir)) {
+            Ok(key) => {
+                println!(
+                    "{}",
+                    key.mint(&subject, &role, &scope, medledger_auth::unix_now(), ttl)
+                );
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Verify(args) => verify::run(args),
         Command::Ingest | Command::Consent | Command::LedgerWriter | Command::Query => {
-            eprintln!("error: the separate service processes arrive with distributed mode; run `medledger dev` for now");
+            eprintln!(
+                "error: the separate service processes arrive with distributed mode; run `medledger dev` for now"
+            );
             ExitCode::from(2)
         }
     }

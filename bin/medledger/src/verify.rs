@@ -38,15 +38,31 @@ pub(crate) fn run(args: VerifyArgs) -> ExitCode {
     if let Err(e) = bundle.verify_inclusion() {
         return fail("leaf and inclusion proof", e);
     }
-    println!("ok   leaf {} of {subject} is included in the tree of size {}", bundle.leaf_index, bundle.tree_head.tree_size);
+    println!(
+        "ok   leaf {} of {subject} is included in the tree of size {}",
+        bundle.leaf_index, bundle.tree_head.tree_size
+    );
     let chain = match EmbeddedChain::open_verified_read_only(&args.data_dir.join("chain")) {
         Ok(c) => c,
         Err(e) => return fail("chain integrity", e),
     };
     let head = chain.head();
-    println!("ok   chain re-executed and verified up to block {}", head.number);
-    if !chain.record_log_address().eq_ignore_ascii_case(&bundle.chain.record_log) {
-        return fail("chain", format!("the proof names RecordLog {} but this chain's is {}", bundle.chain.record_log, chain.record_log_address()));
+    println!(
+        "ok   chain re-executed and verified up to block {}",
+        head.number
+    );
+    if !chain
+        .record_log_address()
+        .eq_ignore_ascii_case(&bundle.chain.record_log)
+    {
+        return fail(
+            "chain",
+            format!(
+                "the proof names RecordLog {} but this chain's is {}",
+                bundle.chain.record_log,
+                chain.record_log_address()
+            ),
+        );
     }
     let on_chain = match chain.tree_head(bundle.chain.record_log_index) {
         Ok(h) => h,
@@ -57,10 +73,16 @@ pub(crate) fn run(args: VerifyArgs) -> ExitCode {
     }
     println!(
         "ok   RecordLog[{}] on chain holds tree size {} root {} (block {})",
-        bundle.chain.record_log_index, on_chain.tree_size, bundle.tree_head.root_hash, on_chain.block_number
+        bundle.chain.record_log_index,
+        on_chain.tree_size,
+        bundle.tree_head.root_hash,
+        on_chain.block_number
     );
     if let Some(path) = args.resource {
-        let value: serde_json::Value = match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+        let value: serde_json::Value = match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
             Ok(v) => v,
             Err(e) => return fail("reading the resource", e),
         };

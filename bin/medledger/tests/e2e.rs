@@ -51,12 +51,31 @@ async fn every_capability_interaction_works() {
     let cs: Value = r.json().await.unwrap();
     assert_eq!(cs["resourceType"], "CapabilityStatement");
     assert_eq!(cs["fhirVersion"], "4.0.1");
-    let patient_rest = cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Patient").unwrap().clone();
-    let listed: Vec<String> = patient_rest["interaction"].as_array().unwrap().iter().map(|i| i["code"].as_str().unwrap().to_owned()).collect();
+    let patient_rest = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Patient")
+        .unwrap()
+        .clone();
+    let listed: Vec<String> = patient_rest["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap().to_owned())
+        .collect();
     for want in ["read", "vread", "create", "update", "delete"] {
-        assert!(listed.contains(&want.to_owned()), "{want} missing from {listed:?}");
+        assert!(
+            listed.contains(&want.to_owned()),
+            "{want} missing from {listed:?}"
+        );
     }
-    let system: Vec<&str> = cs["rest"][0]["interaction"].as_array().unwrap().iter().map(|i| i["code"].as_str().unwrap()).collect();
+    let system: Vec<&str> = cs["rest"][0]["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
     assert_eq!(system, vec!["transaction", "batch"]);
 
     // create
@@ -66,9 +85,17 @@ async fn every_capability_interaction_works() {
     assert_eq!(r.headers()["etag"], "W/\"1\"");
     let created: Value = r.json().await.unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
-    assert!(loc.ends_with(&format!("/fhir/Patient/{id}/_history/1")), "{loc}");
+    assert!(
+        loc.ends_with(&format!("/fhir/Patient/{id}/_history/1")),
+        "{loc}"
+    );
     assert_eq!(created["meta"]["versionId"], "1");
-    assert!(created["meta"]["lastUpdated"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        created["meta"]["lastUpdated"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
     assert_eq!(strip(created.clone()), strip(patient()));
 
     // read
@@ -81,26 +108,59 @@ async fn every_capability_interaction_works() {
     // update with If-Match, and a stale If-Match
     let mut changed = read.clone();
     changed["gender"] = json!("other");
-    let r = dev.put(&format!("Patient/{id}"), &changed, &[("if-match", "W/\"1\"")]).await;
+    let r = dev
+        .put(
+            &format!("Patient/{id}"),
+            &changed,
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["etag"], "W/\"2\"");
-    let r = dev.put(&format!("Patient/{id}"), &changed, &[("if-match", "W/\"1\"")]).await;
+    let r = dev
+        .put(
+            &format!("Patient/{id}"),
+            &changed,
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
     outcome(r, 412).await;
 
     // vread both versions
-    let v1: Value = dev.get(&format!("Patient/{id}/_history/1")).await.json().await.unwrap();
+    let v1: Value = dev
+        .get(&format!("Patient/{id}/_history/1"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v1["gender"], "male");
-    let v2: Value = dev.get(&format!("Patient/{id}/_history/2")).await.json().await.unwrap();
+    let v2: Value = dev
+        .get(&format!("Patient/{id}/_history/2"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v2["gender"], "other");
     assert_eq!(v2["meta"]["versionId"], "2");
     outcome(dev.get(&format!("Patient/{id}/_history/3")).await, 404).await;
 
     // an update may not move a record to another patient
     let other: Value = dev.post("Patient", &patient()).await.json().await.unwrap();
-    let obs: Value = dev.post("Observation", &observation(&id)).await.json().await.unwrap();
+    let obs: Value = dev
+        .post("Observation", &observation(&id))
+        .await
+        .json()
+        .await
+        .unwrap();
     let mut moved = obs.clone();
     moved["subject"]["reference"] = json!(format!("Patient/{}", other["id"].as_str().unwrap()));
-    let r = dev.put(&format!("Observation/{}", obs["id"].as_str().unwrap()), &moved, &[]).await;
+    let r = dev
+        .put(
+            &format!("Observation/{}", obs["id"].as_str().unwrap()),
+            &moved,
+            &[],
+        )
+        .await;
     outcome(r, 422).await;
 
     // $verify on a version
@@ -109,10 +169,20 @@ async fn every_capability_interaction_works() {
     assert_eq!(proof["leaf"]["version"], 2);
 
     // delete → 410 on read, history still readable
-    let r = dev.send(reqwest::Method::DELETE, &format!("Patient/{id}"), &json!({}), &[]).await;
+    let r = dev
+        .send(
+            reqwest::Method::DELETE,
+            &format!("Patient/{id}"),
+            &json!({}),
+            &[],
+        )
+        .await;
     assert_eq!(r.status(), 204);
     outcome(dev.get(&format!("Patient/{id}")).await, 410).await;
-    assert_eq!(dev.get(&format!("Patient/{id}/_history/1")).await.status(), 200);
+    assert_eq!(
+        dev.get(&format!("Patient/{id}/_history/1")).await.status(),
+        200
+    );
     outcome(dev.get("Patient/does-not-exist").await, 404).await;
 }
 
@@ -122,20 +192,57 @@ async fn authentication_is_required() {
     let dev = Dev::start(dir.path()).await;
     let url = dev.url("Patient/x");
     let r = dev.http.get(&url).send().await.unwrap();
-    assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"medledger\"");
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer realm=\"medledger\""
+    );
     outcome(r, 401).await;
-    outcome(dev.http.get(&url).bearer_auth("not-a-jwt").send().await.unwrap(), 401).await;
+    outcome(
+        dev.http
+            .get(&url)
+            .bearer_auth("not-a-jwt")
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
     // A token from another deployment's issuer.
     let elsewhere = tempfile::tempdir().unwrap();
-    let foreign = token(elsewhere.path(), "Practitioner/dr-1", "practitioner", "user/*.cruds");
-    outcome(dev.http.get(&url).bearer_auth(&foreign).send().await.unwrap(), 401).await;
+    let foreign = token(
+        elsewhere.path(),
+        "Practitioner/dr-1",
+        "practitioner",
+        "user/*.cruds",
+    );
+    outcome(
+        dev.http
+            .get(&url)
+            .bearer_auth(&foreign)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
     // Valid token, scopes too narrow / role not yet allowed.
     let reader = token(dir.path(), "Practitioner/dr-2", "practitioner", "user/*.rs");
-    let r = dev.http.post(dev.url("Patient")).bearer_auth(&reader).header("content-type", "application/fhir+json")
-        .body(patient().to_string()).send().await.unwrap();
+    let r = dev
+        .http
+        .post(dev.url("Patient"))
+        .bearer_auth(&reader)
+        .header("content-type", "application/fhir+json")
+        .body(patient().to_string())
+        .send()
+        .await
+        .unwrap();
     outcome(r, 403).await;
     let pat = token(dir.path(), "Patient/p-1", "patient", "user/*.cruds");
-    outcome(dev.http.get(&url).bearer_auth(&pat).send().await.unwrap(), 403).await;
+    outcome(
+        dev.http.get(&url).bearer_auth(&pat).send().await.unwrap(),
+        403,
+    )
+    .await;
     assert_eq!(dev.count("record_versions").await, 0);
 }
 
@@ -144,14 +251,61 @@ async fn bad_input_is_rejected_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let dev = Dev::start_with(dir.path(), &["--max-body-bytes", "20000"]).await;
     let raw = |body: &'static str, ct: &'static str| {
-        dev.http.post(dev.url("Patient")).bearer_auth(&dev.token).header("content-type", ct).body(body).send()
+        dev.http
+            .post(dev.url("Patient"))
+            .bearer_auth(&dev.token)
+            .header("content-type", ct)
+            .body(body)
+            .send()
     };
-    assert!(outcome(raw("{not json", "application/fhir+json").await.unwrap(), 400).await.contains("malformed JSON"));
+    assert!(
+        outcome(
+            raw("{not json", "application/fhir+json").await.unwrap(),
+            400
+        )
+        .await
+        .contains("malformed JSON")
+    );
     outcome(raw("{}", "text/plain").await.unwrap(), 415).await;
-    outcome(dev.post("Spaceship", &json!({"resourceType": "Spaceship"})).await, 400).await;
-    outcome(dev.post("Patient", &json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}})).await, 400).await;
-    assert!(outcome(dev.post("Patient", &json!({"resourceType": "Patient", "gender": "robot"})).await, 422).await.contains("invalid Patient"));
-    assert!(outcome(dev.post("Patient", &json!({"resourceType": "Patient", "favouriteColour": "blue"})).await, 422).await.contains("favouriteColour"));
+    outcome(
+        dev.post("Spaceship", &json!({"resourceType": "Spaceship"}))
+            .await,
+        400,
+    )
+    .await;
+    outcome(
+        dev.post(
+            "Patient",
+            &json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}}),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert!(
+        outcome(
+            dev.post(
+                "Patient",
+                &json!({"resourceType": "Patient", "gender": "robot"})
+            )
+            .await,
+            422
+        )
+        .await
+        .contains("invalid Patient")
+    );
+    assert!(
+        outcome(
+            dev.post(
+                "Patient",
+                &json!({"resourceType": "Patient", "favouriteColour": "blue"})
+            )
+            .await,
+            422
+        )
+        .await
+        .contains("favouriteColour")
+    );
     let big = json!({"resourceType": "Patient", "name": [{"text": "x".repeat(30000)}]});
     outcome(dev.post("Patient", &big).await, 413).await;
 
@@ -172,11 +326,25 @@ async fn bad_input_is_rejected_and_nothing_is_stored() {
             "subject": {"reference": "urn:uuid:22222222-2222-2222-2222-222222222222"}}, "request": {"method": "POST", "url": "Observation"}}
     ]});
     outcome(dev.post("", &dangling).await, 400).await;
-    outcome(dev.post("", &json!({"resourceType": "Bundle", "type": "collection"})).await, 400).await;
-    for table in ["record_versions", "record_heads", "bus_log", "ledger_leaves"] {
+    outcome(
+        dev.post("", &json!({"resourceType": "Bundle", "type": "collection"}))
+            .await,
+        400,
+    )
+    .await;
+    for table in [
+        "record_versions",
+        "record_heads",
+        "bus_log",
+        "ledger_leaves",
+    ] {
         assert_eq!(dev.count(table).await, 0, "{table}");
     }
-    assert_eq!(dev.blob_files(), blobs_before, "orphaned blobs were left behind");
+    assert_eq!(
+        dev.blob_files(),
+        blobs_before,
+        "orphaned blobs were left behind"
+    );
 
     // A batch answers per entry: one good, one bad.
     let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
@@ -188,8 +356,16 @@ async fn bad_input_is_rejected_and_nothing_is_stored() {
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["type"], "batch-response");
     assert_eq!(b["entry"][0]["response"]["status"], "201 Created");
-    assert!(b["entry"][1]["response"]["status"].as_str().unwrap().starts_with("422"));
-    assert_eq!(b["entry"][1]["response"]["outcome"]["resourceType"], "OperationOutcome");
+    assert!(
+        b["entry"][1]["response"]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("422")
+    );
+    assert_eq!(
+        b["entry"][1]["response"]["outcome"]["resourceType"],
+        "OperationOutcome"
+    );
     assert_eq!(dev.count("record_versions").await, 1);
 }
 
@@ -241,7 +417,11 @@ async fn synthea_bundles_round_trip_and_no_plaintext_touches_disk() {
     let patient_file = "Bibi254_Schowalter414_475d72ca-91c7-7211-97e3-f000af33fc04.json";
     let mut total = 0;
     let mut last = String::new();
-    for file in ["hospitalInformation1603148702656.json", "practitionerInformation1603148702656.json", patient_file] {
+    for file in [
+        "hospitalInformation1603148702656.json",
+        "practitionerInformation1603148702656.json",
+        patient_file,
+    ] {
         let (ids, entries) = post_as_transaction(&dev, file).await;
         for e in &entries {
             let key = &ids[e["fullUrl"].as_str().unwrap()];
@@ -265,7 +445,10 @@ async fn synthea_bundles_round_trip_and_no_plaintext_touches_disk() {
 
     // Names, addresses and identifiers of the patient appear in no file of the data dir (the
     // SQLite WAL included).
-    let bundle: Value = serde_json::from_slice(&std::fs::read(support::corpus().join("fhir/synthea").join(patient_file)).unwrap()).unwrap();
+    let bundle: Value = serde_json::from_slice(
+        &std::fs::read(support::corpus().join("fhir/synthea").join(patient_file)).unwrap(),
+    )
+    .unwrap();
     let p = &bundle["entry"][0]["resource"];
     let needles = [
         p["name"][0]["family"].as_str().unwrap().to_owned(),
@@ -276,11 +459,19 @@ async fn synthea_bundles_round_trip_and_no_plaintext_touches_disk() {
     ];
     let mut files = Vec::new();
     walk(dir.path(), &mut files);
-    assert!(files.iter().any(|f| f.ends_with("state.db-wal") || f.ends_with("state.db")));
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with("state.db-wal") || f.ends_with("state.db"))
+    );
     for f in files {
         let data = std::fs::read(&f).unwrap();
         for n in &needles {
-            assert!(!data.windows(n.len()).any(|w| w == n.as_bytes()), "plaintext '{n}' found in {}", f.display());
+            assert!(
+                !data.windows(n.len()).any(|w| w == n.as_bytes()),
+                "plaintext '{n}' found in {}",
+                f.display()
+            );
         }
     }
 }
@@ -311,7 +502,12 @@ async fn acknowledged_writes_survive_sigkill() {
     dev.restart().await;
     for w in &written {
         let id = w["id"].as_str().unwrap();
-        let got: Value = dev.get(&format!("Patient/{id}")).await.json().await.unwrap();
+        let got: Value = dev
+            .get(&format!("Patient/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(&got, w);
     }
     let last = written.last().unwrap()["id"].as_str().unwrap().to_owned();
@@ -326,7 +522,12 @@ async fn verify_waits_then_answers_503_when_not_committed() {
     let dir = tempfile::tempdir().unwrap();
     let dev = Dev::start_with(dir.path(), &["--commit-interval-ms", "600000"]).await;
     let p: Value = dev.post("Patient", &patient()).await.json().await.unwrap();
-    let r = dev.get(&format!("Patient/{}/_history/1/$verify", p["id"].as_str().unwrap())).await;
+    let r = dev
+        .get(&format!(
+            "Patient/{}/_history/1/$verify",
+            p["id"].as_str().unwrap()
+        ))
+        .await;
     assert!(r.headers().contains_key("retry-after"));
     outcome(r, 503).await;
 }
@@ -337,7 +538,12 @@ async fn proofs_verify_offline_and_detect_forgery() {
     let dev = Dev::start(dir.path()).await;
     let p: Value = dev.post("Patient", &patient()).await.json().await.unwrap();
     let id = p["id"].as_str().unwrap();
-    let o: Value = dev.post("Observation", &observation(id)).await.json().await.unwrap();
+    let o: Value = dev
+        .post("Observation", &observation(id))
+        .await
+        .json()
+        .await
+        .unwrap();
     let path = format!("Observation/{}/_history/1", o["id"].as_str().unwrap());
     let proof = dev.proof(&path).await;
     let resource: Value = dev.get(&path).await.json().await.unwrap();
@@ -376,23 +582,40 @@ async fn tampering_is_detected_and_never_served() {
     }
     let clean: Value = dev.post("Patient", &patient()).await.json().await.unwrap();
     let rolled = ids[3].clone();
-    let mut v2: Value = dev.get(&format!("Patient/{rolled}")).await.json().await.unwrap();
+    let mut v2: Value = dev
+        .get(&format!("Patient/{rolled}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     v2["gender"] = json!("female");
-    assert_eq!(dev.put(&format!("Patient/{rolled}"), &v2, &[]).await.status(), 200);
+    assert_eq!(
+        dev.put(&format!("Patient/{rolled}"), &v2, &[])
+            .await
+            .status(),
+        200
+    );
     for id in &ids {
         dev.proof(&format!("Patient/{id}/_history/1")).await;
     }
     dev.proof(&format!("Patient/{rolled}/_history/2")).await;
-    let clean_proof = dev.proof(&format!("Patient/{}/_history/1", clean["id"].as_str().unwrap())).await;
+    let clean_proof = dev
+        .proof(&format!(
+            "Patient/{}/_history/1",
+            clean["id"].as_str().unwrap()
+        ))
+        .await;
     let db = dev.db().await;
     let cid_of = |id: String| {
         let db = db.clone();
         async move {
-            sqlx::query_scalar::<_, String>("SELECT cid FROM record_versions WHERE id = ? AND version = 1")
-                .bind(id)
-                .fetch_one(&db)
-                .await
-                .unwrap()
+            sqlx::query_scalar::<_, String>(
+                "SELECT cid FROM record_versions WHERE id = ? AND version = 1",
+            )
+            .bind(id)
+            .fetch_one(&db)
+            .await
+            .unwrap()
         }
     };
 
@@ -408,19 +631,41 @@ async fn tampering_is_detected_and_never_served() {
 
     // 2. Two records' CIDs swapped in the index.
     let (a, b) = (cid_of(ids[1].clone()).await, cid_of(ids[2].clone()).await);
-    sqlx::query("UPDATE record_versions SET cid = ? WHERE id = ?").bind(&b).bind(&ids[1]).execute(&db).await.unwrap();
-    sqlx::query("UPDATE record_versions SET cid = ? WHERE id = ?").bind(&a).bind(&ids[2]).execute(&db).await.unwrap();
+    sqlx::query("UPDATE record_versions SET cid = ? WHERE id = ?")
+        .bind(&b)
+        .bind(&ids[1])
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE record_versions SET cid = ? WHERE id = ?")
+        .bind(&a)
+        .bind(&ids[2])
+        .execute(&db)
+        .await
+        .unwrap();
     outcome(dev.get(&format!("Patient/{}", ids[1])).await, 500).await;
     outcome(dev.get(&format!("Patient/{}", ids[2])).await, 500).await;
 
     // 3. A version rolled back in the index.
-    sqlx::query("UPDATE record_heads SET version = 1 WHERE id = ?").bind(&rolled).execute(&db).await.unwrap();
+    sqlx::query("UPDATE record_heads SET version = 1 WHERE id = ?")
+        .bind(&rolled)
+        .execute(&db)
+        .await
+        .unwrap();
     let d = outcome(dev.get(&format!("Patient/{rolled}")).await, 500).await;
     assert!(d.contains("ledger holds version 2"), "{d}");
 
     // 4. An index row deleted.
-    sqlx::query("DELETE FROM record_heads WHERE id = ?").bind(&rolled).execute(&db).await.unwrap();
-    sqlx::query("DELETE FROM record_versions WHERE id = ?").bind(&rolled).execute(&db).await.unwrap();
+    sqlx::query("DELETE FROM record_heads WHERE id = ?")
+        .bind(&rolled)
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM record_versions WHERE id = ?")
+        .bind(&rolled)
+        .execute(&db)
+        .await
+        .unwrap();
     let d = outcome(dev.get(&format!("Patient/{rolled}")).await, 500).await;
     assert!(d.contains("missing from the index"), "{d}");
 

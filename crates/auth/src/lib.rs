@@ -89,7 +89,9 @@ pub struct IssuerKey {
 
 impl std::fmt::Debug for IssuerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuerKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("IssuerKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -102,10 +104,14 @@ impl IssuerKey {
     /// Loads the PKCS#8 PEM key at `path`, creating one (mode 0600) if absent.
     pub fn load_or_create(path: &Path) -> Result<Self, AuthError> {
         let key = match std::fs::read_to_string(path) {
-            Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|e| AuthError::Key(e.to_string()))?,
+            Ok(pem) => {
+                SigningKey::from_pkcs8_pem(&pem).map_err(|e| AuthError::Key(e.to_string()))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = SigningKey::random(&mut rand::rngs::OsRng);
-                let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| AuthError::Key(e.to_string()))?;
+                let pem = key
+                    .to_pkcs8_pem(LineEnding::LF)
+                    .map_err(|e| AuthError::Key(e.to_string()))?;
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| AuthError::Key(e.to_string()))?;
                 }
@@ -115,7 +121,8 @@ impl IssuerKey {
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
                 let mut f = opts.open(&tmp).map_err(|e| AuthError::Key(e.to_string()))?;
-                std::io::Write::write_all(&mut f, pem.as_bytes()).map_err(|e| AuthError::Key(e.to_string()))?;
+                std::io::Write::write_all(&mut f, pem.as_bytes())
+                    .map_err(|e| AuthError::Key(e.to_string()))?;
                 f.sync_all().map_err(|e| AuthError::Key(e.to_string()))?;
                 std::fs::rename(&tmp, path).map_err(|e| AuthError::Key(e.to_string()))?;
                 key
@@ -140,7 +147,11 @@ impl IssuerKey {
 
     /// Signs `claims` as a compact JWS.
     pub fn sign(&self, claims: &Claims) -> String {
-        let header = Header { alg: "ES256".into(), typ: "JWT".into(), kid: self.kid.clone() };
+        let header = Header {
+            alg: "ES256".into(),
+            typ: "JWT".into(),
+            kid: self.kid.clone(),
+        };
         let h = B64.encode(serde_json::to_vec(&header).unwrap_or_default());
         let c = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
         let input = format!("{h}.{c}");
@@ -184,26 +195,38 @@ pub struct TokenVerifier {
 impl TokenVerifier {
     /// Trusts `key` for tokens whose `iss` is `issuer`.
     pub fn new(issuer: &str, key: VerifyingKey) -> Self {
-        Self { issuers: vec![(issuer.to_owned(), key)] }
+        Self {
+            issuers: vec![(issuer.to_owned(), key)],
+        }
     }
 
     /// Validates `token` at time `now` (Unix seconds).
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(AuthError::Malformed);
         };
         let header: Header =
-            serde_json::from_slice(&B64.decode(h).map_err(|_| AuthError::Malformed)?).map_err(|_| AuthError::Malformed)?;
+            serde_json::from_slice(&B64.decode(h).map_err(|_| AuthError::Malformed)?)
+                .map_err(|_| AuthError::Malformed)?;
         if header.alg != "ES256" {
             return Err(AuthError::Algorithm);
         }
         let claims: Claims =
-            serde_json::from_slice(&B64.decode(c).map_err(|_| AuthError::Malformed)?).map_err(|_| AuthError::Malformed)?;
+            serde_json::from_slice(&B64.decode(c).map_err(|_| AuthError::Malformed)?)
+                .map_err(|_| AuthError::Malformed)?;
         let sig_bytes = B64.decode(s).map_err(|_| AuthError::Malformed)?;
         let sig = Signature::from_slice(&sig_bytes).map_err(|_| AuthError::Signature)?;
-        let key = self.issuers.iter().find(|(iss, _)| *iss == claims.iss).map(|(_, k)| k).ok_or(AuthError::Audience)?;
-        key.verify(format!("{h}.{c}").as_bytes(), &sig).map_err(|_| AuthError::Signature)?;
+        let key = self
+            .issuers
+            .iter()
+            .find(|(iss, _)| *iss == claims.iss)
+            .map(|(_, k)| k)
+            .ok_or(AuthError::Audience)?;
+        key.verify(format!("{h}.{c}").as_bytes(), &sig)
+            .map_err(|_| AuthError::Signature)?;
         if claims.aud != AUDIENCE {
             return Err(AuthError::Audience);
         }
@@ -235,34 +258,66 @@ mod tests {
     fn mint_and_verify() {
         let key = IssuerKey::generate();
         let v = TokenVerifier::new(DEV_ISSUER, key.verifying_key());
-        let t = key.mint("Practitioner/dr-1", "practitioner", "user/*.cruds", 1000, 3600);
+        let t = key.mint(
+            "Practitioner/dr-1",
+            "practitioner",
+            "user/*.cruds",
+            1000,
+            3600,
+        );
         let c = v.verify_at(&t, 1500).expect("valid");
         assert_eq!(c.sub, "Practitioner/dr-1");
         assert_eq!(c.scope, "user/*.cruds");
-        assert_eq!(v.verify_at(&t, 1000 + 3600 + LEEWAY_SECS + 1), Err(AuthError::Expired));
+        assert_eq!(
+            v.verify_at(&t, 1000 + 3600 + LEEWAY_SECS + 1),
+            Err(AuthError::Expired)
+        );
     }
 
     #[test]
     fn rejects_forgeries() {
         let key = IssuerKey::generate();
         let v = TokenVerifier::new(DEV_ISSUER, key.verifying_key());
-        let t = key.mint("Practitioner/dr-1", "practitioner", "user/*.cruds", 1000, 3600);
+        let t = key.mint(
+            "Practitioner/dr-1",
+            "practitioner",
+            "user/*.cruds",
+            1000,
+            3600,
+        );
         // Another key signing the same claims.
-        let other = IssuerKey::generate().mint("Practitioner/dr-1", "practitioner", "user/*.cruds", 1000, 3600);
+        let other = IssuerKey::generate().mint(
+            "Practitioner/dr-1",
+            "practitioner",
+            "user/*.cruds",
+            1000,
+            3600,
+        );
         assert_eq!(v.verify_at(&other, 1500), Err(AuthError::Signature));
         // Claims edited after signing.
         let parts: Vec<&str> = t.split('.').collect();
-        let mut claims: Claims = serde_json::from_slice(&B64.decode(parts[1]).expect("b64")).expect("json");
+        let mut claims: Claims =
+            serde_json::from_slice(&B64.decode(parts[1]).expect("b64")).expect("json");
         claims.sub = "Practitioner/evil".into();
-        let forged = format!("{}.{}.{}", parts[0], B64.encode(serde_json::to_vec(&claims).expect("json")), parts[2]);
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            B64.encode(serde_json::to_vec(&claims).expect("json")),
+            parts[2]
+        );
         assert_eq!(v.verify_at(&forged, 1500), Err(AuthError::Signature));
         // alg=none.
-        let none = format!("{}.{}.", B64.encode(br#"{"alg":"none","typ":"JWT","kid":"x"}"#), parts[1]);
+        let none = format!(
+            "{}.{}.",
+            B64.encode(br#"{"alg":"none","typ":"JWT","kid":"x"}"#),
+            parts[1]
+        );
         assert_eq!(v.verify_at(&none, 1500), Err(AuthError::Algorithm));
         assert_eq!(v.verify_at("abc", 1500), Err(AuthError::Malformed));
         assert_eq!(v.verify_at("a.b.c", 1500), Err(AuthError::Malformed));
         // Wrong audience, correctly signed.
-        let mut c2: Claims = serde_json::from_slice(&B64.decode(parts[1]).expect("b64")).expect("json");
+        let mut c2: Claims =
+            serde_json::from_slice(&B64.decode(parts[1]).expect("b64")).expect("json");
         c2.aud = "someone-else".into();
         assert_eq!(v.verify_at(&key.sign(&c2), 1500), Err(AuthError::Audience));
     }

@@ -32,7 +32,10 @@ pub enum CidError {
 impl Cid {
     /// The CID of a block of `codec` holding `bytes`.
     pub fn of(codec: u64, bytes: &[u8]) -> Self {
-        Self { codec, digest: Sha256::digest(bytes).into() }
+        Self {
+            codec,
+            digest: Sha256::digest(bytes).into(),
+        }
     }
 
     /// The codec (raw or dag-pb).
@@ -65,7 +68,9 @@ impl Cid {
         if get_varint(&mut b)? != SHA2_256 || get_varint(&mut b)? != 32 {
             return Err(CidError::Malformed("multihash is not sha2-256"));
         }
-        let digest: [u8; 32] = b.try_into().map_err(|_| CidError::Malformed("digest length"))?;
+        let digest: [u8; 32] = b
+            .try_into()
+            .map_err(|_| CidError::Malformed("digest length"))?;
         Ok(Self { codec, digest })
     }
 
@@ -78,7 +83,9 @@ impl Cid {
 
 impl fmt::Display for Cid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let enc = data_encoding::BASE32_NOPAD.encode(&self.to_bytes()).to_ascii_lowercase();
+        let enc = data_encoding::BASE32_NOPAD
+            .encode(&self.to_bytes())
+            .to_ascii_lowercase();
         write!(f, "b{enc}")
     }
 }
@@ -111,7 +118,9 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 fn get_varint(b: &mut &[u8]) -> Result<u64, CidError> {
     let mut v: u64 = 0;
     for shift in (0..64).step_by(7) {
-        let (&byte, rest) = b.split_first().ok_or(CidError::Malformed("truncated varint"))?;
+        let (&byte, rest) = b
+            .split_first()
+            .ok_or(CidError::Malformed("truncated varint"))?;
         *b = rest;
         v |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
@@ -129,8 +138,14 @@ mod tests {
     fn raw_cid_matches_ipfs() {
         // `printf 'hello\n' | ipfs add --cid-version=1 --raw-leaves -Q`
         let cid = Cid::of(RAW, b"hello\n");
-        assert_eq!(cid.to_string(), "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am");
-        assert_eq!("bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am".parse::<Cid>(), Ok(cid));
+        assert_eq!(
+            cid.to_string(),
+            "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"
+        );
+        assert_eq!(
+            "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am".parse::<Cid>(),
+            Ok(cid)
+        );
     }
 
     #[test]

@@ -43,7 +43,9 @@ impl LocalBlockstore {
         if path.exists() {
             return Ok(());
         }
-        let dir = path.parent().ok_or_else(|| BlobError::Unavailable("block path has no parent".into()))?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| BlobError::Unavailable("block path has no parent".into()))?;
         std::fs::create_dir_all(dir).map_err(io)?;
         let tmp = dir.join(format!(".{}.tmp{}", cid, std::process::id()));
         {
@@ -53,7 +55,9 @@ impl LocalBlockstore {
         }
         std::fs::rename(&tmp, &path).map_err(io)?;
         // The rename is durable only once the directory entry is.
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
         Ok(())
     }
 
@@ -63,7 +67,10 @@ impl LocalBlockstore {
             _ => io(e),
         })?;
         if !cid.matches(&data) {
-            return Err(BlobError::Corrupt { cid: *cid, reason: "block does not hash to its CID".into() });
+            return Err(BlobError::Corrupt {
+                cid: *cid,
+                reason: "block does not hash to its CID".into(),
+            });
         }
         Ok(data)
     }
@@ -73,22 +80,30 @@ impl LocalBlockstore {
         match cid.codec() {
             RAW => out.extend_from_slice(&data),
             DAG_PB => {
-                let children = links(&data).map_err(|r| BlobError::Corrupt { cid: *cid, reason: r.into() })?;
+                let children = links(&data).map_err(|r| BlobError::Corrupt {
+                    cid: *cid,
+                    reason: r.into(),
+                })?;
                 for child in children {
                     self.assemble(&child, out)?;
                 }
             }
-            _ => return Err(BlobError::Corrupt { cid: *cid, reason: "unsupported codec".into() }),
+            _ => {
+                return Err(BlobError::Corrupt {
+                    cid: *cid,
+                    reason: "unsupported codec".into(),
+                });
+            }
         }
         Ok(())
     }
 
     fn remove_tree(&self, cid: &Cid) -> Result<(), BlobError> {
-        if cid.codec() == DAG_PB {
-            if let Ok(data) = self.read_block(cid) {
-                for child in links(&data).unwrap_or_default() {
-                    self.remove_tree(&child)?;
-                }
+        if cid.codec() == DAG_PB
+            && let Ok(data) = self.read_block(cid)
+        {
+            for child in links(&data).unwrap_or_default() {
+                self.remove_tree(&child)?;
             }
         }
         match std::fs::remove_file(self.block_path(cid)) {
@@ -121,7 +136,10 @@ impl LocalBlockstore {
         let mut out = vec![*root];
         if root.codec() == DAG_PB {
             let data = self.read_block(root)?;
-            for child in links(&data).map_err(|r| BlobError::Corrupt { cid: *root, reason: r.into() })? {
+            for child in links(&data).map_err(|r| BlobError::Corrupt {
+                cid: *root,
+                reason: r.into(),
+            })? {
                 out.extend(self.object_blocks(&child)?);
             }
         }
@@ -138,7 +156,10 @@ impl BlobStore for LocalBlockstore {
             for b in &blocks {
                 this.write_block(&b.cid, &b.data)?;
             }
-            blocks.last().map(|b| b.cid).ok_or_else(|| BlobError::Unavailable("empty DAG".into()))
+            blocks
+                .last()
+                .map(|b| b.cid)
+                .ok_or_else(|| BlobError::Unavailable("empty DAG".into()))
         })
         .await
         .map_err(|e| BlobError::Unavailable(e.to_string()))?
@@ -174,12 +195,23 @@ mod tests {
         let store = LocalBlockstore::open(dir.path()).expect("open");
         let small = Bytes::from_static(b"hello\n");
         let cid = store.put(small.clone()).await.expect("put");
-        assert_eq!(cid.to_string(), "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am");
+        assert_eq!(
+            cid.to_string(),
+            "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"
+        );
         assert_eq!(store.get(&cid).await.expect("get"), small);
 
-        let large: Vec<u8> = (0..CHUNK_SIZE * 2 + 5).map(|i| (i * 7 % 256) as u8).collect();
-        let big = store.put(Bytes::from(large.clone())).await.expect("put large");
-        assert_eq!(store.get(&big).await.expect("get large").as_ref(), large.as_slice());
+        let large: Vec<u8> = (0..CHUNK_SIZE * 2 + 5)
+            .map(|i| (i * 7 % 256) as u8)
+            .collect();
+        let big = store
+            .put(Bytes::from(large.clone()))
+            .await
+            .expect("put large");
+        assert_eq!(
+            store.get(&big).await.expect("get large").as_ref(),
+            large.as_slice()
+        );
         assert_eq!(store.object_blocks(&big).expect("blocks").len(), 4);
 
         // Reopening sees the same objects.
@@ -195,11 +227,17 @@ mod tests {
     async fn flipped_byte_is_detected() {
         let dir = tempfile::tempdir().expect("tmp");
         let store = LocalBlockstore::open(dir.path()).expect("open");
-        let cid = store.put(Bytes::from_static(b"some ciphertext")).await.expect("put");
+        let cid = store
+            .put(Bytes::from_static(b"some ciphertext"))
+            .await
+            .expect("put");
         let path = store.block_path(&cid);
         let mut data = std::fs::read(&path).expect("read");
         data[3] ^= 0x20;
         std::fs::write(&path, data).expect("write");
-        assert!(matches!(store.get(&cid).await, Err(BlobError::Corrupt { .. })));
+        assert!(matches!(
+            store.get(&cid).await,
+            Err(BlobError::Corrupt { .. })
+        ));
     }
 }

@@ -24,7 +24,10 @@ pub struct Block {
 /// Splits `data` into blocks; the last block returned is the root.
 pub fn build_dag(data: &[u8]) -> Vec<Block> {
     if data.len() <= CHUNK_SIZE {
-        return vec![Block { cid: Cid::of(RAW, data), data: data.to_vec() }];
+        return vec![Block {
+            cid: Cid::of(RAW, data),
+            data: data.to_vec(),
+        }];
     }
     let mut blocks = Vec::new();
     // (cid, total file bytes below, encoded size of the subtree for Tsize)
@@ -32,7 +35,10 @@ pub fn build_dag(data: &[u8]) -> Vec<Block> {
         .chunks(CHUNK_SIZE)
         .map(|chunk| {
             let cid = Cid::of(RAW, chunk);
-            blocks.push(Block { cid, data: chunk.to_vec() });
+            blocks.push(Block {
+                cid,
+                data: chunk.to_vec(),
+            });
             (cid, chunk.len() as u64, chunk.len() as u64)
         })
         .collect();
@@ -151,7 +157,9 @@ mod tests {
 
     #[test]
     fn large_objects_become_a_dag_whose_links_reassemble_the_data() {
-        let data: Vec<u8> = (0..(CHUNK_SIZE * 3 + 1000)).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..(CHUNK_SIZE * 3 + 1000))
+            .map(|i| (i % 251) as u8)
+            .collect();
         let blocks = build_dag(&data);
         assert_eq!(blocks.len(), 5);
         let root = blocks.last().expect("root");

@@ -35,7 +35,12 @@ fn err(e: sqlx::Error) -> BusError {
 }
 
 /// Appends an event inside a caller's transaction (the embedded outbox).
-pub async fn append_in_tx(tx: &mut Transaction<'_, Sqlite>, topic: &str, key: &[u8], payload: &[u8]) -> Result<(), sqlx::Error> {
+pub async fn append_in_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    topic: &str,
+    key: &[u8],
+    payload: &[u8],
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO bus_log (topic, key, payload) VALUES (?, ?, ?)")
         .bind(topic)
         .bind(key)
@@ -56,12 +61,18 @@ pub struct SqliteBus {
 impl SqliteBus {
     /// Wraps a pool; call [`SqliteBus::migrate`] once before use.
     pub fn new(pool: SqlitePool) -> Self {
-        Self { pool, idle_poll: Duration::from_millis(10) }
+        Self {
+            pool,
+            idle_poll: Duration::from_millis(10),
+        }
     }
 
     /// Creates the bus tables if missing.
     pub async fn migrate(&self) -> Result<(), BusError> {
-        sqlx::raw_sql(SCHEMA).execute(&self.pool).await.map_err(err)?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 }
@@ -70,7 +81,9 @@ impl SqliteBus {
 impl EventPublisher for SqliteBus {
     async fn publish(&self, topic: &str, key: &[u8], payload: &[u8]) -> Result<(), BusError> {
         let mut tx = self.pool.begin().await.map_err(err)?;
-        append_in_tx(&mut tx, topic, key, payload).await.map_err(err)?;
+        append_in_tx(&mut tx, topic, key, payload)
+            .await
+            .map_err(err)?;
         tx.commit().await.map_err(err)
     }
 }
@@ -78,13 +91,14 @@ impl EventPublisher for SqliteBus {
 #[async_trait::async_trait]
 impl EventBus for SqliteBus {
     async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Subscription>, BusError> {
-        let committed: Option<i64> =
-            sqlx::query_scalar("SELECT committed FROM bus_offsets WHERE group_id = ? AND topic = ? AND partition = 0")
-                .bind(group)
-                .bind(topic)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(err)?;
+        let committed: Option<i64> = sqlx::query_scalar(
+            "SELECT committed FROM bus_offsets WHERE group_id = ? AND topic = ? AND partition = 0",
+        )
+        .bind(group)
+        .bind(topic)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
         Ok(Box::new(SqliteSubscription {
             bus: self.clone(),
             group: group.to_owned(),
@@ -119,7 +133,13 @@ impl Subscription for SqliteSubscription {
                 self.position = last.0;
                 return Ok(rows
                     .into_iter()
-                    .map(|(seq, key, payload)| BusRecord { topic: self.topic.clone(), partition: 0, offset: seq as u64, key, payload })
+                    .map(|(seq, key, payload)| BusRecord {
+                        topic: self.topic.clone(),
+                        partition: 0,
+                        offset: seq as u64,
+                        key,
+                        payload,
+                    })
                     .collect());
             }
             if Instant::now() >= deadline {
@@ -150,7 +170,9 @@ mod tests {
     use sqlx::sqlite::SqliteConnectOptions;
 
     async fn pool(path: &std::path::Path) -> SqlitePool {
-        let opts = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
         SqlitePool::connect_with(opts).await.expect("pool")
     }
 
@@ -166,7 +188,10 @@ mod tests {
         bus.publish("other", b"k", b"x").await.expect("publish");
         let mut sub = bus.subscribe("g", "t").await.expect("sub");
         let got = sub.poll(3, Duration::ZERO).await.expect("poll");
-        assert_eq!(got.iter().map(|r| r.payload[0]).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(
+            got.iter().map(|r| r.payload[0]).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
         sub.commit(&got[1]).await.expect("commit");
         drop(sub);
 
@@ -174,7 +199,10 @@ mod tests {
         let bus2 = SqliteBus::new(pool(&db).await);
         let mut sub = bus2.subscribe("g", "t").await.expect("sub");
         let got = sub.poll(10, Duration::ZERO).await.expect("poll");
-        assert_eq!(got.iter().map(|r| r.payload[0]).collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(
+            got.iter().map(|r| r.payload[0]).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
         // Another group starts from the beginning.
         let mut other = bus2.subscribe("g2", "t").await.expect("sub");
         assert_eq!(other.poll(10, Duration::ZERO).await.expect("poll").len(), 5);

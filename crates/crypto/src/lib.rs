@@ -82,7 +82,13 @@ pub fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let ct = key
         .cipher()
-        .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         // Encryption only fails for inputs beyond 64 GiB, which body limits rule out.
         .unwrap_or_default();
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
@@ -97,7 +103,9 @@ pub fn open(key: &Key, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, 
         return Err(CryptoError::Malformed("shorter than nonce and tag"));
     }
     let (nonce, ct) = sealed.split_at(NONCE_LEN);
-    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Malformed("nonce"))?;
+    let nonce: [u8; NONCE_LEN] = nonce
+        .try_into()
+        .map_err(|_| CryptoError::Malformed("nonce"))?;
     key.cipher()
         .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad })
         .map(Zeroizing::new)
@@ -112,7 +120,10 @@ pub fn wrap_key(kek: &Key, aad: &[u8], key: &Key) -> Vec<u8> {
 /// Reverses [`wrap_key`].
 pub fn unwrap_key(kek: &Key, aad: &[u8], wrapped: &[u8]) -> Result<Key, CryptoError> {
     let raw = open(kek, aad, wrapped)?;
-    let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| CryptoError::Malformed("wrapped key is not 32 bytes"))?;
+    let bytes: [u8; 32] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| CryptoError::Malformed("wrapped key is not 32 bytes"))?;
     Ok(Key::from_bytes(bytes))
 }
 
@@ -147,7 +158,12 @@ pub struct OpenedVersion {
 /// Encrypts a resource version under a fresh data key. The commitment salt travels inside the
 /// ciphertext, so destroying the keys also destroys the ability to test guesses against the
 /// on-chain commitment.
-pub fn seal_version(owner_key: &Key, aad: &[u8], salt: &[u8; SALT_LEN], body: &[u8]) -> SealedVersion {
+pub fn seal_version(
+    owner_key: &Key,
+    aad: &[u8],
+    salt: &[u8; SALT_LEN],
+    body: &[u8],
+) -> SealedVersion {
     let data_key = Key::generate();
     let mut plain = Zeroizing::new(Vec::with_capacity(SALT_LEN + body.len()));
     plain.extend_from_slice(salt);
@@ -155,12 +171,22 @@ pub fn seal_version(owner_key: &Key, aad: &[u8], salt: &[u8; SALT_LEN], body: &[
     let mut blob = Vec::with_capacity(BLOB_MAGIC.len() + NONCE_LEN + plain.len() + 16);
     blob.extend_from_slice(BLOB_MAGIC);
     blob.extend_from_slice(&seal(&data_key, aad, &plain));
-    SealedVersion { blob, wrapped_data_key: wrap_key(owner_key, aad, &data_key) }
+    SealedVersion {
+        blob,
+        wrapped_data_key: wrap_key(owner_key, aad, &data_key),
+    }
 }
 
 /// Decrypts a version sealed by [`seal_version`].
-pub fn open_version(owner_key: &Key, aad: &[u8], blob: &[u8], wrapped_data_key: &[u8]) -> Result<OpenedVersion, CryptoError> {
-    let sealed = blob.strip_prefix(BLOB_MAGIC.as_slice()).ok_or(CryptoError::Malformed("unknown blob format"))?;
+pub fn open_version(
+    owner_key: &Key,
+    aad: &[u8],
+    blob: &[u8],
+    wrapped_data_key: &[u8],
+) -> Result<OpenedVersion, CryptoError> {
+    let sealed = blob
+        .strip_prefix(BLOB_MAGIC.as_slice())
+        .ok_or(CryptoError::Malformed("unknown blob format"))?;
     let data_key = unwrap_key(owner_key, aad, wrapped_data_key)?;
     let plain = open(&data_key, aad, sealed)?;
     if plain.len() < SALT_LEN {
@@ -168,7 +194,10 @@ pub fn open_version(owner_key: &Key, aad: &[u8], blob: &[u8], wrapped_data_key: 
     }
     let mut salt = [0u8; SALT_LEN];
     salt.copy_from_slice(&plain[..SALT_LEN]);
-    Ok(OpenedVersion { salt, body: Zeroizing::new(plain[SALT_LEN..].to_vec()) })
+    Ok(OpenedVersion {
+        salt,
+        body: Zeroizing::new(plain[SALT_LEN..].to_vec()),
+    })
 }
 
 /// A fresh random commitment salt.
@@ -180,7 +209,8 @@ pub fn new_salt() -> [u8; SALT_LEN] {
 
 /// `HMAC-SHA256(salt, data)`: a commitment that reveals nothing about `data` without the salt.
 pub fn commitment(salt: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(salt).unwrap_or_else(|_| unreachable_hmac());
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(salt).unwrap_or_else(|_| unreachable_hmac());
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
@@ -192,11 +222,17 @@ fn unreachable_hmac() -> Hmac<Sha256> {
 
 /// Loads the 32-byte key in `path`, creating it (mode 0600) if absent.
 pub fn load_or_create_key_file(path: &Path) -> Result<Key, CryptoError> {
-    let err = |source| CryptoError::KeyFile { path: path.display().to_string(), source };
+    let err = |source| CryptoError::KeyFile {
+        path: path.display().to_string(),
+        source,
+    };
     match std::fs::read(path) {
         Ok(bytes) => {
             let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                err(std::io::Error::new(std::io::ErrorKind::InvalidData, "key file must hold exactly 32 bytes"))
+                err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "key file must hold exactly 32 bytes",
+                ))
             })?;
             Ok(Key::from_bytes(arr))
         }
@@ -233,9 +269,13 @@ mod tests {
         let aad = version_aad("Observation", "o1", 1, "Patient/p1");
         let salt = new_salt();
         let sealed = seal_version(&owner, &aad, &salt, b"{\"resourceType\":\"Observation\"}");
-        let opened = open_version(&owner, &aad, &sealed.blob, &sealed.wrapped_data_key).expect("opens");
+        let opened =
+            open_version(&owner, &aad, &sealed.blob, &sealed.wrapped_data_key).expect("opens");
         assert_eq!(opened.salt, salt);
-        assert_eq!(opened.body.as_slice(), b"{\"resourceType\":\"Observation\"}");
+        assert_eq!(
+            opened.body.as_slice(),
+            b"{\"resourceType\":\"Observation\"}"
+        );
     }
 
     #[test]
@@ -248,11 +288,22 @@ mod tests {
             open_version(&owner, &other_aad, &sealed.blob, &sealed.wrapped_data_key),
             Err(CryptoError::Authentication)
         ));
-        assert!(open_version(&Key::generate(), &aad, &sealed.blob, &sealed.wrapped_data_key).is_err());
+        assert!(
+            open_version(
+                &Key::generate(),
+                &aad,
+                &sealed.blob,
+                &sealed.wrapped_data_key
+            )
+            .is_err()
+        );
         for i in 0..sealed.blob.len() {
             let mut b = sealed.blob.clone();
             b[i] ^= 0x01;
-            assert!(open_version(&owner, &aad, &b, &sealed.wrapped_data_key).is_err(), "byte {i}");
+            assert!(
+                open_version(&owner, &aad, &b, &sealed.wrapped_data_key).is_err(),
+                "byte {i}"
+            );
         }
     }
 
@@ -261,7 +312,12 @@ mod tests {
         let owner = Key::generate();
         let body = b"Patient Jane Doe born 1970-01-01 Patient Jane Doe";
         let sealed = seal_version(&owner, b"aad", &new_salt(), body);
-        assert!(!sealed.blob.windows(8).any(|w| body.windows(8).any(|b| b == w)));
+        assert!(
+            !sealed
+                .blob
+                .windows(8)
+                .any(|w| body.windows(8).any(|b| b == w))
+        );
     }
 
     #[test]
@@ -272,7 +328,10 @@ mod tests {
         assert_eq!(commitment(&a, b"x"), commitment(&a, b"x"));
         // RFC 4231 test case 2.
         let mac = commitment(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            hex::encode(mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

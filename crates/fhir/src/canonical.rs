@@ -97,7 +97,7 @@ fn es_number(f: f64) -> String {
             s.push_str(&digits[1..]);
         }
         s.push('e');
-        s.push(if n - 1 >= 0 { '+' } else { '-' });
+        s.push(if n > 0 { '+' } else { '-' });
         s.push_str(&(n - 1).abs().to_string());
     }
     s
@@ -116,7 +116,16 @@ mod tests {
         )
         .expect("json");
         let got = String::from_utf8(canonical_json(&v)).expect("utf8");
-        let order: Vec<&str> = ["\\r", "1", "\u{80}", "\u{f6}", "\u{20ac}", "\u{1f600}", "\u{fb33}"].to_vec();
+        let order: Vec<&str> = [
+            "\\r",
+            "1",
+            "\u{80}",
+            "\u{f6}",
+            "\u{20ac}",
+            "\u{1f600}",
+            "\u{fb33}",
+        ]
+        .to_vec();
         let mut last = 0;
         for k in order {
             let pos = got.find(&format!("\"{k}\":")).expect("key present");
@@ -151,7 +160,7 @@ mod tests {
 
     #[test]
     fn rfc8785_sample_structure() {
-        let v = json!({"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+        let v = json!({"numbers": [333_333_333.333_333_3, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
             "string": "\u{20ac}$\u{000F}\u{000a}A'\u{0042}\u{0022}\u{005c}\\\"/", "literals": [null, true, false]});
         let got = String::from_utf8(canonical_json(&v)).expect("utf8");
         assert_eq!(

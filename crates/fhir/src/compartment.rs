@@ -38,18 +38,61 @@ impl Owner {
 /// Elements holding the patient reference, by resource type (R4 Patient compartment).
 fn patient_elements(resource_type: &str) -> &'static [&'static str] {
     match resource_type {
-        "Account" | "AdverseEvent" | "Basic" | "CarePlan" | "CareTeam" | "ChargeItem" | "ClinicalImpression"
-        | "Communication" | "CommunicationRequest" | "Composition" | "Condition" | "DeviceRequest"
-        | "DeviceUseStatement" | "DiagnosticReport" | "DocumentManifest" | "DocumentReference" | "Encounter"
-        | "Flag" | "Goal" | "GuidanceResponse" | "ImagingStudy" | "List" | "Media" | "MeasureReport"
-        | "MedicationAdministration" | "MedicationDispense" | "MedicationRequest" | "MedicationStatement"
-        | "Observation" | "Procedure" | "QuestionnaireResponse" | "RequestGroup" | "RiskAssessment"
-        | "ServiceRequest" | "Specimen" => &["subject"],
-        "AllergyIntolerance" | "BodyStructure" | "Claim" | "ClaimResponse" | "Consent"
-        | "CoverageEligibilityRequest" | "CoverageEligibilityResponse" | "DetectedIssue" | "Device"
-        | "EpisodeOfCare" | "ExplanationOfBenefit" | "FamilyMemberHistory" | "Immunization"
-        | "ImmunizationEvaluation" | "ImmunizationRecommendation" | "MolecularSequence" | "NutritionOrder"
-        | "RelatedPerson" | "SupplyDelivery" | "VisionPrescription" => &["patient"],
+        "Account"
+        | "AdverseEvent"
+        | "Basic"
+        | "CarePlan"
+        | "CareTeam"
+        | "ChargeItem"
+        | "ClinicalImpression"
+        | "Communication"
+        | "CommunicationRequest"
+        | "Composition"
+        | "Condition"
+        | "DeviceRequest"
+        | "DeviceUseStatement"
+        | "DiagnosticReport"
+        | "DocumentManifest"
+        | "DocumentReference"
+        | "Encounter"
+        | "Flag"
+        | "Goal"
+        | "GuidanceResponse"
+        | "ImagingStudy"
+        | "List"
+        | "Media"
+        | "MeasureReport"
+        | "MedicationAdministration"
+        | "MedicationDispense"
+        | "MedicationRequest"
+        | "MedicationStatement"
+        | "Observation"
+        | "Procedure"
+        | "QuestionnaireResponse"
+        | "RequestGroup"
+        | "RiskAssessment"
+        | "ServiceRequest"
+        | "Specimen" => &["subject"],
+        "AllergyIntolerance"
+        | "BodyStructure"
+        | "Claim"
+        | "ClaimResponse"
+        | "Consent"
+        | "CoverageEligibilityRequest"
+        | "CoverageEligibilityResponse"
+        | "DetectedIssue"
+        | "Device"
+        | "EpisodeOfCare"
+        | "ExplanationOfBenefit"
+        | "FamilyMemberHistory"
+        | "Immunization"
+        | "ImmunizationEvaluation"
+        | "ImmunizationRecommendation"
+        | "MolecularSequence"
+        | "NutritionOrder"
+        | "RelatedPerson"
+        | "SupplyDelivery"
+        | "VisionPrescription" => &["patient"],
         "Coverage" => &["beneficiary"],
         "EnrollmentRequest" => &["candidate"],
         "ResearchSubject" => &["individual"],
@@ -83,7 +126,9 @@ fn collect_patient_refs(value: &Value, path: &[&str], found: &mut Option<String>
         return;
     }
     match value {
-        Value::Array(items) => items.iter().for_each(|v| collect_patient_refs(v, path, found)),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|v| collect_patient_refs(v, path, found)),
         Value::Object(map) => match path.split_first() {
             Some((head, rest)) => {
                 if let Some(child) = map.get(*head) {
@@ -91,7 +136,11 @@ fn collect_patient_refs(value: &Value, path: &[&str], found: &mut Option<String>
                 }
             }
             None => {
-                if let Some(id) = map.get("reference").and_then(Value::as_str).and_then(patient_id) {
+                if let Some(id) = map
+                    .get("reference")
+                    .and_then(Value::as_str)
+                    .and_then(patient_id)
+                {
                     *found = Some(id.to_owned());
                 }
             }
@@ -117,17 +166,26 @@ mod tests {
         let p = json!({"resourceType": "Patient"});
         assert_eq!(owner_of("Patient", "p1", &p), Owner::Patient("p1".into()));
         let o = json!({"resourceType": "Observation", "subject": {"reference": "Patient/p2"}});
-        assert_eq!(owner_of("Observation", "o1", &o), Owner::Patient("p2".into()));
+        assert_eq!(
+            owner_of("Observation", "o1", &o),
+            Owner::Patient("p2".into())
+        );
         let c = json!({"resourceType": "Claim", "patient": {"reference": "Patient/p3/_history/2"}});
         assert_eq!(owner_of("Claim", "c1", &c), Owner::Patient("p3".into()));
         let prov = json!({"resourceType": "Provenance", "target": [{"reference": "Encounter/e"}, {"reference": "Patient/p4"}]});
-        assert_eq!(owner_of("Provenance", "x", &prov), Owner::Patient("p4".into()));
+        assert_eq!(
+            owner_of("Provenance", "x", &prov),
+            Owner::Patient("p4".into())
+        );
         let org = json!({"resourceType": "Organization", "name": "X"});
         assert_eq!(owner_of("Organization", "x", &org), Owner::Organization);
         let group = json!({"resourceType": "Observation", "subject": {"reference": "Group/g"}});
         assert_eq!(owner_of("Observation", "x", &group), Owner::Organization);
         let appt = json!({"resourceType": "Appointment", "participant": [{"actor": {"reference": "Practitioner/d"}}, {"actor": {"reference": "Patient/p5"}}]});
-        assert_eq!(owner_of("Appointment", "a", &appt), Owner::Patient("p5".into()));
+        assert_eq!(
+            owner_of("Appointment", "a", &appt),
+            Owner::Patient("p5".into())
+        );
     }
 
     #[test]

@@ -14,10 +14,10 @@ pub mod validate;
 pub use canonical::canonical_json;
 pub use compartment::{Owner, owner_of};
 pub use outcome::{IssueCode, operation_outcome};
-pub use types::{accepted_type, AcceptedType};
-pub use validate::{FhirError, validate_resource};
 pub use references::{rewrite_references, unresolved_urn_references};
 pub use types::all_accepted_types;
+pub use types::{AcceptedType, accepted_type};
+pub use validate::{FhirError, validate_resource};
 
 /// The FHIR version MedLedger speaks.
 pub const FHIR_VERSION: &str = "4.0.1";

@@ -59,7 +59,11 @@ impl IssueCode {
 /// An OperationOutcome with one issue; severity is `information` for [`IssueCode::Informational`]
 /// and `error` otherwise.
 pub fn operation_outcome(code: IssueCode, diagnostics: &str) -> Value {
-    let severity = if code == IssueCode::Informational { "information" } else { "error" };
+    let severity = if code == IssueCode::Informational {
+        "information"
+    } else {
+        "error"
+    };
     json!({
         "resourceType": "OperationOutcome",
         "issue": [{"severity": severity, "code": code.code(), "diagnostics": diagnostics}]

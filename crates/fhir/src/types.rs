@@ -92,7 +92,10 @@ mod tests {
     fn classifies_types() {
         assert_eq!(accepted_type("Patient"), AcceptedType::Yes);
         assert_eq!(accepted_type("Observation"), AcceptedType::Yes);
-        assert_eq!(accepted_type("SubscriptionTopic"), AcceptedType::Unsupported);
+        assert_eq!(
+            accepted_type("SubscriptionTopic"),
+            AcceptedType::Unsupported
+        );
         assert_eq!(accepted_type("MedicinalProduct"), AcceptedType::Unsupported);
         assert_eq!(accepted_type("Bundle"), AcceptedType::Unsupported);
         assert_eq!(accepted_type("Spaceship"), AcceptedType::Unknown);

@@ -33,7 +33,9 @@ pub enum FhirError {
 /// every element of the input must still be there; otherwise an unknown element would be
 /// accepted and then silently lost.
 pub fn validate_resource(value: &Value) -> Result<String, FhirError> {
-    let obj = value.as_object().ok_or_else(|| FhirError::Malformed("a resource must be a JSON object".into()))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| FhirError::Malformed("a resource must be a JSON object".into()))?;
     let rt = obj
         .get("resourceType")
         .and_then(Value::as_str)
@@ -44,8 +46,12 @@ pub fn validate_resource(value: &Value) -> Result<String, FhirError> {
         AcceptedType::Unsupported => return Err(FhirError::UnsupportedType(rt)),
         AcceptedType::Unknown => return Err(FhirError::UnknownType(rt)),
     }
-    let invalid = |message: String| FhirError::Invalid { resource_type: rt.clone(), message };
-    let parsed: Resource = serde_json::from_value(value.clone()).map_err(|e| invalid(e.to_string()))?;
+    let invalid = |message: String| FhirError::Invalid {
+        resource_type: rt.clone(),
+        message,
+    };
+    let parsed: Resource =
+        serde_json::from_value(value.clone()).map_err(|e| invalid(e.to_string()))?;
     let back = serde_json::to_value(&parsed).map_err(|e| invalid(e.to_string()))?;
     if let Some(path) = first_unknown(value, &back, &mut String::new()) {
         return Err(invalid(format!("unknown element '{path}'")));
@@ -258,16 +264,39 @@ mod tests {
         let cases = [
             (json!([1, 2]), "object"),
             (json!({"gender": "female"}), "resourceType"),
-            (json!({"resourceType": "Spaceship"}), "unknown resource type"),
-            (json!({"resourceType": "SubscriptionTopic", "status": "active", "url": "http://x"}), "not supported"),
-            (json!({"resourceType": "Patient", "gender": "robot"}), "invalid Patient"),
-            (json!({"resourceType": "Patient", "birthDate": "1970-13-45"}), "invalid Patient"),
-            (json!({"resourceType": "Patient", "active": "yes"}), "invalid Patient"),
-            (json!({"resourceType": "Patient", "favouriteColour": "blue"}), "unknown element 'favouriteColour'"),
-            (json!({"resourceType": "Patient", "name": [{"family": "Doe", "nickname": "JD"}]}), "unknown element 'name[0].nickname'"),
+            (
+                json!({"resourceType": "Spaceship"}),
+                "unknown resource type",
+            ),
+            (
+                json!({"resourceType": "SubscriptionTopic", "status": "active", "url": "http://x"}),
+                "not supported",
+            ),
+            (
+                json!({"resourceType": "Patient", "gender": "robot"}),
+                "invalid Patient",
+            ),
+            (
+                json!({"resourceType": "Patient", "birthDate": "1970-13-45"}),
+                "invalid Patient",
+            ),
+            (
+                json!({"resourceType": "Patient", "active": "yes"}),
+                "invalid Patient",
+            ),
+            (
+                json!({"resourceType": "Patient", "favouriteColour": "blue"}),
+                "unknown element 'favouriteColour'",
+            ),
+            (
+                json!({"resourceType": "Patient", "name": [{"family": "Doe", "nickname": "JD"}]}),
+                "unknown element 'name[0].nickname'",
+            ),
         ];
         for (v, want) in cases {
-            let err = validate_resource(&v).expect_err("must be rejected").to_string();
+            let err = validate_resource(&v)
+                .expect_err("must be rejected")
+                .to_string();
             assert!(err.contains(want), "{v}: {err}");
         }
     }

@@ -32,7 +32,12 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a status, issue code and message.
     pub fn new(status: StatusCode, code: IssueCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
     /// 400 invalid.
     pub fn bad_request(m: impl Into<String>) -> Self {
@@ -65,7 +70,11 @@ impl ApiError {
     /// 500 for a failed integrity check: the stored data does not match what was committed.
     /// Nothing of the record is returned.
     pub fn integrity(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, IssueCode::Exception, format!("integrity check failed: {}", m.into()))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            IssueCode::Exception,
+            format!("integrity check failed: {}", m.into()),
+        )
     }
     /// 500 for an internal failure (details are logged, not returned).
     pub fn internal(m: impl Into<String>) -> Self {
@@ -73,15 +82,28 @@ impl ApiError {
     }
     /// 503 with `Retry-After`.
     pub fn unavailable(m: impl Into<String>, retry_after: u64) -> Self {
-        Self { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, IssueCode::Transient, m) }
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, IssueCode::Transient, m)
+        }
     }
     /// Maps a resource validation failure to 400 (structure, type) or 422 (content).
     pub fn from_fhir(e: &medledger_fhir::FhirError) -> Self {
         use medledger_fhir::FhirError as F;
         match e {
-            F::Malformed(_) => Self::new(StatusCode::BAD_REQUEST, IssueCode::Structure, e.to_string()),
-            F::UnknownType(_) | F::UnsupportedType(_) => Self::new(StatusCode::BAD_REQUEST, IssueCode::NotSupported, e.to_string()),
-            F::Invalid { .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, IssueCode::Invalid, e.to_string()),
+            F::Malformed(_) => {
+                Self::new(StatusCode::BAD_REQUEST, IssueCode::Structure, e.to_string())
+            }
+            F::UnknownType(_) | F::UnsupportedType(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                IssueCode::NotSupported,
+                e.to_string(),
+            ),
+            F::Invalid { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                IssueCode::Invalid,
+                e.to_string(),
+            ),
         }
     }
     /// The OperationOutcome body.
@@ -98,14 +120,19 @@ impl IntoResponse for ApiError {
         }
         let mut resp = fhir_json(self.status, &self.outcome());
         if let Some(s) = self.retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the body was not read, so the connection cannot carry another request.
-            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"medledger\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"medledger\""),
+            );
         }
         resp
     }
@@ -121,7 +148,10 @@ pub fn fhir_json(status: StatusCode, body: &Value) -> Response {
 pub fn raw_fhir_json(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/fhir+json; charset=utf-8"),
+    );
     resp
 }
 
@@ -134,8 +164,18 @@ pub struct BodyLimit(pub usize);
 pub struct FhirBody(pub Value);
 
 fn is_json_media_type(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == FHIR_JSON || essence == "application/json" || essence == "application/json+fhir"
 }
 
@@ -150,27 +190,54 @@ impl<S: Send + Sync> FromRequest<S> for FhirBody {
                 "Content-Type must be application/fhir+json or application/json",
             ));
         }
-        let limit = req.extensions().get::<BodyLimit>().map_or(16 << 20, |l| l.0);
-        let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, IssueCode::TooCostly, format!("request body exceeds {limit} bytes"));
-        if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
-            if len > limit {
-                return Err(too_large());
-            }
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(16 << 20, |l| l.0);
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                IssueCode::TooCostly,
+                format!("request body exceeds {limit} bytes"),
+            )
+        };
+        if let Some(len) = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            && len > limit
+        {
+            return Err(too_large());
         }
-        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| too_large())?;
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, IssueCode::Structure, format!("malformed JSON: {e}")))?;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| too_large())?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                IssueCode::Structure,
+                format!("malformed JSON: {e}"),
+            )
+        })?;
         Ok(FhirBody(value))
     }
 }
 
 /// Middleware: requires a valid bearer token and stores its [`Claims`] in the request.
-pub async fn require_bearer(verifier: axum::extract::State<TokenVerifier>, mut req: Request, next: Next) -> Response {
+pub async fn require_bearer(
+    verifier: axum::extract::State<TokenVerifier>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let result = match token {
         None => Err(AuthError::Missing),
@@ -181,7 +248,9 @@ pub async fn require_bearer(verifier: axum::extract::State<TokenVerifier>, mut r
             req.extensions_mut().insert(claims);
             next.run(req).await
         }
-        Err(e) => ApiError::new(StatusCode::UNAUTHORIZED, IssueCode::Login, e.to_string()).into_response(),
+        Err(e) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, IssueCode::Login, e.to_string()).into_response()
+        }
     }
 }
 
@@ -192,7 +261,8 @@ pub fn claims_of(req_ext: &axum::http::Extensions) -> Option<&Claims> {
 
 /// Converts a FHIR instant (`2026-01-02T03:04:05.678Z`) to an HTTP-date for `Last-Modified`.
 pub fn http_date(instant: &str) -> Option<String> {
-    let t = time::OffsetDateTime::parse(instant, &time::format_description::well_known::Rfc3339).ok()?;
+    let t = time::OffsetDateTime::parse(instant, &time::format_description::well_known::Rfc3339)
+        .ok()?;
     let t = t.to_offset(time::UtcOffset::UTC);
     let fmt = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
@@ -210,30 +280,6 @@ pub fn parse_if_match(v: &str) -> Option<u64> {
     let v = v.trim();
     let v = v.strip_prefix("W/").unwrap_or(v);
     v.trim_matches('"').parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_match_forms() {
-        assert_eq!(parse_if_match("W/\"3\""), Some(3));
-        assert_eq!(parse_if_match("\"12\""), Some(12));
-        assert_eq!(parse_if_match("x"), None);
-        assert_eq!(etag(4), "W/\"4\"");
-        assert_eq!(http_date("2026-11-21T20:16:34.123Z").as_deref(), Some("Sat, 21 Nov 2026 20:16:34 GMT"));
-    }
-
-    #[test]
-    fn errors_are_operation_outcomes() {
-        let e = ApiError::unavailable("not committed yet", 2);
-        let r = e.clone().into_response();
-        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
-        assert_eq!(e.outcome()["resourceType"], "OperationOutcome");
-        assert_eq!(e.outcome()["issue"][0]["code"], "transient");
-    }
 }
 
 impl From<medledger_storage_api::StoreError> for ApiError {
@@ -264,5 +310,32 @@ impl From<medledger_keys::KeyError> for ApiError {
             K::Unwrap(_) => ApiError::integrity(e.to_string()),
             K::Master(_) => ApiError::internal("key material unavailable"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_forms() {
+        assert_eq!(parse_if_match("W/\"3\""), Some(3));
+        assert_eq!(parse_if_match("\"12\""), Some(12));
+        assert_eq!(parse_if_match("x"), None);
+        assert_eq!(etag(4), "W/\"4\"");
+        assert_eq!(
+            http_date("2026-11-21T20:16:34.123Z").as_deref(),
+            Some("Sat, 21 Nov 2026 20:16:34 GMT")
+        );
+    }
+
+    #[test]
+    fn errors_are_operation_outcomes() {
+        let e = ApiError::unavailable("not committed yet", 2);
+        let r = e.clone().into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(e.outcome()["resourceType"], "OperationOutcome");
+        assert_eq!(e.outcome()["issue"][0]["code"], "transient");
     }
 }

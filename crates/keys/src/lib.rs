@@ -69,8 +69,16 @@ impl OwnerKeys {
     /// A resolver over a store and a master key.
     pub fn new(store: Arc<dyn OwnerKeyStore>, master: Arc<dyn MasterKeySource>) -> Self {
         // A separate key for pseudonyms, derived so it needs no storage of its own.
-        let pseudonym_key = Key::from_bytes(commitment(master.master_key().expose(), b"medledger/v1/pseudonym-key"));
-        Self { store, master, cache: Arc::default(), pseudonym_key }
+        let pseudonym_key = Key::from_bytes(commitment(
+            master.master_key().expose(),
+            b"medledger/v1/pseudonym-key",
+        ));
+        Self {
+            store,
+            master,
+            cache: Arc::default(),
+            pseudonym_key,
+        }
     }
 
     /// The key of `owner`, creating and storing it if it does not exist.
@@ -88,8 +96,12 @@ impl OwnerKeys {
                 self.store.insert_owner_key(owner, &w).await?
             }
         };
-        let key = unwrap_key(self.master.master_key(), &aad, &wrapped).map_err(|_| KeyError::Unwrap(owner.to_owned()))?;
-        self.cache.write().await.insert(owner.to_owned(), key.clone());
+        let key = unwrap_key(self.master.master_key(), &aad, &wrapped)
+            .map_err(|_| KeyError::Unwrap(owner.to_owned()))?;
+        self.cache
+            .write()
+            .await
+            .insert(owner.to_owned(), key.clone());
         Ok(key)
     }
 
@@ -98,10 +110,15 @@ impl OwnerKeys {
         if let Some(k) = self.cache.read().await.get(owner) {
             return Ok(Some(k.clone()));
         }
-        let Some(wrapped) = self.store.wrapped_owner_key(owner).await? else { return Ok(None) };
+        let Some(wrapped) = self.store.wrapped_owner_key(owner).await? else {
+            return Ok(None);
+        };
         let key = unwrap_key(self.master.master_key(), &owner_key_aad(owner), &wrapped)
             .map_err(|_| KeyError::Unwrap(owner.to_owned()))?;
-        self.cache.write().await.insert(owner.to_owned(), key.clone());
+        self.cache
+            .write()
+            .await
+            .insert(owner.to_owned(), key.clone());
         Ok(Some(key))
     }
 
@@ -119,19 +136,37 @@ mod tests {
     #[tokio::test]
     async fn keys_are_created_once_and_survive_a_new_resolver() {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Arc::new(medledger_storage_sqlx::SqliteStore::open(&dir.path().join("db")).await.expect("db"));
-        let master = Arc::new(FileMasterKey::load_or_create(&dir.path().join("master.key")).expect("master"));
+        let store = Arc::new(
+            medledger_storage_sqlx::SqliteStore::open(&dir.path().join("db"))
+                .await
+                .expect("db"),
+        );
+        let master = Arc::new(
+            FileMasterKey::load_or_create(&dir.path().join("master.key")).expect("master"),
+        );
         let keys = OwnerKeys::new(store.clone(), master.clone());
         assert!(keys.get("Patient/a").await.expect("get").is_none());
         let a = keys.get_or_create("Patient/a").await.expect("create");
         let b = keys.get_or_create("Patient/b").await.expect("create");
         assert_ne!(a.expose(), b.expose());
         let fresh = OwnerKeys::new(store.clone(), master.clone());
-        assert_eq!(fresh.get("Patient/a").await.expect("get").expect("exists").expose(), a.expose());
+        assert_eq!(
+            fresh
+                .get("Patient/a")
+                .await
+                .expect("get")
+                .expect("exists")
+                .expose(),
+            a.expose()
+        );
         assert_eq!(keys.pseudonym("Patient/a"), fresh.pseudonym("Patient/a"));
         assert_ne!(keys.pseudonym("Patient/a"), keys.pseudonym("Patient/b"));
         // The wrong master key cannot unwrap.
-        let other = Arc::new(FileMasterKey::load_or_create(&dir.path().join("other.key")).expect("master"));
-        assert!(matches!(OwnerKeys::new(store, other).get("Patient/a").await, Err(KeyError::Unwrap(_))));
+        let other =
+            Arc::new(FileMasterKey::load_or_create(&dir.path().join("other.key")).expect("master"));
+        assert!(matches!(
+            OwnerKeys::new(store, other).get("Patient/a").await,
+            Err(KeyError::Unwrap(_))
+        ));
     }
 }

@@ -78,17 +78,36 @@ impl RecordLeaf {
             return Err(ProofError::Malformed("leaf format or kind"));
         }
         let subject = r.string()?;
-        let (resource_type, id) = subject.split_once('/').ok_or(ProofError::Malformed("leaf subject"))?;
-        let version = u64::from_be_bytes(r.take(8)?.try_into().map_err(|_| ProofError::Malformed("leaf"))?);
+        let (resource_type, id) = subject
+            .split_once('/')
+            .ok_or(ProofError::Malformed("leaf subject"))?;
+        let version = u64::from_be_bytes(
+            r.take(8)?
+                .try_into()
+                .map_err(|_| ProofError::Malformed("leaf"))?,
+        );
         let cid = r.string()?;
         let commitment = hex::encode(r.take(32)?);
-        let recorded_at_ms = i64::from_be_bytes(r.take(8)?.try_into().map_err(|_| ProofError::Malformed("leaf"))?);
+        let recorded_at_ms = i64::from_be_bytes(
+            r.take(8)?
+                .try_into()
+                .map_err(|_| ProofError::Malformed("leaf"))?,
+        );
         let actor = r.string()?;
         let deleted = r.u8()? == 1;
         if !r.0.is_empty() {
             return Err(ProofError::Malformed("trailing bytes in leaf"));
         }
-        Ok(Self { resource_type: resource_type.to_owned(), id: id.to_owned(), version, cid, commitment, recorded_at_ms, actor, deleted })
+        Ok(Self {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            version,
+            cid,
+            commitment,
+            recorded_at_ms,
+            actor,
+            deleted,
+        })
     }
 }
 
@@ -107,8 +126,13 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn string(&mut self) -> Result<String, ProofError> {
-        let len = u32::from_be_bytes(self.take(4)?.try_into().map_err(|_| ProofError::Malformed("leaf"))?) as usize;
-        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| ProofError::Malformed("leaf string"))
+        let len = u32::from_be_bytes(
+            self.take(4)?
+                .try_into()
+                .map_err(|_| ProofError::Malformed("leaf"))?,
+        ) as usize;
+        String::from_utf8(self.take(len)?.to_vec())
+            .map_err(|_| ProofError::Malformed("leaf string"))
     }
 }
 
@@ -118,7 +142,10 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn decode32(s: &str, what: &'static str) -> Result<[u8; 32], ProofError> {
-    hex::decode(s).ok().and_then(|v| v.try_into().ok()).ok_or(ProofError::Malformed(what))
+    hex::decode(s)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or(ProofError::Malformed(what))
 }
 
 /// A tree head as carried in a bundle.
@@ -218,15 +245,25 @@ impl ProofBundle {
             .map(|h| decode32(h, "inclusionProof"))
             .collect::<Result<_, _>>()?;
         let root = decode32(&self.tree_head.root_hash, "treeHead.rootHash")?;
-        verify_inclusion(self.leaf_index, self.tree_head.tree_size, &computed, &proof, &root)
-            .map_err(|_| ProofError::Inclusion)
+        verify_inclusion(
+            self.leaf_index,
+            self.tree_head.tree_size,
+            &computed,
+            &proof,
+            &root,
+        )
+        .map_err(|_| ProofError::Inclusion)
     }
 
     /// Checks that `canonical` (RFC 8785 bytes of the resource) matches the leaf's commitment.
     pub fn verify_resource(&self, canonical: &[u8]) -> Result<(), ProofError> {
         let salt = hex::decode(&self.salt).map_err(|_| ProofError::Malformed("salt"))?;
         let expected = decode32(&self.leaf.commitment, "commitment")?;
-        if medledger_crypto::commitment(&salt, canonical) == expected { Ok(()) } else { Err(ProofError::Commitment) }
+        if medledger_crypto::commitment(&salt, canonical) == expected {
+            Ok(())
+        } else {
+            Err(ProofError::Commitment)
+        }
     }
 
     /// Compares the tree head read from the chain with the bundle's.
@@ -280,8 +317,16 @@ mod tests {
             leaf: l,
             salt: hex::encode(salt),
             leaf_index: 2,
-            inclusion_proof: tree2.inclusion_proof(2, 5).expect("proof").iter().map(hex::encode).collect(),
-            tree_head: TreeHead { tree_size: 5, root_hash: hex::encode(tree2.root()) },
+            inclusion_proof: tree2
+                .inclusion_proof(2, 5)
+                .expect("proof")
+                .iter()
+                .map(hex::encode)
+                .collect(),
+            tree_head: TreeHead {
+                tree_size: 5,
+                root_hash: hex::encode(tree2.root()),
+            },
             chain: ChainLocation {
                 network: "embedded-evm".into(),
                 chain_id: 1337,
@@ -298,7 +343,10 @@ mod tests {
     fn valid_bundle_verifies_and_every_field_matters() {
         let b = bundle();
         b.verify_inclusion().expect("valid");
-        assert_eq!(RecordLeaf::decode(&b.leaf.encode().expect("encode")).expect("decode"), b.leaf);
+        assert_eq!(
+            RecordLeaf::decode(&b.leaf.encode().expect("encode")).expect("decode"),
+            b.leaf
+        );
         assert!(RecordLeaf::decode(&b.leaf.encode().expect("encode")[..20]).is_err());
         b.verify_resource(b"{\"a\":1}").expect("resource matches");
         assert_eq!(b.verify_resource(b"{\"a\":2}"), Err(ProofError::Commitment));
@@ -323,7 +371,10 @@ mod tests {
         t.format = "other".into();
         assert!(matches!(t.verify_inclusion(), Err(ProofError::Format(_))));
 
-        let root: [u8; 32] = hex::decode(&b.tree_head.root_hash).expect("hex").try_into().expect("32");
+        let root: [u8; 32] = hex::decode(&b.tree_head.root_hash)
+            .expect("hex")
+            .try_into()
+            .expect("32");
         b.check_chain_head(5, &root).expect("same head");
         assert!(b.check_chain_head(4, &root).is_err());
         assert!(b.check_chain_head(5, &[0; 32]).is_err());

@@ -103,7 +103,7 @@ impl MerkleTree {
         let index = self.levels[0].len() as u64 - 1;
         // Close every subtree this leaf completes.
         let mut level = 0;
-        while self.levels[level].len() % 2 == 0 {
+        while self.levels[level].len().is_multiple_of(2) {
             let n = self.levels[level].len();
             let parent = node_hash(&self.levels[level][n - 2], &self.levels[level][n - 1]);
             if self.levels.len() == level + 1 {
@@ -117,18 +117,29 @@ impl MerkleTree {
 
     /// Leaf hash at `index`.
     pub fn leaf(&self, index: u64) -> Option<Hash> {
-        self.levels.first()?.get(usize::try_from(index).ok()?).copied()
+        self.levels
+            .first()?
+            .get(usize::try_from(index).ok()?)
+            .copied()
     }
 
     /// Root of the tree made of the first `size` leaves.
     pub fn root_at(&self, size: u64) -> Result<Hash, MerkleError> {
         self.check_size(size)?;
-        Ok(if size == 0 { empty_root() } else { self.range_hash(0, size) })
+        Ok(if size == 0 {
+            empty_root()
+        } else {
+            self.range_hash(0, size)
+        })
     }
 
     /// Root of the whole tree.
     pub fn root(&self) -> Hash {
-        if self.size() == 0 { empty_root() } else { self.range_hash(0, self.size()) }
+        if self.size() == 0 {
+            empty_root()
+        } else {
+            self.range_hash(0, self.size())
+        }
     }
 
     /// Inclusion proof for leaf `index` in the tree of the first `size` leaves (RFC 9162 §2.1.3.1).
@@ -146,7 +157,10 @@ impl MerkleTree {
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, MerkleError> {
         self.check_size(new)?;
         if old > new {
-            return Err(MerkleError::SizeOutOfRange { requested: old, available: new });
+            return Err(MerkleError::SizeOutOfRange {
+                requested: old,
+                available: new,
+            });
         }
         let mut proof = Vec::new();
         if old > 0 && old < new {
@@ -157,7 +171,10 @@ impl MerkleTree {
 
     fn check_size(&self, size: u64) -> Result<(), MerkleError> {
         if size > self.size() {
-            return Err(MerkleError::SizeOutOfRange { requested: size, available: self.size() });
+            return Err(MerkleError::SizeOutOfRange {
+                requested: size,
+                available: self.size(),
+            });
         }
         Ok(())
     }
@@ -165,12 +182,15 @@ impl MerkleTree {
     /// MTH of leaves `[start, end)`, `end > start`.
     fn range_hash(&self, start: u64, end: u64) -> Hash {
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let level = n.trailing_zeros() as usize;
             return self.levels[level][(start >> level) as usize];
         }
         let k = split_point(n);
-        node_hash(&self.range_hash(start, start + k), &self.range_hash(start + k, end))
+        node_hash(
+            &self.range_hash(start, start + k),
+            &self.range_hash(start + k, end),
+        )
     }
 
     fn path(&self, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) {
@@ -238,7 +258,11 @@ pub fn verify_inclusion(
         fnode >>= 1;
         snode >>= 1;
     }
-    if snode == 0 && r == *root { Ok(()) } else { Err(MerkleError::Invalid) }
+    if snode == 0 && r == *root {
+        Ok(())
+    } else {
+        Err(MerkleError::Invalid)
+    }
 }
 
 /// Verifies a consistency proof between two tree heads (RFC 9162 §2.1.4.2).
@@ -250,14 +274,25 @@ pub fn verify_consistency(
     proof: &[Hash],
 ) -> Result<(), MerkleError> {
     if old_size > new_size {
-        return Err(MerkleError::SizeOutOfRange { requested: old_size, available: new_size });
+        return Err(MerkleError::SizeOutOfRange {
+            requested: old_size,
+            available: new_size,
+        });
     }
     if old_size == new_size {
-        return if proof.is_empty() && old_root == new_root { Ok(()) } else { Err(MerkleError::Invalid) };
+        return if proof.is_empty() && old_root == new_root {
+            Ok(())
+        } else {
+            Err(MerkleError::Invalid)
+        };
     }
     if old_size == 0 {
         // Every tree extends the empty tree; there is nothing to prove.
-        return if proof.is_empty() { Ok(()) } else { Err(MerkleError::Invalid) };
+        return if proof.is_empty() {
+            Ok(())
+        } else {
+            Err(MerkleError::Invalid)
+        };
     }
     if proof.is_empty() {
         return Err(MerkleError::Invalid);
@@ -292,7 +327,11 @@ pub fn verify_consistency(
         fnode >>= 1;
         snode >>= 1;
     }
-    if fr == *old_root && sr == *new_root && snode == 0 { Ok(()) } else { Err(MerkleError::Invalid) }
+    if fr == *old_root && sr == *new_root && snode == 0 {
+        Ok(())
+    } else {
+        Err(MerkleError::Invalid)
+    }
 }
 
 #[cfg(test)]
@@ -347,7 +386,12 @@ mod tests {
             h("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         );
         for (i, root) in expected.iter().enumerate() {
-            assert_eq!(t.root_at(i as u64 + 1).expect("root"), h(root), "size {}", i + 1);
+            assert_eq!(
+                t.root_at(i as u64 + 1).expect("root"),
+                h(root),
+                "size {}",
+                i + 1
+            );
         }
     }
 
@@ -453,7 +497,10 @@ mod tests {
                 let leaf = t.leaf(index).expect("leaf");
                 verify_inclusion(index, size, &leaf, &proof, &root).expect("valid");
                 let wrong = leaf_hash(b"not in the log");
-                assert_eq!(verify_inclusion(index, size, &wrong, &proof, &root), Err(MerkleError::Invalid));
+                assert_eq!(
+                    verify_inclusion(index, size, &wrong, &proof, &root),
+                    Err(MerkleError::Invalid)
+                );
                 if let Some(first) = proof.first() {
                     let mut bad = proof.clone();
                     bad[0] = node_hash(first, first);
@@ -475,8 +522,17 @@ mod tests {
     #[test]
     fn out_of_range_requests_are_errors() {
         let t = vector_tree();
-        assert!(matches!(t.inclusion_proof(8, 8), Err(MerkleError::IndexOutOfRange { .. })));
-        assert!(matches!(t.root_at(9), Err(MerkleError::SizeOutOfRange { .. })));
-        assert!(matches!(t.consistency_proof(5, 4), Err(MerkleError::SizeOutOfRange { .. })));
+        assert!(matches!(
+            t.inclusion_proof(8, 8),
+            Err(MerkleError::IndexOutOfRange { .. })
+        ));
+        assert!(matches!(
+            t.root_at(9),
+            Err(MerkleError::SizeOutOfRange { .. })
+        ));
+        assert!(matches!(
+            t.consistency_proof(5, 4),
+            Err(MerkleError::SizeOutOfRange { .. })
+        ));
     }
 }

@@ -93,10 +93,19 @@ pub trait RecordIndex: Send + Sync + 'static {
     async fn head(&self, resource_type: &str, id: &str) -> Result<Option<RecordHead>, StoreError>;
 
     /// One version.
-    async fn version(&self, resource_type: &str, id: &str, version: u64) -> Result<Option<VersionRow>, StoreError>;
+    async fn version(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<VersionRow>, StoreError>;
 
     /// Writes all versions and events in one transaction, or nothing.
-    async fn commit(&self, writes: &[VersionWrite], events: &[OutboxEvent]) -> Result<(), StoreError>;
+    async fn commit(
+        &self,
+        writes: &[VersionWrite],
+        events: &[OutboxEvent],
+    ) -> Result<(), StoreError>;
 
     /// Every CID the index refers to (the pin set, for garbage collection).
     async fn referenced_cids(&self) -> Result<Vec<String>, StoreError>;
@@ -165,10 +174,19 @@ pub trait LedgerStore: Send + Sync + 'static {
     async fn append_leaves(&self, leaves: &[LeafRow]) -> Result<Vec<LeafRow>, StoreError>;
 
     /// The leaf for a subject version.
-    async fn leaf_for(&self, kind: u8, subject: &str, version: u64) -> Result<Option<LeafRow>, StoreError>;
+    async fn leaf_for(
+        &self,
+        kind: u8,
+        subject: &str,
+        version: u64,
+    ) -> Result<Option<LeafRow>, StoreError>;
 
     /// Highest logged version of a subject.
-    async fn latest_logged_version(&self, kind: u8, subject: &str) -> Result<Option<u64>, StoreError>;
+    async fn latest_logged_version(
+        &self,
+        kind: u8,
+        subject: &str,
+    ) -> Result<Option<u64>, StoreError>;
 
     /// Records a tree head committed to the chain.
     async fn insert_tree_head(&self, head: &TreeHeadRow) -> Result<(), StoreError>;

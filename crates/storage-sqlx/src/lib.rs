@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use medledger_storage_api::{
-    LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, StoreError, TreeHeadRow, VersionRow,
-    VersionWrite,
+    LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, StoreError,
+    TreeHeadRow, VersionRow, VersionWrite,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -37,10 +37,19 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(err)?;
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(err)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let bus = medledger_bus::SqliteBus::new(pool.clone());
-        bus.migrate().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        bus.migrate()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self { pool })
     }
 
@@ -51,7 +60,11 @@ impl SqliteStore {
             .filename(path)
             .read_only(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(err)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(err)?;
         Ok(Self { pool })
     }
 
@@ -64,7 +77,10 @@ impl SqliteStore {
 fn version_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<VersionRow, StoreError> {
     let commitment: Option<Vec<u8>> = r.try_get("commitment").map_err(err)?;
     let commitment = match commitment {
-        Some(c) => Some(c.try_into().map_err(|_| StoreError::Unavailable("commitment is not 32 bytes".into()))?),
+        Some(c) => Some(
+            c.try_into()
+                .map_err(|_| StoreError::Unavailable("commitment is not 32 bytes".into()))?,
+        ),
         None => None,
     };
     Ok(VersionRow {
@@ -84,12 +100,14 @@ fn version_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<VersionRow, StoreErro
 #[async_trait::async_trait]
 impl RecordIndex for SqliteStore {
     async fn head(&self, resource_type: &str, id: &str) -> Result<Option<RecordHead>, StoreError> {
-        let row = sqlx::query("SELECT version, deleted, owner FROM record_heads WHERE resource_type = ? AND id = ?")
-            .bind(resource_type)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
+        let row = sqlx::query(
+            "SELECT version, deleted, owner FROM record_heads WHERE resource_type = ? AND id = ?",
+        )
+        .bind(resource_type)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
         row.map(|r| {
             Ok(RecordHead {
                 version: r.try_get::<i64, _>("version").map_err(err)? as u64,
@@ -100,32 +118,49 @@ impl RecordIndex for SqliteStore {
         .transpose()
     }
 
-    async fn version(&self, resource_type: &str, id: &str, version: u64) -> Result<Option<VersionRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM record_versions WHERE resource_type = ? AND id = ? AND version = ?")
-            .bind(resource_type)
-            .bind(id)
-            .bind(version as i64)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
+    async fn version(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<VersionRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM record_versions WHERE resource_type = ? AND id = ? AND version = ?",
+        )
+        .bind(resource_type)
+        .bind(id)
+        .bind(version as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
         row.as_ref().map(version_from_row).transpose()
     }
 
-    async fn commit(&self, writes: &[VersionWrite], events: &[OutboxEvent]) -> Result<(), StoreError> {
+    async fn commit(
+        &self,
+        writes: &[VersionWrite],
+        events: &[OutboxEvent],
+    ) -> Result<(), StoreError> {
         // BEGIN IMMEDIATE takes the write lock up front, so the version checks below cannot be
         // invalidated by another writer before this transaction commits.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         for w in writes {
             let r = &w.row;
-            let found: Option<i64> = sqlx::query_scalar("SELECT version FROM record_heads WHERE resource_type = ? AND id = ?")
-                .bind(&r.resource_type)
-                .bind(&r.id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?;
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM record_heads WHERE resource_type = ? AND id = ?",
+            )
+            .bind(&r.resource_type)
+            .bind(&r.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
             let found = found.map(|v| v as u64);
             if found != w.expected {
-                return Err(StoreError::Conflict { resource: r.key(), expected: w.expected, found });
+                return Err(StoreError::Conflict {
+                    resource: r.key(),
+                    expected: w.expected,
+                    found,
+                });
             }
             sqlx::query(
                 "INSERT INTO record_versions (resource_type, id, version, cid, wrapped_key, owner, commitment, deleted, last_updated, actor) \
@@ -158,7 +193,9 @@ impl RecordIndex for SqliteStore {
             .map_err(err)?;
         }
         for e in events {
-            medledger_bus::sqlite::append_in_tx(&mut tx, &e.topic, &e.key, &e.payload).await.map_err(err)?;
+            medledger_bus::sqlite::append_in_tx(&mut tx, &e.topic, &e.key, &e.payload)
+                .await
+                .map_err(err)?;
         }
         tx.commit().await.map_err(err)
     }
@@ -182,12 +219,14 @@ impl OwnerKeyStore for SqliteStore {
     }
 
     async fn insert_owner_key(&self, owner: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError> {
-        sqlx::query("INSERT INTO owner_keys (owner, wrapped) VALUES (?, ?) ON CONFLICT (owner) DO NOTHING")
-            .bind(owner)
-            .bind(wrapped)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
+        sqlx::query(
+            "INSERT INTO owner_keys (owner, wrapped) VALUES (?, ?) ON CONFLICT (owner) DO NOTHING",
+        )
+        .bind(owner)
+        .bind(wrapped)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
         sqlx::query_scalar("SELECT wrapped FROM owner_keys WHERE owner = ?")
             .bind(owner)
             .fetch_one(&self.pool)
@@ -210,7 +249,9 @@ fn head_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TreeHeadRow, StoreError>
     let root: Vec<u8> = r.try_get("root").map_err(err)?;
     Ok(TreeHeadRow {
         tree_size: r.try_get::<i64, _>("tree_size").map_err(err)? as u64,
-        root: root.try_into().map_err(|_| StoreError::Unavailable("root is not 32 bytes".into()))?,
+        root: root
+            .try_into()
+            .map_err(|_| StoreError::Unavailable("root is not 32 bytes".into()))?,
         chain_id: r.try_get::<i64, _>("chain_id").map_err(err)? as u64,
         contract: r.try_get("contract").map_err(err)?,
         chain_index: r.try_get::<i64, _>("chain_index").map_err(err)? as u64,
@@ -223,20 +264,22 @@ fn head_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TreeHeadRow, StoreError>
 #[async_trait::async_trait]
 impl LedgerStore for SqliteStore {
     async fn leaves_from(&self, start: u64) -> Result<Vec<LeafRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM ledger_leaves WHERE leaf_index >= ? ORDER BY leaf_index")
-            .bind(start as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
+        let rows =
+            sqlx::query("SELECT * FROM ledger_leaves WHERE leaf_index >= ? ORDER BY leaf_index")
+                .bind(start as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
         rows.iter().map(leaf_from_row).collect()
     }
 
     async fn append_leaves(&self, leaves: &[LeafRow]) -> Result<Vec<LeafRow>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        let mut next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM ledger_leaves")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?;
+        let mut next: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM ledger_leaves")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
         let mut appended = Vec::new();
         for l in leaves {
             let done = sqlx::query("INSERT INTO ledger_leaves (leaf_index, kind, subject, version, leaf) VALUES (?, ?, ?, ?, ?) \
@@ -250,7 +293,10 @@ impl LedgerStore for SqliteStore {
                 .await
                 .map_err(err)?;
             if done.rows_affected() == 1 {
-                appended.push(LeafRow { index: next as u64, ..l.clone() });
+                appended.push(LeafRow {
+                    index: next as u64,
+                    ..l.clone()
+                });
                 next += 1;
             }
         }
@@ -258,24 +304,37 @@ impl LedgerStore for SqliteStore {
         Ok(appended)
     }
 
-    async fn leaf_for(&self, kind: u8, subject: &str, version: u64) -> Result<Option<LeafRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM ledger_leaves WHERE kind = ? AND subject = ? AND version = ?")
-            .bind(i64::from(kind))
-            .bind(subject)
-            .bind(version as i64)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
+    async fn leaf_for(
+        &self,
+        kind: u8,
+        subject: &str,
+        version: u64,
+    ) -> Result<Option<LeafRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM ledger_leaves WHERE kind = ? AND subject = ? AND version = ?",
+        )
+        .bind(i64::from(kind))
+        .bind(subject)
+        .bind(version as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
         row.as_ref().map(leaf_from_row).transpose()
     }
 
-    async fn latest_logged_version(&self, kind: u8, subject: &str) -> Result<Option<u64>, StoreError> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM ledger_leaves WHERE kind = ? AND subject = ?")
-            .bind(i64::from(kind))
-            .bind(subject)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(err)?;
+    async fn latest_logged_version(
+        &self,
+        kind: u8,
+        subject: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(version) FROM ledger_leaves WHERE kind = ? AND subject = ?",
+        )
+        .bind(i64::from(kind))
+        .bind(subject)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err)?;
         Ok(v.map(|v| v as u64))
     }
 
@@ -307,11 +366,13 @@ impl LedgerStore for SqliteStore {
     }
 
     async fn tree_head_covering(&self, index: u64) -> Result<Option<TreeHeadRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM ledger_tree_heads WHERE tree_size > ? ORDER BY tree_size LIMIT 1")
-            .bind(index as i64)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
+        let row = sqlx::query(
+            "SELECT * FROM ledger_tree_heads WHERE tree_size > ? ORDER BY tree_size LIMIT 1",
+        )
+        .bind(index as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
         row.as_ref().map(head_from_row).transpose()
     }
 }
@@ -338,43 +399,124 @@ mod tests {
     #[tokio::test]
     async fn commit_is_all_or_nothing_and_checks_versions() {
         let dir = tempfile::tempdir().expect("tmp");
-        let s = SqliteStore::open(&dir.path().join("db")).await.expect("open");
-        let ev = OutboxEvent { topic: "t".into(), key: b"k".to_vec(), payload: b"p".to_vec() };
-        s.commit(&[VersionWrite { row: row("a", 1), expected: None }], std::slice::from_ref(&ev)).await.expect("first");
+        let s = SqliteStore::open(&dir.path().join("db"))
+            .await
+            .expect("open");
+        let ev = OutboxEvent {
+            topic: "t".into(),
+            key: b"k".to_vec(),
+            payload: b"p".to_vec(),
+        };
+        s.commit(
+            &[VersionWrite {
+                row: row("a", 1),
+                expected: None,
+            }],
+            std::slice::from_ref(&ev),
+        )
+        .await
+        .expect("first");
         // Second batch: a valid write plus a stale one; nothing of it may land.
-        let stale = VersionWrite { row: row("a", 2), expected: None };
-        let fresh = VersionWrite { row: row("b", 1), expected: None };
-        let e = s.commit(&[fresh, stale], std::slice::from_ref(&ev)).await.expect_err("conflict");
-        assert!(matches!(e, StoreError::Conflict { found: Some(1), .. }), "{e}");
+        let stale = VersionWrite {
+            row: row("a", 2),
+            expected: None,
+        };
+        let fresh = VersionWrite {
+            row: row("b", 1),
+            expected: None,
+        };
+        let e = s
+            .commit(&[fresh, stale], std::slice::from_ref(&ev))
+            .await
+            .expect_err("conflict");
+        assert!(
+            matches!(e, StoreError::Conflict { found: Some(1), .. }),
+            "{e}"
+        );
         assert!(s.head("Observation", "b").await.expect("head").is_none());
-        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bus_log").fetch_one(s.pool()).await.expect("count");
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bus_log")
+            .fetch_one(s.pool())
+            .await
+            .expect("count");
         assert_eq!(events, 1);
-        s.commit(&[VersionWrite { row: row("a", 2), expected: Some(1) }], &[]).await.expect("update");
-        let head = s.head("Observation", "a").await.expect("head").expect("exists");
+        s.commit(
+            &[VersionWrite {
+                row: row("a", 2),
+                expected: Some(1),
+            }],
+            &[],
+        )
+        .await
+        .expect("update");
+        let head = s
+            .head("Observation", "a")
+            .await
+            .expect("head")
+            .expect("exists");
         assert_eq!(head.version, 2);
-        assert_eq!(s.version("Observation", "a", 1).await.expect("v1").expect("exists"), row("a", 1));
+        assert_eq!(
+            s.version("Observation", "a", 1)
+                .await
+                .expect("v1")
+                .expect("exists"),
+            row("a", 1)
+        );
         assert_eq!(s.referenced_cids().await.expect("cids").len(), 2);
     }
 
     #[tokio::test]
     async fn leaves_are_appended_once_and_heads_cover_them() {
         let dir = tempfile::tempdir().expect("tmp");
-        let s = SqliteStore::open(&dir.path().join("db")).await.expect("open");
-        let leaf = |subject: &str, version| LeafRow { index: 0, kind: 1, subject: subject.into(), version, leaf: vec![9] };
-        let got = s.append_leaves(&[leaf("A/1", 1), leaf("A/1", 2)]).await.expect("append");
+        let s = SqliteStore::open(&dir.path().join("db"))
+            .await
+            .expect("open");
+        let leaf = |subject: &str, version| LeafRow {
+            index: 0,
+            kind: 1,
+            subject: subject.into(),
+            version,
+            leaf: vec![9],
+        };
+        let got = s
+            .append_leaves(&[leaf("A/1", 1), leaf("A/1", 2)])
+            .await
+            .expect("append");
         assert_eq!(got.iter().map(|l| l.index).collect::<Vec<_>>(), vec![0, 1]);
-        let again = s.append_leaves(&[leaf("A/1", 2), leaf("B/1", 1)]).await.expect("append");
+        let again = s
+            .append_leaves(&[leaf("A/1", 2), leaf("B/1", 1)])
+            .await
+            .expect("append");
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].index, 2);
         assert_eq!(s.latest_logged_version(1, "A/1").await.expect("v"), Some(2));
         let head = |size| TreeHeadRow {
-            tree_size: size, root: [size as u8; 32], chain_id: 1337, contract: "0x".into(), chain_index: size,
-            block_number: size, block_hash: "0x".into(), tx_hash: "0x".into(),
+            tree_size: size,
+            root: [size as u8; 32],
+            chain_id: 1337,
+            contract: "0x".into(),
+            chain_index: size,
+            block_number: size,
+            block_hash: "0x".into(),
+            tx_hash: "0x".into(),
         };
         s.insert_tree_head(&head(2)).await.expect("head");
         s.insert_tree_head(&head(3)).await.expect("head");
-        assert_eq!(s.tree_head_covering(1).await.expect("cover").expect("some").tree_size, 2);
-        assert_eq!(s.tree_head_covering(2).await.expect("cover").expect("some").tree_size, 3);
+        assert_eq!(
+            s.tree_head_covering(1)
+                .await
+                .expect("cover")
+                .expect("some")
+                .tree_size,
+            2
+        );
+        assert_eq!(
+            s.tree_head_covering(2)
+                .await
+                .expect("cover")
+                .expect("some")
+                .tree_size,
+            3
+        );
         assert!(s.tree_head_covering(3).await.expect("cover").is_none());
         assert_eq!(s.leaves().await.expect("leaves").len(), 3);
     }

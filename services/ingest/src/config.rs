@@ -11,6 +11,9 @@ pub struct IngestConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 16 << 20, max_bundle_entries: 10_000 }
+        Self {
+            max_body_bytes: 16 << 20,
+            max_bundle_entries: 10_000,
+        }
     }
 }

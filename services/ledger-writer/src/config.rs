@@ -15,6 +15,10 @@ pub struct LedgerWriterConfig {
 
 impl Default for LedgerWriterConfig {
     fn default() -> Self {
-        Self { batch_interval: Duration::from_millis(250), max_batch: 5_000, group: "ledger-writer".to_owned() }
+        Self {
+            batch_interval: Duration::from_millis(250),
+            max_batch: 5_000,
+            group: "ledger-writer".to_owned(),
+        }
     }
 }

@@ -15,6 +15,10 @@ pub struct QueryConfig {
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        Self { ledger_wait: Duration::from_secs(3), verify_wait: Duration::from_secs(5), chain_network: "embedded-evm".to_owned() }
+        Self {
+            ledger_wait: Duration::from_secs(3),
+            verify_wait: Duration::from_secs(5),
+            chain_network: "embedded-evm".to_owned(),
+        }
     }
 }

@@ -25,7 +25,11 @@ pub struct Dev {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn token(dir: &Path, subject: &str, role: &str, scope: &str) -> String {
@@ -35,7 +39,11 @@ pub fn token(dir: &Path, subject: &str, role: &str, scope: &str) -> String {
         .args(["--subject", subject, "--role", role, "--scope", scope])
         .output()
         .unwrap();
-    assert!(out.status.success(), "token: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -51,7 +59,10 @@ impl Dev {
             dir: dir.to_path_buf(),
             base: format!("http://127.0.0.1:{port}/fhir"),
             token: String::new(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             port,
         };
@@ -64,15 +75,18 @@ impl Dev {
         let deadline = Instant::now() + Duration::from_secs(120);
         let url = format!("http://127.0.0.1:{}/readyz", self.port);
         loop {
-            if let Ok(r) = self.http.get(&url).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = self.http.get(&url).send().await
+                && r.status().is_success()
+            {
+                return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("medledger dev exited early: {status}");
             }
-            assert!(Instant::now() < deadline, "medledger dev did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "medledger dev did not become ready"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -92,22 +106,42 @@ impl Dev {
 
     pub fn url(&self, path: &str) -> String {
         let path = path.trim_start_matches('/');
-        if path.is_empty() { self.base.clone() } else { format!("{}/{}", self.base, path) }
+        if path.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}/{}", self.base, path)
+        }
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).bearer_auth(&self.token).send().await.unwrap()
+        self.http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.send(reqwest::Method::POST, path, body, &[]).await
     }
 
-    pub async fn put(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn put(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         self.send(reqwest::Method::PUT, path, body, headers).await
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut rb = self
             .http
             .request(method, self.url(path))
@@ -130,7 +164,11 @@ impl Dev {
 
     pub async fn count(&self, table: &str) -> i64 {
         let pool = self.db().await;
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))).fetch_one(&pool).await.unwrap();
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
         pool.close().await;
         n
     }
@@ -154,7 +192,11 @@ impl Dev {
             if r.status() == 200 {
                 return r.json().await.unwrap();
             }
-            assert!(r.status() == 503, "unexpected $verify status {}", r.status());
+            assert!(
+                r.status() == 503,
+                "unexpected $verify status {}",
+                r.status()
+            );
             assert!(Instant::now() < deadline, "version never committed");
         }
     }
@@ -165,14 +207,21 @@ impl Dev {
         let pf = tmp.path().join("proof.json");
         std::fs::write(&pf, serde_json::to_vec(proof).unwrap()).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.args(["verify", "--proof"]).arg(&pf).arg("--data-dir").arg(&self.dir);
+        cmd.args(["verify", "--proof"])
+            .arg(&pf)
+            .arg("--data-dir")
+            .arg(&self.dir);
         if let Some(r) = resource {
             let rf = tmp.path().join("resource.json");
             std::fs::write(&rf, serde_json::to_vec(r).unwrap()).unwrap();
             cmd.arg("--resource").arg(&rf);
         }
         let out = cmd.output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.status.success(), text)
     }
 }
@@ -200,9 +249,16 @@ impl Drop for Dev {
 /// Asserts a response is an OperationOutcome with `status`; returns its diagnostics.
 pub async fn outcome(r: reqwest::Response, status: u16) -> String {
     assert_eq!(r.status().as_u16(), status, "status");
-    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
     assert!(ct.starts_with("application/fhir+json"), "content type {ct}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
-    body["issue"][0]["diagnostics"].as_str().unwrap_or_default().to_owned()
+    body["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }

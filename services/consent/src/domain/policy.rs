@@ -75,7 +75,10 @@ impl AccessPolicy for ScopePolicy {
             ));
         }
         if q.claims.role != "practitioner" {
-            return Decision::Deny(format!("role '{}' may not access records yet", q.claims.role));
+            return Decision::Deny(format!(
+                "role '{}' may not access records yet",
+                q.claims.role
+            ));
         }
         Decision::Permit
     }
@@ -102,12 +105,28 @@ mod tests {
     #[tokio::test]
     async fn decisions() {
         let p = ScopePolicy;
-        let q = |c: &Claims, i| AccessQuery { claims: c, interaction: i, resource_type: "Observation", owner: None };
+        fn q(c: &Claims, i: Interaction) -> AccessQuery<'_> {
+            AccessQuery {
+                claims: c,
+                interaction: i,
+                resource_type: "Observation",
+                owner: None,
+            }
+        }
         let doc = claims("practitioner", "user/*.cruds");
-        assert_eq!(p.check(q(&doc, Interaction::Create)).await, Decision::Permit);
+        assert_eq!(
+            p.check(q(&doc, Interaction::Create)).await,
+            Decision::Permit
+        );
         let reader = claims("practitioner", "user/*.rs");
-        assert!(matches!(p.check(q(&reader, Interaction::Create)).await, Decision::Deny(_)));
+        assert!(matches!(
+            p.check(q(&reader, Interaction::Create)).await,
+            Decision::Deny(_)
+        ));
         let patient = claims("patient", "user/*.cruds");
-        assert!(matches!(p.check(q(&patient, Interaction::Read)).await, Decision::Deny(_)));
+        assert!(matches!(
+            p.check(q(&patient, Interaction::Read)).await,
+            Decision::Deny(_)
+        ));
     }
 }

@@ -5,11 +5,15 @@ use super::policy::Interaction;
 
 /// Whether any of the space-separated `scopes` permits `interaction` on `resource_type`.
 pub fn scope_allows(scopes: &str, resource_type: &str, interaction: Interaction) -> bool {
-    scopes.split_whitespace().any(|s| one_scope_allows(s, resource_type, interaction))
+    scopes
+        .split_whitespace()
+        .any(|s| one_scope_allows(s, resource_type, interaction))
 }
 
 fn one_scope_allows(scope: &str, resource_type: &str, interaction: Interaction) -> bool {
-    let Some((context, rest)) = scope.split_once('/') else { return false };
+    let Some((context, rest)) = scope.split_once('/') else {
+        return false;
+    };
     if !matches!(context, "user" | "system" | "patient") {
         return false;
     }
@@ -21,7 +25,9 @@ fn one_scope_allows(scope: &str, resource_type: &str, interaction: Interaction) 
     if rest.contains('?') {
         return false;
     }
-    let Some((rtype, perms)) = rest.split_once('.') else { return false };
+    let Some((rtype, perms)) = rest.split_once('.') else {
+        return false;
+    };
     if rtype != "*" && rtype != resource_type {
         return false;
     }
@@ -29,7 +35,10 @@ fn one_scope_allows(scope: &str, resource_type: &str, interaction: Interaction) 
     match perms {
         "*" => true,
         "read" => matches!(interaction, Interaction::Read | Interaction::Search),
-        "write" => matches!(interaction, Interaction::Create | Interaction::Update | Interaction::Delete),
+        "write" => matches!(
+            interaction,
+            Interaction::Create | Interaction::Update | Interaction::Delete
+        ),
         p => is_v2_permission_string(p) && p.contains(letter),
     }
 }
@@ -58,9 +67,16 @@ mod tests {
         assert!(scope_allows("user/*.read", "Patient", Read));
         assert!(!scope_allows("user/*.read", "Patient", Create));
         assert!(scope_allows("user/*.write", "Patient", Update));
-        assert!(!scope_allows("user/*.rc", "Patient", Read), "out of order is invalid");
+        assert!(
+            !scope_allows("user/*.rc", "Patient", Read),
+            "out of order is invalid"
+        );
         assert!(!scope_allows("user/*.x", "Patient", Read));
-        assert!(!scope_allows("user/Observation.rs?category=laboratory", "Observation", Read));
+        assert!(!scope_allows(
+            "user/Observation.rs?category=laboratory",
+            "Observation",
+            Read
+        ));
         assert!(!scope_allows("", "Patient", Read));
         assert!(!scope_allows("admin/*.*", "Patient", Read));
     }

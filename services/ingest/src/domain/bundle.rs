@@ -18,15 +18,29 @@ use super::write::{Ingest, Prepared, WriteOutcome, new_id, now_instant, valid_id
 /// One entry's planned operation.
 #[derive(Debug, Clone)]
 enum Op {
-    Create { rt: String, id: String, value: Value },
-    Update { rt: String, id: String, value: Value, if_match: Option<u64> },
-    Delete { rt: String, id: String },
+    Create {
+        rt: String,
+        id: String,
+        value: Value,
+    },
+    Update {
+        rt: String,
+        id: String,
+        value: Value,
+        if_match: Option<u64>,
+    },
+    Delete {
+        rt: String,
+        id: String,
+    },
 }
 
 impl Op {
     fn key(&self) -> String {
         match self {
-            Op::Create { rt, id, .. } | Op::Update { rt, id, .. } | Op::Delete { rt, id } => format!("{rt}/{id}"),
+            Op::Create { rt, id, .. } | Op::Update { rt, id, .. } | Op::Delete { rt, id } => {
+                format!("{rt}/{id}")
+            }
         }
     }
 }
@@ -41,11 +55,17 @@ pub enum BundleKind {
 }
 
 fn entry_error(i: usize, e: &ApiError) -> ApiError {
-    ApiError { message: format!("entry {i}: {}", e.message), ..e.clone() }
+    ApiError {
+        message: format!("entry {i}: {}", e.message),
+        ..e.clone()
+    }
 }
 
 fn status_line(code: u16) -> String {
-    let reason = axum::http::StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let reason = axum::http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
     format!("{code} {reason}")
 }
 
@@ -86,7 +106,10 @@ impl Ingest {
             return Err(ApiError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 medledger_fhir::IssueCode::TooCostly,
-                format!("a Bundle may hold at most {} entries", self.config.max_bundle_entries),
+                format!(
+                    "a Bundle may hold at most {} entries",
+                    self.config.max_bundle_entries
+                ),
             ));
         }
         let planned = self.plan(&entries);
@@ -96,13 +119,19 @@ impl Ingest {
         };
         let out_entries = match kind {
             BundleKind::Transaction => {
-                let ops = planned.into_iter().enumerate().map(|(i, r)| r.map_err(|e| entry_error(i, &e))).collect::<Result<Vec<_>, _>>()?;
+                let ops = planned
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| r.map_err(|e| entry_error(i, &e)))
+                    .collect::<Result<Vec<_>, _>>()?;
                 self.transaction(claims, ops).await?
             }
             BundleKind::Batch => self.batch(claims, planned).await,
         };
         let (now, _) = now_instant();
-        Ok(json!({"resourceType": "Bundle", "id": new_id(), "type": response_type, "timestamp": now, "entry": out_entries}))
+        Ok(
+            json!({"resourceType": "Bundle", "id": new_id(), "type": response_type, "timestamp": now, "entry": out_entries}),
+        )
     }
 
     /// Turns entries into operations, assigning ids and resolving `urn:uuid:` references.
@@ -111,18 +140,29 @@ impl Ingest {
         let mut ids: HashMap<String, String> = HashMap::new();
         let mut assigned: Vec<Option<String>> = Vec::with_capacity(entries.len());
         for e in entries {
-            let method = e.pointer("/request/method").and_then(Value::as_str).unwrap_or("");
-            let url = e.pointer("/request/url").and_then(Value::as_str).unwrap_or("");
+            let method = e
+                .pointer("/request/method")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let url = e
+                .pointer("/request/url")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let rt = e.pointer("/resource/resourceType").and_then(Value::as_str);
             let id = match method {
                 "POST" => Some(new_id()),
-                "PUT" => url.split('?').next().and_then(|u| u.split_once('/')).map(|(_, id)| id.to_owned()),
+                "PUT" => url
+                    .split('?')
+                    .next()
+                    .and_then(|u| u.split_once('/'))
+                    .map(|(_, id)| id.to_owned()),
                 _ => None,
             };
-            if let (Some(full), Some(rt), Some(id)) = (e.get("fullUrl").and_then(Value::as_str), rt, id.as_ref()) {
-                if full.starts_with("urn:uuid:") || full.starts_with("urn:oid:") {
-                    ids.insert(full.to_owned(), format!("{rt}/{id}"));
-                }
+            if let (Some(full), Some(rt), Some(id)) =
+                (e.get("fullUrl").and_then(Value::as_str), rt, id.as_ref())
+                && (full.starts_with("urn:uuid:") || full.starts_with("urn:oid:"))
+            {
+                ids.insert(full.to_owned(), format!("{rt}/{id}"));
             }
             assigned.push(id);
         }
@@ -130,19 +170,33 @@ impl Ingest {
             .iter()
             .zip(assigned)
             .map(|(e, id)| {
-                let method = e.pointer("/request/method").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("request.method is required"))?;
-                let url = e.pointer("/request/url").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("request.url is required"))?;
-                if e.pointer("/request/ifNoneExist").is_some() || e.pointer("/request/ifMatch").is_some() && method != "PUT" {
-                    return Err(ApiError::bad_request("conditional requests in Bundles are not supported yet"));
+                let method = e
+                    .pointer("/request/method")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ApiError::bad_request("request.method is required"))?;
+                let url = e
+                    .pointer("/request/url")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ApiError::bad_request("request.url is required"))?;
+                if e.pointer("/request/ifNoneExist").is_some()
+                    || e.pointer("/request/ifMatch").is_some() && method != "PUT"
+                {
+                    return Err(ApiError::bad_request(
+                        "conditional requests in Bundles are not supported yet",
+                    ));
                 }
                 let path = url.split('?').next().unwrap_or(url).trim_matches('/');
                 let resource = || -> Result<Value, ApiError> {
-                    let mut v = e.get("resource").cloned().ok_or_else(|| ApiError::bad_request(format!("{method} needs entry.resource")))?;
+                    let mut v = e.get("resource").cloned().ok_or_else(|| {
+                        ApiError::bad_request(format!("{method} needs entry.resource"))
+                    })?;
                     rewrite_references(&mut v, &ids);
                     let mut missing = Vec::new();
                     unresolved_urn_references(&v, &ids, &mut missing);
                     if let Some(m) = missing.first() {
-                        return Err(ApiError::bad_request(format!("reference '{m}' matches no entry's fullUrl")));
+                        return Err(ApiError::bad_request(format!(
+                            "reference '{m}' matches no entry's fullUrl"
+                        )));
                     }
                     Ok(v)
                 };
@@ -156,21 +210,42 @@ impl Ingest {
                         if let Some(obj) = value.as_object_mut() {
                             obj.insert("id".into(), Value::String(id.clone()));
                         }
-                        Ok(Op::Create { rt: path.to_owned(), id, value })
+                        Ok(Op::Create {
+                            rt: path.to_owned(),
+                            id,
+                            value,
+                        })
                     }
                     "PUT" => {
-                        let (rt, id) = path.split_once('/').ok_or_else(|| ApiError::bad_request("PUT url must be Type/id"))?;
+                        let (rt, id) = path
+                            .split_once('/')
+                            .ok_or_else(|| ApiError::bad_request("PUT url must be Type/id"))?;
                         let if_match = match e.pointer("/request/ifMatch").and_then(Value::as_str) {
-                            Some(v) => Some(medledger_http::parse_if_match(v).ok_or_else(|| ApiError::bad_request("malformed ifMatch"))?),
+                            Some(v) => Some(
+                                medledger_http::parse_if_match(v)
+                                    .ok_or_else(|| ApiError::bad_request("malformed ifMatch"))?,
+                            ),
                             None => None,
                         };
-                        Ok(Op::Update { rt: rt.to_owned(), id: id.to_owned(), value: resource()?, if_match })
+                        Ok(Op::Update {
+                            rt: rt.to_owned(),
+                            id: id.to_owned(),
+                            value: resource()?,
+                            if_match,
+                        })
                     }
                     "DELETE" => {
-                        let (rt, id) = path.split_once('/').ok_or_else(|| ApiError::bad_request("DELETE url must be Type/id"))?;
-                        Ok(Op::Delete { rt: rt.to_owned(), id: id.to_owned() })
+                        let (rt, id) = path
+                            .split_once('/')
+                            .ok_or_else(|| ApiError::bad_request("DELETE url must be Type/id"))?;
+                        Ok(Op::Delete {
+                            rt: rt.to_owned(),
+                            id: id.to_owned(),
+                        })
                     }
-                    other => Err(ApiError::bad_request(format!("request.method '{other}' is not supported in Bundles"))),
+                    other => Err(ApiError::bad_request(format!(
+                        "request.method '{other}' is not supported in Bundles"
+                    ))),
                 }
             })
             .collect()
@@ -180,37 +255,71 @@ impl Ingest {
     async fn prepare_op(&self, claims: &Claims, op: Op) -> Result<Option<Prepared>, ApiError> {
         match op {
             Op::Create { rt, id, value } => {
-                self.authorize(claims, Interaction::Create, &rt, None).await?;
+                self.authorize(claims, Interaction::Create, &rt, None)
+                    .await?;
                 self.validate_as(&rt, &value)?;
-                Ok(Some(self.prepare_version(claims, &rt, &id, value, None, None).await?))
+                Ok(Some(
+                    self.prepare_version(claims, &rt, &id, value, None, None)
+                        .await?,
+                ))
             }
-            Op::Update { rt, id, value, if_match } => {
-                self.authorize(claims, Interaction::Update, &rt, None).await?;
+            Op::Update {
+                rt,
+                id,
+                value,
+                if_match,
+            } => {
+                self.authorize(claims, Interaction::Update, &rt, None)
+                    .await?;
                 if !valid_id(&id) {
-                    return Err(ApiError::bad_request(format!("'{id}' is not a valid FHIR id")));
+                    return Err(ApiError::bad_request(format!(
+                        "'{id}' is not a valid FHIR id"
+                    )));
                 }
                 self.validate_as(&rt, &value)?;
                 if value.get("id").and_then(Value::as_str) != Some(id.as_str()) {
-                    return Err(ApiError::bad_request("the resource id does not match request.url"));
+                    return Err(ApiError::bad_request(
+                        "the resource id does not match request.url",
+                    ));
                 }
                 let head = self.index.head(&rt, &id).await?;
-                if let Some(want) = if_match {
-                    if head.as_ref().map(|h| h.version) != Some(want) {
-                        return Err(ApiError::precondition_failed(format!("ifMatch W/\"{want}\" does not match the current version")));
-                    }
+                if let Some(want) = if_match
+                    && head.as_ref().map(|h| h.version) != Some(want)
+                {
+                    return Err(ApiError::precondition_failed(format!(
+                        "ifMatch W/\"{want}\" does not match the current version"
+                    )));
                 }
                 let prepared = self
-                    .prepare_version(claims, &rt, &id, value, head.as_ref().map(|h| h.version), head.as_ref().map(|h| h.owner.as_str()))
+                    .prepare_version(
+                        claims,
+                        &rt,
+                        &id,
+                        value,
+                        head.as_ref().map(|h| h.version),
+                        head.as_ref().map(|h| h.owner.as_str()),
+                    )
                     .await?;
                 Ok(Some(prepared))
             }
             Op::Delete { rt, id } => {
-                self.authorize(claims, Interaction::Delete, &rt, None).await?;
-                let head = self.index.head(&rt, &id).await?.ok_or_else(|| ApiError::not_found(format!("{rt}/{id} is not known")))?;
+                self.authorize(claims, Interaction::Delete, &rt, None)
+                    .await?;
+                let head = self
+                    .index
+                    .head(&rt, &id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("{rt}/{id} is not known")))?;
                 if head.deleted {
                     return Ok(None);
                 }
-                Ok(Some(self.prepare_delete(claims, &rt, &id, head.version, &head.owner)))
+                Ok(Some(self.prepare_delete(
+                    claims,
+                    &rt,
+                    &id,
+                    head.version,
+                    &head.owner,
+                )))
             }
         }
     }
@@ -219,11 +328,15 @@ impl Ingest {
         let mut seen = HashSet::new();
         for op in &ops {
             if !seen.insert(op.key()) {
-                return Err(ApiError::bad_request(format!("{} appears more than once in the transaction", op.key())));
+                return Err(ApiError::bad_request(format!(
+                    "{} appears more than once in the transaction",
+                    op.key()
+                )));
             }
         }
         // Encrypt and store blobs concurrently; they only become visible with the commit.
-        let results = futures::future::join_all(ops.into_iter().map(|op| self.prepare_op(claims, op))).await;
+        let results =
+            futures::future::join_all(ops.into_iter().map(|op| self.prepare_op(claims, op))).await;
         let mut prepared = Vec::new();
         let mut slots = Vec::new();
         let mut failure = None;
@@ -260,7 +373,9 @@ impl Ingest {
             match self.prepare_op(claims, op).await? {
                 Some(p) => {
                     let mut o = self.commit(vec![p]).await?;
-                    o.pop().map(|o| success_entry(&o)).ok_or_else(|| ApiError::internal("no outcome"))
+                    o.pop()
+                        .map(|o| success_entry(&o))
+                        .ok_or_else(|| ApiError::internal("no outcome"))
                 }
                 None => Ok(json!({"response": {"status": status_line(204)}})),
             }

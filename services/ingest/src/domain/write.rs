@@ -63,7 +63,9 @@ pub struct WriteOutcome {
 pub(crate) fn now_instant() -> (String, i64) {
     let now = time::OffsetDateTime::now_utc();
     let ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     (now.format(&fmt).unwrap_or_default(), ms)
 }
 
@@ -74,7 +76,11 @@ pub(crate) fn new_id() -> String {
 
 /// FHIR ids: 1–64 of `[A-Za-z0-9\-\.]`.
 pub(crate) fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 impl Ingest {
@@ -86,7 +92,13 @@ impl Ingest {
         policy: Arc<dyn AccessPolicy>,
         config: IngestConfig,
     ) -> Self {
-        Self { index, blobs, keys, policy, config }
+        Self {
+            index,
+            blobs,
+            keys,
+            policy,
+            config,
+        }
     }
 
     /// The configuration.
@@ -95,8 +107,23 @@ impl Ingest {
     }
 
     /// Denies unless the policy permits.
-    pub(crate) async fn authorize(&self, claims: &Claims, interaction: Interaction, rt: &str, owner: Option<&str>) -> Result<(), ApiError> {
-        match self.policy.check(AccessQuery { claims, interaction, resource_type: rt, owner }).await {
+    pub(crate) async fn authorize(
+        &self,
+        claims: &Claims,
+        interaction: Interaction,
+        rt: &str,
+        owner: Option<&str>,
+    ) -> Result<(), ApiError> {
+        match self
+            .policy
+            .check(AccessQuery {
+                claims,
+                interaction,
+                resource_type: rt,
+                owner,
+            })
+            .await
+        {
             Decision::Permit => Ok(()),
             Decision::Deny(reason) => Err(ApiError::forbidden(reason)),
         }
@@ -106,7 +133,9 @@ impl Ingest {
     pub(crate) fn validate_as(&self, rt: &str, value: &Value) -> Result<(), ApiError> {
         let body_type = validate_resource(value).map_err(|e| ApiError::from_fhir(&e))?;
         if body_type != rt {
-            return Err(ApiError::bad_request(format!("resourceType '{body_type}' does not match the URL type '{rt}'")));
+            return Err(ApiError::bad_request(format!(
+                "resourceType '{body_type}' does not match the URL type '{rt}'"
+            )));
         }
         Ok(())
     }
@@ -124,15 +153,17 @@ impl Ingest {
     ) -> Result<Prepared, ApiError> {
         let version = expected.map_or(1, |v| v + 1);
         let owner = owner_of(rt, id, &value).label();
-        if let Some(prev) = prev_owner {
-            if prev != owner {
-                return Err(ApiError::unprocessable(format!(
-                    "an update may not move {rt}/{id} to another patient compartment (owner would change)"
-                )));
-            }
+        if let Some(prev) = prev_owner
+            && prev != owner
+        {
+            return Err(ApiError::unprocessable(format!(
+                "an update may not move {rt}/{id} to another patient compartment (owner would change)"
+            )));
         }
         let (last_updated, now_ms) = now_instant();
-        let obj = value.as_object_mut().ok_or_else(|| ApiError::bad_request("a resource must be a JSON object"))?;
+        let obj = value
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("a resource must be a JSON object"))?;
         obj.insert("id".into(), Value::String(id.to_owned()));
         let meta = obj.entry("meta").or_insert_with(|| json!({}));
         if !meta.is_object() {
@@ -162,11 +193,24 @@ impl Ingest {
             actor: claims.sub.clone(),
         };
         let event = self.event_for(&row, now_ms);
-        Ok(Prepared { write: VersionWrite { row, expected }, event, resource: Some(value), blob: Some(cid), created: expected.is_none() })
+        Ok(Prepared {
+            write: VersionWrite { row, expected },
+            event,
+            resource: Some(value),
+            blob: Some(cid),
+            created: expected.is_none(),
+        })
     }
 
     /// A deletion version of `rt/id`, replacing `current`.
-    pub(crate) fn prepare_delete(&self, claims: &Claims, rt: &str, id: &str, current: u64, owner: &str) -> Prepared {
+    pub(crate) fn prepare_delete(
+        &self,
+        claims: &Claims,
+        rt: &str,
+        id: &str,
+        current: u64,
+        owner: &str,
+    ) -> Prepared {
         let (last_updated, now_ms) = now_instant();
         let row = VersionRow {
             resource_type: rt.to_owned(),
@@ -181,7 +225,16 @@ impl Ingest {
             actor: claims.sub.clone(),
         };
         let event = self.event_for(&row, now_ms);
-        Prepared { write: VersionWrite { row, expected: Some(current) }, event, resource: None, blob: None, created: false }
+        Prepared {
+            write: VersionWrite {
+                row,
+                expected: Some(current),
+            },
+            event,
+            resource: None,
+            blob: None,
+            created: false,
+        }
     }
 
     fn event_for(&self, row: &VersionRow, now_ms: i64) -> OutboxEvent {
@@ -198,11 +251,18 @@ impl Ingest {
             actor: row.actor.clone(),
             owner_pseudonym: pseudonym.clone(),
         };
-        OutboxEvent { topic: RECORDS_TOPIC.to_owned(), key: pseudonym.into_bytes(), payload: ev.encode_to_vec() }
+        OutboxEvent {
+            topic: RECORDS_TOPIC.to_owned(),
+            key: pseudonym.into_bytes(),
+            payload: ev.encode_to_vec(),
+        }
     }
 
     /// Commits prepared versions atomically; on failure removes their blobs.
-    pub(crate) async fn commit(&self, prepared: Vec<Prepared>) -> Result<Vec<WriteOutcome>, ApiError> {
+    pub(crate) async fn commit(
+        &self,
+        prepared: Vec<Prepared>,
+    ) -> Result<Vec<WriteOutcome>, ApiError> {
         let writes: Vec<VersionWrite> = prepared.iter().map(|p| p.write.clone()).collect();
         let events: Vec<OutboxEvent> = prepared.iter().map(|p| p.event.clone()).collect();
         if let Err(e) = self.index.commit(&writes, &events).await {
@@ -233,42 +293,90 @@ impl Ingest {
     }
 
     /// `POST /{type}`.
-    pub async fn create(&self, claims: &Claims, rt: &str, value: Value) -> Result<WriteOutcome, ApiError> {
-        self.authorize(claims, Interaction::Create, rt, None).await?;
+    pub async fn create(
+        &self,
+        claims: &Claims,
+        rt: &str,
+        value: Value,
+    ) -> Result<WriteOutcome, ApiError> {
+        self.authorize(claims, Interaction::Create, rt, None)
+            .await?;
         self.validate_as(rt, &value)?;
-        let p = self.prepare_version(claims, rt, &new_id(), value, None, None).await?;
+        let p = self
+            .prepare_version(claims, rt, &new_id(), value, None, None)
+            .await?;
         one(self.commit(vec![p]).await?)
     }
 
     /// `PUT /{type}/{id}` (update, or create with a client-chosen id).
-    pub async fn update(&self, claims: &Claims, rt: &str, id: &str, value: Value, if_match: Option<u64>) -> Result<WriteOutcome, ApiError> {
-        self.authorize(claims, Interaction::Update, rt, None).await?;
+    pub async fn update(
+        &self,
+        claims: &Claims,
+        rt: &str,
+        id: &str,
+        value: Value,
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome, ApiError> {
+        self.authorize(claims, Interaction::Update, rt, None)
+            .await?;
         if !valid_id(id) {
-            return Err(ApiError::bad_request(format!("'{id}' is not a valid FHIR id")));
+            return Err(ApiError::bad_request(format!(
+                "'{id}' is not a valid FHIR id"
+            )));
         }
         self.validate_as(rt, &value)?;
         match value.get("id").and_then(Value::as_str) {
             Some(body_id) if body_id == id => {}
-            Some(_) => return Err(ApiError::bad_request("the resource id does not match the id in the URL")),
-            None => return Err(ApiError::bad_request("an update must carry the resource id in the body")),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "the resource id does not match the id in the URL",
+                ));
+            }
+            None => {
+                return Err(ApiError::bad_request(
+                    "an update must carry the resource id in the body",
+                ));
+            }
         }
         let head = self.index.head(rt, id).await?;
         if let Some(want) = if_match {
             match &head {
                 Some(h) if h.version == want => {}
-                Some(h) => return Err(ApiError::precondition_failed(format!("If-Match W/\"{want}\" but the current version is {}", h.version))),
-                None => return Err(ApiError::precondition_failed(format!("If-Match W/\"{want}\" but {rt}/{id} does not exist"))),
+                Some(h) => {
+                    return Err(ApiError::precondition_failed(format!(
+                        "If-Match W/\"{want}\" but the current version is {}",
+                        h.version
+                    )));
+                }
+                None => {
+                    return Err(ApiError::precondition_failed(format!(
+                        "If-Match W/\"{want}\" but {rt}/{id} does not exist"
+                    )));
+                }
             }
         }
         let p = self
-            .prepare_version(claims, rt, id, value, head.as_ref().map(|h| h.version), head.as_ref().map(|h| h.owner.as_str()))
+            .prepare_version(
+                claims,
+                rt,
+                id,
+                value,
+                head.as_ref().map(|h| h.version),
+                head.as_ref().map(|h| h.owner.as_str()),
+            )
             .await?;
         one(self.commit(vec![p]).await?)
     }
 
     /// `DELETE /{type}/{id}`. Deleting a deleted resource is a no-op; an unknown one is 404.
-    pub async fn delete(&self, claims: &Claims, rt: &str, id: &str) -> Result<Option<WriteOutcome>, ApiError> {
-        self.authorize(claims, Interaction::Delete, rt, None).await?;
+    pub async fn delete(
+        &self,
+        claims: &Claims,
+        rt: &str,
+        id: &str,
+    ) -> Result<Option<WriteOutcome>, ApiError> {
+        self.authorize(claims, Interaction::Delete, rt, None)
+            .await?;
         let Some(head) = self.index.head(rt, id).await? else {
             return Err(ApiError::not_found(format!("{rt}/{id} is not known")));
         };
@@ -281,7 +389,11 @@ impl Ingest {
 
     /// Removes blobs no index row refers to (left by a crash between blob write and commit).
     /// Run at start-up, before writes are accepted.
-    pub async fn collect_orphans(&self, all_blocks: Vec<Cid>, blocks_of: impl Fn(&Cid) -> Vec<Cid>) -> Result<usize, ApiError> {
+    pub async fn collect_orphans(
+        &self,
+        all_blocks: Vec<Cid>,
+        blocks_of: impl Fn(&Cid) -> Vec<Cid>,
+    ) -> Result<usize, ApiError> {
         let mut live = std::collections::HashSet::new();
         for cid in self.index.referenced_cids().await? {
             if let Ok(c) = cid.parse::<Cid>() {
@@ -298,7 +410,8 @@ impl Ingest {
 }
 
 fn one(mut v: Vec<WriteOutcome>) -> Result<WriteOutcome, ApiError> {
-    v.pop().ok_or_else(|| ApiError::internal("write produced no outcome"))
+    v.pop()
+        .ok_or_else(|| ApiError::internal("write produced no outcome"))
 }
 
 /// The owner of a not-yet-stored resource, for callers that need it before preparing.

@@ -25,7 +25,11 @@ pub fn routes(ingest: Ingest) -> Router {
 }
 
 fn written(o: &WriteOutcome, base: &str) -> Response {
-    let status = if o.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if o.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let body = o.resource.clone().unwrap_or_default();
     let mut resp = fhir_json(status, &body);
     let h = resp.headers_mut();
@@ -37,7 +41,9 @@ fn written(o: &WriteOutcome, base: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(&etag(o.version)) {
         h.insert(header::ETAG, v);
     }
-    if let Some(v) = medledger_http::http_date(&o.last_updated).and_then(|d| HeaderValue::from_str(&d).ok()) {
+    if let Some(v) =
+        medledger_http::http_date(&o.last_updated).and_then(|d| HeaderValue::from_str(&d).ok())
+    {
         h.insert(header::LAST_MODIFIED, v);
     }
     resp
@@ -45,7 +51,10 @@ fn written(o: &WriteOutcome, base: &str) -> Response {
 
 /// Base URL for Location headers: the client's Host, so headers resolve from where it called.
 fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
     format!("http://{host}/fhir")
 }
 
@@ -57,7 +66,9 @@ async fn create(
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
     if headers.contains_key("if-none-exist") {
-        return Err(ApiError::bad_request("conditional create (If-None-Exist) is not supported yet"));
+        return Err(ApiError::bad_request(
+            "conditional create (If-None-Exist) is not supported yet",
+        ));
     }
     let o = ingest.create(&claims, &rt, body).await?;
     Ok(written(&o, &base_url(&headers)))
@@ -71,7 +82,12 @@ async fn update(
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
     let if_match = match headers.get(header::IF_MATCH) {
-        Some(v) => Some(v.to_str().ok().and_then(parse_if_match).ok_or_else(|| ApiError::bad_request("malformed If-Match"))?),
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(parse_if_match)
+                .ok_or_else(|| ApiError::bad_request("malformed If-Match"))?,
+        ),
         None => None,
     };
     let o = ingest.update(&claims, &rt, &id, body, if_match).await?;
@@ -85,15 +101,19 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     let o = ingest.delete(&claims, &rt, &id).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    if let Some(o) = o {
-        if let Ok(v) = HeaderValue::from_str(&etag(o.version)) {
-            resp.headers_mut().insert(header::ETAG, v);
-        }
+    if let Some(o) = o
+        && let Ok(v) = HeaderValue::from_str(&etag(o.version))
+    {
+        resp.headers_mut().insert(header::ETAG, v);
     }
     Ok(resp)
 }
 
-async fn bundle(State(ingest): State<Ingest>, Extension(claims): Extension<Claims>, FhirBody(body): FhirBody) -> Result<Response, ApiError> {
+async fn bundle(
+    State(ingest): State<Ingest>,
+    Extension(claims): Extension<Claims>,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
     let out = ingest.bundle(&claims, body).await?;
     Ok(fhir_json(StatusCode::OK, &out))
 }

@@ -46,7 +46,10 @@ pub fn leaf_of(ev: &RecordVersionStored) -> Result<LeafRow, &'static str> {
     let commitment = if ev.deleted {
         [0u8; 32]
     } else {
-        ev.commitment.as_slice().try_into().map_err(|_| "commitment is not 32 bytes")?
+        ev.commitment
+            .as_slice()
+            .try_into()
+            .map_err(|_| "commitment is not 32 bytes")?
     };
     if ev.resource_type.is_empty() || ev.id.is_empty() || ev.version == 0 {
         return Err("event lacks type, id or version");
@@ -62,7 +65,13 @@ pub fn leaf_of(ev: &RecordVersionStored) -> Result<LeafRow, &'static str> {
         deleted: ev.deleted,
     };
     let bytes = leaf.encode().map_err(|_| "leaf does not encode")?;
-    Ok(LeafRow { index: 0, kind: LeafKind::RecordVersion as u8, subject: leaf.subject(), version: ev.version, leaf: bytes })
+    Ok(LeafRow {
+        index: 0,
+        kind: LeafKind::RecordVersion as u8,
+        subject: leaf.subject(),
+        version: ev.version,
+        leaf: bytes,
+    })
 }
 
 impl LedgerWriter {
@@ -74,16 +83,23 @@ impl LedgerWriter {
         config: LedgerWriterConfig,
     ) -> Result<Self, WriterError> {
         let leaves = store.leaves().await?;
-        let tree = MerkleTree::from_leaf_hashes(leaves.iter().map(|l| medledger_merkle::leaf_hash(&l.leaf)));
+        let tree = MerkleTree::from_leaf_hashes(
+            leaves.iter().map(|l| medledger_merkle::leaf_hash(&l.leaf)),
+        );
         let mut committed_size = store.latest_tree_head().await?.map_or(0, |h| h.tree_size);
         // A crash between the chain receipt and recording it leaves the chain ahead of the store.
         let count = ledger.tree_head_count().await?;
         if count > 0 {
             let on_chain = ledger.tree_head(count - 1).await?;
             if on_chain.tree_size > committed_size {
-                let root = tree.root_at(on_chain.tree_size).map_err(|e| WriterError::Inconsistent(e.to_string()))?;
+                let root = tree
+                    .root_at(on_chain.tree_size)
+                    .map_err(|e| WriterError::Inconsistent(e.to_string()))?;
                 if root != on_chain.root {
-                    return Err(WriterError::Inconsistent(format!("chain head of size {} has a different root", on_chain.tree_size)));
+                    return Err(WriterError::Inconsistent(format!(
+                        "chain head of size {} has a different root",
+                        on_chain.tree_size
+                    )));
                 }
                 // The transaction hash was lost with the crash; the head is still found on chain by
                 // its RecordLog index, which is what verification uses.
@@ -95,11 +111,20 @@ impl LedgerWriter {
                     tx_hash: String::new(),
                     index: count - 1,
                 };
-                store.insert_tree_head(&head_row(on_chain.tree_size, root, &located)).await?;
+                store
+                    .insert_tree_head(&head_row(on_chain.tree_size, root, &located))
+                    .await?;
                 committed_size = on_chain.tree_size;
             }
         }
-        Ok(Self { store, ledger, bus, config, tree, committed_size })
+        Ok(Self {
+            store,
+            ledger,
+            bus,
+            config,
+            tree,
+            committed_size,
+        })
     }
 
     /// Leaves in the log.
@@ -109,7 +134,10 @@ impl LedgerWriter {
 
     /// Runs until `shutdown` turns true.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), WriterError> {
-        let mut sub = self.bus.subscribe(&self.config.group, RECORDS_TOPIC).await?;
+        let mut sub = self
+            .bus
+            .subscribe(&self.config.group, RECORDS_TOPIC)
+            .await?;
         let mut uncommitted: Option<BusRecord> = None;
         let mut oldest_pending: Option<Instant> = None;
         let mut backoff = Duration::from_millis(100);
@@ -135,7 +163,8 @@ impl LedgerWriter {
                 oldest_pending.get_or_insert_with(Instant::now);
             }
             let pending = self.tree.size() - self.committed_size;
-            let due = oldest_pending.is_some_and(|t| t.elapsed() >= self.config.batch_interval) || pending as usize >= self.config.max_batch;
+            let due = oldest_pending.is_some_and(|t| t.elapsed() >= self.config.batch_interval)
+                || pending as usize >= self.config.max_batch;
             if pending > 0 && due {
                 match self.commit_head().await {
                     Ok(()) => backoff = Duration::from_millis(100),
@@ -161,16 +190,24 @@ impl LedgerWriter {
     async fn append(&mut self, records: &[BusRecord]) -> Result<(), WriterError> {
         let mut rows = Vec::with_capacity(records.len());
         for r in records {
-            let parsed = RecordVersionStored::decode(r.payload.as_slice()).map_err(|_| "undecodable payload").and_then(|ev| leaf_of(&ev));
+            let parsed = RecordVersionStored::decode(r.payload.as_slice())
+                .map_err(|_| "undecodable payload")
+                .and_then(|ev| leaf_of(&ev));
             match parsed {
                 Ok(row) => rows.push(row),
                 // A poison event must not block the stream; it is not a record of anything.
-                Err(reason) => tracing::error!(offset = r.offset, reason, "skipping malformed record event"),
+                Err(reason) => {
+                    tracing::error!(offset = r.offset, reason, "skipping malformed record event")
+                }
             }
         }
         for l in self.store.append_leaves(&rows).await? {
             if l.index != self.tree.size() {
-                return Err(WriterError::Inconsistent(format!("leaf index {} but tree size {}", l.index, self.tree.size())));
+                return Err(WriterError::Inconsistent(format!(
+                    "leaf index {} but tree size {}",
+                    l.index,
+                    self.tree.size()
+                )));
             }
             self.tree.push(&l.leaf);
         }
@@ -181,7 +218,9 @@ impl LedgerWriter {
         let size = self.tree.size();
         let root = self.tree.root();
         let c = self.ledger.commit_tree_head(size, root).await?;
-        self.store.insert_tree_head(&head_row(size, root, &c)).await?;
+        self.store
+            .insert_tree_head(&head_row(size, root, &c))
+            .await?;
         tracing::debug!(size, block = c.block_number, "tree head committed");
         self.committed_size = size;
         Ok(())

@@ -55,21 +55,51 @@ impl Query {
         policy: Arc<dyn AccessPolicy>,
         config: QueryConfig,
     ) -> Self {
-        Self { index, blobs, keys, ledger, policy, config, tree: Arc::default() }
+        Self {
+            index,
+            blobs,
+            keys,
+            ledger,
+            policy,
+            config,
+            tree: Arc::default(),
+        }
     }
 
-    pub(crate) async fn authorize(&self, claims: &Claims, rt: &str, owner: Option<&str>) -> Result<(), ApiError> {
-        match self.policy.check(AccessQuery { claims, interaction: Interaction::Read, resource_type: rt, owner }).await {
+    pub(crate) async fn authorize(
+        &self,
+        claims: &Claims,
+        rt: &str,
+        owner: Option<&str>,
+    ) -> Result<(), ApiError> {
+        match self
+            .policy
+            .check(AccessQuery {
+                claims,
+                interaction: Interaction::Read,
+                resource_type: rt,
+                owner,
+            })
+            .await
+        {
             Decision::Permit => Ok(()),
             Decision::Deny(reason) => Err(ApiError::forbidden(reason)),
         }
     }
 
     /// Reads `rt/id` at version `vid`, or the current version when `vid` is `None`.
-    pub async fn read(&self, claims: &Claims, rt: &str, id: &str, vid: Option<u64>) -> Result<VerifiedVersion, ApiError> {
+    pub async fn read(
+        &self,
+        claims: &Claims,
+        rt: &str,
+        id: &str,
+        vid: Option<u64>,
+    ) -> Result<VerifiedVersion, ApiError> {
         self.authorize(claims, rt, None).await?;
         if medledger_fhir::accepted_type(rt) != medledger_fhir::AcceptedType::Yes {
-            return Err(ApiError::not_found(format!("resource type '{rt}' is not served here")));
+            return Err(ApiError::not_found(format!(
+                "resource type '{rt}' is not served here"
+            )));
         }
         let subject = format!("{rt}/{id}");
         // The ledger is read before the index: an honest index is never behind what the log
@@ -78,7 +108,11 @@ impl Query {
         let head = self.index.head(rt, id).await?;
         let head = match (head, logged) {
             (None, None) => return Err(ApiError::not_found(format!("{subject} is not known"))),
-            (None, Some(_)) => return Err(ApiError::integrity(format!("{subject} is in the ledger but missing from the index"))),
+            (None, Some(_)) => {
+                return Err(ApiError::integrity(format!(
+                    "{subject} is in the ledger but missing from the index"
+                )));
+            }
             (Some(h), Some(l)) if l > h.version => {
                 return Err(ApiError::integrity(format!(
                     "the index says version {} of {subject} is current but the ledger holds version {l}",
@@ -89,18 +123,29 @@ impl Query {
         };
         let version = vid.unwrap_or(head.version);
         if version == 0 || version > head.version {
-            return Err(ApiError::not_found(format!("{subject} has no version {version}")));
+            return Err(ApiError::not_found(format!(
+                "{subject} has no version {version}"
+            )));
         }
-        let row = self
-            .index
-            .version(rt, id, version)
-            .await?
-            .ok_or_else(|| ApiError::integrity(format!("{subject} version {version} is missing from the index")))?;
+        let row = self.index.version(rt, id, version).await?.ok_or_else(|| {
+            ApiError::integrity(format!(
+                "{subject} version {version} is missing from the index"
+            ))
+        })?;
         let leaf = self.wait_for_leaf(&subject, version).await?;
-        let logged_leaf = RecordLeaf::decode(&leaf.leaf).map_err(|e| ApiError::integrity(format!("ledger leaf unreadable: {e}")))?;
-        let row_commitment = row.commitment.map(hex::encode).unwrap_or_else(|| hex::encode([0u8; 32]));
-        if logged_leaf.cid != row.cid.clone().unwrap_or_default() || logged_leaf.commitment != row_commitment || logged_leaf.deleted != row.deleted {
-            return Err(ApiError::integrity(format!("the index entry of {subject} version {version} does not match the ledger")));
+        let logged_leaf = RecordLeaf::decode(&leaf.leaf)
+            .map_err(|e| ApiError::integrity(format!("ledger leaf unreadable: {e}")))?;
+        let row_commitment = row
+            .commitment
+            .map(hex::encode)
+            .unwrap_or_else(|| hex::encode([0u8; 32]));
+        if logged_leaf.cid != row.cid.clone().unwrap_or_default()
+            || logged_leaf.commitment != row_commitment
+            || logged_leaf.deleted != row.deleted
+        {
+            return Err(ApiError::integrity(format!(
+                "the index entry of {subject} version {version} does not match the ledger"
+            )));
         }
         if row.deleted {
             return Err(ApiError::gone(format!("{subject} was deleted")));
@@ -110,7 +155,11 @@ impl Query {
             .as_deref()
             .unwrap_or_default()
             .parse()
-            .map_err(|_| ApiError::integrity(format!("{subject} version {version} has an unparseable CID")))?;
+            .map_err(|_| {
+                ApiError::integrity(format!(
+                    "{subject} version {version} has an unparseable CID"
+                ))
+            })?;
         let blob = self.blobs.get(&cid).await?;
         let key = self
             .keys
@@ -118,12 +167,22 @@ impl Query {
             .await?
             .ok_or_else(|| ApiError::gone(format!("{subject} has been erased")))?;
         let aad = version_aad(rt, id, version, &row.owner);
-        let opened = open_version(&key, &aad, &blob, &row.wrapped_key)
-            .map_err(|_| ApiError::integrity(format!("{subject} version {version} does not decrypt under its own identity")))?;
+        let opened = open_version(&key, &aad, &blob, &row.wrapped_key).map_err(|_| {
+            ApiError::integrity(format!(
+                "{subject} version {version} does not decrypt under its own identity"
+            ))
+        })?;
         if Some(commitment(&opened.salt, &opened.body)) != row.commitment {
-            return Err(ApiError::integrity(format!("{subject} version {version} does not match its commitment")));
+            return Err(ApiError::integrity(format!(
+                "{subject} version {version} does not match its commitment"
+            )));
         }
-        Ok(VerifiedVersion { row, body: opened.body, salt: opened.salt, leaf })
+        Ok(VerifiedVersion {
+            row,
+            body: opened.body,
+            salt: opened.salt,
+            leaf,
+        })
     }
 
     /// The leaf of a version, waiting briefly for a write that has not reached the log yet.
@@ -134,7 +193,10 @@ impl Query {
                 return Ok(l);
             }
             if Instant::now() >= deadline {
-                return Err(ApiError::unavailable(format!("{subject} version {version} is not in the ledger yet"), 1));
+                return Err(ApiError::unavailable(
+                    format!("{subject} version {version} is not in the ledger yet"),
+                    1,
+                ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

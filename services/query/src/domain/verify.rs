@@ -13,7 +13,13 @@ use super::Query;
 impl Query {
     /// Builds the proof bundle of `rt/id/_history/vid`, waiting up to the configured time for a
     /// tree head covering it to be committed.
-    pub async fn proof(&self, claims: &Claims, rt: &str, id: &str, vid: u64) -> Result<ProofBundle, ApiError> {
+    pub async fn proof(
+        &self,
+        claims: &Claims,
+        rt: &str,
+        id: &str,
+        vid: u64,
+    ) -> Result<ProofBundle, ApiError> {
         let v = self.read(claims, rt, id, Some(vid)).await?;
         let head = self.wait_for_head(v.leaf.index).await?;
         let proof = {
@@ -23,13 +29,19 @@ impl Query {
                     tree.push(&l.leaf);
                 }
             }
-            let root = tree.root_at(head.tree_size).map_err(|e| ApiError::integrity(e.to_string()))?;
+            let root = tree
+                .root_at(head.tree_size)
+                .map_err(|e| ApiError::integrity(e.to_string()))?;
             if root != head.root {
-                return Err(ApiError::integrity("the stored log does not match the committed tree head"));
+                return Err(ApiError::integrity(
+                    "the stored log does not match the committed tree head",
+                ));
             }
-            tree.inclusion_proof(v.leaf.index, head.tree_size).map_err(|e| ApiError::integrity(e.to_string()))?
+            tree.inclusion_proof(v.leaf.index, head.tree_size)
+                .map_err(|e| ApiError::integrity(e.to_string()))?
         };
-        let leaf = RecordLeaf::decode(&v.leaf.leaf).map_err(|e| ApiError::integrity(e.to_string()))?;
+        let leaf =
+            RecordLeaf::decode(&v.leaf.leaf).map_err(|e| ApiError::integrity(e.to_string()))?;
         Ok(ProofBundle {
             format: PROOF_FORMAT.to_owned(),
             leaf_kind: LeafKind::RecordVersion,
@@ -38,7 +50,10 @@ impl Query {
             leaf_index: v.leaf.index,
             leaf_hash: hex::encode(medledger_merkle::leaf_hash(&v.leaf.leaf)),
             inclusion_proof: proof.iter().map(hex::encode).collect(),
-            tree_head: TreeHead { tree_size: head.tree_size, root_hash: hex::encode(head.root) },
+            tree_head: TreeHead {
+                tree_size: head.tree_size,
+                root_hash: hex::encode(head.root),
+            },
             chain: ChainLocation {
                 network: self.config.chain_network.clone(),
                 chain_id: head.chain_id,
@@ -58,7 +73,10 @@ impl Query {
                 return Ok(h);
             }
             if Instant::now() >= deadline {
-                return Err(ApiError::unavailable("this version is not committed to the chain yet", 2));
+                return Err(ApiError::unavailable(
+                    "this version is not committed to the chain yet",
+                    2,
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

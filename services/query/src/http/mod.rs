@@ -39,10 +39,15 @@ fn version_response(v: VerifiedVersion) -> Response {
 }
 
 fn parse_vid(vid: &str) -> Result<u64, ApiError> {
-    vid.parse().map_err(|_| ApiError::not_found(format!("'{vid}' is not a version id")))
+    vid.parse()
+        .map_err(|_| ApiError::not_found(format!("'{vid}' is not a version id")))
 }
 
-async fn read(State(q): State<Query>, Extension(claims): Extension<Claims>, Path((rt, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn read(
+    State(q): State<Query>,
+    Extension(claims): Extension<Claims>,
+    Path((rt, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     Ok(version_response(q.read(&claims, &rt, &id, None).await?))
 }
 
@@ -51,7 +56,9 @@ async fn vread(
     Extension(claims): Extension<Claims>,
     Path((rt, id, vid)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    Ok(version_response(q.read(&claims, &rt, &id, Some(parse_vid(&vid)?)).await?))
+    Ok(version_response(
+        q.read(&claims, &rt, &id, Some(parse_vid(&vid)?)).await?,
+    ))
 }
 
 async fn verify(
@@ -63,13 +70,20 @@ async fn verify(
     let body = serde_json::to_value(&bundle).map_err(|e| ApiError::internal(e.to_string()))?;
     let mut resp = fhir_json(StatusCode::OK, &body);
     // A proof bundle is plain JSON, not a FHIR resource.
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }
 
 /// The CapabilityStatement of a deployment serving `type_interactions` on every accepted type,
 /// `system_interactions` at the base and `operations` on instances.
-pub fn capability_statement(type_interactions: &[&str], system_interactions: &[&str], operations: &[&str]) -> Value {
+pub fn capability_statement(
+    type_interactions: &[&str],
+    system_interactions: &[&str],
+    operations: &[&str],
+) -> Value {
     let resources: Vec<Value> = medledger_fhir::all_accepted_types()
         .into_iter()
         .map(|t| {
