@@ -12,7 +12,7 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 dev: ## run every service in one process on embedded backends (data in $(DATA_DIR))
-	cargo run -q -p medledger -- dev --data-dir $(DATA_DIR) --listen $(LISTEN)
+	cargo run -q --locked -p medledger -- dev --data-dir $(DATA_DIR) --listen $(LISTEN)
 
 test: tools test-rust test-contracts test-deploy ## run every test: Rust (unit, e2e), Solidity (forge), deploy checks
 

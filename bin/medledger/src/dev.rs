@@ -4,18 +4,20 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::error_handling::HandleErrorLayer;
 use axum::routing::get;
 use medledger_blobstore::LocalBlockstore;
 use medledger_bus::SqliteBus;
 use medledger_chain::EmbeddedChain;
 use medledger_consent::ScopePolicy;
-use medledger_http::{BodyLimit, fhir_json};
+use medledger_fhir::IssueCode;
+use medledger_http::{ApiError, BodyLimit, fhir_json};
 use medledger_ingest::{Ingest, IngestConfig};
 use medledger_keys::{FileMasterKey, OwnerKeys};
 use medledger_ledger_writer::{LedgerWriter, LedgerWriterConfig};
@@ -80,9 +82,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     let b = blocks.clone();
     let removed = ingest
-        .collect_orphans(blocks.list_blocks()?, move |c| {
-            b.object_blocks(c).unwrap_or_else(|_| vec![*c])
-        })
+        .collect_orphans(blocks.list_blocks()?, move |c| b.object_blocks(c))
         .await
         .map_err(|e| anyhow::anyhow!("collecting orphaned blobs: {}", e.message))?;
     if removed > 0 {
@@ -109,11 +109,21 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     )
     .await
     .context("starting the ledger writer")?;
-    let writer_task = tokio::spawn(writer.run(stop_rx));
+    let writer_alive = Arc::new(AtomicBool::new(true));
+    let alive = writer_alive.clone();
+    let writer_task = tokio::spawn(async move {
+        let result = writer.run(stop_rx).await;
+        // Without a ledger writer, new versions never become readable: stop reporting ready.
+        alive.store(false, Ordering::Release);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "ledger writer stopped");
+        }
+        result
+    });
 
     let verifier =
         medledger_auth::TokenVerifier::new(medledger_auth::DEV_ISSUER, issuer.verifying_key());
-    let app = app(ingest, query, verifier, args.max_body_bytes);
+    let app = app(ingest, query, verifier, args.max_body_bytes, writer_alive);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -149,6 +159,7 @@ pub(crate) fn app(
     query: Query,
     verifier: medledger_auth::TokenVerifier,
     max_body: usize,
+    writer_alive: Arc<AtomicBool>,
 ) -> Router {
     let mut type_interactions: Vec<&str> = medledger_query::http::INTERACTIONS.to_vec();
     type_interactions.extend_from_slice(medledger_ingest::http::INTERACTIONS);
@@ -164,23 +175,30 @@ pub(crate) fn app(
             medledger_http::require_bearer,
         ));
     let fhir = Router::new()
-        .route(
-            "/metadata",
-            get(move || async move { fhir_json(StatusCode::OK, &capability) }),
-        )
+        .route("/metadata", get(move || async move { fhir_json(StatusCode::OK, &capability) }))
         .merge(protected)
-        .fallback(|| async {
-            medledger_http::ApiError::not_found("no such FHIR endpoint").into_response()
-        });
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, IssueCode::NotSupported, "this interaction is not supported on this URL")
+        })
+        .fallback(|| async { ApiError::not_found("no such FHIR endpoint") });
+    let timeout = tower::ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async { ApiError::unavailable("the request timed out", 1) }))
+        .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(60)));
     Router::new()
         .nest("/fhir", fhir)
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                if writer_alive.load(Ordering::Acquire) {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "ledger writer stopped")
+                }
+            }),
+        )
         .layer(axum::Extension(BodyLimit(max_body)))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(60),
-        ))
+        .layer(timeout)
 }
 
 async fn shutdown_signal() {

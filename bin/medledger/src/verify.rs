@@ -64,6 +64,22 @@ pub(crate) fn run(args: VerifyArgs) -> ExitCode {
             ),
         );
     }
+    if bundle.chain.chain_id != chain.chain_id() {
+        return fail("chain", format!("the proof is for chain {} but this chain is {}", bundle.chain.chain_id, chain.chain_id()));
+    }
+    if !bundle.chain.block_hash.is_empty() {
+        let commit = medledger_chain::ChainCommit {
+            chain_id: bundle.chain.chain_id,
+            contract: bundle.chain.record_log.clone(),
+            block_number: bundle.chain.block_number,
+            block_hash: bundle.chain.block_hash.clone(),
+            tx_hash: bundle.chain.transaction_hash.clone(),
+            index: bundle.chain.record_log_index,
+        };
+        if let Err(e) = chain.check_commit(&commit) {
+            return fail("commit block", e);
+        }
+    }
     let on_chain = match chain.tree_head(bundle.chain.record_log_index) {
         Ok(h) => h,
         Err(e) => return fail("RecordLog.treeHeadAt view call", e),

@@ -184,6 +184,8 @@ async fn every_capability_interaction_works() {
         200
     );
     outcome(dev.get("Patient/does-not-exist").await, 404).await;
+    // Interactions not served here still answer with an OperationOutcome.
+    outcome(dev.get("Patient").await, 405).await;
 }
 
 #[tokio::test]
@@ -499,7 +501,16 @@ async fn acknowledged_writes_survive_sigkill() {
     }
     // Killed right after the last 2xx: before the ledger writer has necessarily seen it.
     dev.kill9();
+    // A blob written by a write that crashed before its index commit is garbage.
+    let store = medledger_blobstore::LocalBlockstore::open(&dir.path().join("blobs")).unwrap();
+    let orphan = medledger_blobstore::Cid::of(medledger_blobstore::cid::RAW, b"ciphertext of a write that never committed");
+    let orphan_path = store.block_path(&orphan);
+    std::fs::create_dir_all(orphan_path.parent().unwrap()).unwrap();
+    std::fs::write(&orphan_path, b"ciphertext of a write that never committed").unwrap();
+    let blobs_before = dev.blob_files();
     dev.restart().await;
+    assert!(!orphan_path.exists(), "orphaned blob survived the restart");
+    assert_eq!(dev.blob_files(), blobs_before - 1);
     for w in &written {
         let id = w["id"].as_str().unwrap();
         let got: Value = dev
@@ -561,6 +572,14 @@ async fn proofs_verify_offline_and_detect_forgery() {
     forged["leaf"]["cid"] = json!("bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am");
     let (ok, out) = dev.verify(&forged, None);
     assert!(!ok && out.contains("leaf"), "{out}");
+
+    let mut wrong_block = proof.clone();
+    wrong_block["chain"]["blockHash"] = json!(format!("0x{}", "ab".repeat(32)));
+    let (ok, out) = dev.verify(&wrong_block, None);
+    assert!(!ok && out.contains("commit block"), "{out}");
+    let mut wrong_chain = proof.clone();
+    wrong_chain["chain"]["chainId"] = json!(1);
+    assert!(!dev.verify(&wrong_chain, None).0);
 
     let mut wrong_index = proof.clone();
     wrong_index["chain"]["recordLogIndex"] = json!(0);

@@ -125,6 +125,11 @@ impl IssuerKey {
                     .map_err(|e| AuthError::Key(e.to_string()))?;
                 f.sync_all().map_err(|e| AuthError::Key(e.to_string()))?;
                 std::fs::rename(&tmp, path).map_err(|e| AuthError::Key(e.to_string()))?;
+                if let Some(dir) = path.parent() {
+                    std::fs::File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(|e| AuthError::Key(e.to_string()))?;
+                }
                 key
             }
             Err(e) => return Err(AuthError::Key(e.to_string())),

@@ -22,6 +22,8 @@ const NOT_R4: &[&str] = &[
     "NutritionProduct",
     "PackagedProductDefinition",
     "RegulatedAuthorization",
+    // R4B renamed R4's SubstanceSpecification to SubstanceDefinition and reshaped it.
+    "SubstanceDefinition",
     "SubscriptionStatus",
     "SubscriptionTopic",
 ];

@@ -50,6 +50,15 @@ pub fn validate_resource(value: &Value) -> Result<String, FhirError> {
         resource_type: rt.clone(),
         message,
     };
+    // The R4B models would accept an R4B-only type inside `contained`; refuse it like a top-level one.
+    if let Some(contained) = obj.get("contained").and_then(Value::as_array) {
+        for (i, c) in contained.iter().enumerate() {
+            let ct = c.get("resourceType").and_then(Value::as_str).unwrap_or("");
+            if accepted_type(ct) != AcceptedType::Yes {
+                return Err(invalid(format!("contained[{i}] has resource type '{ct}', which is not accepted here")));
+            }
+        }
+    }
     let parsed: Resource =
         serde_json::from_value(value.clone()).map_err(|e| invalid(e.to_string()))?;
     let back = serde_json::to_value(&parsed).map_err(|e| invalid(e.to_string()))?;
@@ -290,6 +299,8 @@ mod tests {
             ),
             (
                 json!({"resourceType": "Patient", "name": [{"family": "Doe", "nickname": "JD"}]}),
+            (json!({"resourceType": "SubstanceDefinition"}), "not supported"),
+            (json!({"resourceType": "Patient", "contained": [{"resourceType": "SubscriptionTopic", "id": "t", "status": "active", "url": "http://x"}]}), "contained[0]"),
                 "unknown element 'name[0].nickname'",
             ),
         ];

@@ -154,6 +154,7 @@ impl Ingest {
                 "PUT" => url
                     .split('?')
                     .next()
+                    .map(|u| u.trim_matches('/'))
                     .and_then(|u| u.split_once('/'))
                     .map(|(_, id)| id.to_owned()),
                 _ => None,

@@ -30,8 +30,9 @@ fn written(o: &WriteOutcome, base: &str) -> Response {
     } else {
         StatusCode::OK
     };
-    let body = o.resource.clone().unwrap_or_default();
-    let mut resp = fhir_json(status, &body);
+    // The same RFC 8785 bytes that were stored and that a read returns.
+    let body = o.resource.as_ref().map(medledger_fhir::canonical_json).unwrap_or_default();
+    let mut resp = medledger_http::raw_fhir_json(status, body);
     let h = resp.headers_mut();
     let loc = format!("{base}/{}/{}/_history/{}", o.resource_type, o.id, o.version);
     if let Ok(v) = HeaderValue::from_str(&loc) {

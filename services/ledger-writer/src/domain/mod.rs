@@ -158,7 +158,16 @@ impl LedgerWriter {
                 }
             };
             if let Some(last) = records.last() {
-                self.append(&records).await?;
+                // The subscription has moved past these records, so they are retried here until
+                // they are stored; skipping them would lose leaves.
+                while let Err(e) = self.append(&records).await {
+                    if matches!(e, WriterError::Inconsistent(_)) || *shutdown.borrow() {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, "storing leaves failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
                 uncommitted = Some(last.clone());
                 oldest_pending.get_or_insert_with(Instant::now);
             }

@@ -1,1 +1,0 @@
-//! Load driver for MedLedger: posts Synthea bundles and reports throughput.
