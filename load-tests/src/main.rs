@@ -41,7 +41,11 @@ fn as_transaction(mut bundle: Value) -> Value {
     bundle
 }
 
-async fn post_bundle(client: &reqwest::Client, args: &Args, bundle: &Value) -> anyhow::Result<Vec<String>> {
+async fn post_bundle(
+    client: &reqwest::Client,
+    args: &Args,
+    bundle: &Value,
+) -> anyhow::Result<Vec<String>> {
     let r = client
         .post(&args.base)
         .bearer_auth(&args.token)
@@ -52,25 +56,44 @@ async fn post_bundle(client: &reqwest::Client, args: &Args, bundle: &Value) -> a
     let status = r.status();
     let body: Value = r.json().await?;
     if !status.is_success() {
-        bail!("transaction failed with {status}: {}", body["issue"][0]["diagnostics"]);
+        bail!(
+            "transaction failed with {status}: {}",
+            body["issue"][0]["diagnostics"]
+        );
     }
     Ok(body["entry"]
         .as_array()
-        .map(|e| e.iter().filter_map(|x| x["response"]["location"].as_str().map(str::to_owned)).collect())
+        .map(|e| {
+            e.iter()
+                .filter_map(|x| x["response"]["location"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
     let mut patients = Vec::new();
     let mut shared = Vec::new();
-    let mut names: Vec<_> = std::fs::read_dir(&args.bundles)?.filter_map(Result::ok).map(|e| e.path()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&args.bundles)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
     names.sort();
-    for path in names.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
-        let v: Value = serde_json::from_slice(&std::fs::read(&path)?).with_context(|| path.display().to_string())?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    for path in names
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    {
+        let v: Value = serde_json::from_slice(&std::fs::read(&path)?)
+            .with_context(|| path.display().to_string())?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.starts_with("hospital") || name.starts_with("practitioner") {
             shared.push(as_transaction(v));
         } else {
@@ -80,23 +103,29 @@ async fn main() -> anyhow::Result<()> {
     for b in &shared {
         post_bundle(&client, &args, b).await?;
     }
-    let work: Vec<Value> = (0..args.rounds).flat_map(|_| patients.iter().cloned()).collect();
-    let resources: usize = work.iter().map(|b| b["entry"].as_array().map_or(0, Vec::len)).sum();
+    let work: Vec<Value> = (0..args.rounds)
+        .flat_map(|_| patients.iter().cloned())
+        .collect();
+    let resources: usize = work
+        .iter()
+        .map(|b| b["entry"].as_array().map_or(0, Vec::len))
+        .sum();
     let mut latency = Histogram::<u64>::new(3)?;
     let started = Instant::now();
     let mut locations = Vec::new();
-    let results: Vec<anyhow::Result<(Duration, Vec<String>)>> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
-        futures::stream::iter(work.iter().map(|b| {
-            let (client, args) = (client.clone(), args.clone());
-            async move {
-                let t = Instant::now();
-                let locs = post_bundle(&client, &args, b).await?;
-                Ok((t.elapsed(), locs))
-            }
-        })),
-        args.concurrency,
-    ))
-    .await;
+    let results: Vec<anyhow::Result<(Duration, Vec<String>)>> =
+        futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
+            futures::stream::iter(work.iter().map(|b| {
+                let (client, args) = (client.clone(), args.clone());
+                async move {
+                    let t = Instant::now();
+                    let locs = post_bundle(&client, &args, b).await?;
+                    Ok((t.elapsed(), locs))
+                }
+            })),
+            args.concurrency,
+        ))
+        .await;
     let elapsed = started.elapsed();
     for r in results {
         let (d, locs) = r?;
@@ -108,12 +137,26 @@ async fn main() -> anyhow::Result<()> {
     let mut lag = Histogram::<u64>::new(3)?;
     for _ in 0..args.lag_samples {
         let p = json!({"resourceType": "Basic", "code": {"text": "load-test lag probe"}});
-        let r = client.post(format!("{}/Basic", args.base)).bearer_auth(&args.token)
-            .header("content-type", "application/fhir+json").body(p.to_string()).send().await?;
+        let r = client
+            .post(format!("{}/Basic", args.base))
+            .bearer_auth(&args.token)
+            .header("content-type", "application/fhir+json")
+            .body(p.to_string())
+            .send()
+            .await?;
         let acked = Instant::now();
-        let loc = r.headers().get("location").and_then(|v| v.to_str().ok()).context("no Location")?.to_owned();
+        let loc = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .context("no Location")?
+            .to_owned();
         loop {
-            let v = client.get(format!("{loc}/$verify")).bearer_auth(&args.token).send().await?;
+            let v = client
+                .get(format!("{loc}/$verify"))
+                .bearer_auth(&args.token)
+                .send()
+                .await?;
             if v.status().is_success() {
                 break;
             }
@@ -125,11 +168,25 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let rate = resources as f64 / elapsed.as_secs_f64();
-    println!("bundles:            {} ({} resources) in {:.2} s, concurrency {}", work.len(), resources, elapsed.as_secs_f64(), args.concurrency);
+    println!(
+        "bundles:            {} ({} resources) in {:.2} s, concurrency {}",
+        work.len(),
+        resources,
+        elapsed.as_secs_f64(),
+        args.concurrency
+    );
     println!("throughput:         {rate:.0} resources/s");
-    println!("bundle latency:     p50 {:.1} ms, p99 {:.1} ms", latency.value_at_quantile(0.5) as f64 / 1000.0, latency.value_at_quantile(0.99) as f64 / 1000.0);
-    println!("commit lag ($verify ready after 2xx, {} samples): p50 {:.0} ms, p99 {:.0} ms", args.lag_samples,
-        lag.value_at_quantile(0.5) as f64 / 1000.0, lag.value_at_quantile(0.99) as f64 / 1000.0);
+    println!(
+        "bundle latency:     p50 {:.1} ms, p99 {:.1} ms",
+        latency.value_at_quantile(0.5) as f64 / 1000.0,
+        latency.value_at_quantile(0.99) as f64 / 1000.0
+    );
+    println!(
+        "commit lag ($verify ready after 2xx, {} samples): p50 {:.0} ms, p99 {:.0} ms",
+        args.lag_samples,
+        lag.value_at_quantile(0.5) as f64 / 1000.0,
+        lag.value_at_quantile(0.99) as f64 / 1000.0
+    );
     println!("locations returned: {}", locations.len());
     if locations.len() != resources {
         bail!("expected {resources} locations, got {}", locations.len());

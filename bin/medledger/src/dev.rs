@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::StatusCode;
 use axum::error_handling::HandleErrorLayer;
+use axum::http::StatusCode;
 use axum::routing::get;
 use medledger_blobstore::LocalBlockstore;
 use medledger_bus::SqliteBus;
@@ -175,14 +175,23 @@ pub(crate) fn app(
             medledger_http::require_bearer,
         ));
     let fhir = Router::new()
-        .route("/metadata", get(move || async move { fhir_json(StatusCode::OK, &capability) }))
+        .route(
+            "/metadata",
+            get(move || async move { fhir_json(StatusCode::OK, &capability) }),
+        )
         .merge(protected)
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, IssueCode::NotSupported, "this interaction is not supported on this URL")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                IssueCode::NotSupported,
+                "this interaction is not supported on this URL",
+            )
         })
         .fallback(|| async { ApiError::not_found("no such FHIR endpoint") });
     let timeout = tower::ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(|_: tower::BoxError| async { ApiError::unavailable("the request timed out", 1) }))
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            ApiError::unavailable("the request timed out", 1)
+        }))
         .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(60)));
     Router::new()
         .nest("/fhir", fhir)

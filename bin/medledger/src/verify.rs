@@ -65,7 +65,14 @@ pub(crate) fn run(args: VerifyArgs) -> ExitCode {
         );
     }
     if bundle.chain.chain_id != chain.chain_id() {
-        return fail("chain", format!("the proof is for chain {} but this chain is {}", bundle.chain.chain_id, chain.chain_id()));
+        return fail(
+            "chain",
+            format!(
+                "the proof is for chain {} but this chain is {}",
+                bundle.chain.chain_id,
+                chain.chain_id()
+            ),
+        );
     }
     if !bundle.chain.block_hash.is_empty() {
         let commit = medledger_chain::ChainCommit {

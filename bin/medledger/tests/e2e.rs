@@ -503,7 +503,10 @@ async fn acknowledged_writes_survive_sigkill() {
     dev.kill9();
     // A blob written by a write that crashed before its index commit is garbage.
     let store = medledger_blobstore::LocalBlockstore::open(&dir.path().join("blobs")).unwrap();
-    let orphan = medledger_blobstore::Cid::of(medledger_blobstore::cid::RAW, b"ciphertext of a write that never committed");
+    let orphan = medledger_blobstore::Cid::of(
+        medledger_blobstore::cid::RAW,
+        b"ciphertext of a write that never committed",
+    );
     let orphan_path = store.block_path(&orphan);
     std::fs::create_dir_all(orphan_path.parent().unwrap()).unwrap();
     std::fs::write(&orphan_path, b"ciphertext of a write that never committed").unwrap();

@@ -255,7 +255,9 @@ pub fn load_or_create_key_file(path: &Path) -> Result<Key, CryptoError> {
             std::fs::rename(&tmp, path).map_err(err)?;
             if let Some(dir) = path.parent() {
                 // The rename is durable only once the directory entry is.
-                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(err)?;
             }
             Ok(key)
         }

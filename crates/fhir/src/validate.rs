@@ -55,7 +55,9 @@ pub fn validate_resource(value: &Value) -> Result<String, FhirError> {
         for (i, c) in contained.iter().enumerate() {
             let ct = c.get("resourceType").and_then(Value::as_str).unwrap_or("");
             if accepted_type(ct) != AcceptedType::Yes {
-                return Err(invalid(format!("contained[{i}] has resource type '{ct}', which is not accepted here")));
+                return Err(invalid(format!(
+                    "contained[{i}] has resource type '{ct}', which is not accepted here"
+                )));
             }
         }
     }
@@ -299,9 +301,15 @@ mod tests {
             ),
             (
                 json!({"resourceType": "Patient", "name": [{"family": "Doe", "nickname": "JD"}]}),
-            (json!({"resourceType": "SubstanceDefinition"}), "not supported"),
-            (json!({"resourceType": "Patient", "contained": [{"resourceType": "SubscriptionTopic", "id": "t", "status": "active", "url": "http://x"}]}), "contained[0]"),
                 "unknown element 'name[0].nickname'",
+            ),
+            (
+                json!({"resourceType": "SubstanceDefinition"}),
+                "not supported",
+            ),
+            (
+                json!({"resourceType": "Patient", "contained": [{"resourceType": "SubscriptionTopic", "id": "t", "status": "active", "url": "http://x"}]}),
+                "contained[0]",
             ),
         ];
         for (v, want) in cases {

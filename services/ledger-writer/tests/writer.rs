@@ -33,10 +33,18 @@ fn event(id: &str, version: u64) -> Vec<u8> {
 async fn wait_for_size(store: &SqliteStore, size: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if store.latest_tree_head().await.unwrap().is_some_and(|h| h.tree_size == size) {
+        if store
+            .latest_tree_head()
+            .await
+            .unwrap()
+            .is_some_and(|h| h.tree_size == size)
+        {
             return;
         }
-        assert!(Instant::now() < deadline, "tree head of size {size} never committed");
+        assert!(
+            Instant::now() < deadline,
+            "tree head of size {size} never committed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -44,33 +52,56 @@ async fn wait_for_size(store: &SqliteStore, size: u64) {
 #[tokio::test]
 async fn events_become_leaves_and_heads_on_chain_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).await.unwrap());
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("state.db"))
+            .await
+            .unwrap(),
+    );
     let chain_dir = dir.path().join("chain");
-    let chain = Arc::new(tokio::task::spawn_blocking(move || EmbeddedChain::open(&chain_dir)).await.unwrap().unwrap());
+    let chain = Arc::new(
+        tokio::task::spawn_blocking(move || EmbeddedChain::open(&chain_dir))
+            .await
+            .unwrap()
+            .unwrap(),
+    );
     let bus = Arc::new(SqliteBus::new(store.pool().clone()));
-    let config = LedgerWriterConfig { batch_interval: Duration::from_millis(10), ..LedgerWriterConfig::default() };
+    let config = LedgerWriterConfig {
+        batch_interval: Duration::from_millis(10),
+        ..LedgerWriterConfig::default()
+    };
 
     for (id, v) in [("a", 1), ("b", 1), ("a", 2)] {
-        bus.publish(RECORDS_TOPIC, b"k", &event(id, v)).await.unwrap();
+        bus.publish(RECORDS_TOPIC, b"k", &event(id, v))
+            .await
+            .unwrap();
     }
     // A poison message must not block what follows it.
-    bus.publish(RECORDS_TOPIC, b"k", b"\xff\xff not protobuf").await.unwrap();
+    bus.publish(RECORDS_TOPIC, b"k", b"\xff\xff not protobuf")
+        .await
+        .unwrap();
     // A redelivered event adds no second leaf.
-    bus.publish(RECORDS_TOPIC, b"k", &event("b", 1)).await.unwrap();
+    bus.publish(RECORDS_TOPIC, b"k", &event("b", 1))
+        .await
+        .unwrap();
 
     let (stop, rx) = watch::channel(false);
-    let writer = LedgerWriter::start(store.clone(), chain.clone(), bus.clone(), config.clone()).await.unwrap();
+    let writer = LedgerWriter::start(store.clone(), chain.clone(), bus.clone(), config.clone())
+        .await
+        .unwrap();
     let task = tokio::spawn(writer.run(rx));
     wait_for_size(&store, 3).await;
 
     let leaves = store.leaves().await.unwrap();
     assert_eq!(leaves.len(), 3);
-    let tree = MerkleTree::from_leaf_hashes(leaves.iter().map(|l| medledger_merkle::leaf_hash(&l.leaf)));
+    let tree =
+        MerkleTree::from_leaf_hashes(leaves.iter().map(|l| medledger_merkle::leaf_hash(&l.leaf)));
     let head = store.latest_tree_head().await.unwrap().unwrap();
     let on_chain = chain.tree_head(head.chain_index).await.unwrap();
     assert_eq!((on_chain.tree_size, on_chain.root), (3, tree.root()));
 
-    bus.publish(RECORDS_TOPIC, b"k", &event("c", 1)).await.unwrap();
+    bus.publish(RECORDS_TOPIC, b"k", &event("c", 1))
+        .await
+        .unwrap();
     wait_for_size(&store, 4).await;
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
@@ -78,7 +109,9 @@ async fn events_become_leaves_and_heads_on_chain_exactly_once() {
     // Restarting resumes from committed offsets: nothing is logged or committed twice.
     let count = chain.tree_head_count().await.unwrap();
     let (_stop, rx) = watch::channel(false);
-    let writer = LedgerWriter::start(store.clone(), chain.clone(), bus, config).await.unwrap();
+    let writer = LedgerWriter::start(store.clone(), chain.clone(), bus, config)
+        .await
+        .unwrap();
     assert_eq!(writer.size(), 4);
     let task = tokio::spawn(writer.run(rx));
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -388,16 +388,25 @@ impl Ingest {
     }
 
     /// Removes blobs no index row refers to (left by a crash between blob write and commit).
-    /// Run at start-up, before writes are accepted.
-    pub async fn collect_orphans(
+    /// Run at start-up, before writes are accepted. If any referenced object cannot be walked (a
+    /// damaged DAG node), nothing is removed: its children would look unreferenced, and evidence
+    /// must not be collected as garbage.
+    pub async fn collect_orphans<E: std::fmt::Display>(
         &self,
         all_blocks: Vec<Cid>,
-        blocks_of: impl Fn(&Cid) -> Vec<Cid>,
+        blocks_of: impl Fn(&Cid) -> Result<Vec<Cid>, E>,
     ) -> Result<usize, ApiError> {
         let mut live = std::collections::HashSet::new();
         for cid in self.index.referenced_cids().await? {
-            if let Ok(c) = cid.parse::<Cid>() {
-                live.extend(blocks_of(&c));
+            let c: Cid = cid.parse().map_err(|_| {
+                ApiError::integrity(format!("the index holds an unparseable CID '{cid}'"))
+            })?;
+            match blocks_of(&c) {
+                Ok(blocks) => live.extend(blocks),
+                Err(e) => {
+                    tracing::warn!(%c, error = %e, "not collecting garbage: a referenced object cannot be walked");
+                    return Ok(0);
+                }
             }
         }
         let mut removed = 0;

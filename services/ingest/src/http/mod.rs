@@ -31,7 +31,11 @@ fn written(o: &WriteOutcome, base: &str) -> Response {
         StatusCode::OK
     };
     // The same RFC 8785 bytes that were stored and that a read returns.
-    let body = o.resource.as_ref().map(medledger_fhir::canonical_json).unwrap_or_default();
+    let body = o
+        .resource
+        .as_ref()
+        .map(medledger_fhir::canonical_json)
+        .unwrap_or_default();
     let mut resp = medledger_http::raw_fhir_json(status, body);
     let h = resp.headers_mut();
     let loc = format!("{base}/{}/{}/_history/{}", o.resource_type, o.id, o.version);
