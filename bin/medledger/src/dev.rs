@@ -132,12 +132,11 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  FHIR base URL: http://{addr}/fhir");
     println!("  data dir:      {}", dir.display());
     println!(
-        "  get a token:   medledger token --data-dir {} --subject Practitioner/dr-1 --role practitioner --scope 'user/*.cruds'",
+        "  get a token:   scripts/medledger token --data-dir {} --subject Practitioner/dr-1 --role practitioner --scope 'user/*.cruds'",
         dir.display()
     );
     println!(
-        "  (or: cargo run -q -p medledger -- token --data-dir {} --subject Practitioner/dr-1)",
-        dir.display()
+        "                 (from the repository root; with an installed binary: medledger token …)"
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

@@ -1,0 +1,234 @@
+//! The ingest domain against the real embedded backends (SQLite, local blockstore, file master key).
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use medledger_auth::Claims;
+use medledger_blobstore::LocalBlockstore;
+use medledger_consent::ScopePolicy;
+use medledger_ingest::{Ingest, IngestConfig};
+use medledger_keys::{FileMasterKey, OwnerKeys};
+use medledger_storage_api::RecordIndex;
+use medledger_storage_sqlx::SqliteStore;
+use serde_json::{Value, json};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    ingest: Ingest,
+    store: Arc<SqliteStore>,
+    blocks: Arc<LocalBlockstore>,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("state.db"))
+            .await
+            .unwrap(),
+    );
+    let blocks = Arc::new(LocalBlockstore::open(&dir.path().join("blobs")).unwrap());
+    let master = Arc::new(FileMasterKey::load_or_create(&dir.path().join("master.key")).unwrap());
+    let keys = OwnerKeys::new(store.clone(), master);
+    let ingest = Ingest::new(
+        store.clone(),
+        blocks.clone(),
+        keys,
+        Arc::new(ScopePolicy),
+        IngestConfig::default(),
+    );
+    Fixture {
+        _dir: dir,
+        ingest,
+        store,
+        blocks,
+    }
+}
+
+fn doctor() -> Claims {
+    Claims {
+        iss: "medledger-dev".into(),
+        sub: "Practitioner/dr-1".into(),
+        aud: "medledger".into(),
+        exp: i64::MAX,
+        iat: 0,
+        scope: "user/*.cruds".into(),
+        role: "practitioner".into(),
+        fhir_user: None,
+        jti: String::new(),
+    }
+}
+
+fn patient() -> Value {
+    json!({"resourceType": "Patient", "gender": "female"})
+}
+
+fn obs(subject: &str) -> Value {
+    json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": subject}})
+}
+
+#[tokio::test]
+async fn a_failed_transaction_stores_nothing_and_removes_its_blobs() {
+    let f = fixture().await;
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:p", "resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+        {"resource": obs("urn:uuid:p"), "request": {"method": "POST", "url": "Observation"}},
+        {"resource": {"resourceType": "Observation", "status": "not-a-status", "code": {"text": "x"}}, "request": {"method": "POST", "url": "Observation"}}
+    ]});
+    let e = f.ingest.bundle(&doctor(), bundle).await.unwrap_err();
+    assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(e.message.starts_with("entry 2:"), "{}", e.message);
+    assert!(f.store.referenced_cids().await.unwrap().is_empty());
+    assert!(
+        f.blocks.list_blocks().unwrap().is_empty(),
+        "blobs of the failed transaction remain"
+    );
+}
+
+#[tokio::test]
+async fn transactions_rewrite_urn_references_and_assign_owners() {
+    let f = fixture().await;
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": obs("urn:uuid:p"), "request": {"method": "POST", "url": "Observation"}},
+        {"fullUrl": "urn:uuid:p", "resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": "urn:uuid:o", "resource": {"resourceType": "Organization", "id": "org-1", "name": "X"}, "request": {"method": "PUT", "url": "/Organization/org-1"}}
+    ]});
+    let out = f.ingest.bundle(&doctor(), bundle).await.unwrap();
+    let loc = |i: usize| {
+        out["entry"][i]["response"]["location"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (obs_loc, pat_loc, org_loc) = (loc(0), loc(1), loc(2));
+    assert!(
+        org_loc.starts_with("Organization/org-1/_history/1"),
+        "{org_loc}"
+    );
+    let pat_id = pat_loc.split('/').nth(1).unwrap();
+    let obs_id = obs_loc.split('/').nth(1).unwrap();
+    let head = f.store.head("Observation", obs_id).await.unwrap().unwrap();
+    assert_eq!(head.owner, format!("Patient/{pat_id}"));
+    assert_eq!(
+        f.store
+            .head("Patient", pat_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .owner,
+        format!("Patient/{pat_id}")
+    );
+    assert_eq!(
+        f.store
+            .head("Organization", "org-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .owner,
+        "Organization"
+    );
+}
+
+#[tokio::test]
+async fn update_and_delete_rules() {
+    let f = fixture().await;
+    let c = doctor();
+    let p1 = f.ingest.create(&c, "Patient", patient()).await.unwrap();
+    let p2 = f.ingest.create(&c, "Patient", patient()).await.unwrap();
+    let o = f
+        .ingest
+        .create(&c, "Observation", obs(&format!("Patient/{}", p1.id)))
+        .await
+        .unwrap();
+    let mut body = o.resource.clone().unwrap();
+
+    body["subject"]["reference"] = json!(format!("Patient/{}", p2.id));
+    let e = f
+        .ingest
+        .update(&c, "Observation", &o.id, body.clone(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "owner change must be refused"
+    );
+
+    body["subject"]["reference"] = json!(format!("Patient/{}", p1.id));
+    let e = f
+        .ingest
+        .update(&c, "Observation", &o.id, body.clone(), Some(7))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, StatusCode::PRECONDITION_FAILED);
+    let u = f
+        .ingest
+        .update(&c, "Observation", &o.id, body.clone(), Some(1))
+        .await
+        .unwrap();
+    assert_eq!((u.version, u.created), (2, false));
+
+    let mut no_id = body.clone();
+    no_id.as_object_mut().unwrap().remove("id");
+    assert_eq!(
+        f.ingest
+            .update(&c, "Observation", &o.id, no_id, None)
+            .await
+            .unwrap_err()
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        f.ingest
+            .update(&c, "Observation", "bad id!", body, None)
+            .await
+            .unwrap_err()
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+
+    assert_eq!(
+        f.ingest
+            .delete(&c, "Observation", "nope")
+            .await
+            .unwrap_err()
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        f.ingest
+            .delete(&c, "Observation", &o.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        3
+    );
+    assert!(
+        f.ingest
+            .delete(&c, "Observation", &o.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "deleting twice adds no version"
+    );
+    assert!(
+        f.store
+            .head("Observation", &o.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted
+    );
+}
+
+#[tokio::test]
+async fn a_resource_may_appear_once_per_transaction() {
+    let f = fixture().await;
+    let put = |g: &str| json!({"resource": {"resourceType": "Patient", "id": "p", "gender": g}, "request": {"method": "PUT", "url": "Patient/p"}});
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [put("male"), put("female")]});
+    let e = f.ingest.bundle(&doctor(), bundle).await.unwrap_err();
+    assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    assert!(f.store.head("Patient", "p").await.unwrap().is_none());
+}
