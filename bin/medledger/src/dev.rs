@@ -17,7 +17,7 @@ use medledger_bus::SqliteBus;
 use medledger_chain::EmbeddedChain;
 use medledger_consent::ScopePolicy;
 use medledger_fhir::IssueCode;
-use medledger_http::{ApiError, BodyLimit, fhir_json};
+use medledger_http::{ApiError, BodyLimit, Gate, RateLimiter, fhir_json};
 use medledger_ingest::{Ingest, IngestConfig};
 use medledger_keys::{FileMasterKey, OwnerKeys};
 use medledger_ledger_writer::{LedgerWriter, LedgerWriterConfig};
@@ -37,6 +37,12 @@ pub(crate) struct DevArgs {
     /// Largest accepted request body, bytes.
     #[arg(long, default_value_t = 16 << 20)]
     max_body_bytes: usize,
+    /// Requests per second each caller (token subject) may make on average.
+    #[arg(long, default_value_t = 1000)]
+    rate_limit: u32,
+    /// Requests each caller may make in a burst above the average rate.
+    #[arg(long, default_value_t = 2000)]
+    rate_burst: u32,
     /// Longest wait, in milliseconds, between a write and the tree head committing it.
     #[arg(long, default_value_t = 250)]
     commit_interval_ms: u64,
@@ -123,7 +129,11 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let verifier =
         medledger_auth::TokenVerifier::new(medledger_auth::DEV_ISSUER, issuer.verifying_key());
-    let app = app(ingest, query, verifier, args.max_body_bytes, writer_alive);
+    let gate = Gate {
+        verifier,
+        limiter: Arc::new(RateLimiter::new(args.rate_limit, args.rate_burst)),
+    };
+    let app = app(ingest, query, gate, args.max_body_bytes, writer_alive);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -156,7 +166,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 pub(crate) fn app(
     ingest: Ingest,
     query: Query,
-    verifier: medledger_auth::TokenVerifier,
+    gate: Gate,
     max_body: usize,
     writer_alive: Arc<AtomicBool>,
 ) -> Router {
@@ -170,7 +180,7 @@ pub(crate) fn app(
     let protected = medledger_ingest::routes(ingest)
         .merge(medledger_query::routes(query))
         .layer(axum::middleware::from_fn_with_state(
-            verifier,
+            gate,
             medledger_http::require_bearer,
         ));
     let fhir = Router::new()

@@ -532,6 +532,37 @@ async fn acknowledged_writes_survive_sigkill() {
 }
 
 #[tokio::test]
+async fn each_caller_is_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start_with(dir.path(), &["--rate-limit", "1", "--rate-burst", "3"]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(dev.get("Patient/x").await);
+    }
+    let limited = statuses
+        .into_iter()
+        .find(|r| r.status() == 429)
+        .expect("no request was limited");
+    assert!(limited.headers().contains_key("retry-after"));
+    outcome(limited, 429).await;
+    // Another caller has its own budget.
+    let other = token(
+        dir.path(),
+        "Practitioner/dr-2",
+        "practitioner",
+        "user/*.cruds",
+    );
+    let r = dev
+        .http
+        .get(dev.url("Patient/x"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    outcome(r, 404).await;
+}
+
+#[tokio::test]
 async fn verify_waits_then_answers_503_when_not_committed() {
     let dir = tempfile::tempdir().unwrap();
     let dev = Dev::start_with(dir.path(), &["--commit-interval-ms", "600000"]).await;

@@ -25,6 +25,8 @@ pub enum IssueCode {
     Conflict,
     /// Too large or too many.
     TooCostly,
+    /// Rate limited.
+    Throttled,
     /// Temporarily unavailable; try again.
     Transient,
     /// A processing failure, including failed integrity checks.
@@ -48,6 +50,7 @@ impl IssueCode {
             IssueCode::Forbidden => "forbidden",
             IssueCode::Conflict => "conflict",
             IssueCode::TooCostly => "too-costly",
+            IssueCode::Throttled => "throttled",
             IssueCode::Transient => "transient",
             IssueCode::Exception => "exception",
             IssueCode::BusinessRule => "business-rule",

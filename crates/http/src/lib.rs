@@ -4,6 +4,10 @@
 //! Every error a client can see is built by [`ApiError`]'s `IntoResponse`, the one place where
 //! error categories become HTTP statuses and OperationOutcomes.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -224,9 +228,63 @@ impl<S: Send + Sync> FromRequest<S> for FhirBody {
     }
 }
 
-/// Middleware: requires a valid bearer token and stores its [`Claims`] in the request.
+/// What the bearer middleware needs: who to trust and how fast each caller may go.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// Trusted token issuers.
+    pub verifier: TokenVerifier,
+    /// Per-subject request rate limit.
+    pub limiter: Arc<RateLimiter>,
+}
+
+/// A token bucket per caller: `per_sec` requests per second on average, bursts up to `burst`.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_sec: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `per_sec` requests per second per caller, with bursts of `burst`.
+    pub fn new(per_sec: u32, burst: u32) -> Self {
+        Self {
+            per_sec: f64::from(per_sec.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes one token for `key`; on refusal returns the seconds until one is available.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() > 10_000 {
+            // Forget callers whose buckets have refilled; they lose nothing by it.
+            let (rate, burst) = (self.per_sec, self.burst);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
+        }
+        let (tokens, at) = buckets.entry(key.to_owned()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_sec).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / self.per_sec).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// Middleware: requires a valid bearer token, applies the caller's rate limit, and stores the
+/// token's [`Claims`] in the request.
 pub async fn require_bearer(
-    verifier: axum::extract::State<TokenVerifier>,
+    gate: axum::extract::State<Gate>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -241,10 +299,19 @@ pub async fn require_bearer(
         .map(str::trim);
     let result = match token {
         None => Err(AuthError::Missing),
-        Some(t) => verifier.verify(t),
+        Some(t) => gate.verifier.verify(t),
     };
     match result {
         Ok(claims) => {
+            if let Err(wait) = gate.limiter.check(&claims.sub) {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    IssueCode::Throttled,
+                    "request rate limit exceeded",
+                );
+                e.retry_after = Some(wait);
+                return e.into_response();
+            }
             req.extensions_mut().insert(claims);
             next.run(req).await
         }
@@ -327,6 +394,16 @@ mod tests {
             http_date("2026-11-21T20:16:34.123Z").as_deref(),
             Some("Sat, 21 Nov 2026 20:16:34 GMT")
         );
+    }
+
+    #[test]
+    fn rate_limiter_allows_bursts_then_refuses_per_caller() {
+        let l = RateLimiter::new(1, 3);
+        for _ in 0..3 {
+            assert_eq!(l.check("a"), Ok(()));
+        }
+        assert_eq!(l.check("a"), Err(1));
+        assert_eq!(l.check("b"), Ok(()), "callers are limited separately");
     }
 
     #[test]
