@@ -148,6 +148,26 @@ fn read_len<'a>(b: &mut &'a [u8]) -> Result<&'a [u8], &'static str> {
 mod tests {
     use super::*;
 
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// CIDs that js-ipfs' `ipfs-unixfs-importer` 17.1.1 computes for the same bytes with the
+    /// settings `ipfs add --cid-version=1 --raw-leaves` uses (CIDv1, raw leaves, fixed 256 KiB
+    /// chunks, balanced layout of 174 links, a single leaf reduced to itself).
+    #[test]
+    fn root_cids_match_the_reference_importer() {
+        let cases = [
+            (CHUNK_SIZE, "bafkreibruh455iawsviqslif5c7uurdcfdemh22mtnytyzvnzn75kpejxy"),
+            (CHUNK_SIZE * 3 + 1000, "bafybeibxcaffkga6wx7kvis5lrj6olydk6e7xmpcuspuptcg5tcucjbjji"),
+            (CHUNK_SIZE * 175, "bafybeie73j3heycdgkdsehpoe6cxh2y3iywtf6djpi3dzqrywevvjmazny"),
+        ];
+        for (n, want) in cases {
+            let blocks = build_dag(&pattern(n));
+            assert_eq!(blocks.last().expect("root").cid.to_string(), want, "{n} bytes");
+        }
+    }
+
     #[test]
     fn small_objects_are_one_raw_block() {
         let blocks = build_dag(&[7u8; CHUNK_SIZE]);
