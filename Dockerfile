@@ -19,8 +19,8 @@ FROM ${RUST_IMAGE} AS builder
 
 WORKDIR /src
 
-# sqlx `query!` macros must not need a database at build time: they use the
-# committed query data (.sqlx/) instead.
+# The build must never need a database: the code uses runtime-checked sqlx
+# queries, and SQLX_OFFLINE keeps any compile-time `query!` macro from dialling one.
 ENV SQLX_OFFLINE=true \
     CARGO_TERM_COLOR=never \
     CARGO_INCREMENTAL=0
