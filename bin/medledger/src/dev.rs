@@ -61,9 +61,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             .await
             .context("opening the state database")?,
     );
-    let master = Arc::new(FileMasterKey::load_or_create(
-        &dir.join("keys").join("master.key"),
-    )?);
+    let master_path = dir.join("keys").join("master.key");
+    let master_existed = master_path.exists();
+    let master = Arc::new(FileMasterKey::load_or_create(&master_path)?);
     let issuer = medledger_auth::IssuerKey::load_or_create(&issuer_key_path(dir))?;
     let blocks = Arc::new(LocalBlockstore::open(&dir.join("blobs"))?);
     let chain_dir = dir.join("chain");
@@ -74,6 +74,15 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     let bus = Arc::new(SqliteBus::new(store.pool().clone()));
     let keys = OwnerKeys::new(store.clone(), master);
+    if let Err(e) = keys.check_master_key().await {
+        if !master_existed {
+            // Leave the data dir as found, so the right key can simply be put back.
+            let _ = std::fs::remove_file(&master_path);
+        }
+        anyhow::bail!(
+            "keys/master.key is not the master key of this data dir ({e}); restore the original key file"
+        );
+    }
     let policy = Arc::new(ScopePolicy);
 
     let ingest = Ingest::new(
@@ -86,17 +95,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             ..IngestConfig::default()
         },
     );
-    let b = blocks.clone();
-    let removed = ingest
-        .collect_orphans(blocks.list_blocks()?, move |c| b.object_blocks(c))
-        .await
-        .map_err(|e| anyhow::anyhow!("collecting orphaned blobs: {}", e.message))?;
-    if removed > 0 {
-        tracing::info!(removed, "removed blobs left by interrupted writes");
-    }
     let query = Query::new(
         store.clone(),
-        blocks,
+        blocks.clone(),
         keys,
         store.clone(),
         policy,
@@ -115,6 +116,16 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     )
     .await
     .context("starting the ledger writer")?;
+    // Only once the writer has reconciled the log with the chain: a store that is missing or
+    // behind would make every blob look like garbage.
+    let b = blocks.clone();
+    let removed = ingest
+        .collect_orphans(blocks.list_blocks()?, move |c| b.object_blocks(c))
+        .await
+        .map_err(|e| anyhow::anyhow!("collecting orphaned blobs: {}", e.message))?;
+    if removed > 0 {
+        tracing::info!(removed, "removed blobs left by interrupted writes");
+    }
     let writer_alive = Arc::new(AtomicBool::new(true));
     let alive = writer_alive.clone();
     let writer_task = tokio::spawn(async move {

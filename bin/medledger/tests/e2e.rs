@@ -563,6 +563,70 @@ async fn each_caller_is_rate_limited() {
 }
 
 #[tokio::test]
+async fn start_up_fails_closed_when_state_is_lost_or_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path()).await;
+    let p: Value = dev.post("Patient", &patient()).await.json().await.unwrap();
+    dev.proof(&format!("Patient/{}/_history/1", p["id"].as_str().unwrap()))
+        .await;
+    dev.kill9();
+    let blobs = dev.blob_files();
+    let aside = tempfile::tempdir().unwrap();
+    let mv = |name: &str| {
+        std::fs::rename(
+            dir.path().join(name),
+            aside.path().join(name.replace('/', "_")),
+        )
+        .unwrap()
+    };
+    let back = |name: &str| {
+        std::fs::rename(
+            aside.path().join(name.replace('/', "_")),
+            dir.path().join(name),
+        )
+        .unwrap()
+    };
+
+    // A missing master key is not silently replaced by a new one.
+    mv("keys/master.key");
+    let err = support::start_refused(dir.path());
+    assert!(err.contains("master key"), "{err}");
+    assert!(
+        !dir.path().join("keys/master.key").exists(),
+        "a replacement key was left behind"
+    );
+    back("keys/master.key");
+
+    // A lost state database must not turn every blob into garbage.
+    mv("state.db");
+    let _ = std::fs::remove_file(dir.path().join("state.db-wal"));
+    let _ = std::fs::remove_file(dir.path().join("state.db-shm"));
+    let err = support::start_refused(dir.path());
+    assert!(err.contains("inconsistent"), "{err}");
+    assert_eq!(dev.blob_files(), blobs, "blobs were deleted");
+    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    back("state.db");
+
+    // A replaced chain (new sealer, no heads) no longer holds the recorded tree heads.
+    mv("chain");
+    let err = support::start_refused(dir.path());
+    assert!(err.contains("replaced or truncated"), "{err}");
+    std::fs::remove_dir_all(dir.path().join("chain")).unwrap();
+    back("chain");
+
+    // Everything restored: it starts and serves the record again.
+    dev.restart().await;
+    assert_eq!(
+        dev.get(&format!("Patient/{}", p["id"].as_str().unwrap()))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
 async fn verify_waits_then_answers_503_when_not_committed() {
     let dir = tempfile::tempdir().unwrap();
     let dev = Dev::start_with(dir.path(), &["--commit-interval-ms", "600000"]).await;

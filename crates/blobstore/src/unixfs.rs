@@ -158,13 +158,26 @@ mod tests {
     #[test]
     fn root_cids_match_the_reference_importer() {
         let cases = [
-            (CHUNK_SIZE, "bafkreibruh455iawsviqslif5c7uurdcfdemh22mtnytyzvnzn75kpejxy"),
-            (CHUNK_SIZE * 3 + 1000, "bafybeibxcaffkga6wx7kvis5lrj6olydk6e7xmpcuspuptcg5tcucjbjji"),
-            (CHUNK_SIZE * 175, "bafybeie73j3heycdgkdsehpoe6cxh2y3iywtf6djpi3dzqrywevvjmazny"),
+            (
+                CHUNK_SIZE,
+                "bafkreibruh455iawsviqslif5c7uurdcfdemh22mtnytyzvnzn75kpejxy",
+            ),
+            (
+                CHUNK_SIZE * 3 + 1000,
+                "bafybeibxcaffkga6wx7kvis5lrj6olydk6e7xmpcuspuptcg5tcucjbjji",
+            ),
+            (
+                CHUNK_SIZE * 175,
+                "bafybeie73j3heycdgkdsehpoe6cxh2y3iywtf6djpi3dzqrywevvjmazny",
+            ),
         ];
         for (n, want) in cases {
             let blocks = build_dag(&pattern(n));
-            assert_eq!(blocks.last().expect("root").cid.to_string(), want, "{n} bytes");
+            assert_eq!(
+                blocks.last().expect("root").cid.to_string(),
+                want,
+                "{n} bytes"
+            );
         }
     }
 

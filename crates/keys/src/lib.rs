@@ -12,6 +12,9 @@ use medledger_crypto::{Key, commitment, owner_key_aad, unwrap_key, wrap_key};
 use medledger_storage_api::{OwnerKeyStore, StoreError};
 use tokio::sync::RwLock;
 
+/// Owner label of the master key's check value; never a Patient or Organization label.
+const MASTER_CHECK_OWNER: &str = "MasterKeyCheck";
+
 /// Key handling failures.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -103,6 +106,15 @@ impl OwnerKeys {
             .await
             .insert(owner.to_owned(), key.clone());
         Ok(key)
+    }
+
+    /// Checks that the master key is the one this data dir's owner keys were wrapped with.
+    ///
+    /// A sentinel key is wrapped under the master key the first time; afterwards it must unwrap.
+    /// Without this, a missing or replaced master key file would silently become a fresh key and
+    /// every existing record would turn unreadable while new ones were written under the new key.
+    pub async fn check_master_key(&self) -> Result<(), KeyError> {
+        self.get_or_create(MASTER_CHECK_OWNER).await.map(|_| ())
     }
 
     /// The key of `owner` if one exists (reads never create keys).

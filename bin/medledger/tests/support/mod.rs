@@ -226,6 +226,23 @@ impl Dev {
     }
 }
 
+/// Runs `medledger dev` on `dir` expecting it to refuse to start; returns what it printed.
+pub fn start_refused(dir: &Path) -> String {
+    let port = free_port();
+    let out = Command::new(BIN)
+        .args(["dev", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "medledger dev started on a damaged data dir"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn spawn(dir: &Path, port: u16, extra: &[&str]) -> Child {
     Command::new(BIN)
         .args(["dev", "--data-dir"])

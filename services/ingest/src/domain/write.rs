@@ -409,6 +409,13 @@ impl Ingest {
                 }
             }
         }
+        if live.is_empty() && !all_blocks.is_empty() {
+            tracing::warn!(
+                blocks = all_blocks.len(),
+                "not collecting garbage: the index refers to no blob at all"
+            );
+            return Ok(0);
+        }
         let mut removed = 0;
         for cid in all_blocks.into_iter().filter(|c| !live.contains(c)) {
             self.blobs.remove(&cid).await?;

@@ -86,45 +86,74 @@ impl LedgerWriter {
         let tree = MerkleTree::from_leaf_hashes(
             leaves.iter().map(|l| medledger_merkle::leaf_hash(&l.leaf)),
         );
-        let mut committed_size = store.latest_tree_head().await?.map_or(0, |h| h.tree_size);
-        // A crash between the chain receipt and recording it leaves the chain ahead of the store.
-        let count = ledger.tree_head_count().await?;
-        if count > 0 {
-            let on_chain = ledger.tree_head(count - 1).await?;
-            if on_chain.tree_size > committed_size {
-                let root = tree
-                    .root_at(on_chain.tree_size)
-                    .map_err(|e| WriterError::Inconsistent(e.to_string()))?;
-                if root != on_chain.root {
-                    return Err(WriterError::Inconsistent(format!(
-                        "chain head of size {} has a different root",
-                        on_chain.tree_size
-                    )));
-                }
-                // The transaction hash was lost with the crash; the head is still found on chain by
-                // its RecordLog index, which is what verification uses.
-                let located = medledger_chain::ChainCommit {
-                    chain_id: ledger.chain_id(),
-                    contract: ledger.record_log(),
-                    block_number: on_chain.block_number,
-                    block_hash: String::new(),
-                    tx_hash: String::new(),
-                    index: count - 1,
-                };
-                store
-                    .insert_tree_head(&head_row(on_chain.tree_size, root, &located))
-                    .await?;
-                committed_size = on_chain.tree_size;
-            }
-        }
-        Ok(Self {
+        let mut writer = Self {
             store,
             ledger,
             bus,
             config,
             tree,
-            committed_size,
-        })
+            committed_size: 0,
+        };
+        writer.reconcile().await?;
+        Ok(writer)
+    }
+
+    /// Brings the stored tree heads and the chain into agreement, or fails closed.
+    ///
+    /// Every head the store recorded must still be on chain, unchanged: a chain that was
+    /// replaced or cut short would otherwise make stored proofs point at heads that are gone.
+    /// A head on chain that the store lacks (a crash between the chain receipt and recording it)
+    /// must match the local leaves and is then recorded.
+    async fn reconcile(&mut self) -> Result<(), WriterError> {
+        let stored = self.store.latest_tree_head().await?;
+        let count = self.ledger.tree_head_count().await?;
+        if let Some(h) = &stored {
+            if count <= h.chain_index {
+                return Err(WriterError::Inconsistent(format!(
+                    "the chain holds {count} tree heads but head {} was recorded: the chain was replaced or truncated",
+                    h.chain_index
+                )));
+            }
+            let on_chain = self.ledger.tree_head(h.chain_index).await?;
+            if (on_chain.tree_size, on_chain.root) != (h.tree_size, h.root) {
+                return Err(WriterError::Inconsistent(format!(
+                    "tree head {} on chain differs from the recorded one",
+                    h.chain_index
+                )));
+            }
+        }
+        self.committed_size = stored.map_or(0, |h| h.tree_size);
+        if count > 0 {
+            let on_chain = self.ledger.tree_head(count - 1).await?;
+            let root = self.tree.root_at(on_chain.tree_size).map_err(|e| {
+                WriterError::Inconsistent(format!(
+                    "the chain's last head is beyond the local log: {e}"
+                ))
+            })?;
+            if root != on_chain.root {
+                return Err(WriterError::Inconsistent(format!(
+                    "chain head of size {} has a different root",
+                    on_chain.tree_size
+                )));
+            }
+            if on_chain.tree_size > self.committed_size {
+                // The transaction hash was lost with the crash; the head is still found on chain
+                // by its RecordLog index, which is what verification uses.
+                let located = medledger_chain::ChainCommit {
+                    chain_id: self.ledger.chain_id(),
+                    contract: self.ledger.record_log(),
+                    block_number: on_chain.block_number,
+                    block_hash: String::new(),
+                    tx_hash: String::new(),
+                    index: count - 1,
+                };
+                self.store
+                    .insert_tree_head(&head_row(on_chain.tree_size, root, &located))
+                    .await?;
+                self.committed_size = on_chain.tree_size;
+            }
+        }
+        Ok(())
     }
 
     /// Leaves in the log.
@@ -177,6 +206,7 @@ impl LedgerWriter {
             if pending > 0 && due {
                 match self.commit_head().await {
                     Ok(()) => backoff = Duration::from_millis(100),
+                    Err(e @ WriterError::Inconsistent(_)) => return Err(e),
                     Err(e) => {
                         // Leaves are durable; the next attempt commits them. Offsets stay put.
                         tracing::warn!(error = %e, "tree head commit failed; will retry");
@@ -226,7 +256,19 @@ impl LedgerWriter {
     async fn commit_head(&mut self) -> Result<(), WriterError> {
         let size = self.tree.size();
         let root = self.tree.root();
-        let c = self.ledger.commit_tree_head(size, root).await?;
+        let c = match self.ledger.commit_tree_head(size, root).await {
+            Ok(c) => c,
+            Err(e) if e.revert_name() == Some("TreeSizeNotIncreasing") => {
+                // The chain already holds this head: an earlier attempt committed it and then
+                // failed to record it. Record it from the chain instead of retrying forever.
+                self.reconcile().await?;
+                if self.committed_size >= size {
+                    return Ok(());
+                }
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.store
             .insert_tree_head(&head_row(size, root, &c))
             .await?;
