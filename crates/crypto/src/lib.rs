@@ -66,7 +66,9 @@ impl Key {
     }
 
     fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&(*self.0).into())
+        // From the slice directly, so no un-wiped copy of the key is made on the way.
+        Aes256Gcm::new_from_slice(self.0.as_slice())
+            .unwrap_or_else(|_| unreachable!("the key is 32 bytes"))
     }
 }
 

@@ -61,13 +61,38 @@ pub fn validate_resource(value: &Value) -> Result<String, FhirError> {
             }
         }
     }
-    let parsed: Resource =
-        serde_json::from_value(value.clone()).map_err(|e| invalid(e.to_string()))?;
+    let parsed: Resource = serde_json::from_value(value.clone())
+        .map_err(|e| invalid(redact_values(&e.to_string())))?;
     let back = serde_json::to_value(&parsed).map_err(|e| invalid(e.to_string()))?;
     if let Some(path) = first_unknown(value, &back, &mut String::new()) {
         return Err(invalid(format!("unknown element '{path}'")));
     }
     Ok(rt)
+}
+
+/// serde's messages quote the offending value (`invalid type: string "Jane Doe"`). That value
+/// may be PHI, and these messages reach clients and logs, so every quoted part is replaced.
+fn redact_values(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut chars = msg.chars();
+    while let Some(c) = chars.next() {
+        if c == '"' || c == '`' {
+            for d in chars.by_ref() {
+                if d == c {
+                    break;
+                }
+            }
+            out.push_str("<value>");
+        } else {
+            out.push(c);
+        }
+    }
+    // fhir-sdk's code parsers report `Unknown value: {value}` without quotes.
+    if let Some(at) = out.find("Unknown value: ") {
+        out.truncate(at + "Unknown value: ".len());
+        out.push_str("<value>");
+    }
+    out
 }
 
 /// Path of the first element of `input` missing from `parsed`.
@@ -317,6 +342,19 @@ mod tests {
                 .expect_err("must be rejected")
                 .to_string();
             assert!(err.contains(want), "{v}: {err}");
+        }
+    }
+
+    #[test]
+    fn error_messages_never_echo_values() {
+        for v in [
+            json!({"resourceType": "Patient", "name": "Jane Doe"}),
+            json!({"resourceType": "Patient", "birthDate": 19700101}),
+            json!({"resourceType": "Patient", "gender": "Jane Doe"}),
+        ] {
+            let err = validate_resource(&v).expect_err("invalid").to_string();
+            assert!(!err.contains("Jane") && !err.contains("19700101"), "{err}");
+            assert!(err.starts_with("invalid Patient: "), "{err}");
         }
     }
 

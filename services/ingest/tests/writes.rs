@@ -143,6 +143,16 @@ async fn update_and_delete_rules() {
         .unwrap();
     let mut body = o.resource.clone().unwrap();
 
+    let bad = obs("Patient/Jane Doe 1970-01-01");
+    assert_eq!(
+        f.ingest
+            .create(&c, "Observation", bad)
+            .await
+            .unwrap_err()
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
     body["subject"]["reference"] = json!(format!("Patient/{}", p2.id));
     let e = f
         .ingest

@@ -153,6 +153,15 @@ impl Ingest {
     ) -> Result<Prepared, ApiError> {
         let version = expected.map_or(1, |v| v + 1);
         let owner = owner_of(rt, id, &value).label();
+        if owner
+            .strip_prefix("Patient/")
+            .is_some_and(|pid| !valid_id(pid))
+        {
+            // The owner names a key and is stored in clear: it must be a real id, not free text.
+            return Err(ApiError::unprocessable(
+                "the patient reference is not a valid FHIR id (Patient/[A-Za-z0-9-.]{1,64})",
+            ));
+        }
         if let Some(prev) = prev_owner
             && prev != owner
         {
