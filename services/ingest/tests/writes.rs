@@ -242,3 +242,28 @@ async fn a_resource_may_appear_once_per_transaction() {
     assert_eq!(e.status, StatusCode::BAD_REQUEST);
     assert!(f.store.head("Patient", "p").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_batch_never_stores_an_entry_whose_referenced_entry_failed() {
+    let f = fixture().await;
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": obs("urn:uuid:bad"), "request": {"method": "POST", "url": "Observation"}},
+        {"fullUrl": "urn:uuid:bad", "resource": {"resourceType": "Patient", "gender": "robot"}, "request": {"method": "POST", "url": "Patient"}},
+        {"resource": obs("urn:uuid:good"), "request": {"method": "POST", "url": "Observation"}},
+        {"fullUrl": "urn:uuid:good", "resource": patient(), "request": {"method": "POST", "url": "Patient"}}
+    ]});
+    let out = f.ingest.bundle(&doctor(), bundle).await.unwrap();
+    let status = |i: usize| {
+        out["entry"][i]["response"]["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(status(0).starts_with("400"), "{}", status(0));
+    assert!(status(1).starts_with("422"), "{}", status(1));
+    assert_eq!(status(2), "201 Created");
+    assert_eq!(status(3), "201 Created");
+    // Only the two good entries are stored, and no blob of the refused ones remains.
+    assert_eq!(f.store.referenced_cids().await.unwrap().len(), 2);
+    assert_eq!(f.blocks.list_blocks().unwrap().len(), 2);
+}

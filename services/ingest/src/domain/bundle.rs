@@ -126,7 +126,7 @@ impl Ingest {
                     .collect::<Result<Vec<_>, _>>()?;
                 self.transaction(claims, ops).await?
             }
-            BundleKind::Batch => self.batch(claims, planned).await,
+            BundleKind::Batch => self.batch(claims, planned, &links(&entries)).await,
         };
         let (now, _) = now_instant();
         Ok(
@@ -368,25 +368,130 @@ impl Ingest {
             .collect())
     }
 
-    async fn batch(&self, claims: &Claims, planned: Vec<Result<Op, ApiError>>) -> Vec<Value> {
-        let tasks = planned.into_iter().map(|r| async move {
-            let op = r?;
-            match self.prepare_op(claims, op).await? {
-                Some(p) => {
-                    let mut o = self.commit(vec![p]).await?;
-                    o.pop()
-                        .map(|o| success_entry(&o))
-                        .ok_or_else(|| ApiError::internal("no outcome"))
-                }
-                None => Ok(json!({"response": {"status": status_line(204)}})),
+    /// Batch entries commit one by one, each referenced entry before the entries that refer to
+    /// it; an entry whose referenced entry failed fails too, so no stored resource points at a
+    /// resource that was never stored (or at an id someone else could later claim).
+    async fn batch(
+        &self,
+        claims: &Claims,
+        planned: Vec<Result<Op, ApiError>>,
+        links: &[(Option<String>, Vec<String>)],
+    ) -> Vec<Value> {
+        let prepared = futures::future::join_all(planned.into_iter().map(|r| async move {
+            match r {
+                Ok(op) => self
+                    .prepare_op(claims, op)
+                    .await
+                    .map(Slot::Ready)
+                    .unwrap_or_else(Slot::Failed),
+                Err(e) => Slot::Failed(e),
             }
-        });
-        futures::future::join_all(tasks)
-            .await
+        }))
+        .await;
+        let mut slots = prepared;
+        let index_of: HashMap<&str, usize> = links
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (full, _))| full.as_deref().map(|f| (f, i)))
+            .collect();
+        let deps: Vec<Vec<usize>> = links
+            .iter()
+            .enumerate()
+            .map(|(i, (_, refs))| {
+                refs.iter()
+                    .filter_map(|r| index_of.get(r.as_str()).copied())
+                    .filter(|&j| j != i)
+                    .collect()
+            })
+            .collect();
+        loop {
+            let mut progress = false;
+            for i in 0..slots.len() {
+                if !matches!(slots[i], Slot::Ready(_)) {
+                    continue;
+                }
+                if let Some(&j) = deps[i]
+                    .iter()
+                    .find(|&&j| matches!(slots[j], Slot::Failed(_)))
+                {
+                    let failed = std::mem::replace(
+                        &mut slots[i],
+                        Slot::Failed(ApiError::bad_request(format!(
+                            "refers to entry {j}, which failed"
+                        ))),
+                    );
+                    if let Slot::Ready(Some(p)) = failed {
+                        self.discard(std::slice::from_ref(&p)).await;
+                    }
+                    progress = true;
+                } else if deps[i].iter().all(|&j| matches!(slots[j], Slot::Done(_))) {
+                    slots[i] = self
+                        .commit_slot(std::mem::replace(&mut slots[i], Slot::Ready(None)))
+                        .await;
+                    progress = true;
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        // Entries left refer to each other in a cycle: commit them in Bundle order.
+        for slot in &mut slots {
+            if matches!(slot, Slot::Ready(_)) {
+                *slot = self
+                    .commit_slot(std::mem::replace(slot, Slot::Ready(None)))
+                    .await;
+            }
+        }
+        slots
             .into_iter()
-            .map(|r: Result<Value, ApiError>| {
-                r.unwrap_or_else(|e| json!({"response": {"status": status_line(e.status.as_u16()), "outcome": e.outcome()}}))
+            .map(|s| match s {
+                Slot::Done(v) => v,
+                Slot::Failed(e) => json!({"response": {"status": status_line(e.status.as_u16()), "outcome": e.outcome()}}),
+                Slot::Ready(_) => json!({"response": {"status": status_line(500)}}),
             })
             .collect()
     }
+
+    async fn commit_slot(&self, slot: Slot) -> Slot {
+        match slot {
+            Slot::Ready(Some(p)) => match self.commit(vec![p]).await {
+                Ok(mut o) => o.pop().map_or_else(
+                    || Slot::Failed(ApiError::internal("no outcome")),
+                    |o| Slot::Done(success_entry(&o)),
+                ),
+                Err(e) => Slot::Failed(e),
+            },
+            Slot::Ready(None) => Slot::Done(json!({"response": {"status": status_line(204)}})),
+            other => other,
+        }
+    }
+}
+
+/// A batch entry on its way through.
+enum Slot {
+    /// Prepared (blob stored), not committed; `None` for a no-op delete.
+    Ready(Option<Prepared>),
+    /// Committed; the response entry.
+    Done(Value),
+    /// Refused.
+    Failed(ApiError),
+}
+
+/// Each entry's `fullUrl` and the `urn:` references its resource makes.
+fn links(entries: &[Value]) -> Vec<(Option<String>, Vec<String>)> {
+    let none = HashMap::new();
+    entries
+        .iter()
+        .map(|e| {
+            let mut refs = Vec::new();
+            if let Some(r) = e.get("resource") {
+                unresolved_urn_references(r, &none, &mut refs);
+            }
+            (
+                e.get("fullUrl").and_then(Value::as_str).map(str::to_owned),
+                refs,
+            )
+        })
+        .collect()
 }
