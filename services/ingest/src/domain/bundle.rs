@@ -421,7 +421,7 @@ impl Ingest {
                         ))),
                     );
                     if let Slot::Ready(Some(p)) = failed {
-                        self.discard(std::slice::from_ref(&p)).await;
+                        self.discard(std::slice::from_ref(&*p)).await;
                     }
                     progress = true;
                 } else if deps[i].iter().all(|&j| matches!(slots[j], Slot::Done(_))) {
@@ -455,7 +455,7 @@ impl Ingest {
 
     async fn commit_slot(&self, slot: Slot) -> Slot {
         match slot {
-            Slot::Ready(Some(p)) => match self.commit(vec![p]).await {
+            Slot::Ready(Some(p)) => match self.commit(vec![*p]).await {
                 Ok(mut o) => o.pop().map_or_else(
                     || Slot::Failed(ApiError::internal("no outcome")),
                     |o| Slot::Done(success_entry(&o)),
@@ -471,7 +471,7 @@ impl Ingest {
 /// A batch entry on its way through.
 enum Slot {
     /// Prepared (blob stored), not committed; `None` for a no-op delete.
-    Ready(Option<Prepared>),
+    Ready(Option<Box<Prepared>>),
     /// Committed; the response entry.
     Done(Value),
     /// Refused.
