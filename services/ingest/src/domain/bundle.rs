@@ -382,7 +382,7 @@ impl Ingest {
                 Ok(op) => self
                     .prepare_op(claims, op)
                     .await
-                    .map(Slot::Ready)
+                    .map(|p| Slot::Ready(p.map(Box::new)))
                     .unwrap_or_else(Slot::Failed),
                 Err(e) => Slot::Failed(e),
             }
