@@ -184,8 +184,9 @@ async fn every_capability_interaction_works() {
         200
     );
     outcome(dev.get("Patient/does-not-exist").await, 404).await;
-    // Interactions not served here still answer with an OperationOutcome.
+    // Interactions not served here, and malformed paths, still answer with an OperationOutcome.
     outcome(dev.get("Patient").await, 405).await;
+    outcome(dev.get("Patient/%FF").await, 400).await;
 }
 
 #[tokio::test]

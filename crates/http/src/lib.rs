@@ -216,7 +216,15 @@ impl<S: Send + Sync> FromRequest<S> for FhirBody {
         }
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
-            .map_err(|_| too_large())?;
+            .map_err(|e| {
+                let over_limit = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                if over_limit {
+                    too_large()
+                } else {
+                    ApiError::bad_request("the request body could not be read")
+                }
+            })?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -225,6 +233,26 @@ impl<S: Send + Sync> FromRequest<S> for FhirBody {
             )
         })?;
         Ok(FhirBody(value))
+    }
+}
+
+/// Path parameters; a malformed path (e.g. bytes that are not UTF-8) is an OperationOutcome.
+#[derive(Debug)]
+pub struct FhirPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for FhirPath<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| FhirPath(t))
+            .map_err(|_| ApiError::bad_request("malformed URL path"))
     }
 }
 

@@ -1,12 +1,12 @@
 //! HTTP routes of the ingest service (mounted under `/fhir` by the caller, behind bearer auth).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::{Extension, Router};
 use medledger_auth::Claims;
-use medledger_http::{ApiError, FhirBody, etag, fhir_json, parse_if_match};
+use medledger_http::{ApiError, FhirBody, FhirPath, etag, fhir_json, parse_if_match};
 
 use crate::domain::{Ingest, WriteOutcome};
 
@@ -66,7 +66,7 @@ fn base_url(headers: &HeaderMap) -> String {
 async fn create(
     State(ingest): State<Ingest>,
     Extension(claims): Extension<Claims>,
-    Path(rt): Path<String>,
+    FhirPath(rt): FhirPath<String>,
     headers: HeaderMap,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
@@ -82,7 +82,7 @@ async fn create(
 async fn update(
     State(ingest): State<Ingest>,
     Extension(claims): Extension<Claims>,
-    Path((rt, id)): Path<(String, String)>,
+    FhirPath((rt, id)): FhirPath<(String, String)>,
     headers: HeaderMap,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
@@ -102,7 +102,7 @@ async fn update(
 async fn delete(
     State(ingest): State<Ingest>,
     Extension(claims): Extension<Claims>,
-    Path((rt, id)): Path<(String, String)>,
+    FhirPath((rt, id)): FhirPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let o = ingest.delete(&claims, &rt, &id).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();

@@ -1,13 +1,13 @@
 //! HTTP routes of the query service (mounted under `/fhir` by the caller, behind bearer auth),
 //! and the CapabilityStatement.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use medledger_auth::Claims;
-use medledger_http::{ApiError, etag, fhir_json, http_date, raw_fhir_json};
+use medledger_http::{ApiError, FhirPath, etag, fhir_json, http_date, raw_fhir_json};
 use serde_json::{Value, json};
 
 use crate::domain::{Query, VerifiedVersion};
@@ -46,7 +46,7 @@ fn parse_vid(vid: &str) -> Result<u64, ApiError> {
 async fn read(
     State(q): State<Query>,
     Extension(claims): Extension<Claims>,
-    Path((rt, id)): Path<(String, String)>,
+    FhirPath((rt, id)): FhirPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     Ok(version_response(q.read(&claims, &rt, &id, None).await?))
 }
@@ -54,7 +54,7 @@ async fn read(
 async fn vread(
     State(q): State<Query>,
     Extension(claims): Extension<Claims>,
-    Path((rt, id, vid)): Path<(String, String, String)>,
+    FhirPath((rt, id, vid)): FhirPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     Ok(version_response(
         q.read(&claims, &rt, &id, Some(parse_vid(&vid)?)).await?,
@@ -64,7 +64,7 @@ async fn vread(
 async fn verify(
     State(q): State<Query>,
     Extension(claims): Extension<Claims>,
-    Path((rt, id, vid)): Path<(String, String, String)>,
+    FhirPath((rt, id, vid)): FhirPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let bundle = q.proof(&claims, &rt, &id, parse_vid(&vid)?).await?;
     let body = serde_json::to_value(&bundle).map_err(|e| ApiError::internal(e.to_string()))?;
