@@ -64,10 +64,39 @@ pub fn validate_resource(value: &Value) -> Result<String, FhirError> {
     let parsed: Resource = serde_json::from_value(value.clone())
         .map_err(|e| invalid(redact_values(&e.to_string())))?;
     let back = serde_json::to_value(&parsed).map_err(|e| invalid(e.to_string()))?;
+    if let Some(path) = first_r4b_only(&rt, value) {
+        return Err(invalid(format!(
+            "element '{path}' exists only in FHIR R4B, not R4"
+        )));
+    }
     if let Some(path) = first_unknown(value, &back, &mut String::new()) {
         return Err(invalid(format!("unknown element '{path}'")));
     }
     Ok(rt)
+}
+
+/// Elements the R4B models accept on types R4 also has, but which are not R4: the new datatypes
+/// in open `value[x]` choices, and `subjectCanonical` on ActivityDefinition and PlanDefinition.
+fn first_r4b_only(rt: &str, value: &Value) -> Option<String> {
+    if matches!(rt, "ActivityDefinition" | "PlanDefinition")
+        && value.get("subjectCanonical").is_some()
+    {
+        return Some("subjectCanonical".to_owned());
+    }
+    fn walk(v: &Value) -> Option<String> {
+        match v {
+            Value::Object(o) => o.iter().find_map(|(k, x)| {
+                if k.ends_with("CodeableReference") || k.ends_with("RatioRange") {
+                    Some(k.clone())
+                } else {
+                    walk(x)
+                }
+            }),
+            Value::Array(a) => a.iter().find_map(walk),
+            _ => None,
+        }
+    }
+    walk(value)
 }
 
 /// serde's messages quote the offending value (`invalid type: string "Jane Doe"`). That value
@@ -331,6 +360,14 @@ mod tests {
             (
                 json!({"resourceType": "SubstanceDefinition"}),
                 "not supported",
+            ),
+            (
+                json!({"resourceType": "Patient", "extension": [{"url": "http://x", "valueRatioRange": {}}]}),
+                "only in FHIR R4B",
+            ),
+            (
+                json!({"resourceType": "PlanDefinition", "status": "draft", "subjectCanonical": "http://x"}),
+                "only in FHIR R4B",
             ),
             (
                 json!({"resourceType": "Patient", "contained": [{"resourceType": "SubscriptionTopic", "id": "t", "status": "active", "url": "http://x"}]}),
