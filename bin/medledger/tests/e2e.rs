@@ -598,17 +598,21 @@ async fn start_up_fails_closed_when_state_is_lost_or_replaced() {
     );
     back("keys/master.key");
 
-    // A lost state database must not turn every blob into garbage.
-    mv("state.db");
-    let _ = std::fs::remove_file(dir.path().join("state.db-wal"));
-    let _ = std::fs::remove_file(dir.path().join("state.db-shm"));
+    // A lost state database must not turn every blob into garbage. (SQLite keeps committed pages
+    // in the WAL until a checkpoint, so the database is the three files together.)
+    let db_files = ["state.db", "state.db-wal", "state.db-shm"];
+    let present: Vec<&str> = db_files
+        .into_iter()
+        .filter(|f| dir.path().join(f).exists())
+        .collect();
+    present.iter().for_each(|f| mv(f));
     let err = support::start_refused(dir.path());
     assert!(err.contains("inconsistent"), "{err}");
     assert_eq!(dev.blob_files(), blobs, "blobs were deleted");
-    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+    for f in db_files {
         let _ = std::fs::remove_file(dir.path().join(f));
     }
-    back("state.db");
+    present.iter().for_each(|f| back(f));
 
     // A replaced chain (new sealer, no heads) no longer holds the recorded tree heads.
     mv("chain");

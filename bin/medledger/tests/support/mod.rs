@@ -229,18 +229,34 @@ impl Dev {
 /// Runs `medledger dev` on `dir` expecting it to refuse to start; returns what it printed.
 pub fn start_refused(dir: &Path) -> String {
     let port = free_port();
-    let out = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args(["dev", "--data-dir"])
         .arg(dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("medledger dev started on a damaged data dir");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(
-        !out.status.success(),
-        "medledger dev started on a damaged data dir"
+        !status.success(),
+        "medledger dev exited successfully on a damaged data dir"
     );
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    err
 }
 
 fn spawn(dir: &Path, port: u16, extra: &[&str]) -> Child {
