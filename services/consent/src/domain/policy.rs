@@ -57,6 +57,14 @@ pub enum Decision {
 pub trait AccessPolicy: Send + Sync + 'static {
     /// Decides one access.
     async fn check(&self, query: AccessQuery<'_>) -> Decision;
+
+    /// [`AccessPolicy::check`] as a `Result`: `Err` carries the reason for the caller.
+    async fn permit(&self, query: AccessQuery<'_>) -> Result<(), String> {
+        match self.check(query).await {
+            Decision::Permit => Ok(()),
+            Decision::Deny(reason) => Err(reason),
+        }
+    }
 }
 
 /// Scope check plus role check: practitioners act within their scopes; every other role is

@@ -8,42 +8,11 @@
 use std::collections::{HashMap, HashSet};
 
 use medledger_auth::Claims;
-use medledger_consent::Interaction;
 use medledger_fhir::{rewrite_references, unresolved_urn_references};
 use medledger_http::{ApiError, etag};
 use serde_json::{Value, json};
 
-use super::write::{Ingest, Prepared, WriteOutcome, new_id, now_instant, valid_id};
-
-/// One entry's planned operation.
-#[derive(Debug, Clone)]
-enum Op {
-    Create {
-        rt: String,
-        id: String,
-        value: Value,
-    },
-    Update {
-        rt: String,
-        id: String,
-        value: Value,
-        if_match: Option<u64>,
-    },
-    Delete {
-        rt: String,
-        id: String,
-    },
-}
-
-impl Op {
-    fn key(&self) -> String {
-        match self {
-            Op::Create { rt, id, .. } | Op::Update { rt, id, .. } | Op::Delete { rt, id } => {
-                format!("{rt}/{id}")
-            }
-        }
-    }
-}
+use super::write::{Ingest, Op, Prepared, WriteOutcome, new_id, now_instant};
 
 /// Whether a Bundle is processed atomically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,79 +219,6 @@ impl Ingest {
                 }
             })
             .collect()
-    }
-
-    /// Validates, authorises and encrypts one operation. `None` for a delete of a deleted record.
-    async fn prepare_op(&self, claims: &Claims, op: Op) -> Result<Option<Prepared>, ApiError> {
-        match op {
-            Op::Create { rt, id, value } => {
-                self.authorize(claims, Interaction::Create, &rt, None)
-                    .await?;
-                self.validate_as(&rt, &value)?;
-                Ok(Some(
-                    self.prepare_version(claims, &rt, &id, value, None, None)
-                        .await?,
-                ))
-            }
-            Op::Update {
-                rt,
-                id,
-                value,
-                if_match,
-            } => {
-                self.authorize(claims, Interaction::Update, &rt, None)
-                    .await?;
-                if !valid_id(&id) {
-                    return Err(ApiError::bad_request(format!(
-                        "'{id}' is not a valid FHIR id"
-                    )));
-                }
-                self.validate_as(&rt, &value)?;
-                if value.get("id").and_then(Value::as_str) != Some(id.as_str()) {
-                    return Err(ApiError::bad_request(
-                        "the resource id does not match request.url",
-                    ));
-                }
-                let head = self.index.head(&rt, &id).await?;
-                if let Some(want) = if_match
-                    && head.as_ref().map(|h| h.version) != Some(want)
-                {
-                    return Err(ApiError::precondition_failed(format!(
-                        "ifMatch W/\"{want}\" does not match the current version"
-                    )));
-                }
-                let prepared = self
-                    .prepare_version(
-                        claims,
-                        &rt,
-                        &id,
-                        value,
-                        head.as_ref().map(|h| h.version),
-                        head.as_ref().map(|h| h.owner.as_str()),
-                    )
-                    .await?;
-                Ok(Some(prepared))
-            }
-            Op::Delete { rt, id } => {
-                self.authorize(claims, Interaction::Delete, &rt, None)
-                    .await?;
-                let head = self
-                    .index
-                    .head(&rt, &id)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(format!("{rt}/{id} is not known")))?;
-                if head.deleted {
-                    return Ok(None);
-                }
-                Ok(Some(self.prepare_delete(
-                    claims,
-                    &rt,
-                    &id,
-                    head.version,
-                    &head.owner,
-                )))
-            }
-        }
     }
 
     async fn transaction(&self, claims: &Claims, ops: Vec<Op>) -> Result<Vec<Value>, ApiError> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use medledger_auth::Claims;
 use medledger_blobstore::{BlobStore, Cid};
-use medledger_consent::{AccessPolicy, AccessQuery, Decision, Interaction};
+use medledger_consent::{AccessPolicy, AccessQuery, Interaction};
 use medledger_crypto::{commitment, new_salt, seal_version, version_aad};
 use medledger_fhir::{Owner, canonical_json, owner_of, validate_resource};
 use medledger_http::ApiError;
@@ -83,6 +83,36 @@ pub(crate) fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
+/// One write, as a single request or a Bundle entry asks for it.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Create {
+        rt: String,
+        id: String,
+        value: Value,
+    },
+    Update {
+        rt: String,
+        id: String,
+        value: Value,
+        if_match: Option<u64>,
+    },
+    Delete {
+        rt: String,
+        id: String,
+    },
+}
+
+impl Op {
+    pub(crate) fn key(&self) -> String {
+        match self {
+            Op::Create { rt, id, .. } | Op::Update { rt, id, .. } | Op::Delete { rt, id } => {
+                format!("{rt}/{id}")
+            }
+        }
+    }
+}
+
 impl Ingest {
     /// Wires the service to its ports.
     pub fn new(
@@ -106,27 +136,22 @@ impl Ingest {
         &self.config
     }
 
-    /// Denies unless the policy permits.
+    /// Denies (403) unless the policy permits.
     pub(crate) async fn authorize(
         &self,
         claims: &Claims,
         interaction: Interaction,
         rt: &str,
-        owner: Option<&str>,
     ) -> Result<(), ApiError> {
-        match self
-            .policy
-            .check(AccessQuery {
+        self.policy
+            .permit(AccessQuery {
                 claims,
                 interaction,
                 resource_type: rt,
-                owner,
+                owner: None,
             })
             .await
-        {
-            Decision::Permit => Ok(()),
-            Decision::Deny(reason) => Err(ApiError::forbidden(reason)),
-        }
+            .map_err(ApiError::forbidden)
     }
 
     /// Checks that `value` is a valid resource of type `rt`.
@@ -301,6 +326,103 @@ impl Ingest {
         }
     }
 
+    /// Validates, authorises and encrypts one write; `None` for a delete of a deleted record.
+    /// Single requests and Bundle entries both come through here.
+    pub(crate) async fn prepare_op(
+        &self,
+        claims: &Claims,
+        op: Op,
+    ) -> Result<Option<Prepared>, ApiError> {
+        match op {
+            Op::Create { rt, id, value } => {
+                self.authorize(claims, Interaction::Create, &rt).await?;
+                self.validate_as(&rt, &value)?;
+                Ok(Some(
+                    self.prepare_version(claims, &rt, &id, value, None, None)
+                        .await?,
+                ))
+            }
+            Op::Update {
+                rt,
+                id,
+                value,
+                if_match,
+            } => {
+                self.authorize(claims, Interaction::Update, &rt).await?;
+                if !valid_id(&id) {
+                    return Err(ApiError::bad_request(format!(
+                        "'{id}' is not a valid FHIR id"
+                    )));
+                }
+                self.validate_as(&rt, &value)?;
+                match value.get("id").and_then(Value::as_str) {
+                    Some(body_id) if body_id == id => {}
+                    Some(_) => {
+                        return Err(ApiError::bad_request(
+                            "the resource id does not match the id in the URL",
+                        ));
+                    }
+                    None => {
+                        return Err(ApiError::bad_request(
+                            "an update must carry the resource id in the body",
+                        ));
+                    }
+                }
+                let head = self.index.head(&rt, &id).await?;
+                if let Some(want) = if_match {
+                    match &head {
+                        Some(h) if h.version == want => {}
+                        Some(h) => {
+                            return Err(ApiError::precondition_failed(format!(
+                                "If-Match W/\"{want}\" but the current version is {}",
+                                h.version
+                            )));
+                        }
+                        None => {
+                            return Err(ApiError::precondition_failed(format!(
+                                "If-Match W/\"{want}\" but {rt}/{id} does not exist"
+                            )));
+                        }
+                    }
+                }
+                let (expected, owner) = (
+                    head.as_ref().map(|h| h.version),
+                    head.as_ref().map(|h| h.owner.as_str()),
+                );
+                Ok(Some(
+                    self.prepare_version(claims, &rt, &id, value, expected, owner)
+                        .await?,
+                ))
+            }
+            Op::Delete { rt, id } => {
+                self.authorize(claims, Interaction::Delete, &rt).await?;
+                let head = self
+                    .index
+                    .head(&rt, &id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("{rt}/{id} is not known")))?;
+                if head.deleted {
+                    return Ok(None);
+                }
+                Ok(Some(self.prepare_delete(
+                    claims,
+                    &rt,
+                    &id,
+                    head.version,
+                    &head.owner,
+                )))
+            }
+        }
+    }
+
+    /// Prepares and commits one write.
+    async fn write(&self, claims: &Claims, op: Op) -> Result<Option<WriteOutcome>, ApiError> {
+        match self.prepare_op(claims, op).await? {
+            Some(p) => Ok(Some(one(self.commit(vec![p]).await?)?)),
+            None => Ok(None),
+        }
+    }
+
     /// `POST /{type}`.
     pub async fn create(
         &self,
@@ -308,13 +430,14 @@ impl Ingest {
         rt: &str,
         value: Value,
     ) -> Result<WriteOutcome, ApiError> {
-        self.authorize(claims, Interaction::Create, rt, None)
-            .await?;
-        self.validate_as(rt, &value)?;
-        let p = self
-            .prepare_version(claims, rt, &new_id(), value, None, None)
-            .await?;
-        one(self.commit(vec![p]).await?)
+        let op = Op::Create {
+            rt: rt.to_owned(),
+            id: new_id(),
+            value,
+        };
+        self.write(claims, op)
+            .await?
+            .ok_or_else(|| ApiError::internal("create produced no version"))
     }
 
     /// `PUT /{type}/{id}` (update, or create with a client-chosen id).
@@ -326,55 +449,15 @@ impl Ingest {
         value: Value,
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, ApiError> {
-        self.authorize(claims, Interaction::Update, rt, None)
-            .await?;
-        if !valid_id(id) {
-            return Err(ApiError::bad_request(format!(
-                "'{id}' is not a valid FHIR id"
-            )));
-        }
-        self.validate_as(rt, &value)?;
-        match value.get("id").and_then(Value::as_str) {
-            Some(body_id) if body_id == id => {}
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "the resource id does not match the id in the URL",
-                ));
-            }
-            None => {
-                return Err(ApiError::bad_request(
-                    "an update must carry the resource id in the body",
-                ));
-            }
-        }
-        let head = self.index.head(rt, id).await?;
-        if let Some(want) = if_match {
-            match &head {
-                Some(h) if h.version == want => {}
-                Some(h) => {
-                    return Err(ApiError::precondition_failed(format!(
-                        "If-Match W/\"{want}\" but the current version is {}",
-                        h.version
-                    )));
-                }
-                None => {
-                    return Err(ApiError::precondition_failed(format!(
-                        "If-Match W/\"{want}\" but {rt}/{id} does not exist"
-                    )));
-                }
-            }
-        }
-        let p = self
-            .prepare_version(
-                claims,
-                rt,
-                id,
-                value,
-                head.as_ref().map(|h| h.version),
-                head.as_ref().map(|h| h.owner.as_str()),
-            )
-            .await?;
-        one(self.commit(vec![p]).await?)
+        let op = Op::Update {
+            rt: rt.to_owned(),
+            id: id.to_owned(),
+            value,
+            if_match,
+        };
+        self.write(claims, op)
+            .await?
+            .ok_or_else(|| ApiError::internal("update produced no version"))
     }
 
     /// `DELETE /{type}/{id}`. Deleting a deleted resource is a no-op; an unknown one is 404.
@@ -384,16 +467,14 @@ impl Ingest {
         rt: &str,
         id: &str,
     ) -> Result<Option<WriteOutcome>, ApiError> {
-        self.authorize(claims, Interaction::Delete, rt, None)
-            .await?;
-        let Some(head) = self.index.head(rt, id).await? else {
-            return Err(ApiError::not_found(format!("{rt}/{id} is not known")));
-        };
-        if head.deleted {
-            return Ok(None);
-        }
-        let p = self.prepare_delete(claims, rt, id, head.version, &head.owner);
-        Ok(Some(one(self.commit(vec![p]).await?)?))
+        self.write(
+            claims,
+            Op::Delete {
+                rt: rt.to_owned(),
+                id: id.to_owned(),
+            },
+        )
+        .await
     }
 
     /// Removes blobs no index row refers to (left by a crash between blob write and commit).

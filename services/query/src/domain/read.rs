@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use medledger_auth::Claims;
 use medledger_blobstore::{BlobStore, Cid};
-use medledger_consent::{AccessPolicy, AccessQuery, Decision, Interaction};
+use medledger_consent::{AccessPolicy, AccessQuery, Interaction};
 use medledger_crypto::{commitment, open_version, version_aad};
 use medledger_http::ApiError;
 use medledger_keys::OwnerKeys;
@@ -66,25 +66,15 @@ impl Query {
         }
     }
 
-    pub(crate) async fn authorize(
-        &self,
-        claims: &Claims,
-        rt: &str,
-        owner: Option<&str>,
-    ) -> Result<(), ApiError> {
-        match self
-            .policy
-            .check(AccessQuery {
-                claims,
-                interaction: Interaction::Read,
-                resource_type: rt,
-                owner,
-            })
-            .await
-        {
-            Decision::Permit => Ok(()),
-            Decision::Deny(reason) => Err(ApiError::forbidden(reason)),
-        }
+    /// Denies (403) unless the policy permits the read.
+    pub(crate) async fn authorize(&self, claims: &Claims, rt: &str) -> Result<(), ApiError> {
+        let query = AccessQuery {
+            claims,
+            interaction: Interaction::Read,
+            resource_type: rt,
+            owner: None,
+        };
+        self.policy.permit(query).await.map_err(ApiError::forbidden)
     }
 
     /// Reads `rt/id` at version `vid`, or the current version when `vid` is `None`.
@@ -95,7 +85,7 @@ impl Query {
         id: &str,
         vid: Option<u64>,
     ) -> Result<VerifiedVersion, ApiError> {
-        self.authorize(claims, rt, None).await?;
+        self.authorize(claims, rt).await?;
         if medledger_fhir::accepted_type(rt) != medledger_fhir::AcceptedType::Yes {
             return Err(ApiError::not_found(format!(
                 "resource type '{rt}' is not served here"
