@@ -198,14 +198,15 @@ async fn update_and_delete_rules() {
         StatusCode::BAD_REQUEST
     );
 
-    assert_eq!(
+    assert!(
         f.ingest
             .delete(&c, "Observation", "nope")
             .await
-            .unwrap_err()
-            .status,
-        StatusCode::NOT_FOUND
+            .unwrap()
+            .is_none(),
+        "deleting an unknown id stores nothing"
     );
+    assert!(f.store.head("Observation", "nope").await.unwrap().is_none());
     assert_eq!(
         f.ingest
             .delete(&c, "Observation", &o.id)

@@ -396,11 +396,11 @@ impl Ingest {
             }
             Op::Delete { rt, id } => {
                 self.authorize(claims, Interaction::Delete, &rt).await?;
-                let head = self
-                    .index
-                    .head(&rt, &id)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(format!("{rt}/{id} is not known")))?;
+                // FHIR R4 §3.1.0.7.1: deleting a resource that does not exist, or is already
+                // deleted, succeeds (204) and changes nothing.
+                let Some(head) = self.index.head(&rt, &id).await? else {
+                    return Ok(None);
+                };
                 if head.deleted {
                     return Ok(None);
                 }
@@ -460,7 +460,7 @@ impl Ingest {
             .ok_or_else(|| ApiError::internal("update produced no version"))
     }
 
-    /// `DELETE /{type}/{id}`. Deleting a deleted resource is a no-op; an unknown one is 404.
+    /// `DELETE /{type}/{id}`. Deleting a deleted or unknown resource is a no-op (204).
     pub async fn delete(
         &self,
         claims: &Claims,
