@@ -20,6 +20,7 @@ tools: ## install forge, anvil and solc into $(MEDLEDGER_CACHE)/tools
 	@scripts/install-tools >/dev/null
 
 test-rust:
+	scripts/ensure-postgres
 	cargo test --workspace --locked
 
 test-contracts:

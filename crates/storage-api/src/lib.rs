@@ -5,6 +5,9 @@
 //! Nothing here ever holds resource plaintext: rows carry ids, versions, CIDs, wrapped keys and
 //! commitments only.
 
+#[cfg(any(test, feature = "test-utils"))]
+pub mod conformance;
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

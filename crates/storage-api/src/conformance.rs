@@ -1,0 +1,199 @@
+//! The contract every storage backend must meet, as test functions. Each backend's tests call
+//! these against a fresh, empty store, so SQLite (embedded) and PostgreSQL (distributed) are held
+//! to the same behaviour.
+
+#![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
+
+use crate::{
+    LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordIndex, StoreError, TreeHeadRow,
+    VersionRow, VersionWrite,
+};
+
+fn row(id: &str, version: u64) -> VersionRow {
+    VersionRow {
+        resource_type: "Observation".into(),
+        id: id.into(),
+        version,
+        cid: Some(format!("bafy{id}{version}")),
+        wrapped_key: vec![1, 2, 3],
+        owner: "Patient/p".into(),
+        commitment: Some([7; 32]),
+        deleted: false,
+        last_updated: "2026-01-01T00:00:00.000Z".into(),
+        actor: "Practitioner/x".into(),
+    }
+}
+
+/// Commits are all-or-nothing, check the expected version, and are read back exactly.
+pub async fn record_index(s: &dyn RecordIndex) {
+    let ev = OutboxEvent {
+        topic: "t".into(),
+        key: b"k".to_vec(),
+        payload: b"p".to_vec(),
+    };
+    s.commit(
+        &[VersionWrite {
+            row: row("a", 1),
+            expected: None,
+        }],
+        std::slice::from_ref(&ev),
+    )
+    .await
+    .unwrap();
+    let stale = VersionWrite {
+        row: row("a", 2),
+        expected: None,
+    };
+    let fresh = VersionWrite {
+        row: row("b", 1),
+        expected: None,
+    };
+    let e = s
+        .commit(&[fresh, stale], std::slice::from_ref(&ev))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Conflict {
+                found: Some(1),
+                expected: None,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        s.head("Observation", "b").await.unwrap().is_none(),
+        "a failed commit stored a row"
+    );
+    s.commit(
+        &[VersionWrite {
+            row: row("a", 2),
+            expected: Some(1),
+        }],
+        &[],
+    )
+    .await
+    .unwrap();
+    let e = s
+        .commit(
+            &[VersionWrite {
+                row: row("a", 3),
+                expected: Some(1),
+            }],
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::Conflict { found: Some(2), .. }),
+        "{e}"
+    );
+    let head = s.head("Observation", "a").await.unwrap().unwrap();
+    assert_eq!(
+        (head.version, head.deleted, head.owner.as_str()),
+        (2, false, "Patient/p")
+    );
+    assert_eq!(
+        s.version("Observation", "a", 1).await.unwrap().unwrap(),
+        row("a", 1)
+    );
+    assert!(s.version("Observation", "a", 9).await.unwrap().is_none());
+    let deletion = VersionRow {
+        cid: None,
+        commitment: None,
+        deleted: true,
+        wrapped_key: Vec::new(),
+        ..row("a", 3)
+    };
+    s.commit(
+        &[VersionWrite {
+            row: deletion.clone(),
+            expected: Some(2),
+        }],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(s.head("Observation", "a").await.unwrap().unwrap().deleted);
+    assert_eq!(
+        s.version("Observation", "a", 3).await.unwrap().unwrap(),
+        deletion
+    );
+    let mut cids = s.referenced_cids().await.unwrap();
+    cids.sort();
+    assert_eq!(cids, vec!["bafya1".to_owned(), "bafya2".to_owned()]);
+}
+
+/// The first owner key stored wins; later inserts get it back.
+pub async fn owner_keys(s: &dyn OwnerKeyStore) {
+    assert!(s.wrapped_owner_key("Patient/a").await.unwrap().is_none());
+    assert_eq!(
+        s.insert_owner_key("Patient/a", b"first").await.unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        s.insert_owner_key("Patient/a", b"second").await.unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        s.wrapped_owner_key("Patient/a").await.unwrap().unwrap(),
+        b"first"
+    );
+}
+
+/// Leaves are appended once, in order; tree heads are found by the leaves they cover.
+pub async fn ledger_store(s: &dyn LedgerStore) {
+    let leaf = |subject: &str, version| LeafRow {
+        index: 0,
+        kind: 1,
+        subject: subject.into(),
+        version,
+        leaf: vec![9, version as u8],
+    };
+    let got = s
+        .append_leaves(&[leaf("A/1", 1), leaf("A/1", 2)])
+        .await
+        .unwrap();
+    assert_eq!(got.iter().map(|l| l.index).collect::<Vec<_>>(), vec![0, 1]);
+    let again = s
+        .append_leaves(&[leaf("A/1", 2), leaf("B/1", 1)])
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "a duplicate leaf was appended");
+    assert_eq!(again[0].index, 2);
+    assert_eq!(s.latest_logged_version(1, "A/1").await.unwrap(), Some(2));
+    assert_eq!(s.latest_logged_version(1, "C/1").await.unwrap(), None);
+    assert_eq!(
+        s.leaf_for(1, "A/1", 2).await.unwrap().unwrap().leaf,
+        vec![9, 2]
+    );
+    assert_eq!(
+        s.leaves_from(1)
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.index)
+            .collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(s.latest_tree_head().await.unwrap().is_none());
+    let head = |size: u64| TreeHeadRow {
+        tree_size: size,
+        root: [size as u8; 32],
+        chain_id: 1337,
+        contract: "0xabc".into(),
+        chain_index: size,
+        block_number: size,
+        block_hash: "0xb".into(),
+        tx_hash: "0xt".into(),
+    };
+    s.insert_tree_head(&head(2)).await.unwrap();
+    s.insert_tree_head(&head(3)).await.unwrap();
+    s.insert_tree_head(&head(3)).await.unwrap();
+    assert_eq!(s.latest_tree_head().await.unwrap().unwrap(), head(3));
+    assert_eq!(s.tree_head_covering(1).await.unwrap().unwrap().tree_size, 2);
+    assert_eq!(s.tree_head_covering(2).await.unwrap().unwrap().tree_size, 3);
+    assert!(s.tree_head_covering(3).await.unwrap().is_none());
+}

@@ -1,0 +1,373 @@
+//! PostgreSQL implementation of the storage ports via sqlx: one schema per service, versioned
+//! migrations, and the ingest outbox written in the same transaction as the index rows.
+//!
+//! Writers serialise per record with `SELECT … FOR UPDATE` on the head row (and on a missing
+//! head through the primary key: a concurrent insert of the same new record fails the second
+//! transaction, which is reported as a version conflict). Leaf appends take a transaction-scoped
+//! advisory lock so leaf indexes stay dense even with several ledger-writer processes.
+
+use std::time::Duration;
+
+use medledger_storage_api::{
+    LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, StoreError,
+    TreeHeadRow, VersionRow, VersionWrite,
+};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+
+fn err(e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Advisory lock key serialising leaf appends ("mlleaves").
+const LEAF_LOCK: i64 = 0x6d6c_6c65_6176_6573;
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (e.g. `postgres://user@host/db`) and applies the migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(err)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    /// The pool (for the outbox relay).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn version_from_row(r: &PgRow) -> Result<VersionRow, StoreError> {
+    let commitment: Option<Vec<u8>> = r.try_get("commitment").map_err(err)?;
+    let commitment = match commitment {
+        Some(c) => Some(
+            c.try_into()
+                .map_err(|_| StoreError::Unavailable("commitment is not 32 bytes".into()))?,
+        ),
+        None => None,
+    };
+    Ok(VersionRow {
+        resource_type: r.try_get("resource_type").map_err(err)?,
+        id: r.try_get("id").map_err(err)?,
+        version: r.try_get::<i64, _>("version").map_err(err)? as u64,
+        cid: r.try_get("cid").map_err(err)?,
+        wrapped_key: r.try_get("wrapped_key").map_err(err)?,
+        owner: r.try_get("owner").map_err(err)?,
+        commitment,
+        deleted: r.try_get("deleted").map_err(err)?,
+        last_updated: r.try_get("last_updated").map_err(err)?,
+        actor: r.try_get("actor").map_err(err)?,
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.code().as_deref() == Some("23505"))
+}
+
+#[async_trait::async_trait]
+impl RecordIndex for PgStore {
+    async fn head(&self, resource_type: &str, id: &str) -> Result<Option<RecordHead>, StoreError> {
+        let row = sqlx::query("SELECT version, deleted, owner FROM ingest.record_heads WHERE resource_type = $1 AND id = $2")
+            .bind(resource_type)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.map(|r| {
+            Ok(RecordHead {
+                version: r.try_get::<i64, _>("version").map_err(err)? as u64,
+                deleted: r.try_get("deleted").map_err(err)?,
+                owner: r.try_get("owner").map_err(err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn version(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<VersionRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM ingest.record_versions WHERE resource_type = $1 AND id = $2 AND version = $3")
+            .bind(resource_type)
+            .bind(id)
+            .bind(version as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    async fn commit(
+        &self,
+        writes: &[VersionWrite],
+        events: &[OutboxEvent],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        for w in writes {
+            let r = &w.row;
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM ingest.record_heads WHERE resource_type = $1 AND id = $2 FOR UPDATE")
+                    .bind(&r.resource_type)
+                    .bind(&r.id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            let found = found.map(|v| v as u64);
+            if found != w.expected {
+                return Err(StoreError::Conflict {
+                    resource: r.key(),
+                    expected: w.expected,
+                    found,
+                });
+            }
+            let conflict = |e: sqlx::Error| {
+                if is_unique_violation(&e) {
+                    // A concurrent writer created this record first.
+                    StoreError::Conflict {
+                        resource: r.key(),
+                        expected: w.expected,
+                        found: None,
+                    }
+                } else {
+                    err(e)
+                }
+            };
+            sqlx::query(
+                "INSERT INTO ingest.record_versions (resource_type, id, version, cid, wrapped_key, owner, commitment, deleted, last_updated, actor) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&r.resource_type)
+            .bind(&r.id)
+            .bind(r.version as i64)
+            .bind(&r.cid)
+            .bind(&r.wrapped_key)
+            .bind(&r.owner)
+            .bind(r.commitment.map(|c| c.to_vec()))
+            .bind(r.deleted)
+            .bind(&r.last_updated)
+            .bind(&r.actor)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict)?;
+            sqlx::query(
+                "INSERT INTO ingest.record_heads (resource_type, id, version, deleted, owner) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted, owner = excluded.owner",
+            )
+            .bind(&r.resource_type)
+            .bind(&r.id)
+            .bind(r.version as i64)
+            .bind(r.deleted)
+            .bind(&r.owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict)?;
+        }
+        for e in events {
+            sqlx::query("INSERT INTO ingest.outbox (topic, key, payload) VALUES ($1, $2, $3)")
+                .bind(&e.topic)
+                .bind(&e.key)
+                .bind(&e.payload)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    async fn referenced_cids(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT cid FROM ingest.record_versions WHERE cid IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)
+    }
+}
+
+#[async_trait::async_trait]
+impl OwnerKeyStore for PgStore {
+    async fn wrapped_owner_key(&self, owner: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT wrapped FROM ingest.owner_keys WHERE owner = $1")
+            .bind(owner)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)
+    }
+
+    async fn insert_owner_key(&self, owner: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError> {
+        sqlx::query("INSERT INTO ingest.owner_keys (owner, wrapped) VALUES ($1, $2) ON CONFLICT (owner) DO NOTHING")
+            .bind(owner)
+            .bind(wrapped)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        sqlx::query_scalar("SELECT wrapped FROM ingest.owner_keys WHERE owner = $1")
+            .bind(owner)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)
+    }
+}
+
+fn leaf_from_row(r: &PgRow) -> Result<LeafRow, StoreError> {
+    Ok(LeafRow {
+        index: r.try_get::<i64, _>("leaf_index").map_err(err)? as u64,
+        kind: r.try_get::<i16, _>("kind").map_err(err)? as u8,
+        subject: r.try_get("subject").map_err(err)?,
+        version: r.try_get::<i64, _>("version").map_err(err)? as u64,
+        leaf: r.try_get("leaf").map_err(err)?,
+    })
+}
+
+fn head_from_row(r: &PgRow) -> Result<TreeHeadRow, StoreError> {
+    let root: Vec<u8> = r.try_get("root").map_err(err)?;
+    Ok(TreeHeadRow {
+        tree_size: r.try_get::<i64, _>("tree_size").map_err(err)? as u64,
+        root: root
+            .try_into()
+            .map_err(|_| StoreError::Unavailable("root is not 32 bytes".into()))?,
+        chain_id: r.try_get::<i64, _>("chain_id").map_err(err)? as u64,
+        contract: r.try_get("contract").map_err(err)?,
+        chain_index: r.try_get::<i64, _>("chain_index").map_err(err)? as u64,
+        block_number: r.try_get::<i64, _>("block_number").map_err(err)? as u64,
+        block_hash: r.try_get("block_hash").map_err(err)?,
+        tx_hash: r.try_get("tx_hash").map_err(err)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl LedgerStore for PgStore {
+    async fn leaves_from(&self, start: u64) -> Result<Vec<LeafRow>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM ledger.leaves WHERE leaf_index >= $1 ORDER BY leaf_index")
+                .bind(start as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+        rows.iter().map(leaf_from_row).collect()
+    }
+
+    async fn append_leaves(&self, leaves: &[LeafRow]) -> Result<Vec<LeafRow>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(LEAF_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let mut next: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM ledger.leaves")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
+        let mut appended = Vec::new();
+        for l in leaves {
+            let done = sqlx::query(
+                "INSERT INTO ledger.leaves (leaf_index, kind, subject, version, leaf) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (kind, subject, version) DO NOTHING",
+            )
+            .bind(next)
+            .bind(i16::from(l.kind))
+            .bind(&l.subject)
+            .bind(l.version as i64)
+            .bind(&l.leaf)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            if done.rows_affected() == 1 {
+                appended.push(LeafRow {
+                    index: next as u64,
+                    ..l.clone()
+                });
+                next += 1;
+            }
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(appended)
+    }
+
+    async fn leaf_for(
+        &self,
+        kind: u8,
+        subject: &str,
+        version: u64,
+    ) -> Result<Option<LeafRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM ledger.leaves WHERE kind = $1 AND subject = $2 AND version = $3",
+        )
+        .bind(i16::from(kind))
+        .bind(subject)
+        .bind(version as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        row.as_ref().map(leaf_from_row).transpose()
+    }
+
+    async fn latest_logged_version(
+        &self,
+        kind: u8,
+        subject: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(version) FROM ledger.leaves WHERE kind = $1 AND subject = $2",
+        )
+        .bind(i16::from(kind))
+        .bind(subject)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(v.map(|v| v as u64))
+    }
+
+    async fn insert_tree_head(&self, h: &TreeHeadRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ledger.tree_heads (tree_size, root, chain_id, contract, chain_index, block_number, block_hash, tx_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tree_size) DO NOTHING",
+        )
+        .bind(h.tree_size as i64)
+        .bind(h.root.to_vec())
+        .bind(h.chain_id as i64)
+        .bind(&h.contract)
+        .bind(h.chain_index as i64)
+        .bind(h.block_number as i64)
+        .bind(&h.block_hash)
+        .bind(&h.tx_hash)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn latest_tree_head(&self) -> Result<Option<TreeHeadRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM ledger.tree_heads ORDER BY tree_size DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(head_from_row).transpose()
+    }
+
+    async fn tree_head_covering(&self, index: u64) -> Result<Option<TreeHeadRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM ledger.tree_heads WHERE tree_size > $1 ORDER BY tree_size LIMIT 1",
+        )
+        .bind(index as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        row.as_ref().map(head_from_row).transpose()
+    }
+}
