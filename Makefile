@@ -21,7 +21,7 @@ tools: ## install forge, anvil and solc into $(MEDLEDGER_CACHE)/tools
 
 test-rust:
 	scripts/ensure-postgres
-	cargo test --workspace --locked
+	. $(MEDLEDGER_CACHE)/tools/env.sh && cargo test --workspace --locked
 
 test-contracts:
 	scripts/check-contracts

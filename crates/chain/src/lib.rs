@@ -22,14 +22,19 @@ mod abi;
 mod block;
 mod blocklog;
 mod chain;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod conformance;
 mod embedded;
 mod evm;
 mod mpt;
 mod reader;
+pub mod rpc;
 
 pub use alloy::primitives::{Address, B256, Bytes, Log};
+pub use alloy::signers::local::PrivateKeySigner;
 pub use embedded::EmbeddedChain;
 pub use reader::ChainReader;
+pub use rpc::RpcLedger;
 
 /// The ledger port: commits Merkle tree heads to a chain and reads them back.
 #[async_trait::async_trait]
