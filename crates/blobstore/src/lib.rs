@@ -5,6 +5,8 @@
 //! so the embedded store and an IPFS node agree on every CID and a blob can move between them.
 
 pub mod cid;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod conformance;
 pub mod local;
 pub mod unixfs;
 

@@ -224,6 +224,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn meets_the_blob_store_contract() {
+        let dir = tempfile::tempdir().expect("tmp");
+        crate::conformance::blob_store(&LocalBlockstore::open(dir.path()).expect("open")).await;
+    }
+
+    #[tokio::test]
     async fn flipped_byte_is_detected() {
         let dir = tempfile::tempdir().expect("tmp");
         let store = LocalBlockstore::open(dir.path()).expect("open");

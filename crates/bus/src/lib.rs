@@ -6,6 +6,8 @@
 //! appended. Delivery is at-least-once; consumers make their effects idempotent and commit offsets
 //! only after the effect is durable.
 
+#[cfg(any(test, feature = "test-utils"))]
+pub mod conformance;
 pub mod sqlite;
 
 pub use sqlite::SqliteBus;

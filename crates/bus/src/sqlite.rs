@@ -167,62 +167,29 @@ impl Subscription for SqliteSubscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conformance;
     use sqlx::sqlite::SqliteConnectOptions;
 
-    async fn pool(path: &std::path::Path) -> SqlitePool {
+    async fn bus(path: &std::path::Path) -> SqliteBus {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        SqlitePool::connect_with(opts).await.expect("pool")
+        let bus = SqliteBus::new(SqlitePool::connect_with(opts).await.expect("pool"));
+        bus.migrate().await.expect("migrate");
+        bus
     }
 
     #[tokio::test]
-    async fn ordered_delivery_and_resume_after_commit() {
+    async fn meets_the_ordering_and_offset_contract() {
         let dir = tempfile::tempdir().expect("tmp");
         let db = dir.path().join("bus.db");
-        let bus = SqliteBus::new(pool(&db).await);
-        bus.migrate().await.expect("migrate");
-        for i in 0..5u8 {
-            bus.publish("t", b"k", &[i]).await.expect("publish");
-        }
-        bus.publish("other", b"k", b"x").await.expect("publish");
-        let mut sub = bus.subscribe("g", "t").await.expect("sub");
-        let got = sub.poll(3, Duration::ZERO).await.expect("poll");
-        assert_eq!(
-            got.iter().map(|r| r.payload[0]).collect::<Vec<_>>(),
-            vec![0, 1, 2]
-        );
-        sub.commit(&got[1]).await.expect("commit");
-        drop(sub);
-
-        // A new pool on the same file, as after a restart: resume after the committed offset.
-        let bus2 = SqliteBus::new(pool(&db).await);
-        let mut sub = bus2.subscribe("g", "t").await.expect("sub");
-        let got = sub.poll(10, Duration::ZERO).await.expect("poll");
-        assert_eq!(
-            got.iter().map(|r| r.payload[0]).collect::<Vec<_>>(),
-            vec![2, 3, 4]
-        );
-        // Another group starts from the beginning.
-        let mut other = bus2.subscribe("g2", "t").await.expect("sub");
-        assert_eq!(other.poll(10, Duration::ZERO).await.expect("poll").len(), 5);
-        // Offsets are strictly increasing.
-        assert!(got.windows(2).all(|w| w[0].offset < w[1].offset));
+        let first = bus(&db).await;
+        conformance::ordering_and_offsets(&first, "t", "other", || bus(&db)).await;
     }
 
     #[tokio::test]
-    async fn poll_waits_for_new_events() {
+    async fn meets_the_waiting_poll_contract() {
         let dir = tempfile::tempdir().expect("tmp");
-        let bus = SqliteBus::new(pool(&dir.path().join("b.db")).await);
-        bus.migrate().await.expect("migrate");
-        let mut sub = bus.subscribe("g", "t").await.expect("sub");
-        let producer = bus.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            producer.publish("t", b"k", b"late").await.expect("publish");
-        });
-        let got = sub.poll(10, Duration::from_secs(10)).await.expect("poll");
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].payload, b"late");
+        conformance::poll_waits_for_new_events(&bus(&dir.path().join("b.db")).await, "t").await;
     }
 }
