@@ -1,0 +1,96 @@
+//! The BlobStore conformance suite against a real IPFS node over the Kubo RPC API.
+//!
+//! The node is the js-ipfs one that `scripts/install-tools` sets up (`MEDLEDGER_IPFS_NODE`, in the
+//! tools env `make test` sources); a missing node fails the test rather than skipping it.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use medledger_blobstore::{BlobStore, IpfsBlobStore, LocalBlockstore, conformance};
+
+struct Node {
+    child: Child,
+    url: String,
+    _repo: tempfile::TempDir,
+}
+
+impl Node {
+    fn start() -> Self {
+        let script = std::env::var("MEDLEDGER_IPFS_NODE").unwrap_or_else(|_| {
+            panic!(
+                "MEDLEDGER_IPFS_NODE is not set: run scripts/install-tools and source its env.sh"
+            )
+        });
+        let repo = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("node")
+            .arg(&script)
+            .arg(repo.path())
+            .arg(format!("/ip4/127.0.0.1/tcp/{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the IPFS node ({script}): {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.trim() == "ready" {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while rx.recv_timeout(Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the IPFS node exited: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the IPFS node did not become ready"
+            );
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _repo: repo,
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn ipfs_node_meets_the_blob_store_contract_with_the_same_cids_as_the_local_store() {
+    let node = Node::start();
+    let ipfs = IpfsBlobStore::new(&node.url).unwrap();
+    assert!(!ipfs.version().await.unwrap().is_empty());
+    conformance::blob_store(&ipfs).await;
+
+    // An object written to either backend has the same CID, and reads back from IPFS.
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalBlockstore::open(dir.path()).unwrap();
+    let data = bytes::Bytes::from(
+        (0..600_000u32)
+            .map(|i| (i % 253) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let (a, b) = (
+        local.put(data.clone()).await.unwrap(),
+        ipfs.put(data.clone()).await.unwrap(),
+    );
+    assert_eq!(a, b);
+    assert_eq!(ipfs.get(&b).await.unwrap(), data);
+}
