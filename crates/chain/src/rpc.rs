@@ -50,6 +50,24 @@ async fn timed<T>(
         .map_err(|_| ChainError::Unavailable(format!("{what} timed out")))?
 }
 
+/// Sends a transaction and waits for its receipt, within the call timeout.
+async fn send_and_wait(
+    provider: &DynProvider,
+    tx: TransactionRequest,
+    what: &str,
+) -> Result<alloy::rpc::types::TransactionReceipt, ChainError> {
+    timed(what, async {
+        provider
+            .send_transaction(tx)
+            .await
+            .map_err(rpc_error)?
+            .get_receipt()
+            .await
+            .map_err(unavailable)
+    })
+    .await
+}
+
 /// A revert reason from an RPC error, decoded like the embedded chain's.
 fn rpc_error(e: alloy::transports::TransportError) -> ChainError {
     match e.as_error_resp().and_then(|r| r.as_revert_data()) {
@@ -104,16 +122,7 @@ impl RpcLedger {
         let provider = Self::provider(url, key)?;
         let code = abi::creation_code(abi::RECORD_LOG_ARTIFACT, committer)?;
         let tx = TransactionRequest::default().with_deploy_code(code);
-        let receipt = timed("RecordLog deployment", async {
-            provider
-                .send_transaction(tx)
-                .await
-                .map_err(rpc_error)?
-                .get_receipt()
-                .await
-                .map_err(unavailable)
-        })
-        .await?;
+        let receipt = send_and_wait(&provider, tx, "RecordLog deployment").await?;
         let record_log = receipt
             .contract_address
             .filter(|_| receipt.status())
@@ -164,16 +173,7 @@ impl Ledger for RpcLedger {
         let tx = TransactionRequest::default()
             .with_to(self.record_log)
             .with_input(call.abi_encode());
-        let receipt = timed("commitTreeHead", async {
-            self.provider
-                .send_transaction(tx)
-                .await
-                .map_err(rpc_error)?
-                .get_receipt()
-                .await
-                .map_err(unavailable)
-        })
-        .await?;
+        let receipt = send_and_wait(&self.provider, tx, "commitTreeHead").await?;
         if !receipt.status() {
             return Err(ChainError::Revert(
                 "commitTreeHead reverted on chain".into(),
