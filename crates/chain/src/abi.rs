@@ -7,7 +7,7 @@
 use crate::ChainError;
 use alloy::primitives::Bytes;
 use alloy::sol;
-use alloy::sol_types::{SolError, SolInterface, SolValue};
+use alloy::sol_types::{SolCall, SolError, SolInterface, SolValue};
 use std::fmt::Write as _;
 
 /// RecordLog's compiled artifact (creation code, runtime code, ABI), committed in `contracts/`.
@@ -88,6 +88,13 @@ sol! {
         /// Whether the account is a verified practitioner.
         function isVerified(bytes32 account) external view returns (bool);
     }
+}
+
+/// The RecordLog index `commitTreeHead` returned, from its ABI-encoded output.
+pub(crate) fn commit_index(output: &[u8]) -> Result<u64, ChainError> {
+    let index = RecordLog::commitTreeHeadCall::abi_decode_returns(output)
+        .map_err(|e| ChainError::Decode(e.to_string()))?;
+    u64::try_from(index).map_err(|_| ChainError::Decode("tree head index overflows u64".to_owned()))
 }
 
 /// Creation code of a contract artifact, with the ABI-encoded constructor arguments appended.

@@ -390,10 +390,7 @@ impl Ledger for EmbeddedChain {
         let receipt = self
             .send(self.inner.record_log, call.abi_encode().into())
             .await?;
-        let index = RecordLog::commitTreeHeadCall::abi_decode_returns(&receipt.output)
-            .map_err(|e| ChainError::Decode(e.to_string()))?;
-        let index = u64::try_from(index)
-            .map_err(|_| ChainError::Decode("tree head index overflows u64".to_owned()))?;
+        let index = abi::commit_index(&receipt.output)?;
         Ok(ChainCommit {
             chain_id: CHAIN_ID,
             contract: self.inner.record_log.to_string(),

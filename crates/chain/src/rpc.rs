@@ -168,8 +168,7 @@ impl Ledger for RpcLedger {
         };
         // Ask the node first: a call that would revert is reported with its reason and costs no gas.
         let output = self.view_as_sender(call.abi_encode()).await?;
-        let index = RecordLog::commitTreeHeadCall::abi_decode_returns(&output)
-            .map_err(|e| ChainError::Decode(e.to_string()))?;
+        let index = abi::commit_index(&output)?;
         let tx = TransactionRequest::default()
             .with_to(self.record_log)
             .with_input(call.abi_encode());
@@ -188,8 +187,7 @@ impl Ledger for RpcLedger {
                 .map(|h| h.to_string())
                 .unwrap_or_default(),
             tx_hash: receipt.transaction_hash.to_string(),
-            index: u64::try_from(index)
-                .map_err(|_| ChainError::Decode("tree head index overflows u64".into()))?,
+            index,
         })
     }
 
