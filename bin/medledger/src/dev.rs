@@ -9,21 +9,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
-use axum::http::StatusCode;
-use axum::routing::get;
 use medledger_blobstore::LocalBlockstore;
 use medledger_bus::SqliteBus;
 use medledger_chain::EmbeddedChain;
 use medledger_consent::ScopePolicy;
-use medledger_fhir::IssueCode;
-use medledger_http::{ApiError, BodyLimit, Gate, RateLimiter, fhir_json};
+use medledger_http::{Gate, RateLimiter};
 use medledger_ingest::{Ingest, IngestConfig};
 use medledger_keys::{FileMasterKey, OwnerKeys};
 use medledger_ledger_writer::{LedgerWriter, LedgerWriterConfig};
 use medledger_query::{Query, QueryConfig};
 use medledger_storage_sqlx::SqliteStore;
 use tokio::sync::watch;
+
+use crate::web;
 
 /// Arguments of `medledger dev`.
 #[derive(clap::Args, Debug)]
@@ -160,7 +158,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         "                 (from the repository root; with an installed binary: medledger token …)"
     );
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(web::shutdown_signal())
         .await?;
     let _ = stop_tx.send(true);
     match tokio::time::timeout(Duration::from_secs(10), writer_task).await {
@@ -172,8 +170,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The HTTP application: FHIR under `/fhir` (metadata open, everything else behind bearer auth),
-/// health probes at the root.
+/// The HTTP application of `medledger dev`: every FHIR interaction under `/fhir`, probes at the
+/// root.
 pub(crate) fn app(
     ingest: Ingest,
     query: Query,
@@ -181,70 +179,12 @@ pub(crate) fn app(
     max_body: usize,
     writer_alive: Arc<AtomicBool>,
 ) -> Router {
-    let mut type_interactions: Vec<&str> = medledger_query::http::INTERACTIONS.to_vec();
-    type_interactions.extend_from_slice(medledger_ingest::http::INTERACTIONS);
-    let capability = Arc::new(medledger_query::capability_statement(
-        &type_interactions,
-        medledger_ingest::http::SYSTEM_INTERACTIONS,
-        medledger_query::http::OPERATIONS,
-    ));
-    let protected = medledger_ingest::routes(ingest)
-        .merge(medledger_query::routes(query))
-        .layer(axum::middleware::from_fn_with_state(
-            gate,
-            medledger_http::require_bearer,
-        ));
-    let fhir = Router::new()
-        .route(
-            "/metadata",
-            get(move || async move { fhir_json(StatusCode::OK, &capability) }),
-        )
-        .merge(protected)
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                IssueCode::NotSupported,
-                "this interaction is not supported on this URL",
-            )
-        })
-        .fallback(|| async { ApiError::not_found("no such FHIR endpoint") });
-    let timeout = tower::ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-            ApiError::unavailable("the request timed out", 1)
-        }))
-        .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(60)));
-    Router::new()
-        .nest("/fhir", fhir)
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || async move {
-                if writer_alive.load(Ordering::Acquire) {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "ledger writer stopped")
-                }
-            }),
-        )
-        .layer(axum::Extension(BodyLimit(max_body)))
-        .layer(timeout)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
+    let routes = medledger_ingest::routes(ingest).merge(medledger_query::routes(query));
+    web::fhir_app(routes, gate, max_body).merge(web::probes(move || {
+        if writer_alive.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err("ledger writer stopped")
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    }))
 }

@@ -1,7 +1,9 @@
 //! The `medledger` binary: one subcommand per service, plus `dev`, `token` and `verify`.
 
 mod dev;
+mod services;
 mod verify;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,12 +27,12 @@ enum Command {
     Dev(dev::DevArgs),
     /// Print a dev bearer token signed by the data dir's dev issuer key.
     Token {
-        /// Data directory of `medledger dev`.
+        /// Data directory of `medledger dev` (holds keys/dev-issuer.pem; created if missing).
         #[arg(long, env = "MEDLEDGER_DATA_DIR")]
         data_dir: PathBuf,
         /// Token subject, e.g. `Practitioner/dr-1`.
-        #[arg(long)]
-        subject: String,
+        #[arg(long, required_unless_present = "public_key")]
+        subject: Option<String>,
         /// Role: patient, practitioner, organization, auditor, authority or admin.
         #[arg(long, default_value = "practitioner")]
         role: String,
@@ -40,17 +42,86 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 12 * 3600)]
         ttl: i64,
+        /// Print the issuer's public key (SPKI PEM) instead, for the services' `auth.public_key_file`.
+        #[arg(long)]
+        public_key: bool,
     },
     /// Verify a proof bundle against the chain in a data dir (works while `dev` runs).
     Verify(verify::VerifyArgs),
-    /// Ingest service (distributed mode; not available yet).
-    Ingest,
-    /// Consent service (distributed mode; not available yet).
+    /// Ingest service: FHIR writes, ciphertext to IPFS, events via the outbox to Kafka.
+    Ingest(services::ServiceArgs),
+    /// Consent service (gRPC CheckAccess; not available yet).
     Consent,
-    /// Ledger writer (distributed mode; not available yet).
-    LedgerWriter,
-    /// Query service (distributed mode; not available yet).
-    Query,
+    /// Ledger writer: record events from Kafka into the Merkle log and onto the chain.
+    LedgerWriter(services::ServiceArgs),
+    /// Query service: verified FHIR reads.
+    Query(services::ServiceArgs),
+    /// Chain administration.
+    #[command(subcommand)]
+    Chain(ChainCommand),
+    /// Configuration of the service processes.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ChainCommand {
+    /// Deploy RecordLog to a chain over JSON-RPC, the signer becoming its committer; prints the
+    /// chain id and address as JSON for the ledger-writer's `chain.record_log_address`.
+    Deploy {
+        /// JSON-RPC URL of the chain.
+        #[arg(long)]
+        rpc: String,
+        /// File holding the deployer's (and committer's) hex private key.
+        #[arg(long)]
+        signer_key_file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// List a service's environment variables with their defaults.
+    Keys {
+        /// ingest, query or ledger-writer.
+        service: String,
+    },
+}
+
+/// Runs `f` on a fresh multi-threaded runtime and maps its result to an exit code.
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_keys(service: &str) -> ExitCode {
+    use services::config::{
+        IngestServiceConfig, LedgerWriterServiceConfig, QueryServiceConfig, env_keys,
+    };
+    let keys = match service {
+        "ingest" => env_keys::<IngestServiceConfig>("INGEST"),
+        "query" => env_keys::<QueryServiceConfig>("QUERY"),
+        "ledger-writer" => env_keys::<LedgerWriterServiceConfig>("LEDGER_WRITER"),
+        other => {
+            eprintln!("error: unknown service {other:?} (ingest, query, ledger-writer)");
+            return ExitCode::from(2);
+        }
+    };
+    for (k, default) in keys {
+        println!("{k}={default}");
+    }
+    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
@@ -58,20 +129,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Dev(args) => {
             medledger_telemetry::init();
-            let rt = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match rt.block_on(dev::run(args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            block_on(dev::run(args))
         }
         Command::Token {
             data_dir,
@@ -79,8 +137,20 @@ fn main() -> ExitCode {
             role,
             scope,
             ttl,
+            public_key,
         } => match medledger_auth::IssuerKey::load_or_create(&dev::issuer_key_path(&data_dir)) {
+            Ok(key) if public_key => match key.public_key_pem() {
+                Ok(pem) => {
+                    print!("{pem}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            },
             Ok(key) => {
+                let subject = subject.unwrap_or_default();
                 println!(
                     "{}",
                     key.mint(&subject, &role, &scope, medledger_auth::unix_now(), ttl)
@@ -93,9 +163,35 @@ fn main() -> ExitCode {
             }
         },
         Command::Verify(args) => verify::run(args),
-        Command::Ingest | Command::Consent | Command::LedgerWriter | Command::Query => {
+        Command::Ingest(args) => {
+            medledger_telemetry::init();
+            block_on(async move {
+                let cfg = services::config::load("INGEST", args.config.as_deref())?;
+                services::run_ingest(cfg).await
+            })
+        }
+        Command::Query(args) => {
+            medledger_telemetry::init();
+            block_on(async move {
+                let cfg = services::config::load("QUERY", args.config.as_deref())?;
+                services::run_query(cfg).await
+            })
+        }
+        Command::LedgerWriter(args) => {
+            medledger_telemetry::init();
+            block_on(async move {
+                let cfg = services::config::load("LEDGER_WRITER", args.config.as_deref())?;
+                services::run_ledger_writer(cfg).await
+            })
+        }
+        Command::Chain(ChainCommand::Deploy {
+            rpc,
+            signer_key_file,
+        }) => block_on(services::deploy_chain(&rpc, &signer_key_file)),
+        Command::Config(ConfigCommand::Keys { service }) => config_keys(&service),
+        Command::Consent => {
             eprintln!(
-                "error: the separate service processes arrive with distributed mode; run `medledger dev` for now"
+                "error: the consent service (gRPC CheckAccess) is not built yet; ingest and query check scopes in-process"
             );
             ExitCode::from(2)
         }

@@ -10,7 +10,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
-use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use p256::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -100,6 +102,14 @@ fn kid_of(key: &VerifyingKey) -> String {
     B64.encode(&Sha256::digest(point.as_bytes())[..16])
 }
 
+/// Loads an issuer's public key (SPKI PEM), e.g. the file `medledger token --public-key` wrote.
+pub fn load_public_key(path: &Path) -> Result<VerifyingKey, AuthError> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| AuthError::Key(format!("{}: {e}", path.display())))?;
+    VerifyingKey::from_public_key_pem(&pem)
+        .map_err(|e| AuthError::Key(format!("{}: {e}", path.display())))
+}
+
 impl IssuerKey {
     /// Loads the PKCS#8 PEM key at `path`, creating one (mode 0600) if absent.
     pub fn load_or_create(path: &Path) -> Result<Self, AuthError> {
@@ -143,6 +153,14 @@ impl IssuerKey {
         let key = SigningKey::random(&mut rand::rngs::OsRng);
         let kid = kid_of(key.verifying_key());
         Self { key, kid }
+    }
+
+    /// The public half as SPKI PEM, for services that verify tokens without holding the key.
+    pub fn public_key_pem(&self) -> Result<String, AuthError> {
+        self.key
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| AuthError::Key(e.to_string()))
     }
 
     /// The public half, for a [`TokenVerifier`].

@@ -42,6 +42,16 @@ pub struct BusRecord {
 pub trait EventPublisher: Send + Sync + 'static {
     /// Appends an event durably; returns once it will survive a crash.
     async fn publish(&self, topic: &str, key: &[u8], payload: &[u8]) -> Result<(), BusError>;
+
+    /// Appends several events to `topic`, keeping their order per key; returns once all are
+    /// durable. On error some may have been appended: the caller retries the whole batch, and
+    /// consumers recognise the duplicates (delivery is at-least-once).
+    async fn publish_batch(&self, topic: &str, events: &[(&[u8], &[u8])]) -> Result<(), BusError> {
+        for (key, payload) in events {
+            self.publish(topic, key, payload).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Consumer side: one group's cursor over one topic.

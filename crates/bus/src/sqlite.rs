@@ -188,6 +188,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn meets_the_per_key_order_contract() {
+        let dir = tempfile::tempdir().expect("tmp");
+        conformance::per_key_order_across_partitions(&bus(&dir.path().join("b.db")).await, "t")
+            .await;
+    }
+
+    #[tokio::test]
     async fn meets_the_waiting_poll_contract() {
         let dir = tempfile::tempdir().expect("tmp");
         conformance::poll_waits_for_new_events(&bus(&dir.path().join("b.db")).await, "t").await;

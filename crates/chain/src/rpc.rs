@@ -116,6 +116,25 @@ impl RpcLedger {
         })
     }
 
+    /// Connects to RecordLog at `record_log` for reading only (verification): it holds a
+    /// throwaway key, which RecordLog would refuse as a committer.
+    pub async fn connect_read_only(url: &str, record_log: Address) -> Result<Self, ChainError> {
+        Self::connect(url, PrivateKeySigner::random(), record_log).await
+    }
+
+    /// The hash (0x-hex) of block `number` as the node reports it.
+    pub async fn block_hash(&self, number: u64) -> Result<String, ChainError> {
+        let block = timed("eth_getBlockByNumber", async {
+            self.provider
+                .get_block_by_number(number.into())
+                .await
+                .map_err(rpc_error)
+        })
+        .await?
+        .ok_or_else(|| ChainError::Unavailable(format!("the node has no block {number}")))?;
+        Ok(block.header.hash.to_string())
+    }
+
     /// Deploys RecordLog with `key`'s address as committer and connects to it.
     pub async fn deploy(url: &str, key: PrivateKeySigner) -> Result<Self, ChainError> {
         let committer = key.address();

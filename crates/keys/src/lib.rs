@@ -41,6 +41,18 @@ pub trait MasterKeySource: Send + Sync + 'static {
 pub struct FileMasterKey(Key);
 
 impl FileMasterKey {
+    /// Loads the key at `path`, which must exist (distributed mode: a mounted secret; creating
+    /// a key there would silently make every stored owner key unreadable).
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
+        if !path.is_file() {
+            return Err(KeyError::Master(medledger_crypto::CryptoError::KeyFile {
+                path: path.display().to_string(),
+                source: std::io::ErrorKind::NotFound.into(),
+            }));
+        }
+        Self::load_or_create(path)
+    }
+
     /// Loads `path`, creating a fresh key there if it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
         Ok(Self(medledger_crypto::load_or_create_key_file(path)?))

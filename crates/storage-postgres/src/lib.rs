@@ -15,6 +15,12 @@ use medledger_storage_api::{
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
+pub mod relay;
+#[cfg(feature = "test-utils")]
+pub mod testing;
+
+pub use relay::OutboxRelay;
+
 fn err(e: sqlx::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -183,6 +189,14 @@ impl RecordIndex for PgStore {
                 .bind(&e.topic)
                 .bind(&e.key)
                 .bind(&e.payload)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        if !events.is_empty() {
+            // Delivered at commit only, so the relay wakes for rows it can already see.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(relay::CHANNEL)
                 .execute(&mut *tx)
                 .await
                 .map_err(err)?;

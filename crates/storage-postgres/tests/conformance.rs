@@ -8,52 +8,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use medledger_storage_api::{OutboxEvent, RecordIndex, VersionWrite, conformance};
-use medledger_storage_postgres::PgStore;
-use sqlx::{Connection, PgConnection};
-
-fn admin_url() -> String {
-    std::env::var("MEDLEDGER_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A fresh database; dropped when the guard is.
-struct TempDb {
-    name: String,
-    url: String,
-}
-
-impl TempDb {
-    async fn new() -> Self {
-        let admin = admin_url();
-        let mut conn = PgConnection::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e}"));
-        let name = format!("medledger_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(b, _)| b)
-            .to_owned();
-        Self {
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-
-    async fn drop_db(self) {
-        let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
-}
+use medledger_storage_postgres::{PgStore, testing::TempDb};
 
 #[tokio::test]
 async fn meets_the_record_index_contract() {

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use medledger_bus::{EventPublisher, SqliteBus};
+use medledger_bus::{EventBus, EventPublisher, SqliteBus};
 use medledger_chain::{EmbeddedChain, Ledger};
 use medledger_ledger_writer::{LedgerWriter, LedgerWriterConfig};
 use medledger_merkle::MerkleTree;
-use medledger_proto::{Message, RECORDS_TOPIC, v1::RecordVersionStored};
+use medledger_proto::v1::{DeadLetter, RecordVersionStored};
+use medledger_proto::{DEAD_LETTER_TOPIC, Message, RECORDS_TOPIC};
 use medledger_storage_api::LedgerStore;
 use medledger_storage_sqlx::SqliteStore;
 use tokio::sync::watch;
@@ -98,6 +99,16 @@ async fn events_become_leaves_and_heads_on_chain_exactly_once() {
     let head = store.latest_tree_head().await.unwrap().unwrap();
     let on_chain = chain.tree_head(head.chain_index).await.unwrap();
     assert_eq!((on_chain.tree_size, on_chain.root), (3, tree.root()));
+
+    // The poison message was parked with its reason and original bytes.
+    let mut parked = bus.subscribe("ops", DEAD_LETTER_TOPIC).await.unwrap();
+    let dl = parked.poll(10, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(dl.len(), 1);
+    let dl = DeadLetter::decode(dl[0].payload.as_slice()).unwrap();
+    assert_eq!(dl.reason, "undecodable payload");
+    assert_eq!(dl.payload, b"\xff\xff not protobuf");
+    assert_eq!(dl.source_topic, RECORDS_TOPIC);
+    assert_eq!(dl.consumer_group, config.group);
 
     bus.publish(RECORDS_TOPIC, b"k", &event("c", 1))
         .await

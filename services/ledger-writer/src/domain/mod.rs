@@ -1,5 +1,6 @@
 //! The log-and-commit loop.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use medledger_bus::{BusRecord, EventBus, Subscription};
 use medledger_chain::Ledger;
 use medledger_ledger::{LeafKind, RecordLeaf};
 use medledger_merkle::MerkleTree;
-use medledger_proto::{Message, RECORDS_TOPIC, v1::RecordVersionStored};
+use medledger_proto::v1::{DeadLetter, RecordVersionStored};
+use medledger_proto::{DEAD_LETTER_TOPIC, Message, RECORDS_TOPIC};
 use medledger_storage_api::{LeafRow, LedgerStore, TreeHeadRow};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -167,7 +169,8 @@ impl LedgerWriter {
             .bus
             .subscribe(&self.config.group, RECORDS_TOPIC)
             .await?;
-        let mut uncommitted: Option<BusRecord> = None;
+        // The last record read from each partition, committed once a head covers it.
+        let mut uncommitted: BTreeMap<u32, BusRecord> = BTreeMap::new();
         let mut oldest_pending: Option<Instant> = None;
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -186,7 +189,7 @@ impl LedgerWriter {
                     continue;
                 }
             };
-            if let Some(last) = records.last() {
+            if !records.is_empty() {
                 // The subscription has moved past these records, so they are retried here until
                 // they are stored; skipping them would lose leaves.
                 while let Err(e) = self.append(&records).await {
@@ -197,7 +200,9 @@ impl LedgerWriter {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                uncommitted = Some(last.clone());
+                for r in &records {
+                    uncommitted.insert(r.partition, r.clone());
+                }
                 oldest_pending.get_or_insert_with(Instant::now);
             }
             let pending = self.tree.size() - self.committed_size;
@@ -218,7 +223,7 @@ impl LedgerWriter {
             }
             if self.tree.size() == self.committed_size {
                 oldest_pending = None;
-                if let Some(rec) = uncommitted.take() {
+                for rec in std::mem::take(&mut uncommitted).into_values() {
                     commit_offset(sub.as_mut(), &rec).await;
                 }
             }
@@ -234,10 +239,9 @@ impl LedgerWriter {
                 .and_then(|ev| leaf_of(&ev));
             match parsed {
                 Ok(row) => rows.push(row),
-                // A poison event must not block the stream; it is not a record of anything.
-                Err(reason) => {
-                    tracing::error!(offset = r.offset, reason, "skipping malformed record event")
-                }
+                // A poison event must not block its partition: it is parked, with the reason,
+                // before the offset moves past it (a failure here retries the whole batch).
+                Err(reason) => self.dead_letter(r, reason).await?,
             }
         }
         for l in self.store.append_leaves(&rows).await? {
@@ -250,6 +254,32 @@ impl LedgerWriter {
             }
             self.tree.push(&l.leaf);
         }
+        Ok(())
+    }
+
+    async fn dead_letter(&self, r: &BusRecord, reason: &str) -> Result<(), WriterError> {
+        tracing::error!(
+            topic = %r.topic,
+            partition = r.partition,
+            offset = r.offset,
+            reason,
+            "parking malformed record event on the dead-letter topic"
+        );
+        let parked = DeadLetter {
+            source_topic: r.topic.clone(),
+            source_partition: r.partition,
+            source_offset: r.offset,
+            consumer_group: self.config.group.clone(),
+            reason: reason.to_owned(),
+            key: r.key.clone(),
+            payload: r.payload.clone(),
+            parked_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        };
+        self.bus
+            .publish(DEAD_LETTER_TOPIC, &r.key, &parked.encode_to_vec())
+            .await?;
         Ok(())
     }
 

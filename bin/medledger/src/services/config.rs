@@ -1,0 +1,317 @@
+//! Configuration of the service processes: one struct per service, read from an optional TOML
+//! file and then from `MEDLEDGER_<SERVICE>_…` environment variables, which win. Unknown keys
+//! are rejected, in the file and in the environment, so a typo fails at start-up instead of
+//! silently falling back to a default.
+//!
+//! Environment names: the service prefix, `_`, then the key path with `__` between levels, in
+//! capitals: `postgres.url` of ingest is `MEDLEDGER_INGEST_POSTGRES__URL`. `medledger config
+//! keys SERVICE` lists them all; docs/configuration.md documents each.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// PostgreSQL connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct PostgresSection {
+    /// `postgres://user@host:port/db`; the service's schema is created by its migrations.
+    pub(crate) url: String,
+    /// Pool size.
+    pub(crate) max_connections: u32,
+}
+
+impl Default for PostgresSection {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/medledger".to_owned(),
+            max_connections: 16,
+        }
+    }
+}
+
+/// Kafka brokers and the shape of the topics the service creates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct KafkaSection {
+    /// Bootstrap servers, `host:port[,host:port…]`.
+    pub(crate) brokers: String,
+    /// Partitions of topics created if missing.
+    pub(crate) partitions: i32,
+    /// Replication factor of topics created if missing.
+    pub(crate) replication: i32,
+    /// Longest wait for a broker acknowledgement, milliseconds.
+    pub(crate) timeout_ms: u64,
+}
+
+impl Default for KafkaSection {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".to_owned(),
+            partitions: 6,
+            replication: 1,
+            timeout_ms: 30_000,
+        }
+    }
+}
+
+impl KafkaSection {
+    pub(crate) fn client(&self, client_id: &str) -> medledger_bus_kafka::KafkaConfig {
+        let mut c = medledger_bus_kafka::KafkaConfig::new(self.brokers.clone());
+        c.partitions = self.partitions;
+        c.replication = self.replication;
+        c.client_id = client_id.to_owned();
+        c.timeout = std::time::Duration::from_millis(self.timeout_ms);
+        c
+    }
+}
+
+/// The IPFS node's RPC API (Kubo).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct IpfsSection {
+    /// RPC API base URL.
+    pub(crate) api_url: String,
+}
+
+impl Default for IpfsSection {
+    fn default() -> Self {
+        Self {
+            api_url: "http://127.0.0.1:5001".to_owned(),
+        }
+    }
+}
+
+/// Who may call: bearer tokens from this issuer, signed with this key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AuthSection {
+    /// Expected `iss` claim.
+    pub(crate) issuer: String,
+    /// The issuer's ES256 public key (SPKI PEM).
+    pub(crate) public_key_file: PathBuf,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        Self {
+            issuer: medledger_auth::DEV_ISSUER.to_owned(),
+            public_key_file: PathBuf::from("/etc/medledger/issuer.pub.pem"),
+        }
+    }
+}
+
+/// The FHIR HTTP listener and its limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HttpSection {
+    /// Address to serve FHIR on.
+    pub(crate) listen: SocketAddr,
+    /// Largest accepted request body, bytes.
+    pub(crate) max_body_bytes: usize,
+    /// Requests per second each caller (token subject) may make on average.
+    pub(crate) rate_limit: u32,
+    /// Burst above the average rate.
+    pub(crate) rate_burst: u32,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            max_body_bytes: 16 << 20,
+            rate_limit: 1000,
+            rate_burst: 2000,
+        }
+    }
+}
+
+/// The private chain holding RecordLog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ChainSection {
+    /// JSON-RPC URL of a node of the private chain.
+    pub(crate) rpc_url: String,
+    /// RecordLog's address, as printed by `medledger chain deploy`.
+    pub(crate) record_log_address: String,
+    /// File holding the committer's private key (hex); the key may commit tree heads.
+    pub(crate) signer_key_file: PathBuf,
+}
+
+impl Default for ChainSection {
+    fn default() -> Self {
+        Self {
+            rpc_url: "http://127.0.0.1:8545".to_owned(),
+            record_log_address: String::new(),
+            signer_key_file: PathBuf::from("/etc/medledger/chain-signer.key"),
+        }
+    }
+}
+
+fn admin_default() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 9090))
+}
+
+fn master_key_default() -> PathBuf {
+    PathBuf::from("/etc/medledger/master.key")
+}
+
+/// `medledger ingest`: FHIR writes over HTTP, the outbox relay to Kafka.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct IngestServiceConfig {
+    /// FHIR listener.
+    pub(crate) http: HttpSection,
+    /// Health probes (`/healthz`, `/readyz`).
+    pub(crate) admin_listen: SocketAddr,
+    /// The ingest schema (record index, owner keys, outbox).
+    pub(crate) postgres: PostgresSection,
+    /// Where the outbox relay publishes.
+    pub(crate) kafka: KafkaSection,
+    /// Where ciphertext goes.
+    pub(crate) ipfs: IpfsSection,
+    /// The 32-byte master key that wraps owner keys (raw file, mode 0600).
+    pub(crate) master_key_file: PathBuf,
+    /// Token verification.
+    pub(crate) auth: AuthSection,
+    /// Outbox rows published per batch.
+    pub(crate) relay_batch: usize,
+}
+
+impl Default for IngestServiceConfig {
+    fn default() -> Self {
+        Self {
+            http: HttpSection::default(),
+            admin_listen: admin_default(),
+            postgres: PostgresSection::default(),
+            kafka: KafkaSection::default(),
+            ipfs: IpfsSection::default(),
+            master_key_file: master_key_default(),
+            auth: AuthSection::default(),
+            relay_batch: 500,
+        }
+    }
+}
+
+/// `medledger query`: verified FHIR reads over HTTP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct QueryServiceConfig {
+    /// FHIR listener.
+    pub(crate) http: HttpSection,
+    /// Health probes.
+    pub(crate) admin_listen: SocketAddr,
+    /// Reads the ingest schema (index, owner keys) and the ledger schema (leaves, heads).
+    pub(crate) postgres: PostgresSection,
+    /// Where ciphertext is read from.
+    pub(crate) ipfs: IpfsSection,
+    /// The master key (the same file as ingest's).
+    pub(crate) master_key_file: PathBuf,
+    /// Token verification.
+    pub(crate) auth: AuthSection,
+}
+
+impl Default for QueryServiceConfig {
+    fn default() -> Self {
+        Self {
+            http: HttpSection::default(),
+            admin_listen: admin_default(),
+            postgres: PostgresSection::default(),
+            ipfs: IpfsSection::default(),
+            master_key_file: master_key_default(),
+            auth: AuthSection::default(),
+        }
+    }
+}
+
+/// `medledger ledger-writer`: record events from Kafka into the Merkle log and onto the chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LedgerWriterServiceConfig {
+    /// Health probes.
+    pub(crate) admin_listen: SocketAddr,
+    /// The ledger schema (leaves, tree heads).
+    pub(crate) postgres: PostgresSection,
+    /// Where record events come from.
+    pub(crate) kafka: KafkaSection,
+    /// Consumer group; replicas share it (one active writer per partition set).
+    pub(crate) group: String,
+    /// The private chain.
+    pub(crate) chain: ChainSection,
+    /// Longest wait between new leaves and the tree head committing them, milliseconds.
+    pub(crate) batch_interval_ms: u64,
+    /// Commit early once this many leaves are pending.
+    pub(crate) max_batch: usize,
+}
+
+impl Default for LedgerWriterServiceConfig {
+    fn default() -> Self {
+        Self {
+            admin_listen: admin_default(),
+            postgres: PostgresSection::default(),
+            kafka: KafkaSection::default(),
+            group: "medledger-ledger-writer".to_owned(),
+            chain: ChainSection::default(),
+            batch_interval_ms: 250,
+            max_batch: 5_000,
+        }
+    }
+}
+
+/// Loads `T`: defaults, then the TOML file if given, then `MEDLEDGER_<PREFIX>_…` variables.
+pub(crate) fn load<T: DeserializeOwned>(prefix: &str, file: Option<&Path>) -> anyhow::Result<T> {
+    let mut builder = config::Config::builder();
+    if let Some(f) = file {
+        builder = builder.add_source(
+            config::File::from(f)
+                .format(config::FileFormat::Toml)
+                .required(true),
+        );
+    }
+    let env = config::Environment::with_prefix(&format!("MEDLEDGER_{prefix}"))
+        .prefix_separator("_")
+        .separator("__")
+        .try_parsing(true);
+    builder
+        .add_source(env)
+        .build()
+        .context("reading the configuration")?
+        .try_deserialize()
+        .with_context(|| {
+            format!(
+                "invalid configuration (see `medledger config keys {}`)",
+                prefix.to_lowercase().replace('_', "-")
+            )
+        })
+}
+
+/// Every configuration key of `T` as its environment variable name, e.g.
+/// `MEDLEDGER_INGEST_POSTGRES__URL`, with the default value.
+pub(crate) fn env_keys<T: Serialize + Default>(prefix: &str) -> Vec<(String, String)> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    walk(&format!("{prefix}__{}", k.to_uppercase()), v, out);
+                }
+            }
+            serde_json::Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+            other => out.push((prefix.to_owned(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    let root = serde_json::to_value(T::default()).unwrap_or_default();
+    if let serde_json::Value::Object(m) = root {
+        for (k, v) in m {
+            walk(
+                &format!("MEDLEDGER_{prefix}_{}", k.to_uppercase()),
+                &v,
+                &mut out,
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,107 @@
+//! `medledger ingest`: FHIR writes on PostgreSQL + IPFS, events relayed from the outbox to Kafka.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use medledger_blobstore::IpfsBlobStore;
+use medledger_bus_kafka::{KafkaBus, KafkaConfig};
+use medledger_consent::ScopePolicy;
+use medledger_ingest::{Ingest, IngestConfig};
+use medledger_storage_postgres::OutboxRelay;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use super::config::IngestServiceConfig;
+
+pub(crate) async fn run(cfg: IngestServiceConfig) -> anyhow::Result<()> {
+    let store = super::postgres(&cfg.postgres).await?;
+    let keys = super::owner_keys(store.clone(), &cfg.master_key_file).await?;
+    let blobs = Arc::new(IpfsBlobStore::new(&cfg.ipfs.api_url).context("IPFS API URL")?);
+    blobs.version().await.context("reaching the IPFS node")?;
+    let gate = super::gate(&cfg.auth, &cfg.http)?;
+
+    // Writes do not wait for Kafka: they land in the outbox, and the relay delivers them
+    // whenever the brokers are reachable.
+    let (stop, stopped) = watch::channel(false);
+    let relay_alive = Arc::new(AtomicBool::new(true));
+    let relay = tokio::spawn(relay_loop(
+        store.pool().clone(),
+        cfg.kafka.client("medledger-ingest"),
+        cfg.relay_batch,
+        stopped,
+        relay_alive.clone(),
+    ));
+    let alive = relay_alive.clone();
+    super::serve_admin(cfg.admin_listen, move || {
+        if alive.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err("outbox relay stopped")
+        }
+    })
+    .await?;
+
+    let ingest = Ingest::new(
+        store,
+        blobs,
+        keys,
+        Arc::new(ScopePolicy),
+        IngestConfig {
+            max_body_bytes: cfg.http.max_body_bytes,
+            ..IngestConfig::default()
+        },
+    );
+    let app = crate::web::fhir_app(
+        medledger_ingest::routes(ingest),
+        gate,
+        cfg.http.max_body_bytes,
+    );
+    super::serve_until_signal(cfg.http.listen, app, "ingest").await?;
+    let _ = stop.send(true);
+    if tokio::time::timeout(Duration::from_secs(10), relay)
+        .await
+        .is_err()
+    {
+        tracing::warn!("outbox relay did not stop in time; its rows are relayed after restart");
+    }
+    Ok(())
+}
+
+/// Connects to Kafka (retrying while the brokers are away), creates the topics, then relays.
+async fn relay_loop(
+    pool: PgPool,
+    kafka: KafkaConfig,
+    batch: usize,
+    mut stopped: watch::Receiver<bool>,
+    alive: Arc<AtomicBool>,
+) {
+    let mut backoff = Duration::from_millis(200);
+    let bus = loop {
+        let attempt = async {
+            let bus = KafkaBus::connect(kafka.clone()).await?;
+            bus.ensure_topics(&medledger_proto::ALL_TOPICS).await?;
+            Ok::<_, medledger_bus::BusError>(bus)
+        };
+        match attempt.await {
+            Ok(bus) => break bus,
+            Err(e) => {
+                tracing::warn!(error = %e, "Kafka not reachable yet; writes wait in the outbox");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stopped.changed() => { return; }
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    tracing::info!("outbox relay connected to Kafka");
+    OutboxRelay::new(pool, Arc::new(bus.clone()), batch)
+        .run(stopped)
+        .await;
+    if let Err(e) = bus.flush() {
+        tracing::warn!(error = %e, "flushing the producer at shutdown");
+    }
+    alive.store(false, Ordering::Release);
+}

@@ -1,0 +1,121 @@
+//! The service processes of distributed mode (`medledger ingest`, `query`, `ledger-writer`) and
+//! `medledger chain deploy`. This is the one place where the real backends (PostgreSQL, Kafka,
+//! IPFS, JSON-RPC chain) are chosen and wired to the services, as `dev.rs` is for the embedded
+//! ones.
+
+pub(crate) mod config;
+mod ingest;
+mod ledger_writer;
+mod query;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use medledger_http::{Gate, RateLimiter};
+use medledger_keys::{FileMasterKey, OwnerKeys};
+use medledger_storage_postgres::PgStore;
+
+use self::config::{AuthSection, HttpSection, PostgresSection};
+
+pub(crate) use self::ingest::run as run_ingest;
+pub(crate) use self::ledger_writer::run as run_ledger_writer;
+pub(crate) use self::query::run as run_query;
+
+/// Arguments every service takes.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ServiceArgs {
+    /// TOML configuration file; `MEDLEDGER_<SERVICE>_…` environment variables override it.
+    #[arg(long, env = "MEDLEDGER_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+async fn postgres(section: &PostgresSection) -> anyhow::Result<Arc<PgStore>> {
+    let store = PgStore::connect(&section.url, section.max_connections)
+        .await
+        .context("connecting to PostgreSQL and applying migrations")?;
+    Ok(Arc::new(store))
+}
+
+/// Owner keys under the master key in `path`, checked against the store so a wrong key file
+/// stops the service before it writes anything.
+async fn owner_keys(store: Arc<PgStore>, path: &Path) -> anyhow::Result<OwnerKeys> {
+    let master = Arc::new(
+        FileMasterKey::load(path)
+            .with_context(|| format!("loading the master key {}", path.display()))?,
+    );
+    let keys = OwnerKeys::new(store, master);
+    keys.check_master_key().await.map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not this deployment's master key ({e})",
+            path.display()
+        )
+    })?;
+    Ok(keys)
+}
+
+fn gate(auth: &AuthSection, http: &HttpSection) -> anyhow::Result<Gate> {
+    let key = medledger_auth::load_public_key(&auth.public_key_file)
+        .context("loading the token issuer's public key")?;
+    Ok(Gate {
+        verifier: medledger_auth::TokenVerifier::new(&auth.issuer, key),
+        limiter: Arc::new(RateLimiter::new(http.rate_limit, http.rate_burst)),
+    })
+}
+
+/// Serves the health probes on the admin address until the process ends.
+async fn serve_admin<F>(addr: SocketAddr, ready: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Result<(), &'static str> + Clone + Send + Sync + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the admin address {addr}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, crate::web::probes(ready)).await {
+            tracing::error!(error = %e, "admin server stopped");
+        }
+    });
+    Ok(())
+}
+
+/// Serves `app` on `addr` until SIGINT/SIGTERM.
+async fn serve_until_signal(addr: SocketAddr, app: axum::Router, what: &str) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "{what} serving FHIR");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(crate::web::shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// Reads a chain signer key: a file holding one hex private key.
+fn signer(path: &Path) -> anyhow::Result<medledger_chain::PrivateKeySigner> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the signer key {}", path.display()))?;
+    medledger_chain::PrivateKeySigner::from_str(text.trim())
+        .map_err(|_| anyhow::anyhow!("{} does not hold a hex private key", path.display()))
+}
+
+/// `medledger chain deploy`: deploys RecordLog with the signer as committer and prints where.
+pub(crate) async fn deploy_chain(rpc: &str, signer_key_file: &Path) -> anyhow::Result<()> {
+    let key = signer(signer_key_file)?;
+    let ledger = tokio::time::timeout(
+        Duration::from_secs(120),
+        medledger_chain::RpcLedger::deploy(rpc, key),
+    )
+    .await
+    .context("deployment timed out")?
+    .context("deploying RecordLog")?;
+    let out = serde_json::json!({
+        "chain_id": medledger_chain::Ledger::chain_id(&ledger),
+        "record_log_address": ledger.record_log_address().to_string(),
+    });
+    println!("{out}");
+    Ok(())
+}

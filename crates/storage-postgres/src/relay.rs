@@ -1,0 +1,182 @@
+//! The outbox relay: publishes `ingest.outbox` rows to the event bus, oldest first.
+//!
+//! An acknowledged write has its event in the outbox, committed with the index rows, so a bus
+//! outage delays events but never loses them. A row is marked published only after the bus has
+//! acknowledged it (with Kafka: every in-sync replica has it); a crash in between publishes it
+//! again, which consumers absorb (their effects are keyed by record version). One relay works
+//! at a time, serialised by a transaction-scoped advisory lock, so running the relay in every
+//! ingest replica is safe and keeps one order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use medledger_bus::EventPublisher;
+use sqlx::Row;
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::watch;
+
+/// NOTIFY channel a write raises when it adds outbox rows.
+pub const CHANNEL: &str = "medledger_outbox";
+
+/// Advisory lock key serialising relays ("mlrelay").
+const RELAY_LOCK: i64 = 0x006d_6c72_656c_6179;
+
+/// Published rows are kept this long for inspection, then deleted.
+const KEEP_PUBLISHED: &str = "5 minutes";
+
+/// A relay failure; the relay retries, these are for logs and tests.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The database failed.
+    #[error("outbox database error: {0}")]
+    Store(#[from] sqlx::Error),
+    /// The bus did not acknowledge.
+    #[error(transparent)]
+    Bus(#[from] medledger_bus::BusError),
+}
+
+/// Moves outbox rows to the bus.
+pub struct OutboxRelay {
+    pool: PgPool,
+    publisher: Arc<dyn EventPublisher>,
+    batch: i64,
+    idle_poll: Duration,
+}
+
+impl std::fmt::Debug for OutboxRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRelay")
+            .field("batch", &self.batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OutboxRelay {
+    /// A relay over `pool`'s outbox publishing through `publisher`, up to `batch` rows at a time.
+    pub fn new(pool: PgPool, publisher: Arc<dyn EventPublisher>, batch: usize) -> Self {
+        Self {
+            pool,
+            publisher,
+            batch: i64::try_from(batch.max(1)).unwrap_or(i64::MAX),
+            // The NOTIFY wakes the relay at once; this only bounds the delay if one is missed
+            // (e.g. while the listener reconnects).
+            idle_poll: Duration::from_secs(1),
+        }
+    }
+
+    /// Publishes one batch of unpublished rows; returns how many. Zero when the outbox is empty
+    /// or another relay holds the lock.
+    pub async fn relay_once(&self) -> Result<usize, RelayError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(0);
+        }
+        let rows = sqlx::query(
+            "SELECT seq, topic, key, payload FROM ingest.outbox \
+             WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        )
+        .bind(self.batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut seqs = Vec::with_capacity(rows.len());
+        // (topic, key, payload) in seq order; runs of one topic go out as one batch.
+        let mut events: Vec<(String, Vec<u8>, Vec<u8>)> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            seqs.push(r.try_get::<i64, _>("seq")?);
+            events.push((
+                r.try_get("topic")?,
+                r.try_get("key")?,
+                r.try_get("payload")?,
+            ));
+        }
+        for run in events.chunk_by(|a, b| a.0 == b.0) {
+            let refs: Vec<(&[u8], &[u8])> = run
+                .iter()
+                .map(|(_, k, p)| (k.as_slice(), p.as_slice()))
+                .collect();
+            self.publisher.publish_batch(&run[0].0, &refs).await?;
+        }
+        sqlx::query("UPDATE ingest.outbox SET published_at = now() WHERE seq = ANY($1)")
+            .bind(&seqs)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM ingest.outbox WHERE published_at < now() - interval '{KEEP_PUBLISHED}'"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(seqs.len())
+    }
+
+    /// Unpublished rows (for readiness and lag metrics).
+    pub async fn backlog(&self) -> Result<u64, RelayError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM ingest.outbox WHERE published_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    /// Relays until `shutdown` turns true, waking on each outbox NOTIFY and retrying failures
+    /// with backoff.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut listener: Option<PgListener> = None;
+        let mut backoff = Duration::from_millis(100);
+        while !*shutdown.borrow() {
+            if listener.is_none() {
+                listener = match PgListener::connect_with(&self.pool).await {
+                    Ok(mut l) => match l.listen(CHANNEL).await {
+                        Ok(()) => Some(l),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "outbox LISTEN failed; polling");
+                            None
+                        }
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox listener connect failed; polling");
+                        None
+                    }
+                };
+            }
+            match self.relay_once().await {
+                Ok(n) if n as i64 == self.batch => {
+                    backoff = Duration::from_millis(100);
+                    continue; // more may be waiting
+                }
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay failed; will retry");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            let wake = async {
+                match listener.as_mut() {
+                    Some(l) => {
+                        if l.try_recv().await.is_err() {
+                            listener = None;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wake => {}
+                _ = tokio::time::sleep(self.idle_poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
