@@ -12,9 +12,6 @@ use alloy::rlp::{Decodable, Encodable};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 
-/// `extra_data` of every block: names the chain format, so a foreign chain file is recognised.
-pub(crate) const EXTRA_DATA: &[u8] = b"medledger/embedded/1";
-
 /// A block as stored: the header, the signed transactions and the sealer's signature over the
 /// block hash (`keccak(rlp(header))`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +135,8 @@ pub(crate) struct Applied {
 /// One block being executed: collects transactions and receipts, then derives the header.
 #[derive(Debug)]
 pub(crate) struct BlockExecution {
+    /// The chain's profile tag (`ChainProfile::extra_data`), carried by every header.
+    extra_data: &'static [u8],
     parent_hash: B256,
     number: u64,
     timestamp: u64,
@@ -152,6 +151,7 @@ impl BlockExecution {
     /// Starts block `number` on top of `parent_hash`.
     pub(crate) fn begin(
         machine: &mut Machine,
+        extra_data: &'static [u8],
         parent_hash: B256,
         number: u64,
         timestamp: u64,
@@ -159,6 +159,7 @@ impl BlockExecution {
     ) -> Self {
         machine.set_block(number, timestamp, sealer);
         Self {
+            extra_data,
             parent_hash,
             number,
             timestamp,
@@ -227,7 +228,7 @@ impl BlockExecution {
             gas_limit: BLOCK_GAS_LIMIT,
             gas_used: self.gas_used,
             timestamp: self.timestamp,
-            extra_data: Bytes::from_static(EXTRA_DATA),
+            extra_data: Bytes::from_static(self.extra_data),
             mix_hash: B256::ZERO,
             nonce: B64::ZERO,
             base_fee_per_gas: Some(0),

@@ -1,11 +1,11 @@
 //! The verified chain state shared by the writer and the read-only verifier: replaying the block
 //! log, checking every block, and the view calls served from the resulting state.
 
-use crate::abi::RecordLog;
+use crate::abi::{Anchor, RecordLog};
 use crate::block::{BlockExecution, StoredBlock, header_difference};
 use crate::blocklog::{MAGIC, Next, RecordReader};
 use crate::evm::Machine;
-use crate::{BlockSummary, ChainError, OnChainTreeHead};
+use crate::{BlockSummary, ChainError, Checkpoint, OnChainCheckpoint, OnChainTreeHead};
 use alloy::consensus::transaction::SignerRecoverable;
 use alloy::consensus::{Header, Transaction, TxEnvelope};
 use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
@@ -14,8 +14,42 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-/// Chain id of every embedded chain (the usual private-network id).
-pub(crate) const CHAIN_ID: u64 = 1337;
+/// What an embedded chain is for. The profile is named in every block's `extra_data` (so a
+/// chain file of the other kind, or a foreign one, is recognised) and fixes the chain id and the
+/// contracts that block 1 deploys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainProfile {
+    /// The private chain: RecordLog, Roles and ConsentRegistry. Chain id 1337, the usual
+    /// private-network id.
+    Private,
+    /// A simulated public chain for `medledger dev`: one Anchor contract holding checkpoints of
+    /// a private chain's RecordLog. Chain id 1338. In production the public chain is a real
+    /// network reached over JSON-RPC.
+    PublicSim,
+}
+
+impl ChainProfile {
+    /// EIP-155 chain id.
+    pub fn chain_id(self) -> u64 {
+        match self {
+            Self::Private => 1337,
+            Self::PublicSim => 1338,
+        }
+    }
+
+    pub(crate) fn extra_data(self) -> &'static [u8] {
+        match self {
+            Self::Private => b"medledger/embedded/1",
+            Self::PublicSim => b"medledger/public-sim/1",
+        }
+    }
+
+    fn from_extra_data(data: &[u8]) -> Option<Self> {
+        [Self::Private, Self::PublicSim]
+            .into_iter()
+            .find(|p| p.extra_data() == data)
+    }
+}
 
 /// Name of the block log inside the chain directory.
 pub(crate) const BLOCK_LOG: &str = "blocks.log";
@@ -23,6 +57,7 @@ pub(crate) const BLOCK_LOG: &str = "blocks.log";
 /// State after the last verified block.
 #[derive(Debug)]
 pub(crate) struct ChainState {
+    pub(crate) profile: ChainProfile,
     pub(crate) machine: Machine,
     pub(crate) sealer: Address,
     pub(crate) head: Header,
@@ -30,9 +65,13 @@ pub(crate) struct ChainState {
     pub(crate) head_tx_count: usize,
     /// Hash of every block, by number.
     pub(crate) hashes: Vec<B256>,
-    /// Contracts deployed by block 1 (zero until block 1 is applied).
+    /// Contracts deployed by block 1 (zero until block 1 is applied, and zero where the profile
+    /// has no such contract).
     pub(crate) record_log: Address,
     pub(crate) roles: Address,
+    /// Chains created before ConsentRegistry existed have none.
+    pub(crate) consent_registry: Option<Address>,
+    pub(crate) anchor: Address,
     /// Length of the block log up to the end of the head block.
     pub(crate) valid_len: u64,
 }
@@ -55,10 +94,19 @@ impl ChainState {
         if !genesis.transactions.is_empty() {
             return Err("the genesis block carries transactions".to_owned());
         }
+        let profile = ChainProfile::from_extra_data(&header.extra_data).ok_or_else(|| {
+            "the genesis block does not name a MedLedger chain profile".to_owned()
+        })?;
         check_seal(genesis, sealer)?;
-        let mut machine = Machine::new(CHAIN_ID);
-        let execution =
-            BlockExecution::begin(&mut machine, B256::ZERO, 0, header.timestamp, sealer);
+        let mut machine = Machine::new(profile.chain_id());
+        let execution = BlockExecution::begin(
+            &mut machine,
+            profile.extra_data(),
+            B256::ZERO,
+            0,
+            header.timestamp,
+            sealer,
+        );
         let (derived, _) = execution.finish(&mut machine);
         if derived != *header {
             return Err(header_difference(header, &derived));
@@ -66,6 +114,7 @@ impl ChainState {
         let hash = genesis.hash();
         machine.record_block_hash(0, hash);
         Ok(Self {
+            profile,
             machine,
             sealer,
             head: header.clone(),
@@ -74,6 +123,8 @@ impl ChainState {
             hashes: vec![hash],
             record_log: Address::ZERO,
             roles: Address::ZERO,
+            consent_registry: None,
+            anchor: Address::ZERO,
             valid_len: 0,
         })
     }
@@ -98,6 +149,7 @@ impl ChainState {
         check_seal(block, self.sealer)?;
         let mut execution = BlockExecution::begin(
             &mut self.machine,
+            self.profile.extra_data(),
             self.head_hash,
             header.number,
             header.timestamp,
@@ -112,7 +164,7 @@ impl ChainState {
                     "transaction {index} is signed by {sender}, not by the sealer"
                 ));
             }
-            if tx.chain_id() != Some(CHAIN_ID) {
+            if tx.chain_id() != Some(self.profile.chain_id()) {
                 return Err(format!("transaction {index} is for another chain"));
             }
             if let Err(reason) = execution
@@ -145,22 +197,39 @@ impl ChainState {
         self.hashes.push(hash);
     }
 
-    /// Block 1 deploys RecordLog then Roles; their addresses follow from the sealer's nonces.
+    /// Block 1 deploys the profile's contracts, in order; their addresses follow from the
+    /// sealer's nonces. Private: RecordLog, Roles, then ConsentRegistry (absent on chains created
+    /// before it existed). Public: Anchor.
     pub(crate) fn adopt_deployments(&mut self, transactions: &[TxEnvelope]) -> Result<(), String> {
-        let [record_log, roles] = transactions else {
-            return Err("block 1 must hold exactly the two contract deployments".to_owned());
+        let expected = match self.profile {
+            ChainProfile::Private => "RecordLog, Roles and ConsentRegistry",
+            ChainProfile::PublicSim => "the Anchor",
         };
-        let mut addresses = [Address::ZERO; 2];
-        for (slot, tx) in addresses.iter_mut().zip([record_log, roles]) {
-            if tx.kind() != TxKind::Create {
-                return Err("block 1 must hold exactly the two contract deployments".to_owned());
-            }
-            *slot = self.sealer.create(tx.nonce());
-            if !self.machine.has_code(*slot) {
-                return Err(format!("no contract code at {slot} after block 1"));
-            }
+        let shape_ok = match self.profile {
+            ChainProfile::Private => matches!(transactions.len(), 2 | 3),
+            ChainProfile::PublicSim => transactions.len() == 1,
+        };
+        if !shape_ok || transactions.iter().any(|tx| tx.kind() != TxKind::Create) {
+            return Err(format!(
+                "block 1 must hold exactly the deployments of {expected}"
+            ));
         }
-        [self.record_log, self.roles] = addresses;
+        let mut addresses = Vec::with_capacity(transactions.len());
+        for tx in transactions {
+            let address = self.sealer.create(tx.nonce());
+            if !self.machine.has_code(address) {
+                return Err(format!("no contract code at {address} after block 1"));
+            }
+            addresses.push(address);
+        }
+        match self.profile {
+            ChainProfile::Private => {
+                self.record_log = addresses[0];
+                self.roles = addresses[1];
+                self.consent_registry = addresses.get(2).copied();
+            }
+            ChainProfile::PublicSim => self.anchor = addresses[0],
+        }
         Ok(())
     }
 
@@ -197,6 +266,38 @@ impl ChainState {
             .map_err(|e| ChainError::Decode(e.to_string()))?;
         u64::try_from(count)
             .map_err(|_| ChainError::Decode("tree head count overflows u64".to_owned()))
+    }
+
+    /// Anchor's checkpoint `index` (public profile).
+    pub(crate) fn checkpoint(&mut self, index: u64) -> Result<OnChainCheckpoint, ChainError> {
+        let call = Anchor::checkpointAtCall {
+            index: U256::from(index),
+        };
+        let output = self.view(self.anchor, call.abi_encode().into())?;
+        let c = Anchor::checkpointAtCall::abi_decode_returns(&output)
+            .map_err(|e| ChainError::Decode(e.to_string()))?;
+        Ok(OnChainCheckpoint {
+            checkpoint: Checkpoint {
+                tree_size: c.treeSize,
+                root: c.rootHash.0,
+                source_block_number: c.sourceBlockNumber,
+                source_block_hash: c.sourceBlockHash.0,
+            },
+            block_number: c.blockNumber,
+            timestamp: c.timestamp,
+        })
+    }
+
+    /// Number of checkpoints in Anchor (public profile).
+    pub(crate) fn checkpoint_count(&mut self) -> Result<u64, ChainError> {
+        let output = self.view(
+            self.anchor,
+            Anchor::checkpointCountCall {}.abi_encode().into(),
+        )?;
+        let count = Anchor::checkpointCountCall::abi_decode_returns(&output)
+            .map_err(|e| ChainError::Decode(e.to_string()))?;
+        u64::try_from(count)
+            .map_err(|_| ChainError::Decode("checkpoint count overflows u64".to_owned()))
     }
 
     /// The head block, for display and proofs.

@@ -1,14 +1,17 @@
 //! The writer: owns the sealer key, mines blocks from submitted transactions and makes each one
 //! durable before anyone is told about it.
 
-use crate::abi::{self, RecordLog, Roles};
+use crate::abi::{self, Anchor, ConsentRegistry, RecordLog, Roles};
 use crate::block::{BlockExecution, StoredBlock, sign_transaction};
 use crate::blocklog::{MAGIC, encode_record};
-use crate::chain::{self, BLOCK_LOG, CHAIN_ID, ChainState};
-use crate::{BlockSummary, ChainCommit, ChainError, ChainReceipt, Ledger, OnChainTreeHead};
+use crate::chain::{self, BLOCK_LOG, ChainProfile, ChainState};
+use crate::{
+    AnchorChain, BlockSummary, ChainCommit, ChainError, ChainReceipt, Checkpoint, Ledger,
+    OnChainCheckpoint, OnChainTreeHead,
+};
 use alloy::primitives::{Address, B256, Bytes, TxKind};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
+use alloy::sol_types::{SolCall, SolValue};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -72,8 +75,10 @@ impl Writer {
         let state = &mut self.state;
         let number = state.head.number + 1;
         let timestamp = now_secs().max(state.head.timestamp);
+        let chain_id = state.profile.chain_id();
         let mut execution = BlockExecution::begin(
             &mut state.machine,
+            state.profile.extra_data(),
             state.head_hash,
             number,
             timestamp,
@@ -83,7 +88,7 @@ impl Writer {
         for (to, input) in calls {
             let nonce = state.machine.nonce(tx_signer.address());
             let result =
-                sign_transaction(tx_signer, CHAIN_ID, nonce, *to, input.clone()).and_then(|tx| {
+                sign_transaction(tx_signer, chain_id, nonce, *to, input.clone()).and_then(|tx| {
                     let hash = *tx.tx_hash();
                     let applied = execution.apply(&mut state.machine, tx, tx_signer.address())?;
                     Ok((hash, applied))
@@ -141,7 +146,9 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The embedded private chain: an in-process EVM whose blocks live in a data directory.
+/// An embedded chain: an in-process EVM whose blocks live in a data directory. A
+/// [`ChainProfile::Private`] chain runs RecordLog, Roles and ConsentRegistry (the [`Ledger`]
+/// port); a [`ChainProfile::PublicSim`] chain runs one Anchor (the [`AnchorChain`] port).
 ///
 /// Cheap to clone; clones share one writer. Transactions submitted while a block is being
 /// written are batched into the next block.
@@ -154,17 +161,19 @@ impl std::fmt::Debug for EmbeddedChain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedChain")
             .field("dir", &self.inner.dir)
-            .field("record_log", &self.inner.record_log)
-            .field("roles", &self.inner.roles)
+            .field("profile", &self.inner.profile)
             .finish_non_exhaustive()
     }
 }
 
 struct Inner {
     dir: PathBuf,
+    profile: ChainProfile,
     signer: PrivateKeySigner,
     record_log: Address,
     roles: Address,
+    consent_registry: Option<Address>,
+    anchor: Address,
     /// `None` after a failed append: the next use reloads the chain from disk.
     writer: Mutex<Option<Writer>>,
     pending: Mutex<Vec<Pending>>,
@@ -177,27 +186,78 @@ struct Inner {
 }
 
 impl EmbeddedChain {
-    /// Opens or creates the chain in `dir` (e.g. `DATA_DIR/chain`).
+    /// Opens or creates the private chain in `dir` (e.g. `DATA_DIR/chain`).
     ///
     /// A fresh chain gets a new sealer key (`sealer.key`, mode 0600), a genesis block and block 1
-    /// deploying `RecordLog(sealer)` and `Roles(sealer)`, written atomically. An existing chain is
-    /// replayed and verified from genesis; an interrupted final append is dropped, and anything
-    /// else that does not check out fails with [`ChainError::Tampered`] naming the block.
-    /// Only one process may have a chain open for writing ([`ChainError::Locked`] otherwise).
+    /// deploying `RecordLog(sealer)`, `Roles(sealer)` and `ConsentRegistry(sealer)`, written
+    /// atomically. An existing chain is replayed and verified from genesis; an interrupted final
+    /// append is dropped, and anything else that does not check out fails with
+    /// [`ChainError::Tampered`] naming the block. Only one process may have a chain open for
+    /// writing ([`ChainError::Locked`] otherwise).
     ///
     /// This blocks (file I/O and the replay); from async code call it via `spawn_blocking`.
     pub fn open(dir: &Path) -> Result<Self, ChainError> {
+        Self::open_profile(dir, ChainProfile::Private, None)
+    }
+
+    /// Opens or creates the simulated public chain in `dir` (e.g. `DATA_DIR/public-chain`),
+    /// whose block 1 deploys `Anchor(sealer, source_chain_id, source_log)`. An existing one must
+    /// anchor that same private log ([`ChainError::WrongChain`] otherwise).
+    pub fn open_public(
+        dir: &Path,
+        source_chain_id: u64,
+        source_log: Address,
+    ) -> Result<Self, ChainError> {
+        let chain = Self::open_profile(
+            dir,
+            ChainProfile::PublicSim,
+            Some((source_chain_id, source_log)),
+        )?;
+        let anchored = chain.inner.with_state(|state| {
+            let id = state.view(chain.inner.anchor, sol_input(&Anchor::sourceChainIdCall {}))?;
+            let log = state.view(chain.inner.anchor, sol_input(&Anchor::sourceLogCall {}))?;
+            Ok((
+                decode::<Anchor::sourceChainIdCall>(&id)?,
+                decode::<Anchor::sourceLogCall>(&log)?,
+            ))
+        })?;
+        if anchored != (source_chain_id, source_log) {
+            return Err(ChainError::WrongChain(format!(
+                "{} anchors RecordLog {} of chain {}, not {source_log} of chain {source_chain_id}",
+                dir.display(),
+                anchored.1,
+                anchored.0
+            )));
+        }
+        Ok(chain)
+    }
+
+    fn open_profile(
+        dir: &Path,
+        profile: ChainProfile,
+        anchor_source: Option<(u64, Address)>,
+    ) -> Result<Self, ChainError> {
         std::fs::create_dir_all(dir)?;
         let lock = lock_dir(dir)?;
         let signer = load_or_create_key(dir)?;
         if !dir.join(BLOCK_LOG).exists() {
-            create_chain(dir, &signer)?;
+            create_chain(dir, &signer, profile, anchor_source)?;
         }
         let writer = Writer::open(dir, signer.address())?;
+        if writer.state.profile != profile {
+            return Err(ChainError::WrongChain(format!(
+                "{} holds a {:?} chain, not a {profile:?} one",
+                dir.display(),
+                writer.state.profile
+            )));
+        }
         let inner = Inner {
             dir: dir.to_path_buf(),
+            profile,
             record_log: writer.state.record_log,
             roles: writer.state.roles,
+            consent_registry: writer.state.consent_registry,
+            anchor: writer.state.anchor,
             head: Mutex::new(writer.state.summary()),
             writer: Mutex::new(Some(writer)),
             pending: Mutex::new(Vec::new()),
@@ -226,9 +286,24 @@ impl EmbeddedChain {
         self.inner.roles
     }
 
+    /// Address of the ConsentRegistry contract; `None` on a chain created before it existed.
+    pub fn consent_registry_address(&self) -> Option<Address> {
+        self.inner.consent_registry
+    }
+
+    /// Address of the Anchor contract (public profile only; zero otherwise).
+    pub fn anchor_address(&self) -> Address {
+        self.inner.anchor
+    }
+
+    /// The chain's profile.
+    pub fn profile(&self) -> ChainProfile {
+        self.inner.profile
+    }
+
     /// The chain id (EIP-155) of the chain.
     pub fn chain_id(&self) -> u64 {
-        CHAIN_ID
+        self.inner.profile.chain_id()
     }
 
     /// Address of the sealer, which signs every block and transaction and is RecordLog's
@@ -376,6 +451,30 @@ impl EmbeddedChain {
     }
 }
 
+/// ABI-encoded call data.
+fn sol_input<C: SolCall>(call: &C) -> Bytes {
+    call.abi_encode().into()
+}
+
+/// Decodes a view call's return data.
+fn decode<C: SolCall>(output: &[u8]) -> Result<C::Return, ChainError> {
+    C::abi_decode_returns(output).map_err(|e| ChainError::Decode(e.to_string()))
+}
+
+impl EmbeddedChain {
+    fn require(&self, profile: ChainProfile, what: &str) -> Result<(), ChainError> {
+        if self.inner.profile == profile {
+            Ok(())
+        } else {
+            Err(ChainError::WrongChain(format!(
+                "{what} needs a {profile:?} chain; {} holds a {:?} one",
+                self.inner.dir.display(),
+                self.inner.profile
+            )))
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Ledger for EmbeddedChain {
     async fn commit_tree_head(
@@ -383,6 +482,7 @@ impl Ledger for EmbeddedChain {
         tree_size: u64,
         root: [u8; 32],
     ) -> Result<ChainCommit, ChainError> {
+        self.require(ChainProfile::Private, "RecordLog")?;
         let call = RecordLog::commitTreeHeadCall {
             treeSize: tree_size,
             rootHash: root.into(),
@@ -392,7 +492,7 @@ impl Ledger for EmbeddedChain {
             .await?;
         let index = abi::commit_index(&receipt.output)?;
         Ok(ChainCommit {
-            chain_id: CHAIN_ID,
+            chain_id: self.chain_id(),
             contract: self.inner.record_log.to_string(),
             block_number: receipt.block_number,
             block_hash: receipt.block_hash.to_string(),
@@ -402,11 +502,21 @@ impl Ledger for EmbeddedChain {
     }
 
     async fn tree_head_count(&self) -> Result<u64, ChainError> {
+        self.require(ChainProfile::Private, "RecordLog")?;
         EmbeddedChain::tree_head_count(self).await
     }
 
+    async fn block_hash(&self, number: u64) -> Result<B256, ChainError> {
+        self.inner.with_state(|state| {
+            usize::try_from(number)
+                .ok()
+                .and_then(|n| state.hashes.get(n).copied())
+                .ok_or_else(|| ChainError::Unavailable(format!("no block {number} yet")))
+        })
+    }
+
     fn chain_id(&self) -> u64 {
-        CHAIN_ID
+        EmbeddedChain::chain_id(self)
     }
 
     fn record_log(&self) -> String {
@@ -414,10 +524,57 @@ impl Ledger for EmbeddedChain {
     }
 
     async fn tree_head(&self, index: u64) -> Result<OnChainTreeHead, ChainError> {
+        self.require(ChainProfile::Private, "RecordLog")?;
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || inner.with_state(|state| state.tree_head(index)))
             .await
             .map_err(|e| ChainError::Unavailable(e.to_string()))?
+    }
+}
+
+#[async_trait::async_trait]
+impl AnchorChain for EmbeddedChain {
+    async fn anchor_checkpoint(&self, c: &Checkpoint) -> Result<ChainCommit, ChainError> {
+        self.require(ChainProfile::PublicSim, "Anchor")?;
+        let call = Anchor::anchorCheckpointCall {
+            treeSize: c.tree_size,
+            rootHash: c.root.into(),
+            sourceBlockNumber: c.source_block_number,
+            sourceBlockHash: c.source_block_hash.into(),
+        };
+        let receipt = self.send(self.inner.anchor, sol_input(&call)).await?;
+        Ok(ChainCommit {
+            chain_id: self.chain_id(),
+            contract: self.inner.anchor.to_string(),
+            block_number: receipt.block_number,
+            block_hash: receipt.block_hash.to_string(),
+            tx_hash: receipt.tx_hash.to_string(),
+            index: abi::anchor_index(&receipt.output)?,
+        })
+    }
+
+    async fn checkpoint(&self, index: u64) -> Result<OnChainCheckpoint, ChainError> {
+        self.require(ChainProfile::PublicSim, "Anchor")?;
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.with_state(|state| state.checkpoint(index)))
+            .await
+            .map_err(|e| ChainError::Unavailable(e.to_string()))?
+    }
+
+    async fn checkpoint_count(&self) -> Result<u64, ChainError> {
+        self.require(ChainProfile::PublicSim, "Anchor")?;
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.with_state(ChainState::checkpoint_count))
+            .await
+            .map_err(|e| ChainError::Unavailable(e.to_string()))?
+    }
+
+    fn chain_id(&self) -> u64 {
+        EmbeddedChain::chain_id(self)
+    }
+
+    fn anchor(&self) -> String {
+        self.inner.anchor.to_string()
     }
 }
 
@@ -586,21 +743,47 @@ fn load_or_create_key(dir: &Path) -> Result<PrivateKeySigner, ChainError> {
 
 /// Writes genesis and the deployment block to a temporary file and renames it into place, so a
 /// crash leaves either no chain or a whole one.
-fn create_chain(dir: &Path, signer: &PrivateKeySigner) -> Result<(), ChainError> {
+fn create_chain(
+    dir: &Path,
+    signer: &PrivateKeySigner,
+    profile: ChainProfile,
+    anchor_source: Option<(u64, Address)>,
+) -> Result<(), ChainError> {
     let sealer = signer.address();
+    let chain_id = profile.chain_id();
     let genesis = {
-        let mut machine = crate::evm::Machine::new(CHAIN_ID);
-        let execution = BlockExecution::begin(&mut machine, B256::ZERO, 0, now_secs(), sealer);
+        let mut machine = crate::evm::Machine::new(chain_id);
+        let execution = BlockExecution::begin(
+            &mut machine,
+            profile.extra_data(),
+            B256::ZERO,
+            0,
+            now_secs(),
+            sealer,
+        );
         let (header, _) = execution.finish(&mut machine);
         StoredBlock::seal(header, Vec::new(), signer)?
     };
     let mut state = ChainState::from_genesis(&genesis, sealer).map_err(ChainError::Tampered)?;
-    let deployments = [
-        abi::creation_code(abi::RECORD_LOG_ARTIFACT, sealer)?,
-        abi::creation_code(abi::ROLES_ARTIFACT, sealer)?,
-    ];
+    let deployments = match (profile, anchor_source) {
+        (ChainProfile::Private, _) => vec![
+            abi::creation_code(&RecordLog::BYTECODE, &(sealer,).abi_encode_params()),
+            abi::creation_code(&Roles::BYTECODE, &(sealer,).abi_encode_params()),
+            abi::creation_code(&ConsentRegistry::BYTECODE, &(sealer,).abi_encode_params()),
+        ],
+        (ChainProfile::PublicSim, Some((source_chain_id, source_log))) => vec![abi::creation_code(
+            &Anchor::BYTECODE,
+            &(sealer, source_chain_id, source_log).abi_encode_params(),
+        )],
+        (ChainProfile::PublicSim, None) => {
+            return Err(ChainError::WrongChain(
+                "a public chain needs the private log it anchors".to_owned(),
+            ));
+        }
+    };
     let mut execution = BlockExecution::begin(
         &mut state.machine,
+        profile.extra_data(),
         state.head_hash,
         1,
         now_secs().max(genesis.header.timestamp),
@@ -608,7 +791,7 @@ fn create_chain(dir: &Path, signer: &PrivateKeySigner) -> Result<(), ChainError>
     );
     for code in deployments {
         let nonce = state.machine.nonce(sealer);
-        let tx = sign_transaction(signer, CHAIN_ID, nonce, TxKind::Create, code)?;
+        let tx = sign_transaction(signer, chain_id, nonce, TxKind::Create, code)?;
         if let Err(reason) = execution.apply(&mut state.machine, tx, sealer)? {
             return Err(ChainError::Artifact(format!(
                 "contract deployment failed: {reason}"
@@ -627,7 +810,7 @@ fn create_chain(dir: &Path, signer: &PrivateKeySigner) -> Result<(), ChainError>
     drop(file);
     std::fs::rename(&tmp, dir.join(BLOCK_LOG))?;
     sync_dir(dir)?;
-    tracing::info!(dir = %dir.display(), %sealer, "created embedded chain");
+    tracing::info!(dir = %dir.display(), %sealer, ?profile, "created embedded chain");
     Ok(())
 }
 

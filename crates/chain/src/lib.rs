@@ -1,7 +1,10 @@
-//! Ledger port and the in-process EVM chain (revm) that executes the committed RecordLog and Roles contracts.
+//! Ledger and anchor ports, the in-process EVM chain (revm) that executes the committed contracts,
+//! and their JSON-RPC backends.
 //!
-//! [`Ledger`] is what the ledger writer and the query service code against. [`EmbeddedChain`] is
-//! its embedded backend: a single-sealer private chain whose blocks are Ethereum-style (header
+//! [`Ledger`] (tree heads on the private chain) and [`AnchorChain`] (checkpoints on the public
+//! chain) are what the ledger writer and the query service code against. [`EmbeddedChain`] is
+//! the embedded backend of both (one chain per [`ChainProfile`]); [`RpcLedger`] and [`RpcAnchor`]
+//! reach any Ethereum JSON-RPC node. The embedded chain is a single-sealer private chain whose blocks are Ethereum-style (header
 //! hashed with `keccak(rlp(header))`, EIP-1559 transactions, receipts and state tries) and whose
 //! transactions run the real compiled contract bytecode in revm. Nothing is simulated: a tree
 //! head is readable only because a signed transaction calling `RecordLog.commitTreeHead`
@@ -32,9 +35,10 @@ pub mod rpc;
 
 pub use alloy::primitives::{Address, B256, Bytes, Log};
 pub use alloy::signers::local::PrivateKeySigner;
+pub use chain::ChainProfile;
 pub use embedded::EmbeddedChain;
 pub use reader::ChainReader;
-pub use rpc::RpcLedger;
+pub use rpc::{PrivateDeployment, RpcAnchor, RpcLedger};
 
 /// The ledger port: commits Merkle tree heads to a chain and reads them back.
 #[async_trait::async_trait]
@@ -52,6 +56,10 @@ pub trait Ledger: Send + Sync + 'static {
     /// Number of tree heads RecordLog holds (a view call).
     async fn tree_head_count(&self) -> Result<u64, ChainError>;
 
+    /// Hash of block `number`, to name the block a head was committed in (e.g. after a crash
+    /// lost the receipt).
+    async fn block_hash(&self, number: u64) -> Result<B256, ChainError>;
+
     /// EIP-155 chain id.
     fn chain_id(&self) -> u64;
 
@@ -59,12 +67,57 @@ pub trait Ledger: Send + Sync + 'static {
     fn record_log(&self) -> String;
 }
 
-/// Where a tree head was committed: enough to find and check the transaction later.
+/// The anchor port: keeps checkpoints of the private chain's tree heads on a public chain, so
+/// an auditor needs nothing but a public-chain RPC to check that a tree head existed by then.
+#[async_trait::async_trait]
+pub trait AnchorChain: Send + Sync + 'static {
+    /// Anchors a checkpoint; returns once it is in a block of the public chain.
+    async fn anchor_checkpoint(&self, checkpoint: &Checkpoint) -> Result<ChainCommit, ChainError>;
+
+    /// Reads checkpoint `index` back through an Anchor view call.
+    async fn checkpoint(&self, index: u64) -> Result<OnChainCheckpoint, ChainError>;
+
+    /// Number of checkpoints Anchor holds.
+    async fn checkpoint_count(&self) -> Result<u64, ChainError>;
+
+    /// EIP-155 chain id of the public chain.
+    fn chain_id(&self) -> u64;
+
+    /// Anchor's address, `0x…`.
+    fn anchor(&self) -> String;
+}
+
+/// A private-chain tree head as anchored: the head and the private block that committed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Number of leaves in the tree.
+    pub tree_size: u64,
+    /// RFC 9162 root hash.
+    pub root: [u8; 32],
+    /// Private-chain block in which RecordLog received this head.
+    pub source_block_number: u64,
+    /// That block's hash.
+    pub source_block_hash: [u8; 32],
+}
+
+/// A checkpoint as Anchor stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OnChainCheckpoint {
+    /// The anchored checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Public-chain block in which it was anchored.
+    pub block_number: u64,
+    /// Timestamp (Unix seconds) of that block.
+    pub timestamp: u64,
+}
+
+/// Where a tree head (or a checkpoint) was committed: enough to find and check the transaction
+/// later.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChainCommit {
     /// EIP-155 chain id.
     pub chain_id: u64,
-    /// RecordLog's address, `0x…` (EIP-55 checksummed).
+    /// RecordLog's (or Anchor's) address, `0x…` (EIP-55 checksummed).
     pub contract: String,
     /// Number of the block holding the transaction.
     pub block_number: u64,
@@ -72,7 +125,7 @@ pub struct ChainCommit {
     pub block_hash: String,
     /// Hash of the `commitTreeHead` transaction, `0x…`.
     pub tx_hash: String,
-    /// Index of the tree head in RecordLog.
+    /// Index of the tree head in RecordLog (of the checkpoint in Anchor).
     pub index: u64,
 }
 
@@ -155,6 +208,10 @@ pub enum ChainError {
     /// The chain could not serve the request (e.g. block production crashed).
     #[error("chain unavailable: {0}")]
     Unavailable(String),
+    /// The chain is not the one asked for: another profile, another chain id, or an Anchor
+    /// for another private log.
+    #[error("wrong chain: {0}")]
+    WrongChain(String),
 }
 
 impl ChainError {
@@ -179,6 +236,7 @@ impl ChainError {
             Self::Artifact(s) => Self::Artifact(s.clone()),
             Self::Decode(s) => Self::Decode(s.clone()),
             Self::Unavailable(s) => Self::Unavailable(s.clone()),
+            Self::WrongChain(s) => Self::WrongChain(s.clone()),
         }
     }
 }

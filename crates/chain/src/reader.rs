@@ -1,7 +1,9 @@
 //! Read-only access for verifiers, safe while a writer in another process keeps appending.
 
 use crate::chain::{self, ChainState};
-use crate::{BlockSummary, ChainCommit, ChainError, OnChainTreeHead};
+use crate::{
+    BlockSummary, ChainCommit, ChainError, ChainProfile, OnChainCheckpoint, OnChainTreeHead,
+};
 use alloy::primitives::{Address, B256, Bytes};
 use std::fs::File;
 use std::path::Path;
@@ -71,6 +73,37 @@ impl ChainReader {
         self.with_state(ChainState::tree_head_count)
     }
 
+    /// Anchor's checkpoint `index` (a public-profile chain).
+    pub fn checkpoint(&self, index: u64) -> Result<OnChainCheckpoint, ChainError> {
+        self.with_state(|state| state.checkpoint(index))
+    }
+
+    /// The private chain id and RecordLog whose checkpoints this (public) chain's Anchor keeps.
+    pub fn anchor_source(&self) -> Result<(u64, Address), ChainError> {
+        use crate::abi::Anchor;
+        use alloy::sol_types::SolCall;
+        self.with_state(|state| {
+            let anchor = state.anchor;
+            let id = state.view(anchor, Anchor::sourceChainIdCall {}.abi_encode().into())?;
+            let log = state.view(anchor, Anchor::sourceLogCall {}.abi_encode().into())?;
+            let decode = |e: alloy::sol_types::Error| ChainError::Decode(e.to_string());
+            Ok((
+                Anchor::sourceChainIdCall::abi_decode_returns(&id).map_err(decode)?,
+                Anchor::sourceLogCall::abi_decode_returns(&log).map_err(decode)?,
+            ))
+        })
+    }
+
+    /// Which kind of chain this is.
+    pub fn profile(&self) -> ChainProfile {
+        self.lock().state.profile
+    }
+
+    /// Anchor's address (EIP-55 checksummed `0x…`; zero on a private chain).
+    pub fn anchor_address(&self) -> String {
+        self.lock().state.anchor.to_string()
+    }
+
     /// Runs a read-only call against the verified state.
     pub fn call(&self, to: Address, input: Bytes) -> Result<Bytes, ChainError> {
         self.with_state(|state| state.view(to, input))
@@ -107,22 +140,18 @@ impl ChainReader {
 
     /// The chain id.
     pub fn chain_id(&self) -> u64 {
-        chain::CHAIN_ID
+        self.profile().chain_id()
     }
 
-    /// Checks a commit receipt against the verified chain: same chain and contract, the block
-    /// exists with that hash, and the tree head at `commit.index` was committed in that block.
-    pub fn check_commit(&self, commit: &ChainCommit) -> Result<OnChainTreeHead, ChainError> {
-        if commit.chain_id != chain::CHAIN_ID {
+    /// Checks that `commit` names this chain, `contract` and a block that exists with that hash.
+    fn check_block(&self, commit: &ChainCommit, contract: &str) -> Result<(), ChainError> {
+        if commit.chain_id != self.chain_id() {
             return Err(ChainError::Tampered(format!(
                 "commit is for chain {}",
                 commit.chain_id
             )));
         }
-        if !commit
-            .contract
-            .eq_ignore_ascii_case(&self.record_log_address())
-        {
+        if !commit.contract.eq_ignore_ascii_case(contract) {
             return Err(ChainError::Tampered(format!(
                 "commit names contract {}",
                 commit.contract
@@ -135,6 +164,27 @@ impl ChainReader {
                 commit.block_number, commit.block_hash
             )));
         }
+        Ok(())
+    }
+
+    /// Checks an anchor receipt against this (public) chain: same chain and Anchor, the block
+    /// exists with that hash, and the checkpoint at `commit.index` was anchored in that block.
+    pub fn check_anchor(&self, commit: &ChainCommit) -> Result<OnChainCheckpoint, ChainError> {
+        self.check_block(commit, &self.anchor_address())?;
+        let checkpoint = self.checkpoint(commit.index)?;
+        if checkpoint.block_number != commit.block_number {
+            return Err(ChainError::Tampered(format!(
+                "checkpoint {} was anchored in block #{}, not #{}",
+                commit.index, checkpoint.block_number, commit.block_number
+            )));
+        }
+        Ok(checkpoint)
+    }
+
+    /// Checks a commit receipt against the verified chain: same chain and contract, the block
+    /// exists with that hash, and the tree head at `commit.index` was committed in that block.
+    pub fn check_commit(&self, commit: &ChainCommit) -> Result<OnChainTreeHead, ChainError> {
+        self.check_block(commit, &self.record_log_address())?;
         let head = self.tree_head(commit.index)?;
         if head.block_number != commit.block_number {
             return Err(ChainError::Tampered(format!(

@@ -1,41 +1,34 @@
-//! The Ledger port over Ethereum JSON-RPC (alloy): anvil in development and CI, Hyperledger Besu
-//! or any EVM node in production. The same RecordLog bytecode as the embedded chain.
+//! The Ledger and AnchorChain ports over Ethereum JSON-RPC (alloy): anvil in development and CI,
+//! Hyperledger Besu or any EVM node in production. The same contract bytecode as the embedded
+//! chains.
 //!
 //! Every call has a timeout; a transaction returns once its receipt is in, and a reverted call is
 //! decoded into [`ChainError::Revert`] with the contract error's name, as the embedded chain does.
+//!
+//! Nonces: each transaction takes the account's *pending* transaction count from the node
+//! (alloy's `SimpleNonceManager`) instead of counting locally. One writer sends one transaction
+//! at a time per key, so this costs one extra request and never drifts: after a failed send, a
+//! node restart or a transaction lost with a node's mempool, the next transaction uses the
+//! nonce the node expects. A transaction that was sent but whose receipt never came is not
+//! resent; the caller's retry asks the contract first (`eth_call`), which reports
+//! `TreeSizeNotIncreasing` if the earlier one did land.
 
 use std::time::Duration;
 
 use alloy::network::{EthereumWallet, TransactionBuilder};
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
+use alloy::sol_types::{SolCall, SolValue};
 
-use crate::abi::{self, RecordLog};
-use crate::{ChainCommit, ChainError, Ledger, OnChainTreeHead};
+use crate::abi::{self, Anchor, ConsentRegistry, RecordLog, Roles};
+use crate::{
+    AnchorChain, ChainCommit, ChainError, Checkpoint, Ledger, OnChainCheckpoint, OnChainTreeHead,
+};
 
 /// How long one RPC call (or waiting for one receipt) may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// RecordLog on a JSON-RPC chain, committing with one signing key.
-#[derive(Clone)]
-pub struct RpcLedger {
-    provider: DynProvider,
-    record_log: Address,
-    chain_id: u64,
-    committer: Address,
-}
-
-impl std::fmt::Debug for RpcLedger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RpcLedger")
-            .field("record_log", &self.record_log)
-            .field("chain_id", &self.chain_id)
-            .finish_non_exhaustive()
-    }
-}
 
 fn unavailable(e: impl std::fmt::Display) -> ChainError {
     ChainError::Unavailable(e.to_string())
@@ -50,24 +43,6 @@ async fn timed<T>(
         .map_err(|_| ChainError::Unavailable(format!("{what} timed out")))?
 }
 
-/// Sends a transaction and waits for its receipt, within the call timeout.
-async fn send_and_wait(
-    provider: &DynProvider,
-    tx: TransactionRequest,
-    what: &str,
-) -> Result<alloy::rpc::types::TransactionReceipt, ChainError> {
-    timed(what, async {
-        provider
-            .send_transaction(tx)
-            .await
-            .map_err(rpc_error)?
-            .get_receipt()
-            .await
-            .map_err(unavailable)
-    })
-    .await
-}
-
 /// A revert reason from an RPC error, decoded like the embedded chain's.
 fn rpc_error(e: alloy::transports::TransportError) -> ChainError {
     match e.as_error_resp().and_then(|r| r.as_revert_data()) {
@@ -76,54 +51,127 @@ fn rpc_error(e: alloy::transports::TransportError) -> ChainError {
     }
 }
 
-impl RpcLedger {
-    fn provider(url: &str, key: PrivateKeySigner) -> Result<DynProvider, ChainError> {
+fn decode<C: SolCall>(output: &[u8]) -> Result<C::Return, ChainError> {
+    C::abi_decode_returns(output).map_err(|e| ChainError::Decode(e.to_string()))
+}
+
+/// One node, one signing key.
+#[derive(Clone)]
+struct Client {
+    provider: DynProvider,
+    chain_id: u64,
+    sender: Address,
+}
+
+impl Client {
+    async fn connect(url: &str, key: PrivateKeySigner) -> Result<Self, ChainError> {
+        let sender = key.address();
         let url = url
             .parse()
             .map_err(|e| ChainError::Unavailable(format!("bad RPC URL: {e}")))?;
-        Ok(ProviderBuilder::new()
+        let provider = ProviderBuilder::default()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
             .wallet(EthereumWallet::from(key))
             .connect_http(url)
-            .erased())
-    }
-
-    /// Connects to a RecordLog already deployed at `record_log`, committing as `key`.
-    pub async fn connect(
-        url: &str,
-        key: PrivateKeySigner,
-        record_log: Address,
-    ) -> Result<Self, ChainError> {
-        let committer = key.address();
-        let provider = Self::provider(url, key)?;
+            .erased();
         let chain_id = timed("eth_chainId", async {
             provider.get_chain_id().await.map_err(rpc_error)
         })
         .await?;
+        Ok(Self {
+            provider,
+            chain_id,
+            sender,
+        })
+    }
+
+    async fn require_code(&self, address: Address, what: &str) -> Result<(), ChainError> {
         let code = timed("eth_getCode", async {
-            provider.get_code_at(record_log).await.map_err(rpc_error)
+            self.provider.get_code_at(address).await.map_err(rpc_error)
         })
         .await?;
         if code.is_empty() {
-            return Err(ChainError::Unavailable(format!(
-                "no contract at {record_log}"
+            return Err(ChainError::WrongChain(format!(
+                "no {what} contract at {address} on chain {}",
+                self.chain_id
             )));
         }
-        Ok(Self {
-            provider,
-            record_log,
-            chain_id,
-            committer,
+        Ok(())
+    }
+
+    /// `eth_call` from the signing account, so access checks apply as for a real send.
+    async fn call(&self, to: Address, input: Vec<u8>) -> Result<Bytes, ChainError> {
+        let tx = TransactionRequest::default()
+            .with_from(self.sender)
+            .with_to(to)
+            .with_input(input);
+        timed("eth_call", async {
+            self.provider.call(tx).await.map_err(rpc_error)
         })
+        .await
     }
 
-    /// Connects to RecordLog at `record_log` for reading only (verification): it holds a
-    /// throwaway key, which RecordLog would refuse as a committer.
-    pub async fn connect_read_only(url: &str, record_log: Address) -> Result<Self, ChainError> {
-        Self::connect(url, PrivateKeySigner::random(), record_log).await
+    /// Sends a transaction and waits for its receipt, within the call timeout.
+    async fn send_and_wait(
+        &self,
+        tx: TransactionRequest,
+        what: &str,
+    ) -> Result<TransactionReceipt, ChainError> {
+        let receipt = timed(what, async {
+            self.provider
+                .send_transaction(tx)
+                .await
+                .map_err(rpc_error)?
+                .get_receipt()
+                .await
+                .map_err(unavailable)
+        })
+        .await?;
+        if !receipt.status() {
+            return Err(ChainError::Revert(format!("{what} reverted on chain")));
+        }
+        Ok(receipt)
     }
 
-    /// The hash (0x-hex) of block `number` as the node reports it.
-    pub async fn block_hash(&self, number: u64) -> Result<String, ChainError> {
+    /// Calls `to` first (a call that would revert is reported with its reason and costs no
+    /// gas), then sends the same call; returns the call's output and the receipt.
+    async fn transact(
+        &self,
+        to: Address,
+        input: Vec<u8>,
+        what: &str,
+    ) -> Result<(Bytes, TransactionReceipt), ChainError> {
+        let output = self.call(to, input.clone()).await?;
+        let tx = TransactionRequest::default().with_to(to).with_input(input);
+        let receipt = self.send_and_wait(tx, what).await?;
+        Ok((output, receipt))
+    }
+
+    async fn deploy(&self, code: Bytes, what: &str) -> Result<Address, ChainError> {
+        let tx = TransactionRequest::default().with_deploy_code(code);
+        let receipt = self.send_and_wait(tx, what).await?;
+        receipt
+            .contract_address
+            .ok_or_else(|| ChainError::Unavailable(format!("{what} created no contract")))
+    }
+
+    fn commit(&self, contract: Address, receipt: &TransactionReceipt, index: u64) -> ChainCommit {
+        ChainCommit {
+            chain_id: self.chain_id,
+            contract: contract.to_string(),
+            block_number: receipt.block_number.unwrap_or_default(),
+            block_hash: receipt
+                .block_hash
+                .map(|h| h.to_string())
+                .unwrap_or_default(),
+            tx_hash: receipt.transaction_hash.to_string(),
+            index,
+        }
+    }
+
+    async fn block_hash(&self, number: u64) -> Result<B256, ChainError> {
         let block = timed("eth_getBlockByNumber", async {
             self.provider
                 .get_block_by_number(number.into())
@@ -132,30 +180,97 @@ impl RpcLedger {
         })
         .await?
         .ok_or_else(|| ChainError::Unavailable(format!("the node has no block {number}")))?;
-        Ok(block.header.hash.to_string())
+        Ok(block.header.hash)
+    }
+}
+
+/// The private chain's contracts as `medledger chain deploy` created them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PrivateDeployment {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// RecordLog (committer: the deployer).
+    pub record_log: Address,
+    /// Roles (first admin operator: the deployer).
+    pub roles: Address,
+    /// ConsentRegistry (registrar: the deployer).
+    pub consent_registry: Address,
+}
+
+/// Deploys RecordLog, Roles and ConsentRegistry with `key`'s address as committer, first admin
+/// and registrar.
+pub async fn deploy_private(
+    url: &str,
+    key: PrivateKeySigner,
+) -> Result<PrivateDeployment, ChainError> {
+    let client = Client::connect(url, key).await?;
+    let owner = client.sender;
+    let record_log = client
+        .deploy(
+            abi::creation_code(&RecordLog::BYTECODE, &(owner,).abi_encode_params()),
+            "RecordLog deployment",
+        )
+        .await?;
+    let roles = client
+        .deploy(
+            abi::creation_code(&Roles::BYTECODE, &(owner,).abi_encode_params()),
+            "Roles deployment",
+        )
+        .await?;
+    let consent_registry = client
+        .deploy(
+            abi::creation_code(&ConsentRegistry::BYTECODE, &(owner,).abi_encode_params()),
+            "ConsentRegistry deployment",
+        )
+        .await?;
+    Ok(PrivateDeployment {
+        chain_id: client.chain_id,
+        record_log,
+        roles,
+        consent_registry,
+    })
+}
+
+/// RecordLog on a JSON-RPC chain, committing with one signing key.
+#[derive(Clone)]
+pub struct RpcLedger {
+    client: Client,
+    record_log: Address,
+}
+
+impl std::fmt::Debug for RpcLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcLedger")
+            .field("record_log", &self.record_log)
+            .field("chain_id", &self.client.chain_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcLedger {
+    /// Connects to a RecordLog already deployed at `record_log`, committing as `key`.
+    pub async fn connect(
+        url: &str,
+        key: PrivateKeySigner,
+        record_log: Address,
+    ) -> Result<Self, ChainError> {
+        let client = Client::connect(url, key).await?;
+        client.require_code(record_log, "RecordLog").await?;
+        Ok(Self { client, record_log })
     }
 
-    /// Deploys RecordLog with `key`'s address as committer and connects to it.
+    /// Connects to RecordLog at `record_log` for reading only (verification): it holds a
+    /// throwaway key, which RecordLog would refuse as a committer.
+    pub async fn connect_read_only(url: &str, record_log: Address) -> Result<Self, ChainError> {
+        Self::connect(url, PrivateKeySigner::random(), record_log).await
+    }
+
+    /// Deploys RecordLog alone with `key`'s address as committer and connects to it.
     pub async fn deploy(url: &str, key: PrivateKeySigner) -> Result<Self, ChainError> {
-        let committer = key.address();
-        let provider = Self::provider(url, key)?;
-        let code = abi::creation_code(abi::RECORD_LOG_ARTIFACT, committer)?;
-        let tx = TransactionRequest::default().with_deploy_code(code);
-        let receipt = send_and_wait(&provider, tx, "RecordLog deployment").await?;
-        let record_log = receipt
-            .contract_address
-            .filter(|_| receipt.status())
-            .ok_or_else(|| ChainError::Unavailable("RecordLog deployment failed".into()))?;
-        let chain_id = timed("eth_chainId", async {
-            provider.get_chain_id().await.map_err(rpc_error)
-        })
-        .await?;
-        Ok(Self {
-            provider,
-            record_log,
-            chain_id,
-            committer,
-        })
+        let client = Client::connect(url, key).await?;
+        let code = abi::creation_code(&RecordLog::BYTECODE, &(client.sender,).abi_encode_params());
+        let record_log = client.deploy(code, "RecordLog deployment").await?;
+        Ok(Self { client, record_log })
     }
 
     /// RecordLog's address.
@@ -163,14 +278,9 @@ impl RpcLedger {
         self.record_log
     }
 
-    async fn view(&self, input: Vec<u8>) -> Result<Bytes, ChainError> {
-        let tx = TransactionRequest::default()
-            .with_to(self.record_log)
-            .with_input(input);
-        timed("eth_call", async {
-            self.provider.call(tx).await.map_err(rpc_error)
-        })
-        .await
+    /// The hash (0x-hex) of block `number` as the node reports it.
+    pub async fn block_hash_hex(&self, number: u64) -> Result<String, ChainError> {
+        Ok(self.client.block_hash(number).await?.to_string())
     }
 }
 
@@ -185,42 +295,20 @@ impl Ledger for RpcLedger {
             treeSize: tree_size,
             rootHash: root.into(),
         };
-        // Ask the node first: a call that would revert is reported with its reason and costs no gas.
-        let output = self.view_as_sender(call.abi_encode()).await?;
+        let (output, receipt) = self
+            .client
+            .transact(self.record_log, call.abi_encode(), "commitTreeHead")
+            .await?;
         let index = abi::commit_index(&output)?;
-        let tx = TransactionRequest::default()
-            .with_to(self.record_log)
-            .with_input(call.abi_encode());
-        let receipt = send_and_wait(&self.provider, tx, "commitTreeHead").await?;
-        if !receipt.status() {
-            return Err(ChainError::Revert(
-                "commitTreeHead reverted on chain".into(),
-            ));
-        }
-        Ok(ChainCommit {
-            chain_id: self.chain_id,
-            contract: self.record_log.to_string(),
-            block_number: receipt.block_number.unwrap_or_default(),
-            block_hash: receipt
-                .block_hash
-                .map(|h| h.to_string())
-                .unwrap_or_default(),
-            tx_hash: receipt.transaction_hash.to_string(),
-            index,
-        })
+        Ok(self.client.commit(self.record_log, &receipt, index))
     }
 
     async fn tree_head(&self, index: u64) -> Result<OnChainTreeHead, ChainError> {
-        let out = self
-            .view(
-                RecordLog::treeHeadAtCall {
-                    index: U256::from(index),
-                }
-                .abi_encode(),
-            )
-            .await?;
-        let h = RecordLog::treeHeadAtCall::abi_decode_returns(&out)
-            .map_err(|e| ChainError::Decode(e.to_string()))?;
+        let call = RecordLog::treeHeadAtCall {
+            index: U256::from(index),
+        };
+        let out = self.client.call(self.record_log, call.abi_encode()).await?;
+        let h = decode::<RecordLog::treeHeadAtCall>(&out)?;
         Ok(OnChainTreeHead {
             tree_size: h.treeSize,
             root: h.rootHash.0,
@@ -231,15 +319,22 @@ impl Ledger for RpcLedger {
 
     async fn tree_head_count(&self) -> Result<u64, ChainError> {
         let out = self
-            .view(RecordLog::treeHeadCountCall {}.abi_encode())
+            .client
+            .call(
+                self.record_log,
+                RecordLog::treeHeadCountCall {}.abi_encode(),
+            )
             .await?;
-        let n = RecordLog::treeHeadCountCall::abi_decode_returns(&out)
-            .map_err(|e| ChainError::Decode(e.to_string()))?;
+        let n = decode::<RecordLog::treeHeadCountCall>(&out)?;
         u64::try_from(n).map_err(|_| ChainError::Decode("tree head count overflows u64".into()))
     }
 
+    async fn block_hash(&self, number: u64) -> Result<B256, ChainError> {
+        self.client.block_hash(number).await
+    }
+
     fn chain_id(&self) -> u64 {
-        self.chain_id
+        self.client.chain_id
     }
 
     fn record_log(&self) -> String {
@@ -247,16 +342,144 @@ impl Ledger for RpcLedger {
     }
 }
 
-impl RpcLedger {
-    /// `eth_call` from the committing account, so access checks apply as for the real send.
-    async fn view_as_sender(&self, input: Vec<u8>) -> Result<Bytes, ChainError> {
-        let tx = TransactionRequest::default()
-            .with_from(self.committer)
-            .with_to(self.record_log)
-            .with_input(input);
-        timed("eth_call", async {
-            self.provider.call(tx).await.map_err(rpc_error)
+/// Anchor on a JSON-RPC (public) chain, anchoring with one signing key.
+#[derive(Clone)]
+pub struct RpcAnchor {
+    client: Client,
+    anchor: Address,
+}
+
+impl std::fmt::Debug for RpcAnchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcAnchor")
+            .field("anchor", &self.anchor)
+            .field("chain_id", &self.client.chain_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcAnchor {
+    /// Deploys `Anchor(key, source_chain_id, source_log)` and connects to it.
+    pub async fn deploy(
+        url: &str,
+        key: PrivateKeySigner,
+        source_chain_id: u64,
+        source_log: Address,
+    ) -> Result<Self, ChainError> {
+        let client = Client::connect(url, key).await?;
+        let code = abi::creation_code(
+            &Anchor::BYTECODE,
+            &(client.sender, source_chain_id, source_log).abi_encode_params(),
+        );
+        let anchor = client.deploy(code, "Anchor deployment").await?;
+        Ok(Self { client, anchor })
+    }
+
+    /// Connects to the Anchor at `anchor`, anchoring as `key`. It must hold checkpoints of
+    /// `source_log` on chain `source_chain_id` ([`ChainError::WrongChain`] otherwise), so a
+    /// writer never anchors one deployment's heads into another's contract.
+    pub async fn connect(
+        url: &str,
+        key: PrivateKeySigner,
+        anchor: Address,
+        source_chain_id: u64,
+        source_log: Address,
+    ) -> Result<Self, ChainError> {
+        let client = Client::connect(url, key).await?;
+        client.require_code(anchor, "Anchor").await?;
+        let this = Self { client, anchor };
+        let (id, log) = this.source().await?;
+        if (id, log) != (source_chain_id, source_log) {
+            return Err(ChainError::WrongChain(format!(
+                "Anchor {anchor} holds checkpoints of {log} on chain {id}, not of {source_log} on chain {source_chain_id}"
+            )));
+        }
+        Ok(this)
+    }
+
+    /// Connects for reading only (verification).
+    pub async fn connect_read_only(url: &str, anchor: Address) -> Result<Self, ChainError> {
+        let client = Client::connect(url, PrivateKeySigner::random()).await?;
+        client.require_code(anchor, "Anchor").await?;
+        Ok(Self { client, anchor })
+    }
+
+    /// The private chain id and RecordLog this Anchor keeps checkpoints of.
+    pub async fn source(&self) -> Result<(u64, Address), ChainError> {
+        let id = self
+            .client
+            .call(self.anchor, Anchor::sourceChainIdCall {}.abi_encode())
+            .await?;
+        let log = self
+            .client
+            .call(self.anchor, Anchor::sourceLogCall {}.abi_encode())
+            .await?;
+        Ok((
+            decode::<Anchor::sourceChainIdCall>(&id)?,
+            decode::<Anchor::sourceLogCall>(&log)?,
+        ))
+    }
+
+    /// Anchor's address.
+    pub fn anchor_address(&self) -> Address {
+        self.anchor
+    }
+
+    /// The hash of public block `number` as the node reports it.
+    pub async fn block_hash(&self, number: u64) -> Result<B256, ChainError> {
+        self.client.block_hash(number).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AnchorChain for RpcAnchor {
+    async fn anchor_checkpoint(&self, c: &Checkpoint) -> Result<ChainCommit, ChainError> {
+        let call = Anchor::anchorCheckpointCall {
+            treeSize: c.tree_size,
+            rootHash: c.root.into(),
+            sourceBlockNumber: c.source_block_number,
+            sourceBlockHash: c.source_block_hash.into(),
+        };
+        let (output, receipt) = self
+            .client
+            .transact(self.anchor, call.abi_encode(), "anchorCheckpoint")
+            .await?;
+        let index = abi::anchor_index(&output)?;
+        Ok(self.client.commit(self.anchor, &receipt, index))
+    }
+
+    async fn checkpoint(&self, index: u64) -> Result<OnChainCheckpoint, ChainError> {
+        let call = Anchor::checkpointAtCall {
+            index: U256::from(index),
+        };
+        let out = self.client.call(self.anchor, call.abi_encode()).await?;
+        let c = decode::<Anchor::checkpointAtCall>(&out)?;
+        Ok(OnChainCheckpoint {
+            checkpoint: Checkpoint {
+                tree_size: c.treeSize,
+                root: c.rootHash.0,
+                source_block_number: c.sourceBlockNumber,
+                source_block_hash: c.sourceBlockHash.0,
+            },
+            block_number: c.blockNumber,
+            timestamp: c.timestamp,
         })
-        .await
+    }
+
+    async fn checkpoint_count(&self) -> Result<u64, ChainError> {
+        let out = self
+            .client
+            .call(self.anchor, Anchor::checkpointCountCall {}.abi_encode())
+            .await?;
+        let n = decode::<Anchor::checkpointCountCall>(&out)?;
+        u64::try_from(n).map_err(|_| ChainError::Decode("checkpoint count overflows u64".into()))
+    }
+
+    fn chain_id(&self) -> u64 {
+        self.client.chain_id
+    }
+
+    fn anchor(&self) -> String {
+        self.anchor.to_string()
     }
 }

@@ -381,10 +381,11 @@ async fn sealed_blocks_must_still_link_and_re_execute() {
     }
     let log = std::fs::read(original.path().join(BLOCK_LOG)).unwrap();
     let sealer = sealer_key(original.path());
+    // Nonces 0 to 2 deployed the contracts; block 3 holds the second commit, nonce 4.
     let other_commit = crate::block::sign_transaction(
         &sealer,
         1337,
-        3,
+        4,
         TxKind::Call(sealer.address().create(0)),
         alloy::sol_types::SolCall::abi_encode(&crate::abi::RecordLog::commitTreeHeadCall {
             treeSize: 2,
@@ -434,7 +435,7 @@ async fn sealed_blocks_must_still_link_and_re_execute() {
             "does not match re-execution",
         ),
         (
-            "deployment block without Roles",
+            "deployment block without ConsentRegistry",
             1,
             Box::new(|b| {
                 b.transactions.pop();
@@ -604,15 +605,19 @@ async fn concurrent_callers_share_blocks() {
 }
 
 #[test]
-fn deployment_block_holds_both_contracts() {
+fn deployment_block_holds_the_three_contracts() {
     let dir = tempfile::tempdir().unwrap();
     let chain = EmbeddedChain::open(dir.path()).unwrap();
     let log = std::fs::read(dir.path().join(BLOCK_LOG)).unwrap();
     let spans = record_spans(&log);
     let block1 = StoredBlock::decode(payload(&log, spans[1])).unwrap();
-    assert_eq!(block1.transactions.len(), 2);
+    assert_eq!(block1.transactions.len(), 3);
     assert_eq!(chain.record_log_address(), chain.sealer_address().create(0));
     assert_eq!(chain.roles_address(), chain.sealer_address().create(1));
+    assert_eq!(
+        chain.consent_registry_address(),
+        Some(chain.sealer_address().create(2))
+    );
     let event = crate::abi::RecordLog::CommitterTransferred::SIGNATURE_HASH;
     assert!(
         block1

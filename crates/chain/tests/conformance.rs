@@ -1,4 +1,5 @@
-//! The Ledger conformance suite against the embedded chain and a real anvil node over JSON-RPC.
+//! The Ledger and AnchorChain conformance suites against the embedded chains and real anvil
+//! nodes over JSON-RPC, and the JSON-RPC ledger across a node restart.
 //!
 //! anvil comes from `MEDLEDGER_ANVIL` (set by the tools env that `make test` sources) or `PATH`;
 //! a missing anvil fails the test rather than skipping it.
@@ -9,23 +10,33 @@ use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use medledger_chain::{EmbeddedChain, PrivateKeySigner, RpcLedger, conformance};
+use medledger_chain::{
+    AnchorChain, ChainError, EmbeddedChain, Ledger, PrivateKeySigner, RpcAnchor, RpcLedger,
+    conformance,
+};
 
 /// anvil's first development account: a published test key, funded on every anvil chain.
 const ANVIL_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
 struct Anvil {
     child: Child,
+    port: u16,
     url: String,
+}
+
+/// A port that was free a moment ago (the probe listener is closed before returning).
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
 }
 
 impl Anvil {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Self::start_on(free_port(), &[])
+    }
+
+    /// anvil on `port`; `extra` adds flags such as `--state FILE`.
+    fn start_on(port: u16, extra: &[&str]) -> Self {
         let bin = std::env::var("MEDLEDGER_ANVIL").unwrap_or_else(|_| "anvil".to_owned());
         let child = Command::new(&bin)
             .args([
@@ -35,6 +46,7 @@ impl Anvil {
                 &port.to_string(),
                 "--silent",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -48,8 +60,16 @@ impl Anvil {
         }
         Self {
             child,
+            port,
             url: format!("http://127.0.0.1:{port}"),
         }
+    }
+
+    /// Stops anvil the way an operator restarting a node does (SIGTERM: it writes its state).
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
     }
 }
 
@@ -60,15 +80,152 @@ impl Drop for Anvil {
     }
 }
 
+async fn open_private(dir: &std::path::Path) -> EmbeddedChain {
+    let path = dir.join("chain");
+    tokio::task::spawn_blocking(move || EmbeddedChain::open(&path))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn embedded_chain_meets_the_ledger_contract() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chain");
-    let chain = tokio::task::spawn_blocking(move || EmbeddedChain::open(&path))
-        .await
-        .unwrap()
-        .unwrap();
+    let chain = open_private(dir.path()).await;
     conformance::ledger(&chain).await;
+    conformance::ledger_block_hashes(&chain).await;
+}
+
+#[tokio::test]
+async fn embedded_public_chain_meets_the_anchor_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let private = open_private(dir.path()).await;
+    let (id, log) = (private.chain_id(), private.record_log_address());
+    let path = dir.path().join("public-chain");
+    let public = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || EmbeddedChain::open_public(&path, id, log))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert_ne!(AnchorChain::chain_id(&public), Ledger::chain_id(&private));
+    conformance::anchor(&public).await;
+    // The private chain has no Anchor, the public one no RecordLog.
+    assert!(matches!(
+        private.checkpoint_count().await,
+        Err(ChainError::WrongChain(_))
+    ));
+    assert!(matches!(
+        public.commit_tree_head(1, [1; 32]).await,
+        Err(ChainError::WrongChain(_))
+    ));
+    drop(public);
+    // Reopened for another private log, the public chain refuses.
+    let other = alloy_address(0x42);
+    let reopened =
+        tokio::task::spawn_blocking(move || EmbeddedChain::open_public(&path, id, other))
+            .await
+            .unwrap();
+    assert!(
+        matches!(reopened, Err(ChainError::WrongChain(_))),
+        "{reopened:?}"
+    );
+    // And the private directory is not a public chain.
+    let private_dir = dir.path().join("chain");
+    drop(private);
+    let wrong =
+        tokio::task::spawn_blocking(move || EmbeddedChain::open_public(&private_dir, id, log))
+            .await
+            .unwrap();
+    assert!(matches!(wrong, Err(ChainError::WrongChain(_))), "{wrong:?}");
+}
+
+fn alloy_address(byte: u8) -> medledger_chain::Address {
+    medledger_chain::Address::repeat_byte(byte)
+}
+
+#[tokio::test]
+async fn json_rpc_anchor_on_anvil_meets_the_anchor_contract() {
+    let anvil = Anvil::start();
+    let key = PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap();
+    let source = alloy_address(0x11);
+    let anchor = RpcAnchor::deploy(&anvil.url, key.clone(), 1337, source)
+        .await
+        .unwrap();
+    conformance::anchor(&anchor).await;
+    assert_eq!(anchor.source().await.unwrap(), (1337, source));
+    // Connecting for another private log is refused; for the right one it works.
+    let e = RpcAnchor::connect(
+        &anvil.url,
+        key.clone(),
+        anchor.anchor_address(),
+        1337,
+        alloy_address(0x12),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ChainError::WrongChain(_)), "{e}");
+    let again = RpcAnchor::connect(&anvil.url, key, anchor.anchor_address(), 1337, source)
+        .await
+        .unwrap();
+    assert_eq!(again.checkpoint_count().await.unwrap(), 2);
+    // Only the anchorer anchors.
+    let other = RpcAnchor::connect(
+        &anvil.url,
+        PrivateKeySigner::random(),
+        anchor.anchor_address(),
+        1337,
+        source,
+    )
+    .await
+    .unwrap();
+    let cp = medledger_chain::Checkpoint {
+        tree_size: 99,
+        root: [9; 32],
+        source_block_number: 1,
+        source_block_hash: [9; 32],
+    };
+    let e = other.anchor_checkpoint(&cp).await.unwrap_err();
+    assert_eq!(e.revert_name(), Some("NotAnchorer"), "{e}");
+}
+
+#[tokio::test]
+async fn json_rpc_ledger_keeps_committing_across_a_node_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("anvil.state");
+    let state_arg = state.to_str().unwrap().to_owned();
+    let anvil = Anvil::start_on(free_port(), &["--state", &state_arg]);
+    let key = PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap();
+    let deployed = medledger_chain::rpc::deploy_private(&anvil.url, key.clone())
+        .await
+        .unwrap();
+    let ledger = RpcLedger::connect(&anvil.url, key, deployed.record_log)
+        .await
+        .unwrap();
+    ledger.commit_tree_head(1, [1; 32]).await.unwrap();
+    let (port, url) = (anvil.port, anvil.url.clone());
+    anvil.stop();
+
+    // The node is away: a commit fails promptly as unavailable, and nothing is counted.
+    let started = Instant::now();
+    let e = ledger.commit_tree_head(2, [2; 32]).await.unwrap_err();
+    assert!(matches!(e, ChainError::Unavailable(_)), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(31),
+        "the call timeout bounds the wait"
+    );
+
+    // The node is back with its state: the same client commits again (its nonce comes from
+    // the node, not from a local count that the failed attempt could have skewed).
+    let anvil = Anvil::start_on(port, &["--state", &state_arg]);
+    assert_eq!(anvil.url, url);
+    assert_eq!(ledger.tree_head_count().await.unwrap(), 1);
+    let c = ledger.commit_tree_head(2, [2; 32]).await.unwrap();
+    assert_eq!(c.index, 1);
+    ledger.commit_tree_head(3, [3; 32]).await.unwrap();
+    assert_eq!(ledger.tree_head_count().await.unwrap(), 3);
+    assert_eq!(ledger.tree_head(1).await.unwrap().root, [2; 32]);
 }
 
 #[tokio::test]
@@ -77,23 +234,17 @@ async fn json_rpc_ledger_on_anvil_meets_the_ledger_contract() {
     let key = PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap();
     let ledger = RpcLedger::deploy(&anvil.url, key.clone()).await.unwrap();
     conformance::ledger(&ledger).await;
+    conformance::ledger_block_hashes(&ledger).await;
 
     // A second client finds the deployed contract and its heads; a different key may not commit.
     let again = RpcLedger::connect(&anvil.url, key, ledger.record_log_address())
         .await
         .unwrap();
-    assert_eq!(
-        medledger_chain::Ledger::tree_head_count(&again)
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(again.tree_head_count().await.unwrap(), 3);
     let stranger = PrivateKeySigner::random();
     let other = RpcLedger::connect(&anvil.url, stranger, ledger.record_log_address())
         .await
         .unwrap();
-    let e = medledger_chain::Ledger::commit_tree_head(&other, 9, [9; 32])
-        .await
-        .unwrap_err();
+    let e = other.commit_tree_head(9, [9; 32]).await.unwrap_err();
     assert_eq!(e.revert_name(), Some("NotCommitter"), "{e}");
 }
