@@ -16,7 +16,7 @@ use medledger_consent::ScopePolicy;
 use medledger_http::{Gate, RateLimiter};
 use medledger_ingest::{Ingest, IngestConfig};
 use medledger_keys::{FileMasterKey, OwnerKeys};
-use medledger_ledger_writer::{LedgerWriter, LedgerWriterConfig};
+use medledger_ledger_writer::{Anchorer, LedgerWriter, LedgerWriterConfig};
 use medledger_query::{Query, QueryConfig};
 use medledger_storage_sqlx::SqliteStore;
 use tokio::sync::watch;
@@ -44,6 +44,10 @@ pub(crate) struct DevArgs {
     /// Longest wait, in milliseconds, between a write and the tree head committing it.
     #[arg(long, default_value_t = 250)]
     commit_interval_ms: u64,
+    /// Shortest time, in milliseconds, between two checkpoints anchored on the simulated
+    /// public chain.
+    #[arg(long, default_value_t = 1000)]
+    anchor_interval_ms: u64,
 }
 
 pub(crate) fn issuer_key_path(data_dir: &Path) -> PathBuf {
@@ -64,12 +68,18 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let master = Arc::new(FileMasterKey::load_or_create(&master_path)?);
     let issuer = medledger_auth::IssuerKey::load_or_create(&issuer_key_path(dir))?;
     let blocks = Arc::new(LocalBlockstore::open(&dir.join("blobs"))?);
-    let chain_dir = dir.join("chain");
-    let chain = Arc::new(
-        tokio::task::spawn_blocking(move || EmbeddedChain::open(&chain_dir))
-            .await?
-            .context("opening the embedded chain")?,
-    );
+    let (chain_dir, public_dir) = (dir.join("chain"), dir.join("public-chain"));
+    let (chain, public_chain) = tokio::task::spawn_blocking(move || {
+        let private = EmbeddedChain::open(&chain_dir).context("opening the embedded chain")?;
+        let public = EmbeddedChain::open_public(
+            &public_dir,
+            private.chain_id(),
+            private.record_log_address(),
+        )
+        .context("opening the simulated public chain")?;
+        anyhow::Ok((Arc::new(private), Arc::new(public)))
+    })
+    .await??;
     let bus = Arc::new(SqliteBus::new(store.pool().clone()));
     let keys = OwnerKeys::new(store.clone(), master);
     if let Err(e) = keys.check_master_key().await {
@@ -99,7 +109,11 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         keys,
         store.clone(),
         policy,
-        QueryConfig::default(),
+        QueryConfig {
+            // Anchors follow tree heads within about one anchor interval.
+            anchor_wait: Duration::from_millis(args.anchor_interval_ms.saturating_mul(3)),
+            ..QueryConfig::default()
+        },
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -126,8 +140,16 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     let writer_alive = Arc::new(AtomicBool::new(true));
     let alive = writer_alive.clone();
+    let anchorer = Anchorer::new(
+        store.clone(),
+        chain.clone(),
+        public_chain,
+        Duration::from_millis(args.anchor_interval_ms),
+    );
+    let anchor_stop = stop_rx.clone();
     let writer_task = tokio::spawn(async move {
-        let result = writer.run(stop_rx).await;
+        // Both loops run until shutdown; either one failing stops both: proofs stop being made.
+        let result = tokio::try_join!(writer.run(stop_rx), anchorer.run(anchor_stop)).map(|_| ());
         // Without a ledger writer, new versions never become readable: stop reporting ready.
         alive.store(false, Ordering::Release);
         if let Err(e) = &result {

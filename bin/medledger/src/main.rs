@@ -50,12 +50,14 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Ingest service: FHIR writes, ciphertext to IPFS, events via the outbox to Kafka.
     Ingest(services::ServiceArgs),
-    /// Consent service (gRPC CheckAccess; not available yet).
-    Consent,
+    /// Consent service: access decisions over gRPC (`CheckAccess`).
+    Consent(services::ServiceArgs),
     /// Ledger writer: record events from Kafka into the Merkle log and onto the chain.
     LedgerWriter(services::ServiceArgs),
     /// Query service: verified FHIR reads.
     Query(services::ServiceArgs),
+    /// Gateway: one FHIR base URL, routing writes to ingest and reads to query.
+    Gateway(services::ServiceArgs),
     /// Chain administration.
     #[command(subcommand)]
     Chain(ChainCommand),
@@ -66,15 +68,23 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ChainCommand {
-    /// Deploy RecordLog to a chain over JSON-RPC, the signer becoming its committer; prints the
-    /// chain id and address as JSON for the ledger-writer's `chain.record_log_address`.
+    /// Deploy RecordLog, Roles and ConsentRegistry to the private chain over JSON-RPC (the
+    /// signer becomes committer, first admin and registrar) and, with `--public-rpc`, an Anchor
+    /// for that RecordLog to the public chain. Prints the chain ids and addresses as JSON, for
+    /// the ledger-writer's `chain.record_log_address` and `anchor.anchor_address`.
     Deploy {
-        /// JSON-RPC URL of the chain.
+        /// JSON-RPC URL of the private chain.
         #[arg(long)]
         rpc: String,
         /// File holding the deployer's (and committer's) hex private key.
         #[arg(long)]
         signer_key_file: PathBuf,
+        /// JSON-RPC URL of the public chain to deploy Anchor to.
+        #[arg(long, requires = "public_signer_key_file")]
+        public_rpc: Option<String>,
+        /// File holding the anchorer's hex private key (funded on the public chain).
+        #[arg(long, requires = "public_rpc")]
+        public_signer_key_file: Option<PathBuf>,
     },
 }
 
@@ -82,7 +92,7 @@ enum ChainCommand {
 enum ConfigCommand {
     /// List a service's environment variables with their defaults.
     Keys {
-        /// ingest, query or ledger-writer.
+        /// ingest, consent, query, ledger-writer or gateway.
         service: String,
     },
 }
@@ -107,14 +117,19 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> ExitCo
 
 fn config_keys(service: &str) -> ExitCode {
     use services::config::{
-        IngestServiceConfig, LedgerWriterServiceConfig, QueryServiceConfig, env_keys,
+        ConsentServiceConfig, GatewayServiceConfig, IngestServiceConfig, LedgerWriterServiceConfig,
+        QueryServiceConfig, env_keys,
     };
     let keys = match service {
         "ingest" => env_keys::<IngestServiceConfig>("INGEST"),
+        "consent" => env_keys::<ConsentServiceConfig>("CONSENT"),
+        "gateway" => env_keys::<GatewayServiceConfig>("GATEWAY"),
         "query" => env_keys::<QueryServiceConfig>("QUERY"),
         "ledger-writer" => env_keys::<LedgerWriterServiceConfig>("LEDGER_WRITER"),
         other => {
-            eprintln!("error: unknown service {other:?} (ingest, query, ledger-writer)");
+            eprintln!(
+                "error: unknown service {other:?} (ingest, consent, query, ledger-writer, gateway)"
+            );
             return ExitCode::from(2);
         }
     };
@@ -184,16 +199,30 @@ fn main() -> ExitCode {
                 services::run_ledger_writer(cfg).await
             })
         }
+        Command::Gateway(args) => {
+            medledger_telemetry::init();
+            block_on(async move {
+                let cfg = services::config::load("GATEWAY", args.config.as_deref())?;
+                services::run_gateway(cfg).await
+            })
+        }
         Command::Chain(ChainCommand::Deploy {
             rpc,
             signer_key_file,
-        }) => block_on(services::deploy_chain(&rpc, &signer_key_file)),
+            public_rpc,
+            public_signer_key_file,
+        }) => block_on(services::deploy_chain(
+            &rpc,
+            &signer_key_file,
+            public_rpc.as_deref().zip(public_signer_key_file.as_deref()),
+        )),
         Command::Config(ConfigCommand::Keys { service }) => config_keys(&service),
-        Command::Consent => {
-            eprintln!(
-                "error: the consent service (gRPC CheckAccess) is not built yet; ingest and query check scopes in-process"
-            );
-            ExitCode::from(2)
+        Command::Consent(args) => {
+            medledger_telemetry::init();
+            block_on(async move {
+                let cfg = services::config::load("CONSENT", args.config.as_deref())?;
+                services::run_consent(cfg).await
+            })
         }
     }
 }

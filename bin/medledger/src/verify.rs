@@ -1,12 +1,16 @@
-//! `medledger verify`: checks a proof bundle against the chain, either the embedded chain in a
-//! data dir (offline, re-executing every block) or a node of the private chain over JSON-RPC.
+//! `medledger verify`: checks a proof bundle against the chains, either the embedded chains in a
+//! data dir (offline, re-executing every block) or nodes of the private and public chains over
+//! JSON-RPC.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 
-use medledger_chain::{Address, EmbeddedChain, Ledger, OnChainTreeHead, RpcLedger};
-use medledger_ledger::ProofBundle;
+use medledger_chain::{
+    Address, AnchorChain, ChainCommit, ChainReader, EmbeddedChain, Ledger, OnChainCheckpoint,
+    OnChainTreeHead, RpcAnchor, RpcLedger,
+};
+use medledger_ledger::{AnchorLocation, ProofBundle};
 
 /// Arguments of `medledger verify`.
 #[derive(clap::Args, Debug)]
@@ -14,7 +18,7 @@ pub(crate) struct VerifyArgs {
     /// Proof bundle (output of `$verify`).
     #[arg(long)]
     proof: PathBuf,
-    /// Data directory whose embedded chain to check against.
+    /// Data directory whose embedded chains (`chain/`, `public-chain/`) to check against.
     #[arg(
         long,
         env = "MEDLEDGER_DATA_DIR",
@@ -25,6 +29,13 @@ pub(crate) struct VerifyArgs {
     /// JSON-RPC URL of a node of the private chain to check against (distributed mode).
     #[arg(long)]
     rpc: Option<String>,
+    /// JSON-RPC URL of a node of the public chain, to check the bundle's anchor (distributed
+    /// mode; with `--data-dir` the simulated public chain in the data dir is used).
+    #[arg(long, conflicts_with = "data_dir")]
+    public_rpc: Option<String>,
+    /// Fail unless the bundle carries a public anchor and it checks out.
+    #[arg(long)]
+    require_anchor: bool,
     /// The resource as read (vread of that version); checked against the commitment.
     #[arg(long)]
     resource: Option<PathBuf>,
@@ -71,6 +82,9 @@ pub(crate) fn run(args: VerifyArgs) -> ExitCode {
         bundle.tree_head.root_hash,
         on_chain.block_number
     );
+    if let Err(code) = check_anchor(&bundle, &args) {
+        return code;
+    }
     if let Some(path) = args.resource {
         let value: serde_json::Value = match std::fs::read(&path)
             .map_err(|e| e.to_string())
@@ -124,7 +138,7 @@ fn check_embedded(bundle: &ProofBundle, dir: &Path) -> Result<OnChainTreeHead, E
     );
     same_contract_and_chain(bundle, &chain.record_log_address(), chain.chain_id())?;
     if !bundle.chain.block_hash.is_empty() {
-        let commit = medledger_chain::ChainCommit {
+        let commit = ChainCommit {
             chain_id: bundle.chain.chain_id,
             contract: bundle.chain.record_log.clone(),
             block_number: bundle.chain.block_number,
@@ -141,13 +155,16 @@ fn check_embedded(bundle: &ProofBundle, dir: &Path) -> Result<OnChainTreeHead, E
         .map_err(|e| fail("RecordLog.treeHeadAt view call", e))
 }
 
-/// Asks a node of the private chain: chain id, the commit block's hash, and RecordLog's head.
-fn check_rpc(bundle: &ProofBundle, url: &str) -> Result<OnChainTreeHead, ExitCode> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| fail("runtime", e))?;
-    rt.block_on(async {
+        .map_err(|e| fail("runtime", e))
+}
+
+/// Asks a node of the private chain: chain id, the commit block's hash, and RecordLog's head.
+fn check_rpc(bundle: &ProofBundle, url: &str) -> Result<OnChainTreeHead, ExitCode> {
+    runtime()?.block_on(async {
         let address = Address::from_str(&bundle.chain.record_log)
             .map_err(|e| fail("the proof's RecordLog address", e))?;
         let ledger = RpcLedger::connect_read_only(url, address)
@@ -160,7 +177,7 @@ fn check_rpc(bundle: &ProofBundle, url: &str) -> Result<OnChainTreeHead, ExitCod
         );
         if !bundle.chain.block_hash.is_empty() {
             let hash = ledger
-                .block_hash(bundle.chain.block_number)
+                .block_hash_hex(bundle.chain.block_number)
                 .await
                 .map_err(|e| fail("commit block", e))?;
             if !hash.eq_ignore_ascii_case(&bundle.chain.block_hash) {
@@ -187,5 +204,194 @@ fn check_rpc(bundle: &ProofBundle, url: &str) -> Result<OnChainTreeHead, ExitCod
             ));
         }
         Ok(head)
+    })
+}
+
+/// The anchor section: its consistency proof offline, then the checkpoint on the public chain
+/// (the data dir's simulated one, or `--public-rpc`). The Anchor must keep checkpoints of the
+/// very RecordLog the bundle names, so an Anchor of another deployment proves nothing.
+fn check_anchor(bundle: &ProofBundle, args: &VerifyArgs) -> Result<(), ExitCode> {
+    let Some(anchor) = &bundle.anchor else {
+        if args.require_anchor {
+            return Err(fail(
+                "public anchor",
+                "the proof carries no anchor (fetch it again once the head is anchored)",
+            ));
+        }
+        println!("note no public anchor covers this tree head yet");
+        return Ok(());
+    };
+    bundle
+        .verify_anchor_consistency()
+        .map_err(|e| fail("anchor consistency proof", e))?;
+    println!(
+        "ok   the anchored checkpoint of size {} extends the tree head (consistency proof)",
+        anchor.checkpoint.tree_size
+    );
+    let source = (bundle.chain.chain_id, bundle.chain.record_log.as_str());
+    let checked = if let Some(dir) = &args.data_dir {
+        let dir = dir.join("public-chain");
+        let reader = EmbeddedChain::open_verified_read_only(&dir)
+            .map_err(|e| fail("public chain integrity", e))?;
+        check_embedded_anchor(&reader, anchor, source)
+    } else if let Some(url) = &args.public_rpc {
+        check_rpc_anchor(url, anchor, source)
+    } else {
+        if args.require_anchor {
+            return Err(fail(
+                "public anchor",
+                "give --public-rpc to check the anchor on the public chain",
+            ));
+        }
+        println!("note the anchor was not checked on the public chain (give --public-rpc)");
+        return Ok(());
+    };
+    let on_chain = checked?;
+    if on_chain.checkpoint.source_block_number != anchor.source_block_number {
+        return Err(fail(
+            "public anchor",
+            format!(
+                "the checkpoint names private block {}, the proof says {}",
+                on_chain.checkpoint.source_block_number, anchor.source_block_number
+            ),
+        ));
+    }
+    bundle
+        .check_anchored_checkpoint(on_chain.checkpoint.tree_size, &on_chain.checkpoint.root)
+        .map_err(|e| fail("checkpoint on the public chain", e))?;
+    println!(
+        "ok   Anchor[{}] on public chain {} holds tree size {} root {} (block {})",
+        anchor.anchor_index,
+        anchor.chain_id,
+        on_chain.checkpoint.tree_size,
+        anchor.checkpoint.root_hash,
+        on_chain.block_number
+    );
+    Ok(())
+}
+
+fn anchor_commit(anchor: &AnchorLocation) -> ChainCommit {
+    ChainCommit {
+        chain_id: anchor.chain_id,
+        contract: anchor.anchor.clone(),
+        block_number: anchor.block_number,
+        block_hash: anchor.block_hash.clone(),
+        tx_hash: anchor.transaction_hash.clone(),
+        index: anchor.anchor_index,
+    }
+}
+
+fn same_source(
+    anchored: (u64, Address),
+    (chain_id, record_log): (u64, &str),
+) -> Result<(), ExitCode> {
+    let matches = anchored.0 == chain_id && anchored.1.to_string().eq_ignore_ascii_case(record_log);
+    if matches {
+        Ok(())
+    } else {
+        Err(fail(
+            "public anchor",
+            format!(
+                "this Anchor keeps checkpoints of {} on chain {}, not of {record_log} on chain {chain_id}",
+                anchored.1, anchored.0
+            ),
+        ))
+    }
+}
+
+fn check_embedded_anchor(
+    reader: &ChainReader,
+    anchor: &AnchorLocation,
+    source: (u64, &str),
+) -> Result<OnChainCheckpoint, ExitCode> {
+    println!(
+        "ok   public chain re-executed and verified up to block {}",
+        reader.head().number
+    );
+    if anchor.chain_id != reader.chain_id()
+        || !anchor.anchor.eq_ignore_ascii_case(&reader.anchor_address())
+    {
+        return Err(fail(
+            "public anchor",
+            format!(
+                "the proof names Anchor {} on chain {}, this public chain has {} on {}",
+                anchor.anchor,
+                anchor.chain_id,
+                reader.anchor_address(),
+                reader.chain_id()
+            ),
+        ));
+    }
+    same_source(
+        reader
+            .anchor_source()
+            .map_err(|e| fail("Anchor source", e))?,
+        source,
+    )?;
+    if anchor.block_hash.is_empty() {
+        reader.checkpoint(anchor.anchor_index)
+    } else {
+        reader.check_anchor(&anchor_commit(anchor))
+    }
+    .map_err(|e| fail("Anchor.checkpointAt", e))
+}
+
+fn check_rpc_anchor(
+    url: &str,
+    anchor: &AnchorLocation,
+    source: (u64, &str),
+) -> Result<OnChainCheckpoint, ExitCode> {
+    runtime()?.block_on(async {
+        let address =
+            Address::from_str(&anchor.anchor).map_err(|e| fail("the proof's Anchor address", e))?;
+        let public = RpcAnchor::connect_read_only(url, address)
+            .await
+            .map_err(|e| fail("connecting to the public chain", e))?;
+        if AnchorChain::chain_id(&public) != anchor.chain_id {
+            return Err(fail(
+                "public anchor",
+                format!(
+                    "the proof names public chain {}, {url} is chain {}",
+                    anchor.chain_id,
+                    AnchorChain::chain_id(&public)
+                ),
+            ));
+        }
+        same_source(
+            public
+                .source()
+                .await
+                .map_err(|e| fail("Anchor source", e))?,
+            source,
+        )?;
+        let on_chain = public
+            .checkpoint(anchor.anchor_index)
+            .await
+            .map_err(|e| fail("Anchor.checkpointAt", e))?;
+        if on_chain.block_number != anchor.block_number {
+            return Err(fail(
+                "public anchor",
+                format!(
+                    "the checkpoint was anchored in block {}, the proof says {}",
+                    on_chain.block_number, anchor.block_number
+                ),
+            ));
+        }
+        if !anchor.block_hash.is_empty() {
+            let hash = public
+                .block_hash(anchor.block_number)
+                .await
+                .map_err(|e| fail("anchor block", e))?;
+            if !hash.to_string().eq_ignore_ascii_case(&anchor.block_hash) {
+                return Err(fail(
+                    "anchor block",
+                    format!(
+                        "public block {} is {hash}, not {}",
+                        anchor.block_number, anchor.block_hash
+                    ),
+                ));
+            }
+        }
+        Ok(on_chain)
     })
 }

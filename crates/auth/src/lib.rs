@@ -75,6 +75,37 @@ pub struct Claims {
     pub jti: String,
 }
 
+/// An authenticated caller: the verified claims and the bearer token they were read from.
+///
+/// The token travels on to the consent service, which verifies it again itself rather than
+/// trusting claims relayed by another process.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The verified claims.
+    pub claims: Claims,
+    /// The compact JWS, as presented (a credential: never log it).
+    pub token: std::sync::Arc<str>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("claims", &self.claims)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Caller {
+    /// A caller whose token was just verified into `claims`.
+    pub fn new(claims: Claims, token: &str) -> Self {
+        Self {
+            claims,
+            token: token.into(),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Header {
     alg: String,

@@ -13,7 +13,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use medledger_auth::{AuthError, Claims, TokenVerifier};
+use medledger_auth::{AuthError, Caller, TokenVerifier};
 use medledger_fhir::{IssueCode, operation_outcome};
 use serde_json::Value;
 
@@ -310,7 +310,7 @@ impl RateLimiter {
 }
 
 /// Middleware: requires a valid bearer token, applies the caller's rate limit, and stores the
-/// token's [`Claims`] in the request.
+/// [`Caller`] (claims and token) in the request.
 pub async fn require_bearer(
     gate: axum::extract::State<Gate>,
     mut req: Request,
@@ -340,7 +340,9 @@ pub async fn require_bearer(
                 e.retry_after = Some(wait);
                 return e.into_response();
             }
-            req.extensions_mut().insert(claims);
+            // `token` is Some here: verification succeeded on it.
+            let caller = Caller::new(claims, token.unwrap_or_default());
+            req.extensions_mut().insert(caller);
             next.run(req).await
         }
         Err(e) => {
@@ -350,8 +352,8 @@ pub async fn require_bearer(
 }
 
 /// The authenticated caller (inserted by [`require_bearer`]).
-pub fn claims_of(req_ext: &axum::http::Extensions) -> Option<&Claims> {
-    req_ext.get::<Claims>()
+pub fn caller_of(req_ext: &axum::http::Extensions) -> Option<&Caller> {
+    req_ext.get::<Caller>()
 }
 
 /// Converts a FHIR instant (`2026-01-02T03:04:05.678Z`) to an HTTP-date for `Last-Modified`.

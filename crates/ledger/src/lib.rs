@@ -4,7 +4,7 @@
 //! with a format byte and a kind tag, so record versions, consent changes and audit events can
 //! share one log without one kind ever being read as another.
 
-use medledger_merkle::{Hash, leaf_hash, verify_inclusion};
+use medledger_merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
 use serde::{Deserialize, Serialize};
 
 /// Leaf encoding version.
@@ -178,6 +178,34 @@ pub struct ChainLocation {
     pub transaction_hash: String,
 }
 
+/// Where a public chain anchors a checkpoint that covers the bundle's tree head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnchorLocation {
+    /// `embedded-evm` (the simulated public chain of `medledger dev`) or `json-rpc`.
+    pub network: String,
+    /// EIP-155 chain id of the public chain.
+    pub chain_id: u64,
+    /// Anchor contract address.
+    pub anchor: String,
+    /// Index of the checkpoint in Anchor.
+    pub anchor_index: u64,
+    /// Public block holding the anchoring transaction.
+    pub block_number: u64,
+    /// Hash of that block.
+    pub block_hash: String,
+    /// The anchoring transaction.
+    pub transaction_hash: String,
+    /// The anchored tree head of the private log (at least as large as `treeHead`).
+    pub checkpoint: TreeHead,
+    /// Private-chain block that committed the checkpoint's head.
+    pub source_block_number: u64,
+    /// That block's hash.
+    pub source_block_hash: String,
+    /// RFC 9162 consistency proof from `treeHead` to `checkpoint` (hex; empty when equal).
+    pub consistency_proof: Vec<String>,
+}
+
 /// A proof that a record version was committed to the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -200,6 +228,9 @@ pub struct ProofBundle {
     pub tree_head: TreeHead,
     /// Where that tree head is on chain.
     pub chain: ChainLocation,
+    /// The public anchor covering that tree head, once one exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<AnchorLocation>,
 }
 
 /// Why a bundle did not verify.
@@ -223,6 +254,12 @@ pub enum ProofError {
     /// The chain holds a different tree head at that index.
     #[error("chain holds a different tree head at RecordLog index {0}")]
     ChainMismatch(u64),
+    /// The consistency proof does not lead from the tree head to the anchored checkpoint.
+    #[error("consistency proof does not lead from the tree head to the anchored checkpoint")]
+    Consistency,
+    /// The public chain holds a different checkpoint at that index.
+    #[error("public chain holds a different checkpoint at Anchor index {0}")]
+    AnchorMismatch(u64),
 }
 
 impl ProofBundle {
@@ -263,6 +300,48 @@ impl ProofBundle {
             Ok(())
         } else {
             Err(ProofError::Commitment)
+        }
+    }
+
+    /// Checks the anchor section, if any: the checkpoint extends the tree head (consistency
+    /// proof). Comparing the checkpoint with the public chain is separate
+    /// ([`ProofBundle::check_anchored_checkpoint`]).
+    pub fn verify_anchor_consistency(&self) -> Result<(), ProofError> {
+        let Some(a) = &self.anchor else {
+            return Ok(());
+        };
+        let proof: Vec<Hash> = a
+            .consistency_proof
+            .iter()
+            .map(|h| decode32(h, "anchor.consistencyProof"))
+            .collect::<Result<_, _>>()?;
+        let old = decode32(&self.tree_head.root_hash, "treeHead.rootHash")?;
+        let new = decode32(&a.checkpoint.root_hash, "anchor.checkpoint.rootHash")?;
+        verify_consistency(
+            self.tree_head.tree_size,
+            a.checkpoint.tree_size,
+            &old,
+            &new,
+            &proof,
+        )
+        .map_err(|_| ProofError::Consistency)
+    }
+
+    /// Compares the checkpoint read from the public chain with the bundle's anchor section.
+    pub fn check_anchored_checkpoint(
+        &self,
+        tree_size: u64,
+        root: &[u8; 32],
+    ) -> Result<(), ProofError> {
+        let a = self
+            .anchor
+            .as_ref()
+            .ok_or(ProofError::Malformed("anchor"))?;
+        let ours = decode32(&a.checkpoint.root_hash, "anchor.checkpoint.rootHash")?;
+        if tree_size == a.checkpoint.tree_size && *root == ours {
+            Ok(())
+        } else {
+            Err(ProofError::AnchorMismatch(a.anchor_index))
         }
     }
 
@@ -336,7 +415,82 @@ mod tests {
                 block_hash: "0x".into(),
                 transaction_hash: "0x".into(),
             },
+            anchor: None,
         }
+    }
+
+    /// `bundle()` with an anchor at a larger checkpoint, plus the tree behind it.
+    fn anchored() -> ProofBundle {
+        let mut b = bundle();
+        let mut tree = MerkleTree::new();
+        for i in 0..9 {
+            let x = if i == 2 { b.leaf.clone() } else { leaf(i) };
+            tree.push(&x.encode().expect("encode"));
+        }
+        assert_eq!(
+            hex::encode(tree.root_at(5).expect("root")),
+            b.tree_head.root_hash
+        );
+        b.anchor = Some(AnchorLocation {
+            network: "json-rpc".into(),
+            chain_id: 1338,
+            anchor: "0x01".into(),
+            anchor_index: 3,
+            block_number: 7,
+            block_hash: "0x".into(),
+            transaction_hash: "0x".into(),
+            checkpoint: TreeHead {
+                tree_size: 9,
+                root_hash: hex::encode(tree.root()),
+            },
+            source_block_number: 4,
+            source_block_hash: "0x".into(),
+            consistency_proof: tree
+                .consistency_proof(5, 9)
+                .expect("proof")
+                .iter()
+                .map(hex::encode)
+                .collect(),
+        });
+        b
+    }
+
+    #[test]
+    fn anchor_sections_verify_and_round_trip() {
+        let b = anchored();
+        b.verify_inclusion().expect("inclusion");
+        b.verify_anchor_consistency().expect("consistency");
+        let json = serde_json::to_string(&b).expect("json");
+        assert!(json.contains("\"anchor\""));
+        let back: ProofBundle = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, b);
+        // A bundle without an anchor leaves the field out and parses back as None.
+        let plain = serde_json::to_string(&bundle()).expect("json");
+        assert!(!plain.contains("\"anchor\""));
+        assert_eq!(bundle().verify_anchor_consistency(), Ok(()));
+
+        let root: [u8; 32] = hex::decode(&b.anchor.as_ref().expect("anchor").checkpoint.root_hash)
+            .expect("hex")
+            .try_into()
+            .expect("32");
+        b.check_anchored_checkpoint(9, &root)
+            .expect("same checkpoint");
+        assert_eq!(
+            b.check_anchored_checkpoint(8, &root),
+            Err(ProofError::AnchorMismatch(3))
+        );
+        assert!(bundle().check_anchored_checkpoint(9, &root).is_err());
+
+        // Tampering with the checkpoint, the proof or the sizes breaks consistency.
+        let mut t = b.clone();
+        t.anchor.as_mut().expect("anchor").checkpoint.root_hash = hex::encode([1u8; 32]);
+        assert_eq!(t.verify_anchor_consistency(), Err(ProofError::Consistency));
+        let mut t = b.clone();
+        t.anchor.as_mut().expect("anchor").consistency_proof.pop();
+        assert_eq!(t.verify_anchor_consistency(), Err(ProofError::Consistency));
+        let mut t = b.clone();
+        t.anchor.as_mut().expect("anchor").checkpoint.tree_size = 4;
+        assert_eq!(t.verify_anchor_consistency(), Err(ProofError::Consistency));
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Protobuf event payloads from proto/, compiled with prost.
+//! Protobuf event payloads and the gRPC access-control API from proto/, compiled with prost and
+//! tonic (client and server stubs for `medledger.v1.AccessControl`).
 
 #![allow(missing_docs, unreachable_pub)] // generated code; the .proto files carry the docs
 
-/// `medledger.v1`: record, consent and audit events.
+/// `medledger.v1`: record, consent and audit events; the `AccessControl` service.
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/medledger.v1.rs"));
 }

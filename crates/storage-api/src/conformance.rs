@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
 
 use crate::{
-    LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordIndex, StoreError, TreeHeadRow,
-    VersionRow, VersionWrite,
+    AnchorRow, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordIndex, StoreError,
+    TreeHeadRow, VersionRow, VersionWrite,
 };
 
 fn row(id: &str, version: u64) -> VersionRow {
@@ -196,4 +196,33 @@ pub async fn ledger_store(s: &dyn LedgerStore) {
     assert_eq!(s.tree_head_covering(1).await.unwrap().unwrap().tree_size, 2);
     assert_eq!(s.tree_head_covering(2).await.unwrap().unwrap().tree_size, 3);
     assert!(s.tree_head_covering(3).await.unwrap().is_none());
+
+    assert!(s.latest_anchor().await.unwrap().is_none());
+    assert!(s.anchor_covering(1).await.unwrap().is_none());
+    let anchor = |size: u64| AnchorRow {
+        tree_size: size,
+        root: [size as u8; 32],
+        source_block_number: size * 10,
+        source_block_hash: format!("0x{size:064x}"),
+        chain_id: 1338,
+        contract: "0xanchor".into(),
+        chain_index: size,
+        block_number: size + 100,
+        block_hash: "0xpb".into(),
+        tx_hash: "0xpt".into(),
+    };
+    s.insert_anchor(&anchor(2)).await.unwrap();
+    s.insert_anchor(&anchor(5)).await.unwrap();
+    // A second insert of a size changes nothing.
+    s.insert_anchor(&AnchorRow {
+        tx_hash: "0xother".into(),
+        ..anchor(5)
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.latest_anchor().await.unwrap().unwrap(), anchor(5));
+    assert_eq!(s.anchor_covering(1).await.unwrap().unwrap(), anchor(2));
+    assert_eq!(s.anchor_covering(2).await.unwrap().unwrap(), anchor(2));
+    assert_eq!(s.anchor_covering(3).await.unwrap().unwrap(), anchor(5));
+    assert!(s.anchor_covering(6).await.unwrap().is_none());
 }

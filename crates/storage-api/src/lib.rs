@@ -161,6 +161,31 @@ pub struct TreeHeadRow {
     pub tx_hash: String,
 }
 
+/// A checkpoint (a private-chain tree head) anchored on the public chain, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorRow {
+    /// Leaves covered by the anchored head.
+    pub tree_size: u64,
+    /// Its root hash.
+    pub root: [u8; 32],
+    /// Private-chain block that committed the head.
+    pub source_block_number: u64,
+    /// That block's hash, `0x…`.
+    pub source_block_hash: String,
+    /// Public chain id.
+    pub chain_id: u64,
+    /// Anchor contract address.
+    pub contract: String,
+    /// Anchor index of this checkpoint.
+    pub chain_index: u64,
+    /// Public block number.
+    pub block_number: u64,
+    /// Public block hash.
+    pub block_hash: String,
+    /// Public transaction hash.
+    pub tx_hash: String,
+}
+
 /// The ledger writer's state.
 #[async_trait::async_trait]
 pub trait LedgerStore: Send + Sync + 'static {
@@ -199,4 +224,14 @@ pub trait LedgerStore: Send + Sync + 'static {
 
     /// The first committed tree head that includes leaf `index`.
     async fn tree_head_covering(&self, index: u64) -> Result<Option<TreeHeadRow>, StoreError>;
+
+    /// Records a checkpoint anchored on the public chain (a second insert of the same tree
+    /// size is ignored).
+    async fn insert_anchor(&self, anchor: &AnchorRow) -> Result<(), StoreError>;
+
+    /// The latest anchored checkpoint.
+    async fn latest_anchor(&self) -> Result<Option<AnchorRow>, StoreError>;
+
+    /// The first anchored checkpoint of at least `tree_size` leaves.
+    async fn anchor_covering(&self, tree_size: u64) -> Result<Option<AnchorRow>, StoreError>;
 }

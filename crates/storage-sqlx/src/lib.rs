@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use medledger_storage_api::{
-    LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, StoreError,
-    TreeHeadRow, VersionRow, VersionWrite,
+    AnchorRow, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex,
+    StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -261,6 +261,24 @@ fn head_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TreeHeadRow, StoreError>
     })
 }
 
+fn anchor_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<AnchorRow, StoreError> {
+    let root: Vec<u8> = r.try_get("root").map_err(err)?;
+    Ok(AnchorRow {
+        tree_size: r.try_get::<i64, _>("tree_size").map_err(err)? as u64,
+        root: root
+            .try_into()
+            .map_err(|_| StoreError::Unavailable("root is not 32 bytes".into()))?,
+        source_block_number: r.try_get::<i64, _>("source_block_number").map_err(err)? as u64,
+        source_block_hash: r.try_get("source_block_hash").map_err(err)?,
+        chain_id: r.try_get::<i64, _>("chain_id").map_err(err)? as u64,
+        contract: r.try_get("contract").map_err(err)?,
+        chain_index: r.try_get::<i64, _>("chain_index").map_err(err)? as u64,
+        block_number: r.try_get::<i64, _>("block_number").map_err(err)? as u64,
+        block_hash: r.try_get("block_hash").map_err(err)?,
+        tx_hash: r.try_get("tx_hash").map_err(err)?,
+    })
+}
+
 #[async_trait::async_trait]
 impl LedgerStore for SqliteStore {
     async fn leaves_from(&self, start: u64) -> Result<Vec<LeafRow>, StoreError> {
@@ -374,6 +392,46 @@ impl LedgerStore for SqliteStore {
         .await
         .map_err(err)?;
         row.as_ref().map(head_from_row).transpose()
+    }
+
+    async fn insert_anchor(&self, a: &AnchorRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ledger_anchors (tree_size, root, source_block_number, source_block_hash, chain_id, contract, chain_index, block_number, block_hash, tx_hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tree_size) DO NOTHING",
+        )
+        .bind(a.tree_size as i64)
+        .bind(a.root.to_vec())
+        .bind(a.source_block_number as i64)
+        .bind(&a.source_block_hash)
+        .bind(a.chain_id as i64)
+        .bind(&a.contract)
+        .bind(a.chain_index as i64)
+        .bind(a.block_number as i64)
+        .bind(&a.block_hash)
+        .bind(&a.tx_hash)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn latest_anchor(&self) -> Result<Option<AnchorRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM ledger_anchors ORDER BY tree_size DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(anchor_from_row).transpose()
+    }
+
+    async fn anchor_covering(&self, tree_size: u64) -> Result<Option<AnchorRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM ledger_anchors WHERE tree_size >= ? ORDER BY tree_size LIMIT 1",
+        )
+        .bind(tree_size as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        row.as_ref().map(anchor_from_row).transpose()
     }
 }
 

@@ -1,4 +1,5 @@
-//! Consent service: decides whether an actor may perform an interaction on a resource.
+//! Consent service: decides whether an actor may perform an interaction on a resource, in
+//! process (`medledger dev`) or over gRPC (`medledger consent`, [`grpc`]).
 //!
 //! This release implements the first two steps of the decision order in `docs/architecture.md`:
 //! the token's SMART scopes must cover the interaction and type, and the actor must hold a role
@@ -6,6 +7,19 @@
 //! consents, access requests and break-glass arrive (issue 4).
 
 pub mod domain;
+pub mod grpc;
 
-pub use domain::policy::{AccessPolicy, AccessQuery, Decision, Interaction, ScopePolicy};
+pub use domain::policy::{
+    AccessError, AccessPolicy, AccessQuery, Decision, Interaction, ScopePolicy,
+};
 pub use domain::scopes::scope_allows;
+pub use grpc::{AccessControlService, GrpcAccessPolicy};
+
+impl From<AccessError> for medledger_http::ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Denied(reason) => Self::forbidden(reason),
+            AccessError::Unavailable(why) => Self::unavailable(why, 1),
+        }
+    }
+}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use medledger_auth::Claims;
+use medledger_auth::{Caller, Claims};
 use medledger_blobstore::LocalBlockstore;
 use medledger_consent::ScopePolicy;
 use medledger_ingest::{Ingest, IngestConfig};
@@ -46,8 +46,8 @@ async fn fixture() -> Fixture {
     }
 }
 
-fn doctor() -> Claims {
-    Claims {
+fn doctor() -> Caller {
+    let claims = Claims {
         iss: "medledger-dev".into(),
         sub: "Practitioner/dr-1".into(),
         aud: "medledger".into(),
@@ -57,7 +57,8 @@ fn doctor() -> Claims {
         role: "practitioner".into(),
         fhir_user: None,
         jti: String::new(),
-    }
+    };
+    Caller::new(claims, "unused: the in-process policy reads the claims")
 }
 
 fn patient() -> Value {

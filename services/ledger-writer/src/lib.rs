@@ -10,4 +10,4 @@ pub mod config;
 pub mod domain;
 
 pub use config::LedgerWriterConfig;
-pub use domain::LedgerWriter;
+pub use domain::{Anchorer, LedgerWriter};

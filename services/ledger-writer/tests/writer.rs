@@ -141,3 +141,181 @@ fn leaf_of_rejects_incomplete_events() {
     ev.version = 0;
     assert!(medledger_ledger_writer::domain::leaf_of(&ev).is_err());
 }
+
+/// Stores a tree head committed on `chain` as the writer would.
+async fn commit_head(store: &SqliteStore, chain: &EmbeddedChain, size: u64, root: [u8; 32]) {
+    let c = chain.commit_tree_head(size, root).await.unwrap();
+    store
+        .insert_tree_head(&medledger_storage_api::TreeHeadRow {
+            tree_size: size,
+            root,
+            chain_id: c.chain_id,
+            contract: c.contract,
+            chain_index: c.index,
+            block_number: c.block_number,
+            block_hash: c.block_hash,
+            tx_hash: c.tx_hash,
+        })
+        .await
+        .unwrap();
+}
+
+async fn chains(dir: &std::path::Path) -> (Arc<EmbeddedChain>, Arc<EmbeddedChain>) {
+    let (private_dir, public_dir) = (dir.join("chain"), dir.join("public-chain"));
+    tokio::task::spawn_blocking(move || {
+        let private = EmbeddedChain::open(&private_dir).unwrap();
+        let public = EmbeddedChain::open_public(
+            &public_dir,
+            private.chain_id(),
+            private.record_log_address(),
+        )
+        .unwrap();
+        (Arc::new(private), Arc::new(public))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_latest_head_is_anchored_once_and_a_lost_anchor_receipt_is_recovered() {
+    use medledger_chain::{AnchorChain, Checkpoint};
+    use medledger_ledger_writer::Anchorer;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("state.db"))
+            .await
+            .unwrap(),
+    );
+    let (private, public) = chains(dir.path()).await;
+    let anchorer = |store: &Arc<SqliteStore>| {
+        Anchorer::new(
+            store.clone(),
+            private.clone(),
+            public.clone(),
+            Duration::from_secs(60),
+        )
+    };
+
+    let mut a = anchorer(&store);
+    // Nothing committed yet: nothing to anchor.
+    assert!(!a.anchor_latest().await.unwrap());
+    commit_head(&store, &private, 2, [2; 32]).await;
+    commit_head(&store, &private, 5, [5; 32]).await;
+    assert!(a.anchor_latest().await.unwrap());
+    assert_eq!(a.anchored_size(), 5);
+    // The same head is not anchored twice.
+    assert!(!a.anchor_latest().await.unwrap());
+    assert_eq!(public.checkpoint_count().await.unwrap(), 1);
+
+    // The checkpoint on the public chain names the private block that committed the head.
+    let stored = store.latest_anchor().await.unwrap().unwrap();
+    let on_chain = public.checkpoint(stored.chain_index).await.unwrap();
+    let head = store.latest_tree_head().await.unwrap().unwrap();
+    assert_eq!(on_chain.checkpoint.tree_size, 5);
+    assert_eq!(on_chain.checkpoint.root, [5; 32]);
+    assert_eq!(on_chain.checkpoint.source_block_number, head.block_number);
+    assert_eq!(
+        format!("0x{}", hex::encode(on_chain.checkpoint.source_block_hash)),
+        head.block_hash
+    );
+    assert_eq!(stored.block_number, on_chain.block_number);
+
+    // A crash after the public receipt but before the store row: a fresh anchorer finds the
+    // checkpoint on chain, records it, and does not anchor it again.
+    commit_head(&store, &private, 8, [8; 32]).await;
+    let block = store
+        .latest_tree_head()
+        .await
+        .unwrap()
+        .unwrap()
+        .block_number;
+    public
+        .anchor_checkpoint(&Checkpoint {
+            tree_size: 8,
+            root: [8; 32],
+            source_block_number: block,
+            source_block_hash: [0; 32],
+        })
+        .await
+        .unwrap();
+    let mut b = anchorer(&store);
+    assert!(!b.anchor_latest().await.unwrap());
+    assert_eq!(b.anchored_size(), 8);
+    assert_eq!(store.latest_anchor().await.unwrap().unwrap().tree_size, 8);
+    assert_eq!(public.checkpoint_count().await.unwrap(), 2);
+
+    // A checkpoint on the public chain that is no committed head stops the anchorer.
+    public
+        .anchor_checkpoint(&Checkpoint {
+            tree_size: 9,
+            root: [0xEE; 32],
+            source_block_number: block,
+            source_block_hash: [0; 32],
+        })
+        .await
+        .unwrap();
+    let err = anchorer(&store).anchor_latest().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            medledger_ledger_writer::domain::WriterError::Inconsistent(_)
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_anchor_loop_keeps_up_with_the_writer() {
+    use medledger_ledger_writer::Anchorer;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("state.db"))
+            .await
+            .unwrap(),
+    );
+    let (private, public) = chains(dir.path()).await;
+    let bus = Arc::new(SqliteBus::new(store.pool().clone()));
+    let config = LedgerWriterConfig {
+        batch_interval: Duration::from_millis(10),
+        ..LedgerWriterConfig::default()
+    };
+    let (stop, rx) = watch::channel(false);
+    let writer = LedgerWriter::start(store.clone(), private.clone(), bus.clone(), config)
+        .await
+        .unwrap();
+    let writing = tokio::spawn(writer.run(rx.clone()));
+    let anchoring = tokio::spawn(
+        Anchorer::new(
+            store.clone(),
+            private.clone(),
+            public.clone(),
+            Duration::from_millis(50),
+        )
+        .run(rx),
+    );
+    for n in 0..5 {
+        bus.publish(RECORDS_TOPIC, b"k", &event(&format!("o{n}"), 1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    wait_for_size(&store, 5).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store
+        .latest_anchor()
+        .await
+        .unwrap()
+        .is_none_or(|a| a.tree_size < 5)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the last head was never anchored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    writing.await.unwrap().unwrap();
+    anchoring.await.unwrap().unwrap();
+}

@@ -11,6 +11,11 @@ pub struct QueryConfig {
     pub verify_wait: Duration,
     /// How proof bundles name the chain: `embedded-evm` or `json-rpc`.
     pub chain_network: String,
+    /// How proof bundles name the public anchor chain: `embedded-evm` or `json-rpc`.
+    pub anchor_network: String,
+    /// How long `$verify` waits for a public anchor covering the tree head; without one by
+    /// then the bundle carries no `anchor` section (it can be fetched again later).
+    pub anchor_wait: Duration,
 }
 
 impl Default for QueryConfig {
@@ -19,6 +24,8 @@ impl Default for QueryConfig {
             ledger_wait: Duration::from_secs(3),
             verify_wait: Duration::from_secs(5),
             chain_network: "embedded-evm".to_owned(),
+            anchor_network: "embedded-evm".to_owned(),
+            anchor_wait: Duration::ZERO,
         }
     }
 }

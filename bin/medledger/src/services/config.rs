@@ -151,6 +151,60 @@ impl Default for ChainSection {
     }
 }
 
+/// Where the consent service answers `CheckAccess`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ConsentSection {
+    /// gRPC endpoint, `http://host:port`.
+    pub(crate) endpoint: String,
+    /// Longest wait for a decision, milliseconds; without one the request fails with 503.
+    pub(crate) timeout_ms: u64,
+}
+
+impl Default for ConsentSection {
+    fn default() -> Self {
+        Self {
+            endpoint: "http://127.0.0.1:50051".to_owned(),
+            timeout_ms: 2_000,
+        }
+    }
+}
+
+impl ConsentSection {
+    pub(crate) fn policy(&self) -> anyhow::Result<medledger_consent::GrpcAccessPolicy> {
+        medledger_consent::GrpcAccessPolicy::connect_lazy(
+            &self.endpoint,
+            std::time::Duration::from_millis(self.timeout_ms),
+        )
+        .map_err(|e| anyhow::anyhow!("consent.endpoint: {e}"))
+    }
+}
+
+/// The public chain that keeps checkpoints of the private chain's tree heads (Anchor).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AnchorSection {
+    /// JSON-RPC URL of a node of the public chain; empty turns anchoring off.
+    pub(crate) rpc_url: String,
+    /// Anchor's address, as printed by `medledger chain deploy --public-rpc`.
+    pub(crate) anchor_address: String,
+    /// File holding the anchorer's private key (hex); it pays the public chain's gas.
+    pub(crate) signer_key_file: PathBuf,
+    /// Shortest time between two anchors, milliseconds (each costs a public transaction).
+    pub(crate) interval_ms: u64,
+}
+
+impl Default for AnchorSection {
+    fn default() -> Self {
+        Self {
+            rpc_url: String::new(),
+            anchor_address: String::new(),
+            signer_key_file: PathBuf::from("/etc/medledger/anchor-signer.key"),
+            interval_ms: 60_000,
+        }
+    }
+}
+
 fn admin_default() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 9090))
 }
@@ -177,6 +231,8 @@ pub(crate) struct IngestServiceConfig {
     pub(crate) master_key_file: PathBuf,
     /// Token verification.
     pub(crate) auth: AuthSection,
+    /// Who decides access.
+    pub(crate) consent: ConsentSection,
     /// Outbox rows published per batch.
     pub(crate) relay_batch: usize,
 }
@@ -191,6 +247,7 @@ impl Default for IngestServiceConfig {
             ipfs: IpfsSection::default(),
             master_key_file: master_key_default(),
             auth: AuthSection::default(),
+            consent: ConsentSection::default(),
             relay_batch: 500,
         }
     }
@@ -212,6 +269,11 @@ pub(crate) struct QueryServiceConfig {
     pub(crate) master_key_file: PathBuf,
     /// Token verification.
     pub(crate) auth: AuthSection,
+    /// Who decides access.
+    pub(crate) consent: ConsentSection,
+    /// How long `$verify` waits for a public anchor covering the tree head, milliseconds
+    /// (0: answer at once, with an `anchor` section only if one exists).
+    pub(crate) anchor_wait_ms: u64,
 }
 
 impl Default for QueryServiceConfig {
@@ -223,6 +285,70 @@ impl Default for QueryServiceConfig {
             ipfs: IpfsSection::default(),
             master_key_file: master_key_default(),
             auth: AuthSection::default(),
+            consent: ConsentSection::default(),
+            anchor_wait_ms: 0,
+        }
+    }
+}
+
+/// `medledger consent`: access decisions over gRPC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ConsentServiceConfig {
+    /// gRPC listener (`CheckAccess`).
+    pub(crate) grpc_listen: SocketAddr,
+    /// Health probes.
+    pub(crate) admin_listen: SocketAddr,
+    /// Token verification: the consent service checks every forwarded token itself.
+    pub(crate) auth: AuthSection,
+    /// Longest time one request may take, milliseconds.
+    pub(crate) request_timeout_ms: u64,
+    /// Concurrent requests per client connection.
+    pub(crate) max_concurrent_per_connection: usize,
+}
+
+impl Default for ConsentServiceConfig {
+    fn default() -> Self {
+        Self {
+            grpc_listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
+            admin_listen: admin_default(),
+            auth: AuthSection::default(),
+            request_timeout_ms: 5_000,
+            max_concurrent_per_connection: 512,
+        }
+    }
+}
+
+/// `medledger gateway`: the deployment's one FHIR base URL, routing by interaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct GatewayServiceConfig {
+    /// Address clients reach FHIR on.
+    pub(crate) listen: SocketAddr,
+    /// Health probes.
+    pub(crate) admin_listen: SocketAddr,
+    /// Base URL of ingest (writes, batch, transaction).
+    pub(crate) ingest_url: String,
+    /// Base URL of query (reads, searches, `$verify`, `metadata`).
+    pub(crate) query_url: String,
+    /// Base URL of consent's FHIR API for `Consent` resources; empty routes them like any type.
+    pub(crate) consent_url: String,
+    /// Largest request body passed on, bytes.
+    pub(crate) max_body_bytes: usize,
+    /// Longest wait for an upstream's response, milliseconds.
+    pub(crate) upstream_timeout_ms: u64,
+}
+
+impl Default for GatewayServiceConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            admin_listen: admin_default(),
+            ingest_url: "http://ingest:8080".to_owned(),
+            query_url: "http://query:8080".to_owned(),
+            consent_url: String::new(),
+            max_body_bytes: 16 << 20,
+            upstream_timeout_ms: 60_000,
         }
     }
 }
@@ -241,6 +367,8 @@ pub(crate) struct LedgerWriterServiceConfig {
     pub(crate) group: String,
     /// The private chain.
     pub(crate) chain: ChainSection,
+    /// The public chain checkpoints are anchored on.
+    pub(crate) anchor: AnchorSection,
     /// Longest wait between new leaves and the tree head committing them, milliseconds.
     pub(crate) batch_interval_ms: u64,
     /// Commit early once this many leaves are pending.
@@ -255,6 +383,7 @@ impl Default for LedgerWriterServiceConfig {
             kafka: KafkaSection::default(),
             group: "medledger-ledger-writer".to_owned(),
             chain: ChainSection::default(),
+            anchor: AnchorSection::default(),
             batch_interval_ms: 250,
             max_batch: 5_000,
         }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context;
 use medledger_blobstore::IpfsBlobStore;
 use medledger_bus_kafka::{KafkaBus, KafkaConfig};
-use medledger_consent::ScopePolicy;
 use medledger_ingest::{Ingest, IngestConfig};
 use medledger_storage_postgres::OutboxRelay;
 use sqlx::PgPool;
@@ -47,7 +46,7 @@ pub(crate) async fn run(cfg: IngestServiceConfig) -> anyhow::Result<()> {
         store,
         blobs,
         keys,
-        Arc::new(ScopePolicy),
+        Arc::new(cfg.consent.policy()?),
         IngestConfig {
             max_body_bytes: cfg.http.max_body_bytes,
             ..IngestConfig::default()

@@ -1,5 +1,5 @@
 //! `medledger ledger-writer`: record events from Kafka into the PostgreSQL Merkle log, tree heads
-//! onto the private chain over JSON-RPC.
+//! onto the private chain over JSON-RPC, checkpoints of them onto the public chain.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use medledger_bus_kafka::KafkaBus;
-use medledger_chain::{Address, RpcLedger};
-use medledger_ledger_writer::{LedgerWriter, LedgerWriterConfig};
+use medledger_chain::{Address, AnchorChain, Ledger, RpcAnchor, RpcLedger};
+use medledger_ledger_writer::{Anchorer, LedgerWriter, LedgerWriterConfig};
 use tokio::sync::watch;
 
 use super::config::LedgerWriterServiceConfig;
@@ -31,9 +31,39 @@ pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
     )
     .await
     .context("connecting to the chain")?;
+    let ledger = Arc::new(ledger);
+    let anchorer = match cfg.anchor.rpc_url.trim() {
+        "" => {
+            tracing::warn!(
+                "anchor.rpc_url is empty: tree heads are not anchored on a public chain"
+            );
+            None
+        }
+        url => {
+            let address = Address::from_str(cfg.anchor.anchor_address.trim()).context(
+                "anchor.anchor_address is not an address (run `medledger chain deploy --public-rpc …`)",
+            )?;
+            let anchor = RpcAnchor::connect(
+                url,
+                super::signer(&cfg.anchor.signer_key_file)?,
+                address,
+                ledger.chain_id(),
+                ledger.record_log_address(),
+            )
+            .await
+            .context("connecting to the public chain's Anchor")?;
+            tracing::info!(anchor = %anchor.anchor(), chain = AnchorChain::chain_id(&anchor), "anchoring on the public chain");
+            Some(Anchorer::new(
+                store.clone(),
+                ledger.clone(),
+                Arc::new(anchor),
+                Duration::from_millis(cfg.anchor.interval_ms),
+            ))
+        }
+    };
     let writer = LedgerWriter::start(
         store,
-        Arc::new(ledger),
+        ledger,
         Arc::new(bus),
         LedgerWriterConfig {
             batch_interval: Duration::from_millis(cfg.batch_interval_ms),
@@ -55,7 +85,17 @@ pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
     .await?;
     tracing::info!(size = writer.size(), "ledger writer running");
     let (stop, stopped) = watch::channel(false);
-    let mut task = tokio::spawn(writer.run(stopped));
+    let anchor_stop = stopped.clone();
+    // Either loop failing ends both (try_join), so readiness reflects the whole writer.
+    let mut task = tokio::spawn(async move {
+        let anchoring = async move {
+            match anchorer {
+                Some(a) => a.run(anchor_stop).await,
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(writer.run(stopped), anchoring).map(|_| ())
+    });
     tokio::select! {
         _ = crate::web::shutdown_signal() => {
             let _ = stop.send(true);

@@ -1,9 +1,12 @@
-//! The service processes of distributed mode (`medledger ingest`, `query`, `ledger-writer`) and
+//! The service processes of distributed mode (`medledger ingest`, `consent`, `query`,
+//! `ledger-writer`, and the `gateway` in front of them) and
 //! `medledger chain deploy`. This is the one place where the real backends (PostgreSQL, Kafka,
 //! IPFS, JSON-RPC chain) are chosen and wired to the services, as `dev.rs` is for the embedded
 //! ones.
 
 pub(crate) mod config;
+mod consent;
+mod gateway;
 mod ingest;
 mod ledger_writer;
 mod query;
@@ -21,6 +24,8 @@ use medledger_storage_postgres::PgStore;
 
 use self::config::{AuthSection, HttpSection, PostgresSection};
 
+pub(crate) use self::consent::run as run_consent;
+pub(crate) use self::gateway::run as run_gateway;
 pub(crate) use self::ingest::run as run_ingest;
 pub(crate) use self::ledger_writer::run as run_ledger_writer;
 pub(crate) use self::query::run as run_query;
@@ -102,20 +107,45 @@ fn signer(path: &Path) -> anyhow::Result<medledger_chain::PrivateKeySigner> {
         .map_err(|_| anyhow::anyhow!("{} does not hold a hex private key", path.display()))
 }
 
-/// `medledger chain deploy`: deploys RecordLog with the signer as committer and prints where.
-pub(crate) async fn deploy_chain(rpc: &str, signer_key_file: &Path) -> anyhow::Result<()> {
+/// `medledger chain deploy`: the private contracts (and, given a public chain, an Anchor for
+/// them), printed as JSON.
+pub(crate) async fn deploy_chain(
+    rpc: &str,
+    signer_key_file: &Path,
+    public: Option<(&str, &Path)>,
+) -> anyhow::Result<()> {
+    const DEPLOY_TIMEOUT: Duration = Duration::from_secs(120);
     let key = signer(signer_key_file)?;
-    let ledger = tokio::time::timeout(
-        Duration::from_secs(120),
-        medledger_chain::RpcLedger::deploy(rpc, key),
+    let private = tokio::time::timeout(
+        DEPLOY_TIMEOUT,
+        medledger_chain::rpc::deploy_private(rpc, key),
     )
     .await
     .context("deployment timed out")?
-    .context("deploying RecordLog")?;
-    let out = serde_json::json!({
-        "chain_id": medledger_chain::Ledger::chain_id(&ledger),
-        "record_log_address": ledger.record_log_address().to_string(),
+    .context("deploying RecordLog, Roles and ConsentRegistry")?;
+    let mut out = serde_json::json!({
+        "chain_id": private.chain_id,
+        "record_log_address": private.record_log.to_string(),
+        "roles_address": private.roles.to_string(),
+        "consent_registry_address": private.consent_registry.to_string(),
     });
+    if let Some((public_rpc, public_key_file)) = public {
+        let key = signer(public_key_file)?;
+        let anchor = tokio::time::timeout(
+            DEPLOY_TIMEOUT,
+            medledger_chain::RpcAnchor::deploy(
+                public_rpc,
+                key,
+                private.chain_id,
+                private.record_log,
+            ),
+        )
+        .await
+        .context("Anchor deployment timed out")?
+        .context("deploying Anchor on the public chain")?;
+        out["public_chain_id"] = medledger_chain::AnchorChain::chain_id(&anchor).into();
+        out["anchor_address"] = anchor.anchor_address().to_string().into();
+    }
     println!("{out}");
     Ok(())
 }

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use medledger_blobstore::IpfsBlobStore;
-use medledger_consent::ScopePolicy;
 use medledger_query::{Query, QueryConfig};
 
 use super::config::QueryServiceConfig;
@@ -21,8 +20,13 @@ pub(crate) async fn run(cfg: QueryServiceConfig) -> anyhow::Result<()> {
         blobs,
         keys,
         store,
-        Arc::new(ScopePolicy),
-        QueryConfig::default(),
+        Arc::new(cfg.consent.policy()?),
+        QueryConfig {
+            chain_network: "json-rpc".to_owned(),
+            anchor_network: "json-rpc".to_owned(),
+            anchor_wait: std::time::Duration::from_millis(cfg.anchor_wait_ms),
+            ..QueryConfig::default()
+        },
     );
     let app = crate::web::fhir_app(
         medledger_query::routes(query),

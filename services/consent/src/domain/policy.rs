@@ -1,6 +1,6 @@
 //! The access decision port and this release's policy.
 
-use medledger_auth::Claims;
+use medledger_auth::{Caller, Claims};
 
 /// FHIR interactions, by their SMART v2 permission letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,18 @@ pub enum Interaction {
 }
 
 impl Interaction {
+    /// The interaction for a SMART v2 permission letter.
+    pub fn from_letter(letter: &str) -> Option<Self> {
+        Some(match letter {
+            "c" => Interaction::Create,
+            "r" => Interaction::Read,
+            "u" => Interaction::Update,
+            "d" => Interaction::Delete,
+            "s" => Interaction::Search,
+            _ => return None,
+        })
+    }
+
     /// SMART v2 permission letter.
     pub fn letter(self) -> char {
         match self {
@@ -34,7 +46,7 @@ impl Interaction {
 #[derive(Debug, Clone, Copy)]
 pub struct AccessQuery<'a> {
     /// The authenticated caller.
-    pub claims: &'a Claims,
+    pub caller: &'a Caller,
     /// The interaction.
     pub interaction: Interaction,
     /// Resource type acted on.
@@ -52,17 +64,29 @@ pub enum Decision {
     Deny(String),
 }
 
+/// Why an access did not go ahead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// The policy decided: no. The reason is safe to show the caller.
+    #[error("{0}")]
+    Denied(String),
+    /// No decision could be made (the consent service is unreachable or failed); the caller
+    /// fails closed and tells its client to retry.
+    #[error("access decision unavailable: {0}")]
+    Unavailable(String),
+}
+
 /// "May this actor do this?" — answered in-process in dev mode, over gRPC in distributed mode.
 #[async_trait::async_trait]
 pub trait AccessPolicy: Send + Sync + 'static {
-    /// Decides one access.
-    async fn check(&self, query: AccessQuery<'_>) -> Decision;
+    /// Decides one access. `Err` means no decision was reached (never "allowed").
+    async fn check(&self, query: AccessQuery<'_>) -> Result<Decision, AccessError>;
 
-    /// [`AccessPolicy::check`] as a `Result`: `Err` carries the reason for the caller.
-    async fn permit(&self, query: AccessQuery<'_>) -> Result<(), String> {
-        match self.check(query).await {
+    /// [`AccessPolicy::check`] folded into one `Result`.
+    async fn permit(&self, query: AccessQuery<'_>) -> Result<(), AccessError> {
+        match self.check(query).await? {
             Decision::Permit => Ok(()),
-            Decision::Deny(reason) => Err(reason),
+            Decision::Deny(reason) => Err(AccessError::Denied(reason)),
         }
     }
 }
@@ -72,23 +96,32 @@ pub trait AccessPolicy: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScopePolicy;
 
-#[async_trait::async_trait]
-impl AccessPolicy for ScopePolicy {
-    async fn check(&self, q: AccessQuery<'_>) -> Decision {
-        if !super::scopes::scope_allows(&q.claims.scope, q.resource_type, q.interaction) {
+impl ScopePolicy {
+    /// The decision for verified `claims`; pure, so the gRPC server and the in-process policy
+    /// decide identically.
+    pub fn decide(claims: &Claims, interaction: Interaction, resource_type: &str) -> Decision {
+        if !super::scopes::scope_allows(&claims.scope, resource_type, interaction) {
             return Decision::Deny(format!(
                 "token scopes do not permit '{}' on {}",
-                q.interaction.letter(),
-                q.resource_type
+                interaction.letter(),
+                resource_type
             ));
         }
-        if q.claims.role != "practitioner" {
-            return Decision::Deny(format!(
-                "role '{}' may not access records yet",
-                q.claims.role
-            ));
+        if claims.role != "practitioner" {
+            return Decision::Deny(format!("role '{}' may not access records yet", claims.role));
         }
         Decision::Permit
+    }
+}
+
+#[async_trait::async_trait]
+impl AccessPolicy for ScopePolicy {
+    async fn check(&self, q: AccessQuery<'_>) -> Result<Decision, AccessError> {
+        Ok(Self::decide(
+            &q.caller.claims,
+            q.interaction,
+            q.resource_type,
+        ))
     }
 }
 
@@ -96,26 +129,29 @@ impl AccessPolicy for ScopePolicy {
 mod tests {
     use super::*;
 
-    fn claims(role: &str, scope: &str) -> Claims {
-        Claims {
-            iss: "x".into(),
-            sub: "Practitioner/dr-1".into(),
-            aud: "medledger".into(),
-            exp: 0,
-            iat: 0,
-            scope: scope.into(),
-            role: role.into(),
-            fhir_user: None,
-            jti: String::new(),
-        }
+    fn claims(role: &str, scope: &str) -> Caller {
+        Caller::new(
+            Claims {
+                iss: "x".into(),
+                sub: "Practitioner/dr-1".into(),
+                aud: "medledger".into(),
+                exp: 0,
+                iat: 0,
+                scope: scope.into(),
+                role: role.into(),
+                fhir_user: None,
+                jti: String::new(),
+            },
+            "token",
+        )
     }
 
     #[tokio::test]
     async fn decisions() {
         let p = ScopePolicy;
-        fn q(c: &Claims, i: Interaction) -> AccessQuery<'_> {
+        fn q(c: &Caller, i: Interaction) -> AccessQuery<'_> {
             AccessQuery {
-                claims: c,
+                caller: c,
                 interaction: i,
                 resource_type: "Observation",
                 owner: None,
@@ -124,17 +160,17 @@ mod tests {
         let doc = claims("practitioner", "user/*.cruds");
         assert_eq!(
             p.check(q(&doc, Interaction::Create)).await,
-            Decision::Permit
+            Ok(Decision::Permit)
         );
         let reader = claims("practitioner", "user/*.rs");
         assert!(matches!(
             p.check(q(&reader, Interaction::Create)).await,
-            Decision::Deny(_)
+            Ok(Decision::Deny(_))
         ));
         let patient = claims("patient", "user/*.cruds");
         assert!(matches!(
             p.check(q(&patient, Interaction::Read)).await,
-            Decision::Deny(_)
+            Ok(Decision::Deny(_))
         ));
     }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use medledger_auth::Claims;
+use medledger_auth::Caller;
 use medledger_fhir::{rewrite_references, unresolved_urn_references};
 use medledger_http::{ApiError, etag};
 use serde_json::{Value, json};
@@ -52,7 +52,7 @@ fn success_entry(o: &WriteOutcome) -> Value {
 
 impl Ingest {
     /// `POST /` with a Bundle of type `batch` or `transaction`; returns the response Bundle.
-    pub async fn bundle(&self, claims: &Claims, bundle: Value) -> Result<Value, ApiError> {
+    pub async fn bundle(&self, caller: &Caller, bundle: Value) -> Result<Value, ApiError> {
         if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
             return Err(ApiError::bad_request("POST to the base URL takes a Bundle"));
         }
@@ -93,9 +93,9 @@ impl Ingest {
                     .enumerate()
                     .map(|(i, r)| r.map_err(|e| entry_error(i, &e)))
                     .collect::<Result<Vec<_>, _>>()?;
-                self.transaction(claims, ops).await?
+                self.transaction(caller, ops).await?
             }
-            BundleKind::Batch => self.batch(claims, planned, &links(&entries)).await,
+            BundleKind::Batch => self.batch(caller, planned, &links(&entries)).await,
         };
         let (now, _) = now_instant();
         Ok(
@@ -221,7 +221,7 @@ impl Ingest {
             .collect()
     }
 
-    async fn transaction(&self, claims: &Claims, ops: Vec<Op>) -> Result<Vec<Value>, ApiError> {
+    async fn transaction(&self, caller: &Caller, ops: Vec<Op>) -> Result<Vec<Value>, ApiError> {
         let mut seen = HashSet::new();
         for op in &ops {
             if !seen.insert(op.key()) {
@@ -233,7 +233,7 @@ impl Ingest {
         }
         // Encrypt and store blobs concurrently; they only become visible with the commit.
         let results =
-            futures::future::join_all(ops.into_iter().map(|op| self.prepare_op(claims, op))).await;
+            futures::future::join_all(ops.into_iter().map(|op| self.prepare_op(caller, op))).await;
         let mut prepared = Vec::new();
         let mut slots = Vec::new();
         let mut failure = None;
@@ -269,14 +269,14 @@ impl Ingest {
     /// resource that was never stored (or at an id someone else could later claim).
     async fn batch(
         &self,
-        claims: &Claims,
+        caller: &Caller,
         planned: Vec<Result<Op, ApiError>>,
         links: &[(Option<String>, Vec<String>)],
     ) -> Vec<Value> {
         let prepared = futures::future::join_all(planned.into_iter().map(|r| async move {
             match r {
                 Ok(op) => self
-                    .prepare_op(claims, op)
+                    .prepare_op(caller, op)
                     .await
                     .map(|p| Slot::Ready(p.map(Box::new)))
                     .unwrap_or_else(Slot::Failed),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use medledger_auth::Claims;
+use medledger_auth::Caller;
 use medledger_blobstore::{BlobStore, Cid};
 use medledger_consent::{AccessPolicy, AccessQuery, Interaction};
 use medledger_crypto::{commitment, new_salt, seal_version, version_aad};
@@ -136,22 +136,22 @@ impl Ingest {
         &self.config
     }
 
-    /// Denies (403) unless the policy permits.
+    /// Denies (403) unless the policy permits; 503 when no decision can be had.
     pub(crate) async fn authorize(
         &self,
-        claims: &Claims,
+        caller: &Caller,
         interaction: Interaction,
         rt: &str,
     ) -> Result<(), ApiError> {
         self.policy
             .permit(AccessQuery {
-                claims,
+                caller,
                 interaction,
                 resource_type: rt,
                 owner: None,
             })
             .await
-            .map_err(ApiError::forbidden)
+            .map_err(ApiError::from)
     }
 
     /// Checks that `value` is a valid resource of type `rt`.
@@ -169,7 +169,7 @@ impl Ingest {
     /// `expected` is the version it replaces; `prev_owner` that version's owner.
     pub(crate) async fn prepare_version(
         &self,
-        claims: &Claims,
+        caller: &Caller,
         rt: &str,
         id: &str,
         mut value: Value,
@@ -224,7 +224,7 @@ impl Ingest {
             commitment: Some(commit),
             deleted: false,
             last_updated,
-            actor: claims.sub.clone(),
+            actor: caller.claims.sub.clone(),
         };
         let event = self.event_for(&row, now_ms);
         Ok(Prepared {
@@ -239,7 +239,7 @@ impl Ingest {
     /// A deletion version of `rt/id`, replacing `current`.
     pub(crate) fn prepare_delete(
         &self,
-        claims: &Claims,
+        caller: &Caller,
         rt: &str,
         id: &str,
         current: u64,
@@ -256,7 +256,7 @@ impl Ingest {
             commitment: None,
             deleted: true,
             last_updated,
-            actor: claims.sub.clone(),
+            actor: caller.claims.sub.clone(),
         };
         let event = self.event_for(&row, now_ms);
         Prepared {
@@ -330,15 +330,15 @@ impl Ingest {
     /// Single requests and Bundle entries both come through here.
     pub(crate) async fn prepare_op(
         &self,
-        claims: &Claims,
+        caller: &Caller,
         op: Op,
     ) -> Result<Option<Prepared>, ApiError> {
         match op {
             Op::Create { rt, id, value } => {
-                self.authorize(claims, Interaction::Create, &rt).await?;
+                self.authorize(caller, Interaction::Create, &rt).await?;
                 self.validate_as(&rt, &value)?;
                 Ok(Some(
-                    self.prepare_version(claims, &rt, &id, value, None, None)
+                    self.prepare_version(caller, &rt, &id, value, None, None)
                         .await?,
                 ))
             }
@@ -348,7 +348,7 @@ impl Ingest {
                 value,
                 if_match,
             } => {
-                self.authorize(claims, Interaction::Update, &rt).await?;
+                self.authorize(caller, Interaction::Update, &rt).await?;
                 if !valid_id(&id) {
                     return Err(ApiError::bad_request(format!(
                         "'{id}' is not a valid FHIR id"
@@ -390,12 +390,12 @@ impl Ingest {
                     head.as_ref().map(|h| h.owner.as_str()),
                 );
                 Ok(Some(
-                    self.prepare_version(claims, &rt, &id, value, expected, owner)
+                    self.prepare_version(caller, &rt, &id, value, expected, owner)
                         .await?,
                 ))
             }
             Op::Delete { rt, id } => {
-                self.authorize(claims, Interaction::Delete, &rt).await?;
+                self.authorize(caller, Interaction::Delete, &rt).await?;
                 // FHIR R4 §3.1.0.7.1: deleting a resource that does not exist, or is already
                 // deleted, succeeds (204) and changes nothing.
                 let Some(head) = self.index.head(&rt, &id).await? else {
@@ -405,7 +405,7 @@ impl Ingest {
                     return Ok(None);
                 }
                 Ok(Some(self.prepare_delete(
-                    claims,
+                    caller,
                     &rt,
                     &id,
                     head.version,
@@ -416,8 +416,8 @@ impl Ingest {
     }
 
     /// Prepares and commits one write.
-    async fn write(&self, claims: &Claims, op: Op) -> Result<Option<WriteOutcome>, ApiError> {
-        match self.prepare_op(claims, op).await? {
+    async fn write(&self, caller: &Caller, op: Op) -> Result<Option<WriteOutcome>, ApiError> {
+        match self.prepare_op(caller, op).await? {
             Some(p) => Ok(Some(one(self.commit(vec![p]).await?)?)),
             None => Ok(None),
         }
@@ -426,7 +426,7 @@ impl Ingest {
     /// `POST /{type}`.
     pub async fn create(
         &self,
-        claims: &Claims,
+        caller: &Caller,
         rt: &str,
         value: Value,
     ) -> Result<WriteOutcome, ApiError> {
@@ -435,7 +435,7 @@ impl Ingest {
             id: new_id(),
             value,
         };
-        self.write(claims, op)
+        self.write(caller, op)
             .await?
             .ok_or_else(|| ApiError::internal("create produced no version"))
     }
@@ -443,7 +443,7 @@ impl Ingest {
     /// `PUT /{type}/{id}` (update, or create with a client-chosen id).
     pub async fn update(
         &self,
-        claims: &Claims,
+        caller: &Caller,
         rt: &str,
         id: &str,
         value: Value,
@@ -455,7 +455,7 @@ impl Ingest {
             value,
             if_match,
         };
-        self.write(claims, op)
+        self.write(caller, op)
             .await?
             .ok_or_else(|| ApiError::internal("update produced no version"))
     }
@@ -463,12 +463,12 @@ impl Ingest {
     /// `DELETE /{type}/{id}`. Deleting a deleted or unknown resource is a no-op (204).
     pub async fn delete(
         &self,
-        claims: &Claims,
+        caller: &Caller,
         rt: &str,
         id: &str,
     ) -> Result<Option<WriteOutcome>, ApiError> {
         self.write(
-            claims,
+            caller,
             Op::Delete {
                 rt: rt.to_owned(),
                 id: id.to_owned(),

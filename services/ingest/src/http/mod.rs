@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::{Extension, Router};
-use medledger_auth::Claims;
+use medledger_auth::Caller;
 use medledger_http::{ApiError, FhirBody, FhirPath, etag, fhir_json, parse_if_match};
 
 use crate::domain::{Ingest, WriteOutcome};
@@ -65,7 +65,7 @@ fn base_url(headers: &HeaderMap) -> String {
 
 async fn create(
     State(ingest): State<Ingest>,
-    Extension(claims): Extension<Claims>,
+    Extension(caller): Extension<Caller>,
     FhirPath(rt): FhirPath<String>,
     headers: HeaderMap,
     FhirBody(body): FhirBody,
@@ -75,13 +75,13 @@ async fn create(
             "conditional create (If-None-Exist) is not supported yet",
         ));
     }
-    let o = ingest.create(&claims, &rt, body).await?;
+    let o = ingest.create(&caller, &rt, body).await?;
     Ok(written(&o, &base_url(&headers)))
 }
 
 async fn update(
     State(ingest): State<Ingest>,
-    Extension(claims): Extension<Claims>,
+    Extension(caller): Extension<Caller>,
     FhirPath((rt, id)): FhirPath<(String, String)>,
     headers: HeaderMap,
     FhirBody(body): FhirBody,
@@ -95,16 +95,16 @@ async fn update(
         ),
         None => None,
     };
-    let o = ingest.update(&claims, &rt, &id, body, if_match).await?;
+    let o = ingest.update(&caller, &rt, &id, body, if_match).await?;
     Ok(written(&o, &base_url(&headers)))
 }
 
 async fn delete(
     State(ingest): State<Ingest>,
-    Extension(claims): Extension<Claims>,
+    Extension(caller): Extension<Caller>,
     FhirPath((rt, id)): FhirPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let o = ingest.delete(&claims, &rt, &id).await?;
+    let o = ingest.delete(&caller, &rt, &id).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if let Some(o) = o
         && let Ok(v) = HeaderValue::from_str(&etag(o.version))
@@ -116,9 +116,9 @@ async fn delete(
 
 async fn bundle(
     State(ingest): State<Ingest>,
-    Extension(claims): Extension<Claims>,
+    Extension(caller): Extension<Caller>,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
-    let out = ingest.bundle(&claims, body).await?;
+    let out = ingest.bundle(&caller, body).await?;
     Ok(fhir_json(StatusCode::OK, &out))
 }

@@ -1,4 +1,8 @@
-//! The log-and-commit loop.
+//! The log-and-commit loop, and the anchoring of its tree heads on the public chain.
+
+mod anchor;
+
+pub use anchor::Anchorer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -139,13 +143,15 @@ impl LedgerWriter {
                 )));
             }
             if on_chain.tree_size > self.committed_size {
-                // The transaction hash was lost with the crash; the head is still found on chain
-                // by its RecordLog index, which is what verification uses.
+                // The receipt was lost with the crash: the head is found on chain by its
+                // RecordLog index (what verification uses) and its block by number; only the
+                // transaction hash stays unknown.
+                let block_hash = self.ledger.block_hash(on_chain.block_number).await?;
                 let located = medledger_chain::ChainCommit {
                     chain_id: self.ledger.chain_id(),
                     contract: self.ledger.record_log(),
                     block_number: on_chain.block_number,
-                    block_hash: String::new(),
+                    block_hash: block_hash.to_string(),
                     tx_hash: String::new(),
                     index: count - 1,
                 };

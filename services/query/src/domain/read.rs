@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use medledger_auth::Claims;
+use medledger_auth::Caller;
 use medledger_blobstore::{BlobStore, Cid};
 use medledger_consent::{AccessPolicy, AccessQuery, Interaction};
 use medledger_crypto::{commitment, open_version, version_aad};
@@ -66,26 +66,26 @@ impl Query {
         }
     }
 
-    /// Denies (403) unless the policy permits the read.
-    pub(crate) async fn authorize(&self, claims: &Claims, rt: &str) -> Result<(), ApiError> {
+    /// Denies (403) unless the policy permits the read; 503 when no decision can be had.
+    pub(crate) async fn authorize(&self, caller: &Caller, rt: &str) -> Result<(), ApiError> {
         let query = AccessQuery {
-            claims,
+            caller,
             interaction: Interaction::Read,
             resource_type: rt,
             owner: None,
         };
-        self.policy.permit(query).await.map_err(ApiError::forbidden)
+        self.policy.permit(query).await.map_err(ApiError::from)
     }
 
     /// Reads `rt/id` at version `vid`, or the current version when `vid` is `None`.
     pub async fn read(
         &self,
-        claims: &Claims,
+        caller: &Caller,
         rt: &str,
         id: &str,
         vid: Option<u64>,
     ) -> Result<VerifiedVersion, ApiError> {
-        self.authorize(claims, rt).await?;
+        self.authorize(caller, rt).await?;
         if medledger_fhir::accepted_type(rt) != medledger_fhir::AcceptedType::Yes {
             return Err(ApiError::not_found(format!(
                 "resource type '{rt}' is not served here"

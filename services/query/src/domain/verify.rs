@@ -2,43 +2,59 @@
 
 use std::time::Duration;
 
-use medledger_auth::Claims;
+use medledger_auth::Caller;
 use medledger_http::ApiError;
-use medledger_ledger::{ChainLocation, LeafKind, PROOF_FORMAT, ProofBundle, RecordLeaf, TreeHead};
-use medledger_storage_api::TreeHeadRow;
+use medledger_ledger::{
+    AnchorLocation, ChainLocation, LeafKind, PROOF_FORMAT, ProofBundle, RecordLeaf, TreeHead,
+};
+use medledger_storage_api::{AnchorRow, TreeHeadRow};
 use tokio::time::Instant;
 
 use super::Query;
 
 impl Query {
     /// Builds the proof bundle of `rt/id/_history/vid`, waiting up to the configured time for a
-    /// tree head covering it to be committed.
+    /// tree head covering it to be committed (and for a public anchor covering that head).
     pub async fn proof(
         &self,
-        claims: &Claims,
+        caller: &Caller,
         rt: &str,
         id: &str,
         vid: u64,
     ) -> Result<ProofBundle, ApiError> {
-        let v = self.read(claims, rt, id, Some(vid)).await?;
+        let v = self.read(caller, rt, id, Some(vid)).await?;
         let head = self.wait_for_head(v.leaf.index).await?;
-        let proof = {
+        let anchor = self.wait_for_anchor(head.tree_size).await?;
+        let (proof, consistency) = {
             let mut tree = self.tree.lock().await;
-            if tree.size() < head.tree_size {
+            let needed = anchor.as_ref().map_or(head.tree_size, |a| a.tree_size);
+            if tree.size() < needed {
                 for l in self.ledger.leaves_from(tree.size()).await? {
                     tree.push(&l.leaf);
                 }
             }
-            let root = tree
-                .root_at(head.tree_size)
-                .map_err(|e| ApiError::integrity(e.to_string()))?;
-            if root != head.root {
+            let integrity = |e: medledger_merkle::MerkleError| ApiError::integrity(e.to_string());
+            if tree.root_at(head.tree_size).map_err(integrity)? != head.root {
                 return Err(ApiError::integrity(
                     "the stored log does not match the committed tree head",
                 ));
             }
-            tree.inclusion_proof(v.leaf.index, head.tree_size)
-                .map_err(|e| ApiError::integrity(e.to_string()))?
+            let consistency = match &anchor {
+                Some(a) => {
+                    if tree.root_at(a.tree_size).map_err(integrity)? != a.root {
+                        return Err(ApiError::integrity(
+                            "the stored log does not match the anchored checkpoint",
+                        ));
+                    }
+                    tree.consistency_proof(head.tree_size, a.tree_size)
+                        .map_err(integrity)?
+                }
+                None => Vec::new(),
+            };
+            let inclusion = tree
+                .inclusion_proof(v.leaf.index, head.tree_size)
+                .map_err(integrity)?;
+            (inclusion, consistency)
         };
         let leaf =
             RecordLeaf::decode(&v.leaf.leaf).map_err(|e| ApiError::integrity(e.to_string()))?;
@@ -63,7 +79,38 @@ impl Query {
                 block_hash: head.block_hash,
                 transaction_hash: head.tx_hash,
             },
+            anchor: anchor.map(|a| AnchorLocation {
+                network: self.config.anchor_network.clone(),
+                chain_id: a.chain_id,
+                anchor: a.contract,
+                anchor_index: a.chain_index,
+                block_number: a.block_number,
+                block_hash: a.block_hash,
+                transaction_hash: a.tx_hash,
+                checkpoint: TreeHead {
+                    tree_size: a.tree_size,
+                    root_hash: hex::encode(a.root),
+                },
+                source_block_number: a.source_block_number,
+                source_block_hash: a.source_block_hash,
+                consistency_proof: consistency.iter().map(hex::encode).collect(),
+            }),
         })
+    }
+
+    /// The first anchored checkpoint covering a head of `tree_size`, waiting up to the
+    /// configured time; `None` when there is none yet.
+    async fn wait_for_anchor(&self, tree_size: u64) -> Result<Option<AnchorRow>, ApiError> {
+        let deadline = Instant::now() + self.config.anchor_wait;
+        loop {
+            if let Some(a) = self.ledger.anchor_covering(tree_size).await? {
+                return Ok(Some(a));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn wait_for_head(&self, leaf_index: u64) -> Result<TreeHeadRow, ApiError> {

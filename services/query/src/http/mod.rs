@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
-use medledger_auth::Claims;
+use medledger_auth::Caller;
 use medledger_http::{ApiError, FhirPath, etag, fhir_json, http_date, raw_fhir_json};
 use serde_json::{Value, json};
 
@@ -45,28 +45,28 @@ fn parse_vid(vid: &str) -> Result<u64, ApiError> {
 
 async fn read(
     State(q): State<Query>,
-    Extension(claims): Extension<Claims>,
+    Extension(caller): Extension<Caller>,
     FhirPath((rt, id)): FhirPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    Ok(version_response(q.read(&claims, &rt, &id, None).await?))
+    Ok(version_response(q.read(&caller, &rt, &id, None).await?))
 }
 
 async fn vread(
     State(q): State<Query>,
-    Extension(claims): Extension<Claims>,
+    Extension(caller): Extension<Caller>,
     FhirPath((rt, id, vid)): FhirPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     Ok(version_response(
-        q.read(&claims, &rt, &id, Some(parse_vid(&vid)?)).await?,
+        q.read(&caller, &rt, &id, Some(parse_vid(&vid)?)).await?,
     ))
 }
 
 async fn verify(
     State(q): State<Query>,
-    Extension(claims): Extension<Claims>,
+    Extension(caller): Extension<Caller>,
     FhirPath((rt, id, vid)): FhirPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let bundle = q.proof(&claims, &rt, &id, parse_vid(&vid)?).await?;
+    let bundle = q.proof(&caller, &rt, &id, parse_vid(&vid)?).await?;
     let body = serde_json::to_value(&bundle).map_err(|e| ApiError::internal(e.to_string()))?;
     let mut resp = fhir_json(StatusCode::OK, &body);
     // A proof bundle is plain JSON, not a FHIR resource.

@@ -1,0 +1,33 @@
+//! `medledger consent`: `CheckAccess` over gRPC, deciding with the scope policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use medledger_consent::{AccessControlService, ScopePolicy};
+
+use super::config::ConsentServiceConfig;
+
+pub(crate) async fn run(cfg: ConsentServiceConfig) -> anyhow::Result<()> {
+    let key = medledger_auth::load_public_key(&cfg.auth.public_key_file)
+        .context("loading the token issuer's public key")?;
+    let verifier = medledger_auth::TokenVerifier::new(&cfg.auth.issuer, key);
+    let service = AccessControlService::new(verifier, Arc::new(ScopePolicy));
+    super::serve_admin(cfg.admin_listen, || Ok(())).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.grpc_listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.grpc_listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "consent serving gRPC CheckAccess");
+    tonic::transport::Server::builder()
+        .timeout(Duration::from_millis(cfg.request_timeout_ms))
+        .concurrency_limit_per_connection(cfg.max_concurrent_per_connection)
+        .tcp_nodelay(true)
+        .add_service(service.into_server())
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            crate::web::shutdown_signal(),
+        )
+        .await
+        .context("gRPC server")?;
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! Distributed mode end to end: `scripts/services-up` starts PostgreSQL (the running server),
+//! a Kafka-protocol broker (tansu), two anvil chains, an IPFS node and the ingest, query and
+//! ledger-writer processes; the test writes through ingest's port, reads through query's port and
+//! verifies the proof against the anvil chain over JSON-RPC. Then it SIGKILLs the ledger writer
+//! while writes flow, restarts it, and checks every acknowledged version is on the log once.
+//!
+//! Each test gets its own run dir, port range and database, and tears them down afterwards.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::BIN;
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/services-up")
+}
+
+/// A port base whose hundred ports are free right now.
+fn free_base() -> u16 {
+    let seed = std::process::id() as u16 ^ (Instant::now().elapsed().subsec_nanos() as u16);
+    for attempt in 0..200u16 {
+        let base = 20_000 + ((seed.wrapping_add(attempt * 97)) % 400) * 100;
+        let free = (0..100).all(|o| std::net::TcpListener::bind(("127.0.0.1", base + o)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+struct Stack {
+    run: tempfile::TempDir,
+    base: u16,
+    db: String,
+    env: HashMap<String, String>,
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Stack {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(script());
+        c.args(args)
+            .env("MEDLEDGER_RUN_DIR", self.run.path())
+            .env("MEDLEDGER_PORT_BASE", self.base.to_string())
+            .env("MEDLEDGER_POSTGRES_DB", &self.db)
+            .env("MEDLEDGER_BIN", BIN)
+            .env("MEDLEDGER_COMMIT_INTERVAL_MS", "100");
+        c
+    }
+
+    fn run_script(&self, args: &[&str]) {
+        let out = self.command(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "services-up {args:?} failed:\n{}\n--- logs ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+    }
+
+    fn logs(&self) -> String {
+        let mut all = String::new();
+        for name in ["ingest", "query", "ledger-writer", "kafka"] {
+            let text = std::fs::read_to_string(self.run.path().join(format!("{name}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            all.push_str(&format!("== {name}\n"));
+            for l in tail.into_iter().rev() {
+                all.push_str(l);
+                all.push('\n');
+            }
+        }
+        all
+    }
+
+    fn up() -> Stack {
+        let mut s = Stack {
+            run: tempfile::tempdir().unwrap(),
+            base: free_base(),
+            db: format!("medledger_e2e_{}", uuid_like()),
+            env: HashMap::new(),
+            http: reqwest::Client::new(),
+            token: String::new(),
+        };
+        s.run_script(&["up"]);
+        let endpoints = std::fs::read_to_string(s.run.path().join("endpoints.env")).unwrap();
+        s.env = endpoints
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        s.token = support::token(
+            s.run.path(),
+            "Practitioner/dr-1",
+            "practitioner",
+            "user/*.cruds",
+        );
+        s
+    }
+
+    fn url(&self, which: &str, path: &str) -> String {
+        format!("{}/{}", self.env[which], path.trim_start_matches('/'))
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url("MEDLEDGER_INGEST_URL", path))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/fhir+json")
+            .body(serde_json::to_vec(body).unwrap())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url("MEDLEDGER_QUERY_URL", path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Reads through query until the version is committed on chain (503 until then).
+    async fn read_committed(&self, path: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = self.get(path).await;
+            let status = r.status();
+            if status == 200 {
+                return r.json().await.unwrap();
+            }
+            assert!(
+                status == 503,
+                "read {path}: {status} {}",
+                r.text().await.unwrap_or_default()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{path} never committed\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn pid(&self, name: &str) -> i32 {
+        std::fs::read_to_string(self.run.path().join(format!("{name}.pid")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    async fn pg(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.env["MEDLEDGER_POSTGRES_URL"])
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.command(&["down"]).output();
+        let _ = Command::new("psql")
+            .args([
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db),
+            ])
+            .output();
+    }
+}
+
+fn uuid_like() -> String {
+    let mut b = [0u8; 8];
+    getrandom(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn getrandom(buf: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(buf)
+        .unwrap();
+}
+
+fn observation(patient: &str, n: usize) -> Value {
+    json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "valueQuantity": {"value": 60 + n % 40, "unit": "/min"}
+    })
+}
+
+async fn created_id(r: reqwest::Response) -> String {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "create failed: {body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
+    let stack = Stack::up();
+    for admin in [
+        "MEDLEDGER_INGEST_ADMIN_URL",
+        "MEDLEDGER_QUERY_ADMIN_URL",
+        "MEDLEDGER_LEDGER_WRITER_ADMIN_URL",
+    ] {
+        let r = reqwest::get(format!("{}/readyz", stack.env[admin]))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{admin} not ready");
+    }
+
+    let patient = created_id(
+        stack
+            .post(
+                "Patient",
+                &json!({"resourceType": "Patient", "name": [{"family": "Distributed"}]}),
+            )
+            .await,
+    )
+    .await;
+    let obs = created_id(stack.post("Observation", &observation(&patient, 1)).await).await;
+
+    let read = stack.read_committed(&format!("Observation/{obs}")).await;
+    assert_eq!(read["subject"]["reference"], format!("Patient/{patient}"));
+    assert_eq!(read["meta"]["versionId"], "1");
+    // Reads go to query; ingest serves no reads (the gateway routes by method).
+    let on_ingest = stack
+        .http
+        .get(stack.url("MEDLEDGER_INGEST_URL", &format!("Observation/{obs}")))
+        .bearer_auth(&stack.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(on_ingest.status().as_u16(), 404 | 405));
+    // Without a token, nothing.
+    let anonymous = stack
+        .http
+        .get(stack.url("MEDLEDGER_QUERY_URL", &format!("Observation/{obs}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let proof = stack
+        .read_committed(&format!("Observation/{obs}/_history/1/$verify"))
+        .await;
+    let resource = stack
+        .read_committed(&format!("Observation/{obs}/_history/1"))
+        .await;
+    let dir = stack.run.path();
+    std::fs::write(dir.join("proof.json"), proof.to_string()).unwrap();
+    std::fs::write(dir.join("resource.json"), resource.to_string()).unwrap();
+    let verify = |proof: &Path| {
+        Command::new(BIN)
+            .args([
+                "verify",
+                "--rpc",
+                &stack.env["MEDLEDGER_PRIVATE_CHAIN_URL"],
+                "--proof",
+            ])
+            .arg(proof)
+            .arg("--resource")
+            .arg(dir.join("resource.json"))
+            .output()
+            .unwrap()
+    };
+    let out = verify(&dir.join("proof.json"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "verify failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("VERIFIED Observation/"), "{stdout}");
+
+    // The same proof against the public chain (another chain id, no RecordLog there) fails.
+    let out = Command::new(BIN)
+        .args([
+            "verify",
+            "--rpc",
+            &stack.env["MEDLEDGER_PUBLIC_CHAIN_URL"],
+            "--proof",
+        ])
+        .arg(dir.join("proof.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    // A proof whose root was altered fails against the chain.
+    let mut forged = proof.clone();
+    forged["tree_head"]["root_hash"] = json!("00".repeat(32));
+    std::fs::write(dir.join("forged.json"), forged.to_string()).unwrap();
+    assert!(!verify(&dir.join("forged.json")).status.success());
+
+    // The event went through Kafka: the ledger holds exactly the two versions written.
+    let pg = stack.pg().await;
+    let leaves: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger.leaves")
+        .fetch_one(&pg)
+        .await
+        .unwrap();
+    assert_eq!(leaves, 2);
+    let backlog: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM ingest.outbox WHERE published_at IS NULL")
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+    assert_eq!(backlog, 0);
+    pg.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_writer_killed_mid_batch_commits_every_acknowledged_version_exactly_once() {
+    let stack = Stack::up();
+    let patient = created_id(
+        stack
+            .post(
+                "Patient",
+                &json!({"resourceType": "Patient", "name": [{"family": "Crash"}]}),
+            )
+            .await,
+    )
+    .await;
+    let mut acked = vec![format!("Patient/{patient}")];
+    for n in 0..120 {
+        if n == 40 {
+            // SIGKILL while events are flowing and a batch is pending.
+            let pid = stack.pid("ledger-writer");
+            assert!(
+                Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let id = created_id(stack.post("Observation", &observation(&patient, n)).await).await;
+        acked.push(format!("Observation/{id}"));
+    }
+    // Writes kept being acknowledged with the writer down; now bring it back.
+    stack.run_script(&["start", "ledger-writer"]);
+    for subject in [acked.first().unwrap(), acked.last().unwrap()] {
+        stack.read_committed(subject).await;
+    }
+
+    let pg = stack.pg().await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(tree_size) FROM ledger.tree_heads")
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+        if head == Some(acked.len() as i64) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tree head {head:?}, {} versions acknowledged",
+            acked.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let subjects: Vec<String> =
+        sqlx::query_scalar("SELECT subject FROM ledger.leaves ORDER BY leaf_index")
+            .fetch_all(&pg)
+            .await
+            .unwrap();
+    let mut sorted = subjects.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), subjects.len(), "a version was logged twice");
+    let mut expected = acked.clone();
+    expected.sort();
+    assert_eq!(
+        sorted, expected,
+        "every acknowledged version, and nothing else"
+    );
+    // Every read still verifies after the crash, through query.
+    for subject in acked.iter().step_by(30) {
+        stack.read_committed(subject).await;
+    }
+    pg.close().await;
+}

@@ -1,0 +1,101 @@
+//! The gRPC server side of `CheckAccess`.
+
+use std::sync::Arc;
+
+use medledger_auth::{Caller, TokenVerifier};
+use medledger_proto::v1::access_control_server::{AccessControl, AccessControlServer};
+use medledger_proto::v1::{CheckAccessRequest, CheckAccessResponse};
+use tonic::{Request, Response, Status};
+
+use crate::domain::policy::{AccessError, AccessPolicy, AccessQuery, Decision, Interaction};
+
+/// Largest accepted request message. A `CheckAccess` request is a few hundred bytes; anything
+/// near this is not a real request.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+
+/// Serves `CheckAccess` with a policy, authenticating every request by its bearer token.
+#[derive(Clone)]
+pub struct AccessControlService {
+    verifier: TokenVerifier,
+    policy: Arc<dyn AccessPolicy>,
+}
+
+impl std::fmt::Debug for AccessControlService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessControlService")
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessControlService {
+    /// Decides with `policy` for callers whose tokens `verifier` accepts.
+    pub fn new(verifier: TokenVerifier, policy: Arc<dyn AccessPolicy>) -> Self {
+        Self { verifier, policy }
+    }
+
+    /// The tonic service, with the request size limit applied.
+    pub fn into_server(self) -> AccessControlServer<Self> {
+        AccessControlServer::new(self).max_decoding_message_size(MAX_REQUEST_BYTES)
+    }
+}
+
+fn bearer<T>(req: &Request<T>) -> Result<&str, Status> {
+    req.metadata()
+        .get(super::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| Status::unauthenticated("a bearer token is required"))
+}
+
+/// FHIR type names are ASCII letters; anything else is not a type and is refused before it
+/// reaches the policy (or a log line).
+fn valid_type(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphabetic())
+}
+
+#[tonic::async_trait]
+impl AccessControl for AccessControlService {
+    async fn check_access(
+        &self,
+        req: Request<CheckAccessRequest>,
+    ) -> Result<Response<CheckAccessResponse>, Status> {
+        let token = bearer(&req)?;
+        let claims = self
+            .verifier
+            .verify(token)
+            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        let caller = Caller::new(claims, token);
+        let r = req.into_inner();
+        let interaction = Interaction::from_letter(&r.interaction)
+            .ok_or_else(|| Status::invalid_argument("interaction must be one of c, r, u, d, s"))?;
+        if !valid_type(&r.resource_type) {
+            return Err(Status::invalid_argument("resource_type is not a FHIR type"));
+        }
+        let query = AccessQuery {
+            caller: &caller,
+            interaction,
+            resource_type: &r.resource_type,
+            owner: (!r.owner.is_empty()).then_some(r.owner.as_str()),
+        };
+        let answer = match self.policy.check(query).await {
+            Ok(Decision::Permit) => CheckAccessResponse {
+                permitted: true,
+                reason: String::new(),
+            },
+            Ok(Decision::Deny(reason)) => CheckAccessResponse {
+                permitted: false,
+                reason,
+            },
+            Err(AccessError::Denied(reason)) => CheckAccessResponse {
+                permitted: false,
+                reason,
+            },
+            Err(AccessError::Unavailable(why)) => return Err(Status::unavailable(why)),
+        };
+        Ok(Response::new(answer))
+    }
+}

@@ -1,0 +1,102 @@
+//! Which service answers a request: FHIR's own seams (RESTful API, R4 §3.1.0) mapped onto the
+//! services. Pure, so the table below is tested directly.
+//!
+//! | request | service |
+//! |---|---|
+//! | anything under `/fhir/Consent` (when a consent upstream is configured) | consent |
+//! | `GET`, `HEAD` (read, vread, history, search, `metadata`, `$verify`, `$everything`) | query |
+//! | `POST …/_search` (search with a form body) | query |
+//! | `POST`, `PUT`, `PATCH`, `DELETE` (create, update, delete, batch, transaction) | ingest |
+//! | other methods under `/fhir` | query (which answers 405) |
+//! | paths outside `/fhir` | none (404 from the gateway) |
+
+use axum::http::Method;
+
+/// A service behind the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// Writes.
+    Ingest,
+    /// Reads and searches.
+    Query,
+    /// Consent resources, access requests.
+    Consent,
+}
+
+impl Upstream {
+    /// Lower-case name, reported in the `X-Medledger-Upstream` response header.
+    pub fn name(self) -> &'static str {
+        match self {
+            Upstream::Ingest => "ingest",
+            Upstream::Query => "query",
+            Upstream::Consent => "consent",
+        }
+    }
+}
+
+/// The service for `method` on `path`; `None` when the path is not FHIR.
+pub fn route(method: &Method, path: &str, consent_configured: bool) -> Option<Upstream> {
+    let rest = path.strip_prefix("/fhir")?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    let mut segments = rest.split('/').filter(|s| !s.is_empty());
+    let first = segments.next();
+    let last = rest.rsplit('/').find(|s| !s.is_empty());
+    if consent_configured && first == Some("Consent") {
+        return Some(Upstream::Consent);
+    }
+    Some(match *method {
+        Method::GET | Method::HEAD => Upstream::Query,
+        Method::POST if last == Some("_search") => Upstream::Query,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => Upstream::Ingest,
+        _ => Upstream::Query,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_by_interaction() {
+        use Upstream::*;
+        let cases: &[(&str, &str, bool, Option<Upstream>)] = &[
+            ("GET", "/fhir/metadata", false, Some(Query)),
+            ("GET", "/fhir/Patient/1", false, Some(Query)),
+            ("HEAD", "/fhir/Patient/1", false, Some(Query)),
+            ("GET", "/fhir/Patient/1/_history/2", false, Some(Query)),
+            (
+                "GET",
+                "/fhir/Patient/1/_history/2/$verify",
+                false,
+                Some(Query),
+            ),
+            ("GET", "/fhir/Observation", false, Some(Query)),
+            ("POST", "/fhir/Observation/_search", false, Some(Query)),
+            ("POST", "/fhir/_search", false, Some(Query)),
+            ("POST", "/fhir/Patient", false, Some(Ingest)),
+            ("POST", "/fhir", false, Some(Ingest)),
+            ("POST", "/fhir/", false, Some(Ingest)),
+            ("PUT", "/fhir/Patient/1", false, Some(Ingest)),
+            ("PATCH", "/fhir/Patient/1", false, Some(Ingest)),
+            ("DELETE", "/fhir/Patient/1", false, Some(Ingest)),
+            ("OPTIONS", "/fhir/Patient", false, Some(Query)),
+            ("POST", "/fhir/Consent", false, Some(Ingest)),
+            ("POST", "/fhir/Consent", true, Some(Consent)),
+            ("GET", "/fhir/Consent/c-1", true, Some(Consent)),
+            ("GET", "/fhir/Patient/1", true, Some(Query)),
+            ("GET", "/fhirx/Patient", false, None),
+            ("GET", "/healthz", false, None),
+            ("GET", "/", false, None),
+        ];
+        for (m, p, consent, want) in cases {
+            let method = Method::from_bytes(m.as_bytes()).unwrap_or(Method::GET);
+            assert_eq!(
+                route(&method, p, *consent),
+                *want,
+                "{m} {p} consent={consent}"
+            );
+        }
+    }
+}
