@@ -614,12 +614,26 @@ async fn start_up_fails_closed_when_state_is_lost_or_replaced() {
     }
     present.iter().for_each(|f| back(f));
 
-    // A replaced chain (new sealer, no heads) no longer holds the recorded tree heads.
+    // A replaced chain (new sealer, so a new RecordLog) is not the chain the public anchors
+    // vouch for.
     mv("chain");
+    let err = support::start_refused(dir.path());
+    assert!(
+        err.contains("wrong chain") && err.contains("anchors RecordLog"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir.path().join("chain")).unwrap();
+    back("chain");
+
+    // With the public chain replaced as well, the private chain still lacks the recorded heads.
+    mv("chain");
+    mv("public-chain");
     let err = support::start_refused(dir.path());
     assert!(err.contains("replaced or truncated"), "{err}");
     std::fs::remove_dir_all(dir.path().join("chain")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("public-chain")).unwrap();
     back("chain");
+    back("public-chain");
 
     // Everything restored: it starts and serves the record again.
     dev.restart().await;
@@ -662,9 +676,41 @@ async fn proofs_verify_offline_and_detect_forgery() {
     let proof = dev.proof(&path).await;
     let resource: Value = dev.get(&path).await.json().await.unwrap();
 
-    let (ok, out) = dev.verify(&proof, Some(&resource));
+    let (ok, out) = dev.verify_with(&proof, Some(&resource), &["--require-anchor"]);
     assert!(ok, "{out}");
     assert!(out.contains("VERIFIED"));
+    // The simulated public chain anchors a checkpoint covering the head, checked offline too.
+    assert!(
+        out.contains("extends the tree head (consistency proof)"),
+        "{out}"
+    );
+    assert!(out.contains("on public chain 1338"), "{out}");
+    let anchor = &proof["anchor"];
+    assert!(
+        anchor["checkpoint"]["treeSize"].as_u64().unwrap()
+            >= proof["treeHead"]["treeSize"].as_u64().unwrap()
+    );
+
+    // Anchor sections that lie are caught: offline, or against the public chain.
+    let mut bad_root = proof.clone();
+    bad_root["anchor"]["checkpoint"]["rootHash"] = json!("11".repeat(32));
+    let (ok, out) = dev.verify(&bad_root, None);
+    assert!(!ok && out.contains("anchor consistency proof"), "{out}");
+    let mut bad_block = proof.clone();
+    bad_block["anchor"]["blockHash"] = json!(format!("0x{}", "cd".repeat(32)));
+    let (ok, out) = dev.verify(&bad_block, None);
+    assert!(!ok && out.contains("Anchor.checkpointAt"), "{out}");
+    let mut bad_source = proof.clone();
+    bad_source["anchor"]["sourceBlockNumber"] = json!(999_999);
+    let (ok, out) = dev.verify(&bad_source, None);
+    assert!(!ok && out.contains("public anchor"), "{out}");
+    // Without an anchor the proof still verifies, unless one is required.
+    let mut unanchored = proof.clone();
+    unanchored.as_object_mut().unwrap().remove("anchor");
+    let (ok, out) = dev.verify(&unanchored, None);
+    assert!(ok && out.contains("no public anchor"), "{out}");
+    let (ok, out) = dev.verify_with(&unanchored, None, &["--require-anchor"]);
+    assert!(!ok && out.contains("public anchor"), "{out}");
 
     let mut altered = resource.clone();
     altered["valueQuantity"]["value"] = json!(181.5);

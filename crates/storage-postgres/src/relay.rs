@@ -68,9 +68,28 @@ impl OutboxRelay {
     /// or another relay holds the lock.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
         let mut tx = self.pool.begin().await?;
+        match self.relay_in(&mut tx).await {
+            Ok(n) => {
+                tx.commit().await?;
+                Ok(n)
+            }
+            Err(e) => {
+                // Roll back now rather than when the connection is next used: until then the
+                // transaction-scoped advisory lock would stay held and keep the next attempt
+                // (on another pooled connection) from relaying.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn relay_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ) -> Result<usize, RelayError> {
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
             .bind(RELAY_LOCK)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         if !locked {
             return Ok(0);
@@ -80,7 +99,7 @@ impl OutboxRelay {
              WHERE published_at IS NULL ORDER BY seq LIMIT $1",
         )
         .bind(self.batch)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         if rows.is_empty() {
             return Ok(0);
@@ -105,14 +124,13 @@ impl OutboxRelay {
         }
         sqlx::query("UPDATE ingest.outbox SET published_at = now() WHERE seq = ANY($1)")
             .bind(&seqs)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM ingest.outbox WHERE published_at < now() - interval '{KEEP_PUBLISHED}'"
         )))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(seqs.len())
     }
 

@@ -203,6 +203,16 @@ impl Dev {
 
     /// Runs `medledger verify`; returns (success, stdout + stderr).
     pub fn verify(&self, proof: &Value, resource: Option<&Value>) -> (bool, String) {
+        self.verify_with(proof, resource, &[])
+    }
+
+    /// `medledger verify` with extra arguments (e.g. `--require-anchor`).
+    pub fn verify_with(
+        &self,
+        proof: &Value,
+        resource: Option<&Value>,
+        extra: &[&str],
+    ) -> (bool, String) {
         let tmp = tempfile::tempdir().unwrap();
         let pf = tmp.path().join("proof.json");
         std::fs::write(&pf, serde_json::to_vec(proof).unwrap()).unwrap();
@@ -210,7 +220,8 @@ impl Dev {
         cmd.args(["verify", "--proof"])
             .arg(&pf)
             .arg("--data-dir")
-            .arg(&self.dir);
+            .arg(&self.dir)
+            .args(extra);
         if let Some(r) = resource {
             let rf = tmp.path().join("resource.json");
             std::fs::write(&rf, serde_json::to_vec(r).unwrap()).unwrap();
