@@ -1,8 +1,10 @@
 //! Distributed mode end to end: `scripts/services-up` starts PostgreSQL (the running server),
-//! a Kafka-protocol broker (tansu), two anvil chains, an IPFS node and the ingest, query and
-//! ledger-writer processes; the test writes through ingest's port, reads through query's port and
-//! verifies the proof against the anvil chain over JSON-RPC. Then it SIGKILLs the ledger writer
-//! while writes flow, restarts it, and checks every acknowledged version is on the log once.
+//! a Kafka-protocol broker (tansu), two anvil chains, an IPFS node and the consent, ledger-writer,
+//! ingest, query and gateway processes; the test writes through ingest's port, reads through
+//! query's port (and both through the gateway) and verifies the proof, anchor included, against
+//! the two anvil chains over JSON-RPC. Then it SIGKILLs the ledger writer while writes flow,
+//! restarts it, and checks every acknowledged version is on the log once; and it restarts the
+//! private chain's node under the running writer.
 //!
 //! Each test gets its own run dir, port range and database, and tears them down afterwards.
 
@@ -52,7 +54,8 @@ impl Stack {
             .env("MEDLEDGER_PORT_BASE", self.base.to_string())
             .env("MEDLEDGER_POSTGRES_DB", &self.db)
             .env("MEDLEDGER_BIN", BIN)
-            .env("MEDLEDGER_COMMIT_INTERVAL_MS", "100");
+            .env("MEDLEDGER_COMMIT_INTERVAL_MS", "100")
+            .env("MEDLEDGER_ANCHOR_INTERVAL_MS", "300");
         c
     }
 
@@ -68,7 +71,15 @@ impl Stack {
 
     fn logs(&self) -> String {
         let mut all = String::new();
-        for name in ["ingest", "query", "ledger-writer", "kafka"] {
+        for name in [
+            "consent",
+            "ingest",
+            "query",
+            "ledger-writer",
+            "gateway",
+            "kafka",
+            "private-chain",
+        ] {
             let text = std::fs::read_to_string(self.run.path().join(format!("{name}.log")))
                 .unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(30).collect();
@@ -219,6 +230,8 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         "MEDLEDGER_INGEST_ADMIN_URL",
         "MEDLEDGER_QUERY_ADMIN_URL",
         "MEDLEDGER_LEDGER_WRITER_ADMIN_URL",
+        "MEDLEDGER_CONSENT_ADMIN_URL",
+        "MEDLEDGER_GATEWAY_ADMIN_URL",
     ] {
         let r = reqwest::get(format!("{}/readyz", stack.env[admin]))
             .await
@@ -249,6 +262,55 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         .await
         .unwrap();
     assert!(matches!(on_ingest.status().as_u16(), 404 | 405));
+    // Through the gateway, the one base URL: writes reach ingest, reads reach query.
+    let via_gateway = created_id(
+        stack
+            .http
+            .post(stack.url("MEDLEDGER_FHIR_URL", "Observation"))
+            .bearer_auth(&stack.token)
+            .header("content-type", "application/fhir+json")
+            .body(serde_json::to_vec(&observation(&patient, 2)).unwrap())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = stack
+            .http
+            .get(stack.url("MEDLEDGER_FHIR_URL", &format!("Observation/{via_gateway}")))
+            .bearer_auth(&stack.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-medledger-upstream"], "query");
+        if r.status() == 200 {
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["id"], via_gateway);
+            break;
+        }
+        assert_eq!(r.status(), 503);
+        assert!(Instant::now() < deadline, "gateway read never succeeded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A read-only token is refused a write by the consent service (over gRPC), via ingest.
+    let reader = support::token(
+        stack.run.path(),
+        "Practitioner/dr-2",
+        "practitioner",
+        "user/*.rs",
+    );
+    let refused = stack
+        .http
+        .post(stack.url("MEDLEDGER_INGEST_URL", "Observation"))
+        .bearer_auth(&reader)
+        .header("content-type", "application/fhir+json")
+        .body(serde_json::to_vec(&observation(&patient, 3)).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
     // Without a token, nothing.
     let anonymous = stack
         .http
@@ -258,9 +320,24 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
 
-    let proof = stack
-        .read_committed(&format!("Observation/{obs}/_history/1/$verify"))
-        .await;
+    // The anchor follows the tree head within a few anchor intervals.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let proof = loop {
+        let proof = stack
+            .read_committed(&format!("Observation/{obs}/_history/1/$verify"))
+            .await;
+        if proof.get("anchor").is_some() {
+            break proof;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no anchor arrived\n{}",
+            stack.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(proof["chain"]["network"], "json-rpc");
+    assert_eq!(proof["anchor"]["network"], "json-rpc");
     let resource = stack
         .read_committed(&format!("Observation/{obs}/_history/1"))
         .await;
@@ -273,6 +350,9 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
                 "verify",
                 "--rpc",
                 &stack.env["MEDLEDGER_PRIVATE_CHAIN_URL"],
+                "--public-rpc",
+                &stack.env["MEDLEDGER_PUBLIC_CHAIN_URL"],
+                "--require-anchor",
                 "--proof",
             ])
             .arg(proof)
@@ -289,6 +369,7 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("VERIFIED Observation/"), "{stdout}");
+    assert!(stdout.contains("on public chain 31338"), "{stdout}");
 
     // The same proof against the public chain (another chain id, no RecordLog there) fails.
     let out = Command::new(BIN)
@@ -305,17 +386,24 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
 
     // A proof whose root was altered fails against the chain.
     let mut forged = proof.clone();
-    forged["tree_head"]["root_hash"] = json!("00".repeat(32));
+    forged["treeHead"]["rootHash"] = json!("00".repeat(32));
     std::fs::write(dir.join("forged.json"), forged.to_string()).unwrap();
     assert!(!verify(&dir.join("forged.json")).status.success());
+    // So does one whose anchor names another checkpoint.
+    let mut forged = proof.clone();
+    forged["anchor"]["anchorIndex"] = json!(1_000);
+    std::fs::write(dir.join("forged-anchor.json"), forged.to_string()).unwrap();
+    let out = verify(&dir.join("forged-anchor.json"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Anchor"));
 
-    // The event went through Kafka: the ledger holds exactly the two versions written.
+    // The events went through Kafka: the ledger holds exactly the three versions written.
     let pg = stack.pg().await;
     let leaves: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger.leaves")
         .fetch_one(&pg)
         .await
         .unwrap();
-    assert_eq!(leaves, 2);
+    assert_eq!(leaves, 3);
     let backlog: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM ingest.outbox WHERE published_at IS NULL")
             .fetch_one(&pg)
@@ -394,6 +482,67 @@ async fn a_ledger_writer_killed_mid_batch_commits_every_acknowledged_version_exa
     // Every read still verifies after the crash, through query.
     for subject in acked.iter().step_by(30) {
         stack.read_committed(subject).await;
+    }
+    pg.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_writer_keeps_working_across_a_chain_node_restart() {
+    let stack = Stack::up();
+    let patient = created_id(
+        stack
+            .post(
+                "Patient",
+                &json!({"resourceType": "Patient", "name": [{"family": "Restart"}]}),
+            )
+            .await,
+    )
+    .await;
+    stack.read_committed(&format!("Patient/{patient}")).await;
+    let writer = stack.pid("ledger-writer");
+
+    // The private chain's node goes away (as for an upgrade: SIGTERM, state kept on disk).
+    stack.run_script(&["stop", "private-chain"]);
+    let mut written = Vec::new();
+    for n in 0..10 {
+        written.push(created_id(stack.post("Observation", &observation(&patient, n)).await).await);
+    }
+    // Acknowledged and logged, but no tree head can be committed: no proof yet (503).
+    let r = stack
+        .get(&format!("Observation/{}/_history/1/$verify", written[0]))
+        .await;
+    assert_eq!(r.status(), 503);
+
+    stack.run_script(&["start", "private-chain"]);
+    for id in [&written[0], &written[9]] {
+        stack.read_committed(&format!("Observation/{id}")).await;
+    }
+    // The same writer process carried on: no restart was needed.
+    assert_eq!(stack.pid("ledger-writer"), writer);
+    assert!(
+        Command::new("kill")
+            .args(["-0", &writer.to_string()])
+            .status()
+            .unwrap()
+            .success(),
+        "the ledger writer exited\n{}",
+        stack.logs()
+    );
+    let pg = stack.pg().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(tree_size) FROM ledger.tree_heads")
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+        if head == Some(11) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tree head {head:?}, 11 versions written"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     pg.close().await;
 }

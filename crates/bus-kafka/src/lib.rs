@@ -1,5 +1,12 @@
 //! Kafka implementation of the event bus port via rdkafka: an idempotent `acks=all` producer
-//! keyed by patient pseudonym, and consumer groups that commit offsets only when told to.
+//! keyed by patient pseudonym, and consumers that commit their group's offsets only when told to.
+//!
+//! A subscription owns every partition of its topic (manual assignment) and resumes each one from
+//! the offset its group last committed. MedLedger's consumers are singletons by design (one
+//! ledger writer appends to one Merkle log; replicas stand by on a PostgreSQL advisory lock), so
+//! nothing is gained from the group protocol's rebalancing, and a great deal is lost when a
+//! consumer is SIGKILLed: the group would hold the dead member's partitions until its session
+//! times out, and a broker that never expires it would stall the log for good.
 //!
 //! The guarantees match the embedded bus: events with one key land in one partition and are
 //! read in the order they were appended; a group resumes after its last committed offset; a
@@ -215,9 +222,36 @@ impl EventBus for KafkaBus {
             .set("session.timeout.ms", "10000")
             .set("enable.partition.eof", "false");
         let consumer: StreamConsumer = cc.create().map_err(unavailable)?;
-        consumer.subscribe(&[topic]).map_err(unavailable)?;
+        let partitions = self.partition_count(topic).await?;
+        if partitions == 0 {
+            return Err(BusError::Unavailable(format!(
+                "topic {topic} has no partitions"
+            )));
+        }
+        let mut wanted = TopicPartitionList::new();
+        for p in 0..partitions {
+            wanted.add_partition(topic, i32::try_from(p).map_err(unavailable)?);
+        }
+        let consumer = Arc::new(consumer);
+        let (c, timeout) = (consumer.clone(), self.config.timeout);
+        // The group's committed offsets; partitions it never committed start at the beginning.
+        let committed = tokio::task::spawn_blocking(move || c.committed_offsets(wanted, timeout))
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)?;
+        let mut assignment = TopicPartitionList::new();
+        for e in committed.elements() {
+            let start = match e.offset() {
+                Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            assignment
+                .add_partition_offset(topic, e.partition(), start)
+                .map_err(unavailable)?;
+        }
+        consumer.assign(&assignment).map_err(unavailable)?;
         Ok(Box::new(KafkaSubscription {
-            consumer: Arc::new(consumer),
+            consumer,
             buffered: VecDeque::new(),
             timeout: self.config.timeout,
         }))

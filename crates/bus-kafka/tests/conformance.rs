@@ -39,6 +39,16 @@ async fn kafka_bus_meets_the_waiting_poll_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_bus_meets_the_abandoned_subscription_contract() {
+    let broker = Tansu::start();
+    conformance::an_abandoned_subscription_does_not_stall_its_group(
+        &bus(&broker).await,
+        &topic("abandoned"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_are_created_with_the_configured_partitions() {
     let broker = Tansu::start();
     let mut config = KafkaConfig::new(broker.brokers());

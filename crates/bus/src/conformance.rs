@@ -129,3 +129,32 @@ pub async fn per_key_order_across_partitions<B: EventBus>(bus: &B, topic: &str) 
         );
     }
 }
+
+/// A subscription that vanishes without closing (its process was SIGKILLed) must not hold up the
+/// next subscription of its group: it resumes after the committed offset at once, well before
+/// any session timeout could have expired the vanished one.
+pub async fn an_abandoned_subscription_does_not_stall_its_group<B: EventBus>(bus: &B, topic: &str) {
+    for i in 0..3u8 {
+        bus.publish(topic, b"patient-1", &[i]).await.unwrap();
+    }
+    let mut first = bus.subscribe("solo", topic).await.unwrap();
+    let mut got = Vec::new();
+    while got.is_empty() {
+        got = first.poll(1, Duration::from_secs(10)).await.unwrap();
+    }
+    first.commit(&got[0]).await.unwrap();
+    // Never closed: as if its process died.
+    std::mem::forget(first);
+
+    let mut next = bus.subscribe("solo", topic).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    while rest.len() < 2 && started.elapsed() < Duration::from_secs(5) {
+        rest.extend(next.poll(10, Duration::from_millis(500)).await.unwrap());
+    }
+    assert_eq!(
+        rest.iter().map(|r| r.payload[0]).collect::<Vec<_>>(),
+        vec![1, 2],
+        "the next subscription must resume after the committed offset without waiting"
+    );
+}

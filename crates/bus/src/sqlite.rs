@@ -199,4 +199,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         conformance::poll_waits_for_new_events(&bus(&dir.path().join("b.db")).await, "t").await;
     }
+
+    #[tokio::test]
+    async fn meets_the_abandoned_subscription_contract() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let bus = bus(&dir.path().join("b.db")).await;
+        conformance::an_abandoned_subscription_does_not_stall_its_group(&bus, "t").await;
+    }
 }

@@ -14,8 +14,39 @@ use tokio::sync::watch;
 
 use super::config::LedgerWriterServiceConfig;
 
+/// Advisory lock key that makes one ledger writer the active one ("mlwriter").
+const WRITER_LOCK: i64 = 0x6d6c_7772_6974_6572;
+
+/// Waits until this process is the one active ledger writer of the database: the Merkle log is
+/// one sequence, so replicas stand by until the active writer's session ends (a crash or
+/// SIGKILL ends it at once). The returned connection holds the lock for the process's life.
+async fn become_active(pool: &sqlx::PgPool) -> anyhow::Result<sqlx::PgConnection> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .context("connecting for the writer lock")?
+        .detach();
+    let mut announced = false;
+    loop {
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(WRITER_LOCK)
+            .fetch_one(&mut conn)
+            .await
+            .context("taking the writer lock")?;
+        if locked {
+            return Ok(conn);
+        }
+        if !announced {
+            tracing::info!("another ledger writer is active; standing by");
+            announced = true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
     let store = super::postgres(&cfg.postgres).await?;
+    let _active = become_active(store.pool()).await?;
     let bus = KafkaBus::connect(cfg.kafka.client("medledger-ledger-writer"))
         .await
         .context("connecting to Kafka")?;
