@@ -2,7 +2,10 @@
 #
 # MedLedger container image: one binary, `medledger`, one subcommand per service.
 # The default command runs `medledger dev` (all services in one process on embedded
-# backends, all state under /data). See deploy/README.md.
+# backends, all state under /data); docker-compose.yml runs `ingest`, `consent`,
+# `query`, `ledger-writer` and `gateway` from it, with key material under /keys
+# (created owned by the service user, so a fresh named volume mounted there is
+# writable by the one-shot `keys` job). See deploy/README.md.
 #
 #   docker build -t medledger:0.1.0 .
 #   docker run --rm -p 127.0.0.1:8080:8080 -v medledger-data:/data medledger:0.1.0
@@ -52,7 +55,8 @@ RUN apt-get update \
  && groupadd --system --gid "${MEDLEDGER_GID}" medledger \
  && useradd --system --uid "${MEDLEDGER_UID}" --gid "${MEDLEDGER_GID}" \
         --home-dir /data --no-create-home --shell /usr/sbin/nologin medledger \
- && install -d -m 0750 -o "${MEDLEDGER_UID}" -g "${MEDLEDGER_GID}" /data
+ && install -d -m 0750 -o "${MEDLEDGER_UID}" -g "${MEDLEDGER_GID}" /data \
+ && install -d -m 0700 -o "${MEDLEDGER_UID}" -g "${MEDLEDGER_GID}" /keys
 
 COPY --from=builder /out/medledger /usr/local/bin/medledger
 

@@ -12,6 +12,13 @@ started. Instead:
 * docker-compose.yml is validated against the Compose Specification JSON schema
   as vendored by PyPI check-jsonschema (``vendor.compose-spec``), and that schema
   is shown to reject an unknown key;
+* the distributed stack in docker-compose.yml is checked as a whole: the infrastructure
+  is there (PostgreSQL, Kafka in KRaft mode, Kubo, two chain nodes, an OTLP collector),
+  images are pinned, dependencies name existing services that can satisfy their
+  condition, only the gateway publishes a port, the one-shot jobs' shell parses, the
+  contract addresses agree between the deploy job and the ledger writer, and every
+  MedLedger service's environment is loaded by that service's own configuration loader
+  (``medledger config check SERVICE``), which rejects unknown keys and bad values;
 * the compose healthcheck command is executed against a stub HTTP server on
   loopback (200 must pass, 503 and a closed port must fail);
 * the Dockerfile is parsed with BuildKit's parser (PyPI dockerfile) and checked
@@ -48,6 +55,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "deploy" / "helm" / "medledger"
 COMPOSE = ROOT / "docker-compose.yml"
+OTEL_CONFIG = ROOT / "deploy" / "otel-collector.yaml"
+# The built binary, for `medledger config check` (scripts/check-deploy sets it).
+MEDLEDGER_BIN = os.environ.get("MEDLEDGER_BIN", "")
+# MedLedger's service processes in compose, each run as `medledger <name>`.
+COMPOSE_SERVICES = ["consent", "ledger-writer", "ingest", "query", "gateway"]
+DEV_SERVICE = "medledger-dev"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
@@ -425,11 +438,11 @@ def check_compose_schema_is_strict() -> str:
     doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     bad: dict[str, Any] = {}
     mutations: dict[str, Callable[[dict[str, Any]], None]] = {
-        "unknown service key": lambda d: d["services"]["medledger"].__setitem__("bulid", {"context": "."}),
+        "unknown service key": lambda d: d["services"]["gateway"].__setitem__("bulid", {"context": "."}),
         "unknown top-level key": lambda d: d.__setitem__("service", {}),
-        "healthcheck.test not a list/string": lambda d: d["services"]["medledger"]["healthcheck"].__setitem__("test", 42),
-        "misspelt port key": lambda d: d["services"]["medledger"].__setitem__("ports", [{"target": 8080, "publised": "8080"}]),
-        "volumes not a list": lambda d: d["services"]["medledger"].__setitem__("volumes", "medledger-data:/data"),
+        "healthcheck.test not a list/string": lambda d: d["services"]["ingest"]["healthcheck"].__setitem__("test", 42),
+        "misspelt port key": lambda d: d["services"]["gateway"].__setitem__("ports", [{"target": 8080, "publised": "8080"}]),
+        "volumes not a list": lambda d: d["services"][DEV_SERVICE].__setitem__("volumes", "medledger-data:/data"),
     }
     for name, mutate in mutations.items():
         d = copy.deepcopy(doc)
@@ -442,8 +455,9 @@ def check_compose_schema_is_strict() -> str:
 
 def check_compose_contract(r: Runner) -> str:
     doc = interpolate(r.need("compose"))
-    ensure(list(doc["services"]) == ["medledger"], f"expected one service `medledger`, got {list(doc['services'])}")
-    svc = doc["services"]["medledger"]
+    ensure(DEV_SERVICE in doc["services"], f"expected a service `{DEV_SERVICE}`")
+    svc = doc["services"][DEV_SERVICE]
+    ensure(svc.get("profiles") == ["dev"], f"{DEV_SERVICE} must sit in the `dev` profile (the default stack is distributed)")
     build = svc.get("build")
     ensure(isinstance(build, dict) and build.get("context") == ".", "build.context must be the repo root")
     ensure((ROOT / build.get("dockerfile", "Dockerfile")).resolve() == DOCKERFILE.resolve(), "build.dockerfile must be ./Dockerfile")
@@ -489,6 +503,116 @@ def check_compose_contract(r: Runner) -> str:
     r.state["compose.dev"] = dev
     r.state["compose.healthcheck"] = test
     return f"dev --data-dir {dev['data_dir']} --listen {dev['listen']}, volume {src}, healthcheck on /healthz"
+
+
+def env_of(svc: dict[str, Any]) -> dict[str, str]:
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) for e in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def check_compose_stack(r: Runner) -> str:
+    doc = interpolate(r.need("compose"))
+    services: dict[str, Any] = doc["services"]
+    default = {n: s for n, s in services.items() if not s.get("profiles")}
+    images = {n: str(s.get("image", "")) for n, s in services.items()}
+    for n, image in images.items():
+        ensure(":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{n}: image {image!r} is not pinned to a tag")
+    infra = {
+        "postgres": lambda i: i.startswith("postgres:"),
+        "kafka": lambda i: i.startswith("apache/kafka:"),
+        "ipfs": lambda i: i.startswith("ipfs/kubo:"),
+        "private-chain": lambda i: "foundry" in i,
+        "public-chain": lambda i: "foundry" in i,
+        "otel-collector": lambda i: "opentelemetry-collector" in i,
+    }
+    for n, ok in infra.items():
+        ensure(n in default, f"the default stack lacks `{n}`")
+        ensure(ok(images[n]), f"{n}: unexpected image {images[n]}")
+    kafka = env_of(services["kafka"])
+    ensure("controller" in kafka.get("KAFKA_PROCESS_ROLES", ""), "kafka must run in KRaft mode (KAFKA_PROCESS_ROLES with controller)")
+    ensure("KAFKA_ZOOKEEPER_CONNECT" not in kafka, "kafka must not use ZooKeeper")
+    chains = {n: services[n]["command"] for n in ("private-chain", "public-chain")}
+    chain_ids = {n: c[c.index("--chain-id") + 1] for n, c in chains.items()}
+    ensure(len(set(chain_ids.values())) == 2, f"the two chains need distinct chain ids, got {chain_ids}")
+
+    for n in COMPOSE_SERVICES:
+        ensure(n in default, f"the default stack lacks MedLedger's `{n}`")
+        s = services[n]
+        ensure(s.get("command") == [n], f"{n}: command must be [{n!r}] (the image entrypoint is medledger)")
+        ensure(images[n] == images[DEV_SERVICE], f"{n}: must run the image built from ./Dockerfile")
+        ensure(str(s.get("user", "")).split(":")[0] == str(EXPECTED_UID), f"{n}: user must be {EXPECTED_UID}")
+        ensure(s.get("read_only") is True, f"{n}: root filesystem must be read-only")
+        test = " ".join((s.get("healthcheck") or {}).get("test") or [])
+        ensure("/readyz" in test and "/dev/tcp/127.0.0.1/9090" in test, f"{n}: healthcheck must probe /readyz on the admin port 9090")
+    for n, s in default.items():
+        deps = s.get("depends_on") or {}
+        for dep, cond in (deps.items() if isinstance(deps, dict) else ((d, {}) for d in deps)):
+            ensure(dep in default, f"{n} depends on `{dep}`, which is not in the default stack")
+            c = (cond or {}).get("condition", "service_started")
+            if c == "service_healthy":
+                ensure("healthcheck" in services[dep], f"{n} waits for `{dep}` to be healthy, but it has no healthcheck")
+            if c == "service_completed_successfully":
+                ensure(services[dep].get("restart") == "no", f"{n} waits for `{dep}` to complete, but it restarts")
+        published = s.get("ports") or []
+        ensure(not published or n == "gateway", f"{n} publishes a port; only the gateway faces clients")
+    gw_ports = services["gateway"].get("ports") or []
+    ensure(len(gw_ports) == 1 and str(gw_ports[0]["target"]) == "8080", "the gateway must publish FHIR on 8080")
+    ensure(gw_ports[0].get("host_ip") == "127.0.0.1", "the gateway is published on loopback by default")
+
+    # One-shot jobs: their scripts parse, and the deploy job checks the addresses the writer uses.
+    for job in ("keys", "deploy"):
+        script = services[job]["command"]
+        ensure(services[job].get("entrypoint") == ["bash", "-c"] and len(script) == 1, f"{job}: expected a bash -c script")
+        check = subprocess.run(["bash", "-n", "-c", script[0]], capture_output=True, text=True)
+        ensure(check.returncode == 0, f"{job}: script does not parse: {check.stderr.strip()}")
+    writer = env_of(services["ledger-writer"])
+    deploy = services["deploy"]["command"][0]
+    for var, key in (("MEDLEDGER_LEDGER_WRITER_CHAIN__RECORD_LOG_ADDRESS", "record_log_address"),
+                     ("MEDLEDGER_LEDGER_WRITER_ANCHOR__ANCHOR_ADDRESS", "anchor_address")):
+        ensure(f'"{key}":"{writer.get(var)}"' in deploy, f"deploy job does not check {key} = {writer.get(var)}")
+    for var, host in (("MEDLEDGER_LEDGER_WRITER_CHAIN__RPC_URL", "private-chain"),
+                      ("MEDLEDGER_LEDGER_WRITER_ANCHOR__RPC_URL", "public-chain")):
+        ensure(f"//{host}:" in writer.get(var, ""), f"{var} must point at `{host}`")
+
+    otel = yaml.safe_load(OTEL_CONFIG.read_text(encoding="utf-8"))
+    http_ep = (((otel.get("receivers") or {}).get("otlp") or {}).get("protocols") or {}).get("http") or {}
+    ensure(str(http_ep.get("endpoint", "")).endswith(":4318"), "otel collector must receive OTLP/HTTP on 4318")
+    ensure("traces" in ((otel.get("service") or {}).get("pipelines") or {}), "otel collector needs a traces pipeline")
+    r.state["compose.stack"] = services
+    return f"{len(default)} services; infra {', '.join(infra)}; chain ids {', '.join(chain_ids.values())}; only the gateway is published"
+
+
+def check_compose_env_loads(r: Runner) -> str:
+    services = r.need("compose.stack")
+    ensure(MEDLEDGER_BIN and Path(MEDLEDGER_BIN).is_file(), f"MEDLEDGER_BIN={MEDLEDGER_BIN!r} is not the built binary")
+    loaded = []
+    for n in COMPOSE_SERVICES:
+        env = {k: v for k, v in env_of(services[n]).items() if k.startswith("MEDLEDGER_")}
+        prefix = "MEDLEDGER_" + n.upper().replace("-", "_") + "_"
+        stray = [k for k in env if not k.startswith(prefix) and k not in ("MEDLEDGER_LOG_FORMAT",)]
+        ensure(not stray, f"{n}: variables of another service: {stray}")
+        run = subprocess.run([MEDLEDGER_BIN, "config", "check", n], capture_output=True, text=True, timeout=30,
+                             env={"PATH": os.environ.get("PATH", ""), **env})
+        ensure(run.returncode == 0, f"{n}: its config loader refuses the compose environment: {one_line(run.stderr)}")
+        cfg = json.loads(run.stdout)
+        # Each variable must have reached the loaded configuration (not been ignored).
+        for k, v in env.items():
+            if not k.startswith(prefix):
+                continue
+            path = [p.lower() for p in k[len(prefix):].split("__")]
+            node: Any = cfg
+            for part in path:
+                ensure(isinstance(node, dict) and part in node, f"{n}: {k} does not name a configuration key")
+                node = node[part]
+            ensure(str(node).lower() == v.lower() or str(node) == v, f"{n}: {k}={v!r} loaded as {node!r}")
+        loaded.append(f"{n} ({len([k for k in env if k.startswith(prefix)])})")
+    # And the loader is the strict one: a misspelt variable is refused.
+    run = subprocess.run([MEDLEDGER_BIN, "config", "check", "ingest"], capture_output=True, text=True, timeout=30,
+                         env={"PATH": os.environ.get("PATH", ""), "MEDLEDGER_INGEST_POSTGRES__ULR": "x"})
+    ensure(run.returncode != 0, "a misspelt MEDLEDGER_INGEST_ variable was accepted")
+    return "loaded by each service's config loader: " + ", ".join(loaded)
 
 
 class _StubHandler(http.server.BaseHTTPRequestHandler):
@@ -682,7 +806,7 @@ def check_consistency(r: Runner) -> str:
     docker = r.need("docker.dev")
     ensure(chart == compose == docker,
            f"chart {chart}, compose {compose} and Dockerfile CMD {docker} disagree")
-    ensure(r.need("compose")["services"]["medledger"]["command"] == r.need("docker.cmd"),
+    ensure(r.need("compose")["services"][DEV_SERVICE]["command"] == r.need("docker.cmd"),
            "compose command differs from the Dockerfile CMD")
     return f"all run `dev --data-dir {chart['data_dir']} --listen {chart['listen']}` (port {chart['port']})"
 
@@ -711,7 +835,9 @@ def main() -> int:
     r.check("chart: Ingress contract", lambda: check_ingress_contract(r))
     r.check("compose: Compose Specification schema", lambda: check_compose_schema(r))
     r.check("compose: schema rejects broken variants", check_compose_schema_is_strict)
-    r.check("compose: service contract", lambda: check_compose_contract(r))
+    r.check("compose: dev service contract", lambda: check_compose_contract(r))
+    r.check("compose: distributed stack", lambda: check_compose_stack(r))
+    r.check("compose: every service's environment loads", lambda: check_compose_env_loads(r))
     r.check("compose: healthcheck command against a stub server", lambda: check_compose_healthcheck_runs(r))
     r.check("Dockerfile: stages, user, entrypoint, cmd", lambda: check_dockerfile(r))
     r.check(".dockerignore", check_dockerignore)

@@ -95,6 +95,15 @@ enum ConfigCommand {
         /// ingest, consent, query, ledger-writer or gateway.
         service: String,
     },
+    /// Load a service's configuration (file and environment) as the service would, print it
+    /// as JSON and exit; fails on unknown keys or bad values without starting anything.
+    Check {
+        /// ingest, consent, query, ledger-writer or gateway.
+        service: String,
+        /// TOML configuration file.
+        #[arg(long, env = "MEDLEDGER_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Runs `f` on a fresh multi-threaded runtime and maps its result to an exit code.
@@ -108,6 +117,39 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> ExitCo
     };
     match rt.block_on(f) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_check(service: &str, file: Option<&std::path::Path>) -> ExitCode {
+    use services::config::{
+        ConsentServiceConfig, GatewayServiceConfig, IngestServiceConfig, LedgerWriterServiceConfig,
+        QueryServiceConfig, load,
+    };
+    fn show<T: serde::Serialize>(r: anyhow::Result<T>) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(&r?)?)
+    }
+    let shown = match service {
+        "ingest" => show(load::<IngestServiceConfig>("INGEST", file)),
+        "consent" => show(load::<ConsentServiceConfig>("CONSENT", file)),
+        "gateway" => show(load::<GatewayServiceConfig>("GATEWAY", file)),
+        "query" => show(load::<QueryServiceConfig>("QUERY", file)),
+        "ledger-writer" => show(load::<LedgerWriterServiceConfig>("LEDGER_WRITER", file)),
+        other => {
+            eprintln!(
+                "error: unknown service {other:?} (ingest, consent, query, ledger-writer, gateway)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match shown {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -217,6 +259,9 @@ fn main() -> ExitCode {
             public_rpc.as_deref().zip(public_signer_key_file.as_deref()),
         )),
         Command::Config(ConfigCommand::Keys { service }) => config_keys(&service),
+        Command::Config(ConfigCommand::Check { service, config }) => {
+            config_check(&service, config.as_deref())
+        }
         Command::Consent(args) => {
             medledger_telemetry::init();
             block_on(async move {

@@ -123,7 +123,7 @@ impl Stack {
 
     async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.http
-            .post(self.url("MEDLEDGER_INGEST_URL", path))
+            .post(self.url("MEDLEDGER_ENDPOINT_INGEST_URL", path))
             .bearer_auth(&self.token)
             .header("content-type", "application/fhir+json")
             .body(serde_json::to_vec(body).unwrap())
@@ -134,7 +134,7 @@ impl Stack {
 
     async fn get(&self, path: &str) -> reqwest::Response {
         self.http
-            .get(self.url("MEDLEDGER_QUERY_URL", path))
+            .get(self.url("MEDLEDGER_ENDPOINT_QUERY_URL", path))
             .bearer_auth(&self.token)
             .send()
             .await
@@ -227,11 +227,11 @@ async fn created_id(r: reqwest::Response) -> String {
 async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
     let stack = Stack::up();
     for admin in [
-        "MEDLEDGER_INGEST_ADMIN_URL",
-        "MEDLEDGER_QUERY_ADMIN_URL",
-        "MEDLEDGER_LEDGER_WRITER_ADMIN_URL",
-        "MEDLEDGER_CONSENT_ADMIN_URL",
-        "MEDLEDGER_GATEWAY_ADMIN_URL",
+        "MEDLEDGER_ENDPOINT_INGEST_ADMIN_URL",
+        "MEDLEDGER_ENDPOINT_QUERY_ADMIN_URL",
+        "MEDLEDGER_ENDPOINT_LEDGER_WRITER_ADMIN_URL",
+        "MEDLEDGER_ENDPOINT_CONSENT_ADMIN_URL",
+        "MEDLEDGER_ENDPOINT_GATEWAY_ADMIN_URL",
     ] {
         let r = reqwest::get(format!("{}/readyz", stack.env[admin]))
             .await
@@ -256,7 +256,10 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
     // Reads go to query; ingest serves no reads (the gateway routes by method).
     let on_ingest = stack
         .http
-        .get(stack.url("MEDLEDGER_INGEST_URL", &format!("Observation/{obs}")))
+        .get(stack.url(
+            "MEDLEDGER_ENDPOINT_INGEST_URL",
+            &format!("Observation/{obs}"),
+        ))
         .bearer_auth(&stack.token)
         .send()
         .await
@@ -303,7 +306,7 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
     );
     let refused = stack
         .http
-        .post(stack.url("MEDLEDGER_INGEST_URL", "Observation"))
+        .post(stack.url("MEDLEDGER_ENDPOINT_INGEST_URL", "Observation"))
         .bearer_auth(&reader)
         .header("content-type", "application/fhir+json")
         .body(serde_json::to_vec(&observation(&patient, 3)).unwrap())
@@ -314,7 +317,10 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
     // Without a token, nothing.
     let anonymous = stack
         .http
-        .get(stack.url("MEDLEDGER_QUERY_URL", &format!("Observation/{obs}")))
+        .get(stack.url(
+            "MEDLEDGER_ENDPOINT_QUERY_URL",
+            &format!("Observation/{obs}"),
+        ))
         .send()
         .await
         .unwrap();
