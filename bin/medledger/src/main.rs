@@ -185,7 +185,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Dev(args) => {
-            medledger_telemetry::init();
+            let _telemetry = medledger_telemetry::init("medledger-dev");
             block_on(dev::run(args))
         }
         Command::Token {
@@ -221,28 +221,28 @@ fn main() -> ExitCode {
         },
         Command::Verify(args) => verify::run(args),
         Command::Ingest(args) => {
-            medledger_telemetry::init();
+            let _telemetry = medledger_telemetry::init("medledger-ingest");
             block_on(async move {
                 let cfg = services::config::load("INGEST", args.config.as_deref())?;
                 services::run_ingest(cfg).await
             })
         }
         Command::Query(args) => {
-            medledger_telemetry::init();
+            let _telemetry = medledger_telemetry::init("medledger-query");
             block_on(async move {
                 let cfg = services::config::load("QUERY", args.config.as_deref())?;
                 services::run_query(cfg).await
             })
         }
         Command::LedgerWriter(args) => {
-            medledger_telemetry::init();
+            let _telemetry = medledger_telemetry::init("medledger-ledger-writer");
             block_on(async move {
                 let cfg = services::config::load("LEDGER_WRITER", args.config.as_deref())?;
                 services::run_ledger_writer(cfg).await
             })
         }
         Command::Gateway(args) => {
-            medledger_telemetry::init();
+            let _telemetry = medledger_telemetry::init("medledger-gateway");
             block_on(async move {
                 let cfg = services::config::load("GATEWAY", args.config.as_deref())?;
                 services::run_gateway(cfg).await
@@ -263,7 +263,7 @@ fn main() -> ExitCode {
             config_check(&service, config.as_deref())
         }
         Command::Consent(args) => {
-            medledger_telemetry::init();
+            let _telemetry = medledger_telemetry::init("medledger-consent");
             block_on(async move {
                 let cfg = services::config::load("CONSENT", args.config.as_deref())?;
                 services::run_consent(cfg).await

@@ -50,10 +50,36 @@ pub(crate) fn fhir_app(routes: Router, gate: Gate, max_body: usize) -> Router {
             ApiError::unavailable("the request timed out", 1)
         }))
         .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(60)));
-    Router::new()
-        .nest("/fhir", fhir)
-        .layer(axum::Extension(BodyLimit(max_body)))
-        .layer(timeout)
+    with_request_spans(
+        Router::new()
+            .nest("/fhir", fhir)
+            .layer(axum::Extension(BodyLimit(max_body)))
+            .layer(timeout),
+    )
+}
+
+/// One span per request, named by the route template (`/fhir/{type}/{id}`), never by the URI:
+/// ids and search parameters stay out of logs and traces. Exported over OTLP when configured.
+pub(crate) fn with_request_spans(router: Router) -> Router {
+    let layer = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+            let route = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or("unmatched", |p| p.as_str());
+            tracing::info_span!(
+                "http.request",
+                http.method = %req.method(),
+                http.route = %route,
+                http.status = tracing::field::Empty,
+            )
+        })
+        .on_response(
+            |resp: &axum::http::Response<axum::body::Body>, _: Duration, span: &tracing::Span| {
+                span.record("http.status", resp.status().as_u16());
+            },
+        );
+    router.layer(layer)
 }
 
 /// `/healthz` (the process runs) and `/readyz` (`ready` says whether it can do its work).

@@ -35,8 +35,11 @@ pub(crate) async fn run(cfg: GatewayServiceConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "gateway serving FHIR");
-    axum::serve(listener, medledger_gateway::app(config))
-        .with_graceful_shutdown(crate::web::shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        crate::web::with_request_spans(medledger_gateway::app(config)),
+    )
+    .with_graceful_shutdown(crate::web::shutdown_signal())
+    .await?;
     Ok(())
 }
