@@ -6,13 +6,19 @@ export CARGO_TARGET_DIR ?= $(MEDLEDGER_CACHE)/target
 DATA_DIR ?= .medledger
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: dev test test-rust test-contracts test-deploy lint fmt bench tools contracts help
+.PHONY: dev services-up services-down test test-rust test-contracts test-deploy lint fmt bench tools contracts help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 dev: ## run every service in one process on embedded backends (data in $(DATA_DIR))
 	cargo run -q --locked -p medledger -- dev --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+services-up: ## run the distributed stack on this machine (PostgreSQL, Kafka protocol, IPFS, two anvils, five processes)
+	scripts/services-up up
+
+services-down: ## stop what `make services-up` started
+	scripts/services-up down
 
 test: tools test-rust test-contracts test-deploy ## run every test: Rust (unit, e2e), Solidity (forge), deploy checks
 
@@ -42,3 +48,4 @@ contracts: tools ## rebuild the committed contract artifacts from contracts/src
 bench: ## benchmarks: criterion (parse+encrypt+hash) and the load-test driver against medledger dev
 	cargo bench -p medledger-ingest --bench write_path
 	scripts/bench-ingest
+	scripts/bench-distributed

@@ -392,6 +392,15 @@ impl Default for LedgerWriterServiceConfig {
 
 /// Loads `T`: defaults, then the TOML file if given, then `MEDLEDGER_<PREFIX>_…` variables.
 pub(crate) fn load<T: DeserializeOwned>(prefix: &str, file: Option<&Path>) -> anyhow::Result<T> {
+    load_from(prefix, file, None)
+}
+
+/// [`load`] with the environment given as a map (`None`: the process environment).
+fn load_from<T: DeserializeOwned>(
+    prefix: &str,
+    file: Option<&Path>,
+    environment: Option<config::Map<String, String>>,
+) -> anyhow::Result<T> {
     let mut builder = config::Config::builder();
     if let Some(f) = file {
         builder = builder.add_source(
@@ -403,7 +412,8 @@ pub(crate) fn load<T: DeserializeOwned>(prefix: &str, file: Option<&Path>) -> an
     let env = config::Environment::with_prefix(&format!("MEDLEDGER_{prefix}"))
         .prefix_separator("_")
         .separator("__")
-        .try_parsing(true);
+        .try_parsing(true)
+        .source(environment);
     builder
         .add_source(env)
         .build()
@@ -443,4 +453,112 @@ pub(crate) fn env_keys<T: Serialize + Default>(prefix: &str) -> Vec<(String, Str
         }
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    /// Every key of every service, as `medledger config keys` lists them.
+    fn all_keys() -> Vec<String> {
+        [
+            env_keys::<IngestServiceConfig>("INGEST"),
+            env_keys::<QueryServiceConfig>("QUERY"),
+            env_keys::<ConsentServiceConfig>("CONSENT"),
+            env_keys::<LedgerWriterServiceConfig>("LEDGER_WRITER"),
+            env_keys::<GatewayServiceConfig>("GATEWAY"),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .collect()
+    }
+
+    #[test]
+    fn docs_configuration_lists_exactly_the_keys_that_exist() {
+        let doc = include_str!("../../../../docs/configuration.md");
+        let keys = all_keys();
+        for k in &keys {
+            assert!(
+                doc.contains(&format!("`{k}`")),
+                "{k} is not documented in docs/configuration.md"
+            );
+        }
+        for word in doc.split('`') {
+            let service_var = ["INGEST", "QUERY", "CONSENT", "LEDGER_WRITER", "GATEWAY"]
+                .iter()
+                .any(|s| word.starts_with(&format!("MEDLEDGER_{s}_")));
+            if service_var && !word.contains(' ') {
+                assert!(
+                    keys.iter().any(|k| k == word),
+                    "docs/configuration.md names {word}, which is no configuration key"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ingest.toml");
+        std::fs::write(
+            &file,
+            "relay_batch = 7\n[postgres]\nurl = \"postgres://file/db\"\nmax_connections = 3\n",
+        )
+        .unwrap();
+        let cfg: IngestServiceConfig = load_from(
+            "INGEST",
+            Some(&file),
+            env(&[("MEDLEDGER_INGEST_POSTGRES__URL", "postgres://env/db")]),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.postgres.url, "postgres://env/db",
+            "the environment wins"
+        );
+        assert_eq!(
+            cfg.postgres.max_connections, 3,
+            "the file beats the default"
+        );
+        assert_eq!(cfg.relay_batch, 7);
+        assert_eq!(
+            cfg.kafka.partitions, 6,
+            "untouched keys keep their defaults"
+        );
+
+        for (var, value) in [
+            ("MEDLEDGER_INGEST_POSTGRES__ULR", "x"),
+            ("MEDLEDGER_INGEST_NOPE", "1"),
+            ("MEDLEDGER_INGEST_HTTP__LISTEN", "not an address"),
+            ("MEDLEDGER_INGEST_RELAY_BATCH", "many"),
+        ] {
+            let r: anyhow::Result<IngestServiceConfig> =
+                load_from("INGEST", None, env(&[(var, value)]));
+            assert!(r.is_err(), "{var}={value} was accepted");
+        }
+        std::fs::write(&file, "[postgres]\nurll = \"x\"\n").unwrap();
+        let r: anyhow::Result<IngestServiceConfig> = load_from("INGEST", Some(&file), env(&[]));
+        assert!(r.is_err(), "an unknown key in the file was accepted");
+        // Another service's variables are not this one's business.
+        let cfg: GatewayServiceConfig = load_from(
+            "GATEWAY",
+            None,
+            env(&[
+                ("MEDLEDGER_INGEST_RELAY_BATCH", "9"),
+                ("MEDLEDGER_GATEWAY_QUERY_URL", "http://q:1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.query_url, "http://q:1");
+    }
 }
