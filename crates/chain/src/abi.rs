@@ -57,6 +57,36 @@ pub(crate) fn anchor_index(output: &[u8]) -> Result<u64, ChainError> {
         .map_err(|_| ChainError::Decode("checkpoint index overflows u64".to_owned()))
 }
 
+/// A tree head from `RecordLog.treeHeadAt`'s ABI-encoded output.
+pub(crate) fn tree_head_of(output: &[u8]) -> Result<crate::OnChainTreeHead, ChainError> {
+    use alloy::sol_types::SolCall;
+    let h = RecordLog::treeHeadAtCall::abi_decode_returns(output)
+        .map_err(|e| ChainError::Decode(e.to_string()))?;
+    Ok(crate::OnChainTreeHead {
+        tree_size: h.treeSize,
+        root: h.rootHash.0,
+        block_number: h.blockNumber,
+        timestamp: h.timestamp,
+    })
+}
+
+/// A checkpoint from `Anchor.checkpointAt`'s ABI-encoded output.
+pub(crate) fn checkpoint_of(output: &[u8]) -> Result<crate::OnChainCheckpoint, ChainError> {
+    use alloy::sol_types::SolCall;
+    let c = Anchor::checkpointAtCall::abi_decode_returns(output)
+        .map_err(|e| ChainError::Decode(e.to_string()))?;
+    Ok(crate::OnChainCheckpoint {
+        checkpoint: crate::Checkpoint {
+            tree_size: c.treeSize,
+            root: c.rootHash.0,
+            source_block_number: c.sourceBlockNumber,
+            source_block_hash: c.sourceBlockHash.0,
+        },
+        block_number: c.blockNumber,
+        timestamp: c.timestamp,
+    })
+}
+
 /// Creation code with the constructor arguments appended, already ABI-encoded as parameters
 /// (`(a, b).abi_encode_params()`).
 pub(crate) fn creation_code(bytecode: &Bytes, encoded_args: &[u8]) -> Bytes {

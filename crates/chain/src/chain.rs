@@ -5,7 +5,7 @@ use crate::abi::{Anchor, RecordLog};
 use crate::block::{BlockExecution, StoredBlock, header_difference};
 use crate::blocklog::{MAGIC, Next, RecordReader};
 use crate::evm::Machine;
-use crate::{BlockSummary, ChainError, Checkpoint, OnChainCheckpoint, OnChainTreeHead};
+use crate::{BlockSummary, ChainError, OnChainCheckpoint, OnChainTreeHead};
 use alloy::consensus::transaction::SignerRecoverable;
 use alloy::consensus::{Header, Transaction, TxEnvelope};
 use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
@@ -246,14 +246,7 @@ impl ChainState {
             index: U256::from(index),
         };
         let output = self.view(self.record_log, call.abi_encode().into())?;
-        let head = RecordLog::treeHeadAtCall::abi_decode_returns(&output)
-            .map_err(|e| ChainError::Decode(e.to_string()))?;
-        Ok(OnChainTreeHead {
-            tree_size: head.treeSize,
-            root: head.rootHash.0,
-            block_number: head.blockNumber,
-            timestamp: head.timestamp,
-        })
+        crate::abi::tree_head_of(&output)
     }
 
     /// Number of tree heads in RecordLog.
@@ -274,18 +267,7 @@ impl ChainState {
             index: U256::from(index),
         };
         let output = self.view(self.anchor, call.abi_encode().into())?;
-        let c = Anchor::checkpointAtCall::abi_decode_returns(&output)
-            .map_err(|e| ChainError::Decode(e.to_string()))?;
-        Ok(OnChainCheckpoint {
-            checkpoint: Checkpoint {
-                tree_size: c.treeSize,
-                root: c.rootHash.0,
-                source_block_number: c.sourceBlockNumber,
-                source_block_hash: c.sourceBlockHash.0,
-            },
-            block_number: c.blockNumber,
-            timestamp: c.timestamp,
-        })
+        crate::abi::checkpoint_of(&output)
     }
 
     /// Number of checkpoints in Anchor (public profile).

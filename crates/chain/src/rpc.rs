@@ -308,13 +308,7 @@ impl Ledger for RpcLedger {
             index: U256::from(index),
         };
         let out = self.client.call(self.record_log, call.abi_encode()).await?;
-        let h = decode::<RecordLog::treeHeadAtCall>(&out)?;
-        Ok(OnChainTreeHead {
-            tree_size: h.treeSize,
-            root: h.rootHash.0,
-            block_number: h.blockNumber,
-            timestamp: h.timestamp,
-        })
+        abi::tree_head_of(&out)
     }
 
     async fn tree_head_count(&self) -> Result<u64, ChainError> {
@@ -453,17 +447,7 @@ impl AnchorChain for RpcAnchor {
             index: U256::from(index),
         };
         let out = self.client.call(self.anchor, call.abi_encode()).await?;
-        let c = decode::<Anchor::checkpointAtCall>(&out)?;
-        Ok(OnChainCheckpoint {
-            checkpoint: Checkpoint {
-                tree_size: c.treeSize,
-                root: c.rootHash.0,
-                source_block_number: c.sourceBlockNumber,
-                source_block_hash: c.sourceBlockHash.0,
-            },
-            block_number: c.blockNumber,
-            timestamp: c.timestamp,
-        })
+        abi::checkpoint_of(&out)
     }
 
     async fn checkpoint_count(&self) -> Result<u64, ChainError> {
