@@ -5,7 +5,8 @@
 //! construction, whatever the node's own `add` defaults are, and every block read back with
 //! `block/get` is checked against its CID. Node answers are parsed as CIDs (the reference node
 //! answers `block/put` with a base58 CIDv0 key), never compared as strings. Every call has a
-//! timeout.
+//! timeout, and a call that fails at once (connection refused or reset, a 5xx) is retried twice
+//! with backoff: every call made here is idempotent (content-addressed puts, gets, pins).
 
 use std::io::Cursor;
 use std::time::Duration;
@@ -18,8 +19,13 @@ use crate::cid::{Cid, DAG_PB, RAW};
 use crate::unixfs::{build_dag, links};
 use crate::{BlobError, BlobStore};
 
-/// How long one RPC call may take.
+/// How long one RPC call may take. A call that times out is not retried: the timeout is the
+/// bound the caller relies on.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts per call when it fails fast.
+const ATTEMPTS: u32 = 3;
+/// Wait before the first retry; quadrupled before each further one.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
 
 /// A BlobStore on an IPFS node's RPC API.
 pub struct IpfsBlobStore {
@@ -36,12 +42,26 @@ fn unavailable(e: impl std::fmt::Display) -> BlobError {
     BlobError::Unavailable(e.to_string())
 }
 
-async fn timed<T>(
-    f: impl std::future::Future<Output = Result<T, BlobError>>,
-) -> Result<T, BlobError> {
-    tokio::time::timeout(CALL_TIMEOUT, f)
-        .await
-        .map_err(|_| BlobError::Unavailable("IPFS call timed out".into()))?
+/// Runs one RPC call made by `f`, within the timeout, retrying fast failures.
+async fn call<T, F, Fut>(mut f: F) -> Result<T, BlobError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BlobError>>,
+{
+    let mut delay = FIRST_RETRY;
+    let mut attempt = 1;
+    loop {
+        match tokio::time::timeout(CALL_TIMEOUT, f()).await {
+            Err(_) => return Err(BlobError::Unavailable("IPFS call timed out".into())),
+            Ok(Err(BlobError::Unavailable(why))) if attempt < ATTEMPTS => {
+                tracing::debug!(attempt, reason = %why, "IPFS call failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+                attempt += 1;
+            }
+            Ok(result) => return result,
+        }
+    }
 }
 
 /// The sha2-256 digest named by a key as a node returns it: a CIDv1 (`b…` base32) or a CIDv0 /
@@ -90,7 +110,7 @@ impl IpfsBlobStore {
 
     /// The node's version string (a health check).
     pub async fn version(&self) -> Result<String, BlobError> {
-        timed(async {
+        call(|| async {
             self.client
                 .version()
                 .await
@@ -102,7 +122,7 @@ impl IpfsBlobStore {
 
     async fn block(&self, cid: &Cid) -> Result<Vec<u8>, BlobError> {
         let key = cid.to_string();
-        let data: Vec<u8> = timed(async {
+        let data: Vec<u8> = call(|| async {
             self.client
                 .block_get(&key)
                 .map_ok(|b| b.to_vec())
@@ -184,13 +204,13 @@ impl BlobStore for IpfsBlobStore {
             } else {
                 "raw"
             };
-            let options = request::BlockPut {
-                format: Some(format),
-                mhtype: Some("sha2-256"),
-                mhlen: Some(32),
-                pin: None,
-            };
-            let answer = timed(async {
+            let answer = call(|| async {
+                let options = request::BlockPut {
+                    format: Some(format),
+                    mhtype: Some("sha2-256"),
+                    mhlen: Some(32),
+                    pin: None,
+                };
                 self.client
                     .block_put_with_options(Cursor::new(b.data.clone()), options)
                     .await
@@ -209,7 +229,7 @@ impl BlobStore for IpfsBlobStore {
             .map(|b| b.cid)
             .ok_or_else(|| unavailable("empty DAG"))?;
         let key = root.to_string();
-        timed(async {
+        call(|| async {
             self.client
                 .pin_add(&key, true)
                 .await
@@ -234,10 +254,10 @@ impl BlobStore for IpfsBlobStore {
         };
         let key = cid.to_string();
         // Not pinned (a half-finished put) is fine: the goal is that the object is gone.
-        let _ = timed(async { self.client.pin_rm(&key, true).await.map_err(unavailable) }).await;
+        let _ = call(|| async { self.client.pin_rm(&key, true).await.map_err(unavailable) }).await;
         for b in blocks {
             let k = b.to_string();
-            let _ = timed(async { self.client.block_rm(&k).await.map_err(unavailable) }).await;
+            let _ = call(|| async { self.client.block_rm(&k).await.map_err(unavailable) }).await;
         }
         Ok(())
     }

@@ -94,3 +94,49 @@ async fn ipfs_node_meets_the_blob_store_contract_with_the_same_cids_as_the_local
     assert_eq!(a, b);
     assert_eq!(ipfs.get(&b).await.unwrap(), data);
 }
+
+/// A TCP front for the node that drops the first `drop_first` connections at once, as a node
+/// restarting or a proxy hiccup would.
+async fn flaky_front(node_url: &str, drop_first: usize) -> String {
+    let upstream = node_url.trim_start_matches("http://").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            seen += 1;
+            if seen <= drop_first {
+                drop(client);
+                continue;
+            }
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn calls_that_fail_fast_are_retried() {
+    let node = Node::start();
+    let ipfs = IpfsBlobStore::new(&flaky_front(&node.url, 2).await).unwrap();
+    // The first two connections are dropped; the third attempt gets through.
+    let cid = ipfs
+        .put(bytes::Bytes::from_static(b"retried\n"))
+        .await
+        .unwrap();
+    assert_eq!(ipfs.get(&cid).await.unwrap(), &b"retried\n"[..]);
+
+    // More failures than attempts: the error reaches the caller instead of a hang.
+    let hopeless = IpfsBlobStore::new(&flaky_front(&node.url, 1_000).await).unwrap();
+    let e = hopeless.version().await.unwrap_err();
+    assert!(
+        matches!(e, medledger_blobstore::BlobError::Unavailable(_)),
+        "{e}"
+    );
+}
