@@ -164,7 +164,15 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         verifier,
         limiter: Arc::new(RateLimiter::new(args.rate_limit, args.rate_burst)),
     };
-    let app = app(ingest, query, gate, args.max_body_bytes, writer_alive);
+    let gauges = web::ledger_gauges(store.clone());
+    let app = app(
+        ingest,
+        query,
+        gate,
+        args.max_body_bytes,
+        writer_alive,
+        gauges,
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -200,13 +208,17 @@ pub(crate) fn app(
     gate: Gate,
     max_body: usize,
     writer_alive: Arc<AtomicBool>,
+    gauges: web::Gauges,
 ) -> Router {
     let routes = medledger_ingest::routes(ingest).merge(medledger_query::routes(query));
-    web::fhir_app(routes, gate, max_body).merge(web::probes(move || {
-        if writer_alive.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err("ledger writer stopped")
-        }
-    }))
+    web::fhir_app(routes, gate, max_body).merge(web::probes(
+        move || {
+            if writer_alive.load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                Err("ledger writer stopped")
+            }
+        },
+        gauges,
+    ))
 }

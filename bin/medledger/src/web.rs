@@ -1,5 +1,6 @@
 //! HTTP pieces shared by `medledger dev` and the service processes: the FHIR application shell
-//! (metadata, auth gate, timeouts, error fallbacks), health probes, and graceful shutdown.
+//! (metadata, auth gate, timeouts, error fallbacks), per-request spans and counts, health probes
+//! and metrics, and graceful shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,16 +80,88 @@ pub(crate) fn with_request_spans(router: Router) -> Router {
                 span.record("http.status", resp.status().as_u16());
             },
         );
-    router.layer(layer)
+    router
+        .layer(axum::middleware::from_fn(count_request))
+        .layer(layer)
 }
 
-/// `/healthz` (the process runs) and `/readyz` (`ready` says whether it can do its work).
-pub(crate) fn probes<F>(ready: F) -> Router
+/// Counts each answer by route template and status for `/metrics`.
+async fn count_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    medledger_telemetry::metrics::record_request(&route, resp.status().as_u16());
+    resp
+}
+
+/// Gauges a process reports at scrape time (queried then, so they are never stale).
+pub(crate) type Gauges = Arc<
+    dyn Fn() -> futures::future::BoxFuture<'static, Vec<medledger_telemetry::metrics::Gauge>>
+        + Send
+        + Sync,
+>;
+
+/// No gauges beyond the request counter.
+pub(crate) fn no_gauges() -> Gauges {
+    Arc::new(|| Box::pin(async { Vec::new() }))
+}
+
+/// The ledger's progress from its store: leaves logged, tree size committed on the private
+/// chain, tree size anchored on the public chain. A store that does not answer reports nothing.
+pub(crate) fn ledger_gauges(store: Arc<dyn medledger_storage_api::LedgerStore>) -> Gauges {
+    use medledger_telemetry::metrics::Gauge;
+    Arc::new(move || {
+        let store = store.clone();
+        Box::pin(async move {
+            let mut out = Vec::new();
+            if let Ok(head) = store.latest_tree_head().await {
+                out.push(Gauge {
+                    name: "medledger_ledger_committed_tree_size",
+                    help: "Leaves covered by the latest tree head committed on the private chain.",
+                    value: head.map_or(0.0, |h| h.tree_size as f64),
+                });
+            }
+            if let Ok(anchor) = store.latest_anchor().await {
+                out.push(Gauge {
+                    name: "medledger_ledger_anchored_tree_size",
+                    help: "Leaves covered by the latest checkpoint anchored on the public chain.",
+                    value: anchor.map_or(0.0, |a| a.tree_size as f64),
+                });
+            }
+            out
+        })
+    })
+}
+
+/// `/healthz` (the process runs), `/readyz` (`ready` says whether it can do its work) and
+/// `/metrics` (Prometheus text: requests by route and status, and `gauges`).
+pub(crate) fn probes<F>(ready: F, gauges: Gauges) -> Router
 where
     F: Fn() -> Result<(), &'static str> + Clone + Send + Sync + 'static,
 {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let gauges = gauges.clone();
+                async move {
+                    let text = medledger_telemetry::metrics::render(&gauges().await);
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || async move {

@@ -417,6 +417,19 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
             .unwrap();
     assert_eq!(backlog, 0);
     pg.close().await;
+
+    // The admin ports expose metrics: ingest's outbox backlog, the writer's progress.
+    let metrics = |admin: &str| {
+        let url = format!("{}/metrics", stack.env[admin]);
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let ingest = metrics("MEDLEDGER_ENDPOINT_INGEST_ADMIN_URL").await;
+    assert!(ingest.contains("medledger_outbox_backlog 0"), "{ingest}");
+    let writer = metrics("MEDLEDGER_ENDPOINT_LEDGER_WRITER_ADMIN_URL").await;
+    assert!(
+        writer.contains("medledger_ledger_committed_tree_size 3"),
+        "{writer}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

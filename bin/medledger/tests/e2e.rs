@@ -168,6 +168,33 @@ async fn every_capability_interaction_works() {
     assert_eq!(proof["format"], "medledger.proof.v1");
     assert_eq!(proof["leaf"]["version"], 2);
 
+    // Metrics: requests counted by route template (never by id), the ledger's progress.
+    let metrics = dev
+        .http
+        .get(dev.url("").replace("/fhir", "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("medledger_http_requests_total{route=\"/fhir/{rt}/{id}\",status=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(id.as_str()), "an id leaked into a label");
+    let committed: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("medledger_ledger_committed_tree_size "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(committed >= 2.0, "{metrics}");
+    assert!(
+        metrics.contains("medledger_ledger_anchored_tree_size "),
+        "{metrics}"
+    );
+
     // delete → 410 on read, history still readable
     let r = dev
         .send(

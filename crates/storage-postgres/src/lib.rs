@@ -19,7 +19,7 @@ pub mod relay;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 
-pub use relay::OutboxRelay;
+pub use relay::{OutboxRelay, outbox_backlog};
 
 fn err(e: sqlx::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())

@@ -24,6 +24,15 @@ const RELAY_LOCK: i64 = 0x006d_6c72_656c_6179;
 /// Published rows are kept this long for inspection, then deleted.
 const KEEP_PUBLISHED: &str = "5 minutes";
 
+/// Rows of `pool`'s outbox not published yet.
+pub async fn outbox_backlog(pool: &PgPool) -> Result<u64, RelayError> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM ingest.outbox WHERE published_at IS NULL")
+            .fetch_one(pool)
+            .await?;
+    Ok(u64::try_from(n).unwrap_or_default())
+}
+
 /// A relay failure; the relay retries, these are for logs and tests.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -136,11 +145,7 @@ impl OutboxRelay {
 
     /// Unpublished rows (for readiness and lag metrics).
     pub async fn backlog(&self) -> Result<u64, RelayError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM ingest.outbox WHERE published_at IS NULL")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(u64::try_from(n).unwrap_or_default())
+        outbox_backlog(&self.pool).await
     }
 
     /// Relays until `shutdown` turns true, waking on each outbox NOTIFY and retrying failures

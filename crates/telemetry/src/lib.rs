@@ -6,6 +6,8 @@
 //! `OTEL_SERVICE_NAME`); without it nothing leaves the process. Nothing in MedLedger logs or
 //! traces resource content, keys or tokens: spans carry route templates, never request URIs.
 
+pub mod metrics;
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;

@@ -13,7 +13,7 @@ pub(crate) async fn run(cfg: ConsentServiceConfig) -> anyhow::Result<()> {
         .context("loading the token issuer's public key")?;
     let verifier = medledger_auth::TokenVerifier::new(&cfg.auth.issuer, key);
     let service = AccessControlService::new(verifier, Arc::new(ScopePolicy));
-    super::serve_admin(cfg.admin_listen, || Ok(())).await?;
+    super::serve_admin(cfg.admin_listen, || Ok(()), crate::web::no_gauges()).await?;
     let listener = tokio::net::TcpListener::bind(cfg.grpc_listen)
         .await
         .with_context(|| format!("binding {}", cfg.grpc_listen))?;

@@ -30,7 +30,7 @@ pub(crate) async fn run(cfg: GatewayServiceConfig) -> anyhow::Result<()> {
         max_body_bytes: cfg.max_body_bytes,
         timeout: Duration::from_millis(cfg.upstream_timeout_ms),
     };
-    super::serve_admin(cfg.admin_listen, || Ok(())).await?;
+    super::serve_admin(cfg.admin_listen, || Ok(()), crate::web::no_gauges()).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;

@@ -33,13 +33,32 @@ pub(crate) async fn run(cfg: IngestServiceConfig) -> anyhow::Result<()> {
         relay_alive.clone(),
     ));
     let alive = relay_alive.clone();
-    super::serve_admin(cfg.admin_listen, move || {
-        if alive.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err("outbox relay stopped")
-        }
-    })
+    let pool = store.pool().clone();
+    let gauges: crate::web::Gauges = Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            medledger_storage_postgres::outbox_backlog(&pool)
+                .await
+                .map(|n| medledger_telemetry::metrics::Gauge {
+                    name: "medledger_outbox_backlog",
+                    help: "Events committed with their writes but not yet acknowledged by Kafka.",
+                    value: n as f64,
+                })
+                .into_iter()
+                .collect()
+        })
+    });
+    super::serve_admin(
+        cfg.admin_listen,
+        move || {
+            if alive.load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                Err("outbox relay stopped")
+            }
+        },
+        gauges,
+    )
     .await?;
 
     let ingest = Ingest::new(

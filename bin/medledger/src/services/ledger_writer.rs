@@ -93,7 +93,7 @@ pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
         }
     };
     let writer = LedgerWriter::start(
-        store,
+        store.clone(),
         ledger,
         Arc::new(bus),
         LedgerWriterConfig {
@@ -106,13 +106,17 @@ pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
     .context("starting the ledger writer")?;
     let alive = Arc::new(AtomicBool::new(true));
     let probe = alive.clone();
-    super::serve_admin(cfg.admin_listen, move || {
-        if probe.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err("ledger writer stopped")
-        }
-    })
+    super::serve_admin(
+        cfg.admin_listen,
+        move || {
+            if probe.load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                Err("ledger writer stopped")
+            }
+        },
+        crate::web::ledger_gauges(store),
+    )
     .await?;
     tracing::info!(size = writer.size(), "ledger writer running");
     let (stop, stopped) = watch::channel(false);

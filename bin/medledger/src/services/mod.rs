@@ -71,8 +71,12 @@ fn gate(auth: &AuthSection, http: &HttpSection) -> anyhow::Result<Gate> {
     })
 }
 
-/// Serves the health probes on the admin address until the process ends.
-async fn serve_admin<F>(addr: SocketAddr, ready: F) -> anyhow::Result<()>
+/// Serves the health probes and metrics on the admin address until the process ends.
+async fn serve_admin<F>(
+    addr: SocketAddr,
+    ready: F,
+    gauges: crate::web::Gauges,
+) -> anyhow::Result<()>
 where
     F: Fn() -> Result<(), &'static str> + Clone + Send + Sync + 'static,
 {
@@ -80,7 +84,7 @@ where
         .await
         .with_context(|| format!("binding the admin address {addr}"))?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, crate::web::probes(ready)).await {
+        if let Err(e) = axum::serve(listener, crate::web::probes(ready, gauges)).await {
             tracing::error!(error = %e, "admin server stopped");
         }
     });

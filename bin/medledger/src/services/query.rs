@@ -14,7 +14,7 @@ pub(crate) async fn run(cfg: QueryServiceConfig) -> anyhow::Result<()> {
     let blobs = Arc::new(IpfsBlobStore::new(&cfg.ipfs.api_url).context("IPFS API URL")?);
     blobs.version().await.context("reaching the IPFS node")?;
     let gate = super::gate(&cfg.auth, &cfg.http)?;
-    super::serve_admin(cfg.admin_listen, || Ok(())).await?;
+    super::serve_admin(cfg.admin_listen, || Ok(()), crate::web::no_gauges()).await?;
     let query = Query::new(
         store.clone(),
         blobs,
