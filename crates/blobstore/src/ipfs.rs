@@ -198,6 +198,14 @@ impl IpfsBlobStore {
 impl BlobStore for IpfsBlobStore {
     async fn put(&self, data: Bytes) -> Result<Cid, BlobError> {
         let blocks = build_dag(&data);
+        let root = blocks
+            .last()
+            .map(|b| b.cid)
+            .ok_or_else(|| unavailable("empty DAG"))?;
+        // Most records are one block: pinning it with its `block/put` saves a call (for a leaf,
+        // a direct pin protects all there is). A multi-block DAG gets a recursive pin of its
+        // root once every block is stored.
+        let single = blocks.len() == 1;
         for b in &blocks {
             let format = if b.cid.codec() == DAG_PB {
                 "dag-pb"
@@ -209,7 +217,7 @@ impl BlobStore for IpfsBlobStore {
                     format: Some(format),
                     mhtype: Some("sha2-256"),
                     mhlen: Some(32),
-                    pin: None,
+                    pin: Some(single),
                 };
                 self.client
                     .block_put_with_options(Cursor::new(b.data.clone()), options)
@@ -224,19 +232,17 @@ impl BlobStore for IpfsBlobStore {
                 )));
             }
         }
-        let root = blocks
-            .last()
-            .map(|b| b.cid)
-            .ok_or_else(|| unavailable("empty DAG"))?;
-        let key = root.to_string();
-        call(|| async {
-            self.client
-                .pin_add(&key, true)
-                .await
-                .map(|_| ())
-                .map_err(unavailable)
-        })
-        .await?;
+        if !single {
+            let key = root.to_string();
+            call(|| async {
+                self.client
+                    .pin_add(&key, true)
+                    .await
+                    .map(|_| ())
+                    .map_err(unavailable)
+            })
+            .await?;
+        }
         Ok(root)
     }
 
