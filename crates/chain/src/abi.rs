@@ -57,6 +57,44 @@ pub(crate) fn anchor_index(output: &[u8]) -> Result<u64, ChainError> {
         .map_err(|_| ChainError::Decode("checkpoint index overflows u64".to_owned()))
 }
 
+/// The RecordLog index of the head of `tree_size` that a receipt's `TreeHeadCommitted` event,
+/// emitted by `record_log`, reports.
+pub(crate) fn committed_index(
+    logs: &[alloy::rpc::types::Log],
+    record_log: alloy::primitives::Address,
+    tree_size: u64,
+) -> Result<u64, ChainError> {
+    use alloy::sol_types::SolEvent;
+    logs.iter()
+        .filter(|l| l.address() == record_log)
+        .find_map(|l| RecordLog::TreeHeadCommitted::decode_log(&l.inner).ok())
+        .filter(|e| e.treeSize == tree_size)
+        .ok_or_else(|| ChainError::Decode("the receipt holds no TreeHeadCommitted event".into()))
+        .and_then(|e| {
+            u64::try_from(e.index)
+                .map_err(|_| ChainError::Decode("tree head index overflows u64".into()))
+        })
+}
+
+/// The Anchor index of the checkpoint of `tree_size` that a receipt's `CheckpointAnchored`
+/// event, emitted by `anchor`, reports.
+pub(crate) fn anchored_index(
+    logs: &[alloy::rpc::types::Log],
+    anchor: alloy::primitives::Address,
+    tree_size: u64,
+) -> Result<u64, ChainError> {
+    use alloy::sol_types::SolEvent;
+    logs.iter()
+        .filter(|l| l.address() == anchor)
+        .find_map(|l| Anchor::CheckpointAnchored::decode_log(&l.inner).ok())
+        .filter(|e| e.treeSize == tree_size)
+        .ok_or_else(|| ChainError::Decode("the receipt holds no CheckpointAnchored event".into()))
+        .and_then(|e| {
+            u64::try_from(e.index)
+                .map_err(|_| ChainError::Decode("checkpoint index overflows u64".into()))
+        })
+}
+
 /// A tree head from `RecordLog.treeHeadAt`'s ABI-encoded output.
 pub(crate) fn tree_head_of(output: &[u8]) -> Result<crate::OnChainTreeHead, ChainError> {
     use alloy::sol_types::SolCall;

@@ -11,7 +11,9 @@
 //! node restart or a transaction lost with a node's mempool, the next transaction uses the
 //! nonce the node expects. A transaction that was sent but whose receipt never came is not
 //! resent; the caller's retry asks the contract first (`eth_call`), which reports
-//! `TreeSizeNotIncreasing` if the earlier one did land.
+//! `TreeSizeNotIncreasing` if the earlier one did land. Where a head or checkpoint landed is read
+//! from the event its own receipt carries, never from the preliminary `eth_call`: with an earlier
+//! transaction still pending, the call runs against a state that does not have it yet.
 
 use std::time::Duration;
 
@@ -136,17 +138,16 @@ impl Client {
     }
 
     /// Calls `to` first (a call that would revert is reported with its reason and costs no
-    /// gas), then sends the same call; returns the call's output and the receipt.
+    /// gas), then sends the same call and returns the receipt.
     async fn transact(
         &self,
         to: Address,
         input: Vec<u8>,
         what: &str,
-    ) -> Result<(Bytes, TransactionReceipt), ChainError> {
-        let output = self.call(to, input.clone()).await?;
+    ) -> Result<TransactionReceipt, ChainError> {
+        self.call(to, input.clone()).await?;
         let tx = TransactionRequest::default().with_to(to).with_input(input);
-        let receipt = self.send_and_wait(tx, what).await?;
-        Ok((output, receipt))
+        self.send_and_wait(tx, what).await
     }
 
     async fn deploy(&self, code: Bytes, what: &str) -> Result<Address, ChainError> {
@@ -295,11 +296,11 @@ impl Ledger for RpcLedger {
             treeSize: tree_size,
             rootHash: root.into(),
         };
-        let (output, receipt) = self
+        let receipt = self
             .client
             .transact(self.record_log, call.abi_encode(), "commitTreeHead")
             .await?;
-        let index = abi::commit_index(&output)?;
+        let index = abi::committed_index(receipt.logs(), self.record_log, tree_size)?;
         Ok(self.client.commit(self.record_log, &receipt, index))
     }
 
@@ -434,11 +435,11 @@ impl AnchorChain for RpcAnchor {
             sourceBlockNumber: c.source_block_number,
             sourceBlockHash: c.source_block_hash.into(),
         };
-        let (output, receipt) = self
+        let receipt = self
             .client
             .transact(self.anchor, call.abi_encode(), "anchorCheckpoint")
             .await?;
-        let index = abi::anchor_index(&output)?;
+        let index = abi::anchored_index(receipt.logs(), self.anchor, c.tree_size)?;
         Ok(self.client.commit(self.anchor, &receipt, index))
     }
 
