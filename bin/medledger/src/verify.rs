@@ -33,6 +33,16 @@ pub(crate) struct VerifyArgs {
     /// mode; with `--data-dir` the simulated public chain in the data dir is used).
     #[arg(long, conflicts_with = "data_dir")]
     public_rpc: Option<String>,
+    /// The deployment's RecordLog address, as published for it (with `--rpc`): the bundle's own
+    /// address proves nothing, since anyone can deploy a contract that answers anything.
+    #[arg(long, conflicts_with = "data_dir")]
+    record_log: Option<String>,
+    /// The deployment's Anchor address on the public chain (with `--public-rpc`).
+    #[arg(long, conflicts_with = "data_dir")]
+    anchor: Option<String>,
+    /// `medledger chain deploy`'s output: supplies `--record-log` and `--anchor`.
+    #[arg(long, conflicts_with = "data_dir")]
+    deployment: Option<PathBuf>,
     /// Fail unless the bundle carries a public anchor and it checks out.
     #[arg(long)]
     require_anchor: bool,
@@ -63,12 +73,16 @@ pub(crate) fn run(args: VerifyArgs) -> ExitCode {
         "ok   leaf {} of {subject} is included in the tree of size {}",
         bundle.leaf_index, bundle.tree_head.tree_size
     );
+    let expected = match Expected::from_args(&args) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
     let checked = match (&args.data_dir, &args.rpc) {
         (Some(dir), _) => check_embedded(&bundle, dir),
-        (None, Some(url)) => check_rpc(&bundle, url),
+        (None, Some(url)) => check_rpc(&bundle, url, &expected),
         (None, None) => Err(fail("arguments", "give --data-dir or --rpc")),
     };
-    let on_chain = match checked {
+    let (on_chain, source_block) = match checked {
         Ok(h) => h,
         Err(code) => return code,
     };
@@ -82,7 +96,7 @@ pub(crate) fn run(args: VerifyArgs) -> ExitCode {
         bundle.tree_head.root_hash,
         on_chain.block_number
     );
-    if let Err(code) = check_anchor(&bundle, &args) {
+    if let Err(code) = check_anchor(&bundle, &args, &expected, source_block.as_deref()) {
         return code;
     }
     if let Some(path) = args.resource {
@@ -100,6 +114,43 @@ pub(crate) fn run(args: VerifyArgs) -> ExitCode {
     }
     println!("VERIFIED {subject}");
     ExitCode::SUCCESS
+}
+
+/// Contract addresses the verifier was told out of band (distributed mode).
+struct Expected {
+    record_log: Option<String>,
+    anchor: Option<String>,
+}
+
+impl Expected {
+    fn from_args(args: &VerifyArgs) -> Result<Self, ExitCode> {
+        let mut e = Self {
+            record_log: args.record_log.clone(),
+            anchor: args.anchor.clone(),
+        };
+        if let Some(path) = &args.deployment {
+            let d: serde_json::Value = std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+                .map_err(|why| fail("reading the deployment", why))?;
+            let field = |k: &str| d[k].as_str().map(str::to_owned);
+            e.record_log = e.record_log.or_else(|| field("record_log_address"));
+            e.anchor = e.anchor.or_else(|| field("anchor_address"));
+        }
+        if args.rpc.is_some() && e.record_log.is_none() {
+            return Err(fail(
+                "arguments",
+                "with --rpc give --record-log or --deployment: the deployment's published RecordLog address",
+            ));
+        }
+        if args.public_rpc.is_some() && e.anchor.is_none() {
+            return Err(fail(
+                "arguments",
+                "with --public-rpc give --anchor or --deployment: the deployment's published Anchor address",
+            ));
+        }
+        Ok(e)
+    }
 }
 
 fn same_contract_and_chain(
@@ -128,8 +179,27 @@ fn same_contract_and_chain(
     Ok(())
 }
 
+/// The tree head on chain, and the private chain's hash of the block the bundle's anchor names
+/// as the checkpoint's source (when there is an anchor).
+type PrivateCheck = (OnChainTreeHead, Option<String>);
+
+/// The head must have been committed in the block the bundle names.
+fn same_block(bundle: &ProofBundle, head: &OnChainTreeHead) -> Result<(), ExitCode> {
+    if head.block_number == bundle.chain.block_number {
+        Ok(())
+    } else {
+        Err(fail(
+            "commit block",
+            format!(
+                "the head was committed in block {}, the proof says {}",
+                head.block_number, bundle.chain.block_number
+            ),
+        ))
+    }
+}
+
 /// Re-executes the data dir's chain, then reads the head the proof names from it.
-fn check_embedded(bundle: &ProofBundle, dir: &Path) -> Result<OnChainTreeHead, ExitCode> {
+fn check_embedded(bundle: &ProofBundle, dir: &Path) -> Result<PrivateCheck, ExitCode> {
     let chain = EmbeddedChain::open_verified_read_only(&dir.join("chain"))
         .map_err(|e| fail("chain integrity", e))?;
     println!(
@@ -150,9 +220,16 @@ fn check_embedded(bundle: &ProofBundle, dir: &Path) -> Result<OnChainTreeHead, E
             .check_commit(&commit)
             .map_err(|e| fail("commit block", e))?;
     }
-    chain
+    let head = chain
         .tree_head(bundle.chain.record_log_index)
-        .map_err(|e| fail("RecordLog.treeHeadAt view call", e))
+        .map_err(|e| fail("RecordLog.treeHeadAt view call", e))?;
+    same_block(bundle, &head)?;
+    let source = bundle.anchor.as_ref().map(|a| {
+        chain
+            .block_hash(a.source_block_number)
+            .map_or_else(String::new, |h| h.to_string())
+    });
+    Ok((head, source))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -162,17 +239,33 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         .map_err(|e| fail("runtime", e))
 }
 
-/// Asks a node of the private chain: chain id, the commit block's hash, and RecordLog's head.
-fn check_rpc(bundle: &ProofBundle, url: &str) -> Result<OnChainTreeHead, ExitCode> {
+/// Asks a node of the private chain: chain id, the published RecordLog running RecordLog's
+/// code, the commit block's hash, and RecordLog's head.
+fn check_rpc(
+    bundle: &ProofBundle,
+    url: &str,
+    expected: &Expected,
+) -> Result<PrivateCheck, ExitCode> {
     runtime()?.block_on(async {
-        let address = Address::from_str(&bundle.chain.record_log)
-            .map_err(|e| fail("the proof's RecordLog address", e))?;
+        let published = expected.record_log.as_deref().unwrap_or_default();
+        let address =
+            Address::from_str(published).map_err(|e| fail("the --record-log address", e))?;
         let ledger = RpcLedger::connect_read_only(url, address)
             .await
             .map_err(|e| fail("connecting to the chain", e))?;
         same_contract_and_chain(bundle, &ledger.record_log(), ledger.chain_id())?;
+        if !ledger
+            .runs_record_log_code()
+            .await
+            .map_err(|e| fail("RecordLog code", e))?
+        {
+            return Err(fail(
+                "RecordLog code",
+                format!("the contract at {address} is not RecordLog's committed bytecode"),
+            ));
+        }
         println!(
-            "ok   {url} is chain {} with RecordLog deployed",
+            "ok   {url} is chain {} with RecordLog at the published address {address}",
             ledger.chain_id()
         );
         if !bundle.chain.block_hash.is_empty() {
@@ -194,23 +287,28 @@ fn check_rpc(bundle: &ProofBundle, url: &str) -> Result<OnChainTreeHead, ExitCod
             .tree_head(bundle.chain.record_log_index)
             .await
             .map_err(|e| fail("RecordLog.treeHeadAt view call", e))?;
-        if head.block_number != bundle.chain.block_number {
-            return Err(fail(
-                "commit block",
-                format!(
-                    "the head was committed in block {}, the proof says {}",
-                    head.block_number, bundle.chain.block_number
-                ),
-            ));
-        }
-        Ok(head)
+        same_block(bundle, &head)?;
+        let source = match &bundle.anchor {
+            Some(a) => Some(
+                Ledger::block_hash(&ledger, a.source_block_number)
+                    .await
+                    .map_or_else(|_| String::new(), |h| h.to_string()),
+            ),
+            None => None,
+        };
+        Ok((head, source))
     })
 }
 
 /// The anchor section: its consistency proof offline, then the checkpoint on the public chain
 /// (the data dir's simulated one, or `--public-rpc`). The Anchor must keep checkpoints of the
 /// very RecordLog the bundle names, so an Anchor of another deployment proves nothing.
-fn check_anchor(bundle: &ProofBundle, args: &VerifyArgs) -> Result<(), ExitCode> {
+fn check_anchor(
+    bundle: &ProofBundle,
+    args: &VerifyArgs,
+    expected: &Expected,
+    private_source_block: Option<&str>,
+) -> Result<(), ExitCode> {
     let Some(anchor) = &bundle.anchor else {
         if args.require_anchor {
             return Err(fail(
@@ -235,7 +333,12 @@ fn check_anchor(bundle: &ProofBundle, args: &VerifyArgs) -> Result<(), ExitCode>
             .map_err(|e| fail("public chain integrity", e))?;
         check_embedded_anchor(&reader, anchor, source)
     } else if let Some(url) = &args.public_rpc {
-        check_rpc_anchor(url, anchor, source)
+        check_rpc_anchor(
+            url,
+            anchor,
+            source,
+            expected.anchor.as_deref().unwrap_or_default(),
+        )
     } else {
         if args.require_anchor {
             return Err(fail(
@@ -259,6 +362,28 @@ fn check_anchor(bundle: &ProofBundle, args: &VerifyArgs) -> Result<(), ExitCode>
     bundle
         .check_anchored_checkpoint(on_chain.checkpoint.tree_size, &on_chain.checkpoint.root)
         .map_err(|e| fail("checkpoint on the public chain", e))?;
+    // The checkpoint names the private block that committed its head; that block must be the
+    // private chain's (a rewritten private chain would have another hash there).
+    let anchored_source = format!("0x{}", hex::encode(on_chain.checkpoint.source_block_hash));
+    if !anchored_source.eq_ignore_ascii_case(&anchor.source_block_hash) {
+        return Err(fail(
+            "public anchor",
+            format!(
+                "the checkpoint names private block hash {anchored_source}, the proof says {}",
+                anchor.source_block_hash
+            ),
+        ));
+    }
+    if private_source_block.is_some_and(|h| !h.eq_ignore_ascii_case(&anchored_source)) {
+        return Err(fail(
+            "public anchor",
+            format!(
+                "private block {} is {} on the private chain, but the checkpoint names {anchored_source}",
+                anchor.source_block_number,
+                private_source_block.unwrap_or_default()
+            ),
+        ));
+    }
     println!(
         "ok   Anchor[{}] on public chain {} holds tree size {} root {} (block {})",
         anchor.anchor_index,
@@ -328,22 +453,41 @@ fn check_embedded_anchor(
             .map_err(|e| fail("Anchor source", e))?,
         source,
     )?;
-    if anchor.block_hash.is_empty() {
+    let checkpoint = if anchor.block_hash.is_empty() {
         reader.checkpoint(anchor.anchor_index)
     } else {
         reader.check_anchor(&anchor_commit(anchor))
     }
-    .map_err(|e| fail("Anchor.checkpointAt", e))
+    .map_err(|e| fail("Anchor.checkpointAt", e))?;
+    if checkpoint.block_number != anchor.block_number {
+        return Err(fail(
+            "public anchor",
+            format!(
+                "the checkpoint was anchored in block {}, the proof says {}",
+                checkpoint.block_number, anchor.block_number
+            ),
+        ));
+    }
+    Ok(checkpoint)
 }
 
 fn check_rpc_anchor(
     url: &str,
     anchor: &AnchorLocation,
     source: (u64, &str),
+    published: &str,
 ) -> Result<OnChainCheckpoint, ExitCode> {
     runtime()?.block_on(async {
-        let address =
-            Address::from_str(&anchor.anchor).map_err(|e| fail("the proof's Anchor address", e))?;
+        let address = Address::from_str(published).map_err(|e| fail("the --anchor address", e))?;
+        if !anchor.anchor.eq_ignore_ascii_case(&address.to_string()) {
+            return Err(fail(
+                "public anchor",
+                format!(
+                    "the proof names Anchor {}, the deployment's is {address}",
+                    anchor.anchor
+                ),
+            ));
+        }
         let public = RpcAnchor::connect_read_only(url, address)
             .await
             .map_err(|e| fail("connecting to the public chain", e))?;

@@ -362,6 +362,8 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
                 "--proof",
             ])
             .arg(proof)
+            .arg("--deployment")
+            .arg(dir.join("deployment.json"))
             .arg("--resource")
             .arg(dir.join("resource.json"))
             .output()
@@ -386,16 +388,65 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
             "--proof",
         ])
         .arg(dir.join("proof.json"))
+        .arg("--deployment")
+        .arg(dir.join("deployment.json"))
         .output()
         .unwrap();
     assert!(!out.status.success());
+
+    // Without the deployment's published addresses there is nothing to trust: refused.
+    let out = Command::new(BIN)
+        .args([
+            "verify",
+            "--rpc",
+            &stack.env["MEDLEDGER_PRIVATE_CHAIN_URL"],
+            "--proof",
+        ])
+        .arg(dir.join("proof.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--record-log"));
+    // A bundle pointing at some other contract, "published" as its RecordLog: the code is not
+    // RecordLog's, so the answers it gives prove nothing.
+    let deployment: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("deployment.json")).unwrap()).unwrap();
+    let roles = deployment["roles_address"].as_str().unwrap();
+    let mut impostor = proof.clone();
+    impostor["chain"]["recordLog"] = json!(roles);
+    std::fs::write(dir.join("impostor.json"), impostor.to_string()).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "verify",
+            "--rpc",
+            &stack.env["MEDLEDGER_PRIVATE_CHAIN_URL"],
+            "--record-log",
+            roles,
+            "--proof",
+        ])
+        .arg(dir.join("impostor.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("RecordLog code"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A proof whose root was altered fails against the chain.
     let mut forged = proof.clone();
     forged["treeHead"]["rootHash"] = json!("00".repeat(32));
     std::fs::write(dir.join("forged.json"), forged.to_string()).unwrap();
     assert!(!verify(&dir.join("forged.json")).status.success());
-    // So does one whose anchor names another checkpoint.
+    // So does one whose anchor names another private source block.
+    let mut forged = proof.clone();
+    forged["anchor"]["sourceBlockHash"] = json!(format!("0x{}", "ee".repeat(32)));
+    std::fs::write(dir.join("forged-source.json"), forged.to_string()).unwrap();
+    let out = verify(&dir.join("forged-source.json"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("private block hash"));
+    // And one whose anchor names another checkpoint.
     let mut forged = proof.clone();
     forged["anchor"]["anchorIndex"] = json!(1_000);
     std::fs::write(dir.join("forged-anchor.json"), forged.to_string()).unwrap();

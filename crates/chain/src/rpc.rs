@@ -283,6 +283,20 @@ impl RpcLedger {
     pub async fn block_hash_hex(&self, number: u64) -> Result<String, ChainError> {
         Ok(self.client.block_hash(number).await?.to_string())
     }
+
+    /// Whether the code at the address is RecordLog's runtime bytecode from the committed
+    /// artifact (RecordLog has no immutables, so every deployment's code is the same).
+    pub async fn runs_record_log_code(&self) -> Result<bool, ChainError> {
+        let code = timed("eth_getCode", async {
+            self.client
+                .provider
+                .get_code_at(self.record_log)
+                .await
+                .map_err(rpc_error)
+        })
+        .await?;
+        Ok(code == RecordLog::DEPLOYED_BYTECODE)
+    }
 }
 
 #[async_trait::async_trait]
