@@ -614,5 +614,34 @@ async fn the_ledger_writer_keeps_working_across_a_chain_node_restart() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The writer's lock session is killed (as a PostgreSQL failover would): the writer must
+    // stop, since a standby may now take over; started again, it resumes.
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks \
+         WHERE locktype = 'advisory' AND classid = 1835825010 AND objid = 1769235826 AND granted",
+    )
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert_eq!(killed, 1, "exactly one session holds the writer lock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Command::new("kill")
+        .args(["-0", &writer.to_string()])
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the writer kept running without its lock"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stack.run_script(&["start", "ledger-writer"]);
+    let id = created_id(stack.post("Observation", &observation(&patient, 99)).await).await;
+    stack
+        .read_committed(&format!("Observation/{id}/_history/1/$verify"))
+        .await;
     pg.close().await;
 }

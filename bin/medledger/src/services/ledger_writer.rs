@@ -14,6 +14,22 @@ use tokio::sync::watch;
 
 use super::config::LedgerWriterServiceConfig;
 
+/// Resolves when the session holding the writer lock is gone (PostgreSQL restarted, the
+/// connection broke): from then on a standby may take over, so this writer must stop.
+async fn lock_lost(mut conn: sqlx::PgConnection) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let ping = tokio::time::timeout(
+            Duration::from_secs(5),
+            sqlx::query("SELECT 1").execute(&mut conn),
+        )
+        .await;
+        if !matches!(ping, Ok(Ok(_))) {
+            return;
+        }
+    }
+}
+
 /// Advisory lock key that makes one ledger writer the active one ("mlwriter").
 const WRITER_LOCK: i64 = 0x6d6c_7772_6974_6572;
 
@@ -46,7 +62,7 @@ async fn become_active(pool: &sqlx::PgPool) -> anyhow::Result<sqlx::PgConnection
 
 pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
     let store = super::postgres(&cfg.postgres).await?;
-    let _active = become_active(store.pool()).await?;
+    let active = become_active(store.pool()).await?;
     let bus = KafkaBus::connect(cfg.kafka.client("medledger-ledger-writer"))
         .await
         .context("connecting to Kafka")?;
@@ -132,6 +148,12 @@ pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
         tokio::try_join!(writer.run(stopped), anchoring).map(|_| ())
     });
     tokio::select! {
+        _ = lock_lost(active) => {
+            alive.store(false, Ordering::Release);
+            let _ = stop.send(true);
+            task.abort();
+            anyhow::bail!("lost the writer lock's database session; stopping so that a standby can take over");
+        }
         _ = crate::web::shutdown_signal() => {
             let _ = stop.send(true);
             match tokio::time::timeout(Duration::from_secs(10), &mut task).await {
