@@ -606,7 +606,11 @@ def check_compose_env_loads(r: Runner) -> str:
             for part in path:
                 ensure(isinstance(node, dict) and part in node, f"{n}: {k} does not name a configuration key")
                 node = node[part]
-            ensure(str(node).lower() == v.lower() or str(node) == v, f"{n}: {k}={v!r} loaded as {node!r}")
+            # `config check` shows URLs with their password redacted.
+            shown = re.sub(r"^([a-z]+://[^:@/]+):[^@/]*@", r"\1:<redacted>@", v)
+            ensure(str(node).lower() == shown.lower(), f"{n}: {k}={v!r} loaded as {node!r}")
+            if shown != v:
+                ensure(v not in run.stdout, f"{n}: `config check` printed the password of {k}")
         loaded.append(f"{n} ({len([k for k in env if k.startswith(prefix)])})")
     # And the loader is the strict one: a misspelt variable is refused.
     run = subprocess.run([MEDLEDGER_BIN, "config", "check", "ingest"], capture_output=True, text=True, timeout=30,

@@ -130,7 +130,9 @@ fn config_check(service: &str, file: Option<&std::path::Path>) -> ExitCode {
         QueryServiceConfig, load,
     };
     fn show<T: serde::Serialize>(r: anyhow::Result<T>) -> anyhow::Result<String> {
-        Ok(serde_json::to_string_pretty(&r?)?)
+        let mut value = serde_json::to_value(r?)?;
+        redact_passwords(&mut value);
+        Ok(serde_json::to_string_pretty(&value)?)
     }
     let shown = match service {
         "ingest" => show(load::<IngestServiceConfig>("INGEST", file)),
@@ -154,6 +156,24 @@ fn config_check(service: &str, file: Option<&std::path::Path>) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Replaces the password of every `scheme://user:password@host` URL in a configuration shown to
+/// an operator.
+fn redact_passwords(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let Some((scheme, rest)) = s.split_once("://")
+                && let Some((userinfo, host)) = rest.split_once('@')
+                && let Some((user, _)) = userinfo.split_once(':')
+            {
+                *s = format!("{scheme}://{user}:<redacted>@{host}");
+            }
+        }
+        serde_json::Value::Object(m) => m.values_mut().for_each(redact_passwords),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_passwords),
+        _ => {}
     }
 }
 

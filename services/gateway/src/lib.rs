@@ -97,6 +97,18 @@ fn target(base: &Uri, original: &Uri) -> Result<Uri, ApiError> {
         .map_err(|_| ApiError::bad_request("malformed URL path"))
 }
 
+/// Whether a failed upstream request failed because the client's body passed the limit.
+fn over_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 async fn forward(State(gw): State<Arc<Inner>>, req: Request) -> Response {
     match proxy(&gw, req).await {
         Ok(r) => r,
@@ -109,10 +121,12 @@ async fn proxy(gw: &Inner, req: Request) -> Result<Response, ApiError> {
     let Some(upstream) = route(req.method(), req.uri().path(), config.consent.is_some()) else {
         return Ok((StatusCode::NOT_FOUND, "not found").into_response());
     };
-    let base = match upstream {
-        Upstream::Ingest => &config.ingest,
-        Upstream::Query => &config.query,
-        Upstream::Consent => config.consent.as_ref().unwrap_or(&config.ingest),
+    let base = match (upstream, &config.consent) {
+        (Upstream::Ingest, _) => &config.ingest,
+        (Upstream::Query, _) => &config.query,
+        (Upstream::Consent, Some(consent)) => consent,
+        // `route` only answers Consent when a consent upstream is configured.
+        (Upstream::Consent, None) => return Err(ApiError::internal("no consent upstream")),
     };
     let declared = req
         .headers()
@@ -132,11 +146,6 @@ async fn proxy(gw: &Inner, req: Request) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
     parts.uri = target(base, &parts.uri)?;
     strip_hop_by_hop(&mut parts.headers);
-    if let Some(host) = parts.headers.get(header::HOST).cloned() {
-        parts
-            .headers
-            .insert(HeaderName::from_static("x-forwarded-host"), host);
-    }
     // A body without a declared length is cut off at the limit; the upstream then sees an
     // incomplete request and the client an error, never a truncated write.
     let limited = http_body_util::Limited::new(body, config.max_body_bytes);
@@ -148,6 +157,16 @@ async fn proxy(gw: &Inner, req: Request) -> Result<Response, ApiError> {
             return Err(ApiError::unavailable(
                 "the service behind the gateway did not answer in time",
                 1,
+            ));
+        }
+        Ok(Err(e)) if over_limit(&e) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                IssueCode::TooCostly,
+                format!(
+                    "request body is larger than {} bytes",
+                    config.max_body_bytes
+                ),
             ));
         }
         Ok(Err(e)) => {

@@ -34,8 +34,35 @@ impl Upstream {
     }
 }
 
+/// Percent-decodes a path the way the services' routers do before matching, so that
+/// `/fhir/%43onsent` is routed as `/fhir/Consent` (and cannot slip past the consent service).
+fn decoded(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied(),
+            bytes.get(i + 2).copied(),
+        ) {
+            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The service for `method` on `path`; `None` when the path is not FHIR.
 pub fn route(method: &Method, path: &str, consent_configured: bool) -> Option<Upstream> {
+    let path = decoded(path);
     let rest = path.strip_prefix("/fhir")?;
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
@@ -85,6 +112,9 @@ mod tests {
             ("POST", "/fhir/Consent", false, Some(Ingest)),
             ("POST", "/fhir/Consent", true, Some(Consent)),
             ("GET", "/fhir/Consent/c-1", true, Some(Consent)),
+            ("POST", "/fhir/%43onsent", true, Some(Consent)),
+            ("POST", "/fhir/Observation/%5Fsearch", false, Some(Query)),
+            ("GET", "/%66hir/Patient/1", false, Some(Query)),
             ("GET", "/fhir/Patient/1", true, Some(Query)),
             ("GET", "/fhirx/Patient", false, None),
             ("GET", "/healthz", false, None),

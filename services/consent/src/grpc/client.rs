@@ -45,8 +45,10 @@ impl AccessPolicy for GrpcAccessPolicy {
             owner: q.owner.unwrap_or_default().to_owned(),
             purpose_of_use: String::new(),
         });
-        let value = MetadataValue::try_from(format!("Bearer {}", q.caller.token))
+        let mut value = MetadataValue::try_from(format!("Bearer {}", q.caller.token))
             .map_err(|_| AccessError::Denied("the bearer token is not a valid header".into()))?;
+        // Keeps the credential out of any debug output of the request.
+        value.set_sensitive(true);
         req.metadata_mut().insert(super::AUTHORIZATION, value);
         req.set_timeout(self.timeout);
         let mut client = self.client.clone();
@@ -68,11 +70,13 @@ impl AccessPolicy for GrpcAccessPolicy {
                 "the consent service did not accept the token: {}",
                 s.message()
             ))),
-            Err(s) => Err(AccessError::Unavailable(format!(
-                "consent service: {} ({:?})",
-                s.message(),
-                s.code()
-            ))),
+            Err(s) => {
+                // The detail (hosts, transport errors) is for the operator, not the client.
+                tracing::warn!(code = ?s.code(), message = %s.message(), "consent service call failed");
+                Err(AccessError::Unavailable(
+                    "the consent service could not decide".into(),
+                ))
+            }
         }
     }
 }
