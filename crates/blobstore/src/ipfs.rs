@@ -19,8 +19,7 @@ use crate::cid::{Cid, DAG_PB, RAW};
 use crate::unixfs::{build_dag, links};
 use crate::{BlobError, BlobStore};
 
-/// How long one RPC call may take. A call that times out is not retried: the timeout is the
-/// bound the caller relies on.
+/// How long one RPC call may take, its retries included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts per call when it fails fast.
 const ATTEMPTS: u32 = 3;
@@ -42,26 +41,31 @@ fn unavailable(e: impl std::fmt::Display) -> BlobError {
     BlobError::Unavailable(e.to_string())
 }
 
-/// Runs one RPC call made by `f`, within the timeout, retrying fast failures.
+/// Runs one RPC call made by `f`, retrying fast failures, all within one timeout: the bound a
+/// caller relies on covers the retries too.
 async fn call<T, F, Fut>(mut f: F) -> Result<T, BlobError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, BlobError>>,
 {
-    let mut delay = FIRST_RETRY;
-    let mut attempt = 1;
-    loop {
-        match tokio::time::timeout(CALL_TIMEOUT, f()).await {
-            Err(_) => return Err(BlobError::Unavailable("IPFS call timed out".into())),
-            Ok(Err(BlobError::Unavailable(why))) if attempt < ATTEMPTS => {
-                tracing::debug!(attempt, reason = %why, "IPFS call failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 4;
-                attempt += 1;
+    let attempts = async {
+        let mut delay = FIRST_RETRY;
+        let mut attempt = 1;
+        loop {
+            match f().await {
+                Err(BlobError::Unavailable(why)) if attempt < ATTEMPTS => {
+                    tracing::debug!(attempt, reason = %why, "IPFS call failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                    attempt += 1;
+                }
+                result => return result,
             }
-            Ok(result) => return result,
         }
-    }
+    };
+    tokio::time::timeout(CALL_TIMEOUT, attempts)
+        .await
+        .map_err(|_| BlobError::Unavailable("IPFS call timed out".into()))?
 }
 
 /// The sha2-256 digest named by a key as a node returns it: a CIDv1 (`b…` base32) or a CIDv0 /

@@ -270,6 +270,20 @@ impl ChainState {
         crate::abi::checkpoint_of(&output)
     }
 
+    /// The private chain id and RecordLog whose checkpoints Anchor keeps (public profile).
+    pub(crate) fn anchor_source(&mut self) -> Result<(u64, Address), ChainError> {
+        let decode = |e: alloy::sol_types::Error| ChainError::Decode(e.to_string());
+        let id = self.view(
+            self.anchor,
+            Anchor::sourceChainIdCall {}.abi_encode().into(),
+        )?;
+        let log = self.view(self.anchor, Anchor::sourceLogCall {}.abi_encode().into())?;
+        Ok((
+            Anchor::sourceChainIdCall::abi_decode_returns(&id).map_err(decode)?,
+            Anchor::sourceLogCall::abi_decode_returns(&log).map_err(decode)?,
+        ))
+    }
+
     /// Number of checkpoints in Anchor (public profile).
     pub(crate) fn checkpoint_count(&mut self) -> Result<u64, ChainError> {
         let output = self.view(

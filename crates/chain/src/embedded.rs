@@ -213,14 +213,7 @@ impl EmbeddedChain {
             ChainProfile::PublicSim,
             Some((source_chain_id, source_log)),
         )?;
-        let anchored = chain.inner.with_state(|state| {
-            let id = state.view(chain.inner.anchor, sol_input(&Anchor::sourceChainIdCall {}))?;
-            let log = state.view(chain.inner.anchor, sol_input(&Anchor::sourceLogCall {}))?;
-            Ok((
-                decode::<Anchor::sourceChainIdCall>(&id)?,
-                decode::<Anchor::sourceLogCall>(&log)?,
-            ))
-        })?;
+        let anchored = chain.inner.with_state(ChainState::anchor_source)?;
         if anchored != (source_chain_id, source_log) {
             return Err(ChainError::WrongChain(format!(
                 "{} anchors RecordLog {} of chain {}, not {source_log} of chain {source_chain_id}",
@@ -456,11 +449,6 @@ fn sol_input<C: SolCall>(call: &C) -> Bytes {
     call.abi_encode().into()
 }
 
-/// Decodes a view call's return data.
-fn decode<C: SolCall>(output: &[u8]) -> Result<C::Return, ChainError> {
-    C::abi_decode_returns(output).map_err(|e| ChainError::Decode(e.to_string()))
-}
-
 impl EmbeddedChain {
     fn require(&self, profile: ChainProfile, what: &str) -> Result<(), ChainError> {
         if self.inner.profile == profile {
@@ -507,12 +495,19 @@ impl Ledger for EmbeddedChain {
     }
 
     async fn block_hash(&self, number: u64) -> Result<B256, ChainError> {
-        self.inner.with_state(|state| {
-            usize::try_from(number)
-                .ok()
-                .and_then(|n| state.hashes.get(n).copied())
-                .ok_or_else(|| ChainError::Unavailable(format!("no block {number} yet")))
+        // The state lock is held while a block is mined and fsynced: wait for it off the
+        // async threads, as every other call here does.
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            inner.with_state(|state| {
+                usize::try_from(number)
+                    .ok()
+                    .and_then(|n| state.hashes.get(n).copied())
+                    .ok_or_else(|| ChainError::Unavailable(format!("no block {number} yet")))
+            })
         })
+        .await
+        .map_err(|e| ChainError::Unavailable(e.to_string()))?
     }
 
     fn chain_id(&self) -> u64 {

@@ -80,18 +80,7 @@ impl ChainReader {
 
     /// The private chain id and RecordLog whose checkpoints this (public) chain's Anchor keeps.
     pub fn anchor_source(&self) -> Result<(u64, Address), ChainError> {
-        use crate::abi::Anchor;
-        use alloy::sol_types::SolCall;
-        self.with_state(|state| {
-            let anchor = state.anchor;
-            let id = state.view(anchor, Anchor::sourceChainIdCall {}.abi_encode().into())?;
-            let log = state.view(anchor, Anchor::sourceLogCall {}.abi_encode().into())?;
-            let decode = |e: alloy::sol_types::Error| ChainError::Decode(e.to_string());
-            Ok((
-                Anchor::sourceChainIdCall::abi_decode_returns(&id).map_err(decode)?,
-                Anchor::sourceLogCall::abi_decode_returns(&log).map_err(decode)?,
-            ))
-        })
+        self.with_state(ChainState::anchor_source)
     }
 
     /// Which kind of chain this is.

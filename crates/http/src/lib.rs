@@ -351,11 +351,6 @@ pub async fn require_bearer(
     }
 }
 
-/// The authenticated caller (inserted by [`require_bearer`]).
-pub fn caller_of(req_ext: &axum::http::Extensions) -> Option<&Caller> {
-    req_ext.get::<Caller>()
-}
-
 /// Converts a FHIR instant (`2026-01-02T03:04:05.678Z`) to an HTTP-date for `Last-Modified`.
 pub fn http_date(instant: &str) -> Option<String> {
     let t = time::OffsetDateTime::parse(instant, &time::format_description::well_known::Rfc3339)
