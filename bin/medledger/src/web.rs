@@ -79,7 +79,9 @@ pub(crate) fn with_request_spans(router: Router) -> Router {
             |resp: &axum::http::Response<axum::body::Body>, _: Duration, span: &tracing::Span| {
                 span.record("http.status", resp.status().as_u16());
             },
-        );
+        )
+        // 5xx answers are logged once, by `ApiError`, with their diagnostics.
+        .on_failure(());
     router
         .layer(axum::middleware::from_fn(count_request))
         .layer(layer)
