@@ -73,6 +73,21 @@ pub struct Claims {
     /// Unique token id.
     #[serde(default)]
     pub jti: String,
+    /// SMART launch context: the patient (bare id) that `patient/` scopes are bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+}
+
+impl Claims {
+    /// The patient `patient/` scopes are bound to, as `Patient/{id}`: the launch context's
+    /// `patient` claim, else the user's own `fhirUser` when it is a Patient.
+    pub fn patient_context(&self) -> Option<String> {
+        match (&self.patient, &self.fhir_user) {
+            (Some(id), _) => Some(format!("Patient/{id}")),
+            (None, Some(user)) if user.starts_with("Patient/") => Some(user.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// An authenticated caller: the verified claims and the bearer token they were read from.
@@ -225,6 +240,7 @@ impl IssuerKey {
             role: role.into(),
             fhir_user: Some(subject.into()),
             jti: uuid_like(),
+            patient: None,
         };
         self.sign(&claims)
     }

@@ -57,6 +57,7 @@ fn doctor() -> Caller {
         role: "practitioner".into(),
         fhir_user: None,
         jti: String::new(),
+        patient: None,
     };
     Caller::new(claims, "unused: the in-process policy reads the claims")
 }

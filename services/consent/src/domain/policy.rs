@@ -141,6 +141,7 @@ mod tests {
                 role: role.into(),
                 fhir_user: None,
                 jti: String::new(),
+                patient: None,
             },
             "token",
         )

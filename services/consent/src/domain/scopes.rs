@@ -3,36 +3,86 @@
 
 use super::policy::Interaction;
 
-/// Whether any of the space-separated `scopes` permits `interaction` on `resource_type`.
-pub fn scope_allows(scopes: &str, resource_type: &str, interaction: Interaction) -> bool {
-    scopes
-        .split_whitespace()
-        .any(|s| one_scope_allows(s, resource_type, interaction))
+/// What the token's scopes say about one access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeGrant {
+    /// Some scope covers it.
+    Allowed,
+    /// None does; the reason is safe to show.
+    Refused(String),
 }
 
-fn one_scope_allows(scope: &str, resource_type: &str, interaction: Interaction) -> bool {
+/// Whether any of the space-separated `scopes` permits `interaction` on `resource_type`
+/// without knowing the record (no `patient/` scopes, no `?param=` restrictions).
+pub fn scope_allows(scopes: &str, resource_type: &str, interaction: Interaction) -> bool {
+    scope_grant(scopes, resource_type, interaction, None, None, None) == ScopeGrant::Allowed
+}
+
+/// Whether some scope covers `interaction` on `resource_type` for a record of `owner_patient`
+/// (`Patient/{id}`, when known) with `categories` (when known). A `patient/` scope covers only
+/// the patient in the token's context (`patient_context`); `?category=` covers only resources
+/// carrying that category code (`code` or `system|code`); any other `?param=` covers nothing,
+/// since ignoring a restriction would over-grant.
+pub fn scope_grant(
+    scopes: &str,
+    resource_type: &str,
+    interaction: Interaction,
+    owner_patient: Option<&str>,
+    patient_context: Option<String>,
+    categories: Option<&[String]>,
+) -> ScopeGrant {
+    let ctx = Ctx {
+        resource_type,
+        interaction,
+        owner_patient,
+        patient_context: patient_context.as_deref(),
+        categories,
+    };
+    if scopes.split_whitespace().any(|s| one_scope_covers(s, &ctx)) {
+        ScopeGrant::Allowed
+    } else {
+        ScopeGrant::Refused(format!(
+            "token scopes do not permit '{}' on {resource_type}",
+            interaction.letter()
+        ))
+    }
+}
+
+struct Ctx<'a> {
+    resource_type: &'a str,
+    interaction: Interaction,
+    owner_patient: Option<&'a str>,
+    patient_context: Option<&'a str>,
+    categories: Option<&'a [String]>,
+}
+
+fn one_scope_covers(scope: &str, ctx: &Ctx<'_>) -> bool {
     let Some((context, rest)) = scope.split_once('/') else {
         return false;
     };
-    if !matches!(context, "user" | "system" | "patient") {
-        return false;
+    match context {
+        "user" | "system" => {}
+        // Bound to the launch patient: the record must be known to be theirs.
+        "patient" => {
+            if ctx.owner_patient.is_none() || ctx.owner_patient != ctx.patient_context {
+                return false;
+            }
+        }
+        _ => return false,
     }
-    // `patient/` scopes are bound to a launch patient, which needs consent rules (issue 4).
-    if context == "patient" {
-        return false;
-    }
-    // v2 allows `?param=value` restrictions; they narrow, so ignoring them would over-grant.
-    if rest.contains('?') {
-        return false;
-    }
-    let Some((rtype, perms)) = rest.split_once('.') else {
+    let (body, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let Some((rtype, perms)) = body.split_once('.') else {
         return false;
     };
-    if rtype != "*" && rtype != resource_type {
+    if rtype != "*" && rtype != ctx.resource_type {
         return false;
     }
+    let interaction = ctx.interaction;
     let letter = interaction.letter();
-    match perms {
+    let permitted = match perms {
         "*" => true,
         "read" => matches!(interaction, Interaction::Read | Interaction::Search),
         "write" => matches!(
@@ -40,13 +90,28 @@ fn one_scope_allows(scope: &str, resource_type: &str, interaction: Interaction) 
             Interaction::Create | Interaction::Update | Interaction::Delete
         ),
         p => is_v2_permission_string(p) && p.contains(letter),
-    }
+    };
+    permitted && query.is_none_or(|q| restrictions_hold(q, ctx))
 }
 
 /// v2 permissions are a non-empty subsequence of `cruds`, in that order.
 fn is_v2_permission_string(p: &str) -> bool {
     let mut order = "cruds".chars();
     !p.is_empty() && p.chars().all(|c| order.by_ref().any(|o| o == c))
+}
+
+/// Every `name=value` restriction of a v2 scope must hold; only `category` is understood.
+fn restrictions_hold(query: &str, ctx: &Ctx<'_>) -> bool {
+    query.split('&').all(|pair| {
+        let Some(("category", wanted)) = pair.split_once('=') else {
+            return false;
+        };
+        let wanted_code = wanted.rsplit('|').next().unwrap_or(wanted);
+        ctx.categories.is_some_and(|cats| {
+            cats.iter()
+                .any(|c| c == wanted || c.rsplit('|').next() == Some(wanted_code))
+        })
+    })
 }
 
 #[cfg(test)]
@@ -77,7 +142,98 @@ mod tests {
             "Observation",
             Read
         ));
+        assert!(!scope_allows("patient/*.rs", "Observation", Read));
         assert!(!scope_allows("", "Patient", Read));
         assert!(!scope_allows("admin/*.*", "Patient", Read));
+    }
+}
+
+#[cfg(test)]
+mod grant_tests {
+    use super::*;
+    use Interaction::*;
+
+    fn grant(
+        scopes: &str,
+        owner: Option<&str>,
+        ctx: Option<&str>,
+        cats: Option<&[String]>,
+    ) -> bool {
+        scope_grant(
+            scopes,
+            "Observation",
+            Read,
+            owner,
+            ctx.map(str::to_owned),
+            cats,
+        ) == ScopeGrant::Allowed
+    }
+
+    #[test]
+    fn patient_scopes_cover_only_the_patient_in_context() {
+        assert!(grant(
+            "patient/Observation.rs",
+            Some("Patient/p1"),
+            Some("Patient/p1"),
+            None
+        ));
+        assert!(!grant(
+            "patient/Observation.rs",
+            Some("Patient/p2"),
+            Some("Patient/p1"),
+            None
+        ));
+        assert!(!grant(
+            "patient/Observation.rs",
+            None,
+            Some("Patient/p1"),
+            None
+        ));
+        assert!(!grant(
+            "patient/Observation.rs",
+            Some("Patient/p1"),
+            None,
+            None
+        ));
+        assert!(!grant(
+            "patient/Observation.c",
+            Some("Patient/p1"),
+            Some("Patient/p1"),
+            None
+        ));
+    }
+
+    #[test]
+    fn category_restrictions_need_the_category() {
+        let lab = vec![
+            "http://terminology.hl7.org/CodeSystem/observation-category|laboratory".to_owned(),
+        ];
+        let vitals = vec!["vital-signs".to_owned()];
+        let s = "user/Observation.rs?category=laboratory";
+        assert!(grant(s, Some("Patient/p1"), None, Some(&lab)));
+        assert!(!grant(s, Some("Patient/p1"), None, Some(&vitals)));
+        assert!(
+            !grant(s, Some("Patient/p1"), None, None),
+            "unknown category: not covered"
+        );
+        let full = "user/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
+        assert!(grant(full, Some("Patient/p1"), None, Some(&lab)));
+        assert!(!grant(
+            "user/Observation.rs?code=123",
+            Some("Patient/p1"),
+            None,
+            Some(&lab)
+        ));
+        assert_eq!(
+            scope_grant(
+                "user/Observation.rs?category=laboratory",
+                "Observation",
+                Create,
+                None,
+                None,
+                Some(&lab)
+            ),
+            ScopeGrant::Refused("token scopes do not permit 'c' on Observation".into())
+        );
     }
 }
