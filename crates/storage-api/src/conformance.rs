@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
 
 use crate::{
-    AnchorRow, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordIndex, StoreError,
-    TreeHeadRow, VersionRow, VersionWrite,
+    AccountRow, AnchorRow, ConsentRow, ConsentStore, LeafRow, LedgerStore, OutboxEvent,
+    OwnerKeyStore, RecordIndex, StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
 
 fn row(id: &str, version: u64) -> VersionRow {
@@ -225,4 +225,85 @@ pub async fn ledger_store(s: &dyn LedgerStore) {
     assert_eq!(s.anchor_covering(2).await.unwrap().unwrap(), anchor(2));
     assert_eq!(s.anchor_covering(3).await.unwrap().unwrap(), anchor(5));
     assert!(s.anchor_covering(6).await.unwrap().is_none());
+}
+
+/// Against an empty consent store.
+pub async fn consent_store(s: &dyn ConsentStore) {
+    assert!(s.account("Practitioner/dr-1").await.unwrap().is_none());
+    let created = s
+        .ensure_account("Practitioner/dr-1", "practitioner")
+        .await
+        .unwrap();
+    assert_eq!(
+        created,
+        AccountRow {
+            account: "Practitioner/dr-1".into(),
+            role: "practitioner".into(),
+            verified: false
+        }
+    );
+    // An existing account is not changed by a later token claiming another role.
+    let again = s
+        .ensure_account("Practitioner/dr-1", "admin")
+        .await
+        .unwrap();
+    assert_eq!(again.role, "practitioner");
+    s.put_account(&AccountRow {
+        verified: true,
+        ..created.clone()
+    })
+    .await
+    .unwrap();
+    assert!(
+        s.account("Practitioner/dr-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .verified
+    );
+
+    let row = |id: &str, version: u64, patient: &str, status: &str| ConsentRow {
+        id: id.into(),
+        version,
+        patient: patient.into(),
+        status: status.into(),
+        resource: format!("{{\"v\":{version}}}").into_bytes(),
+        actor: patient.into(),
+        recorded_at_ms: 1_000 + version as i64,
+    };
+    s.put_consent(&row("c1", 1, "Patient/p1", "active"), None)
+        .await
+        .unwrap();
+    s.put_consent(&row("c2", 1, "Patient/p1", "active"), None)
+        .await
+        .unwrap();
+    s.put_consent(&row("c3", 1, "Patient/p2", "active"), None)
+        .await
+        .unwrap();
+    // A stale writer loses.
+    assert!(matches!(
+        s.put_consent(&row("c1", 1, "Patient/p1", "active"), None)
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    s.put_consent(&row("c1", 2, "Patient/p1", "inactive"), Some(1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.put_consent(&row("c1", 3, "Patient/p1", "active"), Some(1))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let latest = s.consent("c1").await.unwrap().unwrap();
+    assert_eq!((latest.version, latest.status.as_str()), (2, "inactive"));
+    let mut of_p1: Vec<(String, u64)> = s
+        .consents_of("Patient/p1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.id, c.version))
+        .collect();
+    of_p1.sort();
+    assert_eq!(of_p1, vec![("c1".into(), 2), ("c2".into(), 1)]);
+    assert!(s.consent("nope").await.unwrap().is_none());
 }

@@ -235,3 +235,57 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// The first anchored checkpoint of at least `tree_size` leaves.
     async fn anchor_covering(&self, tree_size: u64) -> Result<Option<AnchorRow>, StoreError>;
 }
+
+/// An account known to the consent service and the role an admin gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    /// The account's FHIR reference (`Practitioner/dr-1`, `Patient/p1`, …).
+    pub account: String,
+    /// patient, practitioner, organization, auditor, authority or admin.
+    pub role: String,
+    /// Whether an authority verified this practitioner (always false for other roles).
+    pub verified: bool,
+}
+
+/// One stored version of a patient's `Consent` resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    /// The Consent's logical id.
+    pub id: String,
+    /// Version id (1, 2, …).
+    pub version: u64,
+    /// `Patient/{id}` it is about.
+    pub patient: String,
+    /// `Consent.status`.
+    pub status: String,
+    /// The resource as stored (RFC 8785 JSON).
+    pub resource: Vec<u8>,
+    /// Who stored this version.
+    pub actor: String,
+    /// When, Unix milliseconds.
+    pub recorded_at_ms: i64,
+}
+
+/// The consent service's state: accounts and roles, and patients' consents. Authoritative: a
+/// change takes effect for every decision after it commits here.
+#[async_trait::async_trait]
+pub trait ConsentStore: Send + Sync + 'static {
+    /// The account, if known.
+    async fn account(&self, account: &str) -> Result<Option<AccountRow>, StoreError>;
+
+    /// Creates or replaces an account (admin and authority actions).
+    async fn put_account(&self, row: &AccountRow) -> Result<(), StoreError>;
+
+    /// The account; created with `role`, unverified, when it does not exist yet.
+    async fn ensure_account(&self, account: &str, role: &str) -> Result<AccountRow, StoreError>;
+
+    /// The latest version of every consent about `patient`.
+    async fn consents_of(&self, patient: &str) -> Result<Vec<ConsentRow>, StoreError>;
+
+    /// The latest version of consent `id`.
+    async fn consent(&self, id: &str) -> Result<Option<ConsentRow>, StoreError>;
+
+    /// Stores a version; `expected` is the current version it replaces (`None`: must not
+    /// exist). [`StoreError::Conflict`] when another change came first.
+    async fn put_consent(&self, row: &ConsentRow, expected: Option<u64>) -> Result<(), StoreError>;
+}

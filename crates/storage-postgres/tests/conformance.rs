@@ -105,3 +105,12 @@ async fn futures_join(
     }
     out
 }
+
+#[tokio::test]
+async fn meets_the_consent_store_contract() {
+    let db = TempDb::new().await;
+    let s = PgStore::connect(&db.url, 2).await.unwrap();
+    conformance::consent_store(&s).await;
+    s.pool().close().await;
+    db.drop_db().await;
+}

@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use medledger_storage_api::{
-    AnchorRow, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex,
-    StoreError, TreeHeadRow, VersionRow, VersionWrite,
+    AccountRow, AnchorRow, ConsentRow, ConsentStore, LeafRow, LedgerStore, OutboxEvent,
+    OwnerKeyStore, RecordHead, RecordIndex, StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -435,6 +435,136 @@ impl LedgerStore for SqliteStore {
     }
 }
 
+fn account_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<AccountRow, StoreError> {
+    Ok(AccountRow {
+        account: r.try_get("account").map_err(err)?,
+        role: r.try_get("role").map_err(err)?,
+        verified: r.try_get::<i64, _>("verified").map_err(err)? != 0,
+    })
+}
+
+fn consent_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ConsentRow, StoreError> {
+    Ok(ConsentRow {
+        id: r.try_get("id").map_err(err)?,
+        version: r.try_get::<i64, _>("version").map_err(err)? as u64,
+        patient: r.try_get("patient").map_err(err)?,
+        status: r.try_get("status").map_err(err)?,
+        resource: r.try_get("resource").map_err(err)?,
+        actor: r.try_get("actor").map_err(err)?,
+        recorded_at_ms: r.try_get("recorded_at_ms").map_err(err)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl ConsentStore for SqliteStore {
+    async fn account(&self, account: &str) -> Result<Option<AccountRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM consent_accounts WHERE account = ?")
+            .bind(account)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn put_account(&self, row: &AccountRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consent_accounts (account, role, verified) VALUES (?, ?, ?) \
+             ON CONFLICT (account) DO UPDATE SET role = excluded.role, verified = excluded.verified",
+        )
+        .bind(&row.account)
+        .bind(&row.role)
+        .bind(i64::from(row.verified))
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn ensure_account(&self, account: &str, role: &str) -> Result<AccountRow, StoreError> {
+        sqlx::query(
+            "INSERT INTO consent_accounts (account, role, verified) VALUES (?, ?, 0) \
+             ON CONFLICT (account) DO NOTHING",
+        )
+        .bind(account)
+        .bind(role)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        self.account(account)
+            .await?
+            .ok_or_else(|| StoreError::Unavailable("account vanished after insert".into()))
+    }
+
+    async fn consents_of(&self, patient: &str) -> Result<Vec<ConsentRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT v.* FROM consent_versions v WHERE v.patient = ? AND v.version = \
+             (SELECT MAX(w.version) FROM consent_versions w WHERE w.id = v.id)",
+        )
+        .bind(patient)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(consent_from_row).collect()
+    }
+
+    async fn consent(&self, id: &str) -> Result<Option<ConsentRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM consent_versions WHERE id = ? ORDER BY version DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        row.as_ref().map(consent_from_row).transpose()
+    }
+
+    async fn put_consent(&self, row: &ConsentRow, expected: Option<u64>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM consent_versions WHERE id = ? ORDER BY version DESC LIMIT 1",
+        )
+        .bind(&row.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let found = found.map(|v| v as u64);
+        if found != expected {
+            return Err(StoreError::Conflict {
+                resource: format!("Consent/{}", row.id),
+                expected,
+                found,
+            });
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO consent_versions (id, version, patient, status, resource, actor, recorded_at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.id)
+        .bind(row.version as i64)
+        .bind(&row.patient)
+        .bind(&row.status)
+        .bind(&row.resource)
+        .bind(&row.actor)
+        .bind(row.recorded_at_ms)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // Two creators of one new id: the primary key decides, the loser sees a conflict.
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                return Err(StoreError::Conflict {
+                    resource: format!("Consent/{}", row.id),
+                    expected,
+                    found: Some(row.version),
+                });
+            }
+            Err(e) => return Err(err(e)),
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,5 +600,11 @@ mod tests {
     async fn meets_the_ledger_store_contract() {
         let (_d, s) = fresh().await;
         conformance::ledger_store(&s).await;
+    }
+
+    #[tokio::test]
+    async fn meets_the_consent_store_contract() {
+        let (_d, s) = fresh().await;
+        conformance::consent_store(&s).await;
     }
 }
