@@ -12,7 +12,7 @@ use axum::Router;
 use medledger_blobstore::LocalBlockstore;
 use medledger_bus::SqliteBus;
 use medledger_chain::EmbeddedChain;
-use medledger_consent::ScopePolicy;
+use medledger_consent::{ConsentPolicy, Enrolment};
 use medledger_http::{Gate, RateLimiter};
 use medledger_ingest::{Ingest, IngestConfig};
 use medledger_keys::{FileMasterKey, OwnerKeys};
@@ -91,7 +91,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             "keys/master.key is not the master key of this data dir ({e}); restore the original key file"
         );
     }
-    let policy = Arc::new(ScopePolicy);
+    // Accounts are enrolled from the dev issuer's tokens (`medledger token` names the role).
+    let policy = Arc::new(ConsentPolicy::new(store.clone(), Enrolment::FromTokens));
 
     let ingest = Ingest::new(
         store.clone(),

@@ -255,7 +255,7 @@ async fn authentication_is_required() {
         401,
     )
     .await;
-    // Valid token, scopes too narrow / role not yet allowed.
+    // Valid token, scopes too narrow: 403 before anything is looked up.
     let reader = token(dir.path(), "Practitioner/dr-2", "practitioner", "user/*.rs");
     let r = dev
         .http
@@ -267,10 +267,11 @@ async fn authentication_is_required() {
         .await
         .unwrap();
     outcome(r, 403).await;
+    // A patient reading a record that is not theirs learns nothing, not even that it exists.
     let pat = token(dir.path(), "Patient/p-1", "patient", "user/*.cruds");
     outcome(
         dev.http.get(&url).bearer_auth(&pat).send().await.unwrap(),
-        403,
+        404,
     )
     .await;
     assert_eq!(dev.count("record_versions").await, 0);

@@ -100,6 +100,11 @@ pub struct Caller {
     pub claims: Claims,
     /// The compact JWS, as presented (a credential: never log it).
     pub token: std::sync::Arc<str>,
+    /// Purpose of use the caller states for this request (`X-Purpose-Of-Use`, e.g. `TREAT`).
+    pub purpose: Option<String>,
+    /// Emergency reason the caller states (`X-Break-Glass-Reason`): free text, may name a
+    /// patient's condition, so it goes to the audit trail only, never to logs.
+    pub break_glass_reason: Option<String>,
 }
 
 impl std::fmt::Debug for Caller {
@@ -107,6 +112,8 @@ impl std::fmt::Debug for Caller {
         f.debug_struct("Caller")
             .field("claims", &self.claims)
             .field("token", &"<redacted>")
+            .field("purpose", &self.purpose)
+            .field("break_glass", &self.break_glass_reason.is_some())
             .finish()
     }
 }
@@ -117,6 +124,8 @@ impl Caller {
         Self {
             claims,
             token: token.into(),
+            purpose: None,
+            break_glass_reason: None,
         }
     }
 }

@@ -309,6 +309,25 @@ impl RateLimiter {
     }
 }
 
+/// Header naming the purpose of use (a v3 PurposeOfUse code such as `TREAT` or `ETREAT`).
+pub const PURPOSE_OF_USE: &str = "x-purpose-of-use";
+/// Header stating why emergency (break-glass) access is needed.
+pub const BREAK_GLASS_REASON: &str = "x-break-glass-reason";
+
+/// A caller-stated header value: trimmed, non-empty, at most 500 bytes (longer is cut at a
+/// character boundary), `None` when absent or not text.
+fn stated(headers: &HeaderMap, name: &str) -> Option<String> {
+    let v = headers.get(name)?.to_str().ok()?.trim();
+    if v.is_empty() {
+        return None;
+    }
+    let mut end = v.len().min(500);
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(v[..end].to_owned())
+}
+
 /// Middleware: requires a valid bearer token, applies the caller's rate limit, and stores the
 /// [`Caller`] (claims and token) in the request.
 pub async fn require_bearer(
@@ -341,7 +360,9 @@ pub async fn require_bearer(
                 return e.into_response();
             }
             // `token` is Some here: verification succeeded on it.
-            let caller = Caller::new(claims, token.unwrap_or_default());
+            let mut caller = Caller::new(claims, token.unwrap_or_default());
+            caller.purpose = stated(req.headers(), PURPOSE_OF_USE);
+            caller.break_glass_reason = stated(req.headers(), BREAK_GLASS_REASON);
             req.extensions_mut().insert(caller);
             next.run(req).await
         }

@@ -9,10 +9,11 @@
 pub mod domain;
 pub mod grpc;
 
+pub use domain::consent_policy::{ConsentPolicy, Enrolment};
 pub use domain::policy::{
     AccessError, AccessPolicy, AccessQuery, Decision, Interaction, ScopePolicy,
 };
-pub use domain::scopes::scope_allows;
+pub use domain::scopes::{scope_allows, scopes_may_cover};
 pub use grpc::{AccessControlService, GrpcAccessPolicy};
 
 impl From<AccessError> for medledger_http::ApiError {

@@ -41,6 +41,8 @@ async fn ask(p: &GrpcAccessPolicy, c: &Caller, i: Interaction) -> Result<Decisio
         interaction: i,
         resource_type: "Observation",
         owner: Some("Patient/p-1"),
+        custodian: None,
+        categories: None,
     })
     .await
 }
@@ -79,6 +81,8 @@ async fn decisions_over_grpc_match_the_in_process_policy() {
                     interaction: i,
                     resource_type: "Observation",
                     owner: Some("Patient/p-1"),
+                    custodian: None,
+                    categories: None,
                 })
                 .await;
             assert_eq!(ask(&p, c, i).await, local);

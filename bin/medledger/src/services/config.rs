@@ -301,6 +301,11 @@ pub(crate) struct ConsentServiceConfig {
     pub(crate) admin_listen: SocketAddr,
     /// Token verification: the consent service checks every forwarded token itself.
     pub(crate) auth: AuthSection,
+    /// The consent schema (accounts and roles, consents).
+    pub(crate) postgres: PostgresSection,
+    /// Create an account, unverified, with the role its first valid token names; off, only
+    /// accounts an admin created may act.
+    pub(crate) enrol_from_tokens: bool,
     /// Longest time one request may take, milliseconds.
     pub(crate) request_timeout_ms: u64,
     /// Concurrent requests per client connection.
@@ -313,6 +318,8 @@ impl Default for ConsentServiceConfig {
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
             admin_listen: admin_default(),
             auth: AuthSection::default(),
+            postgres: PostgresSection::default(),
+            enrol_from_tokens: true,
             request_timeout_ms: 5_000,
             max_concurrent_per_connection: 512,
         }

@@ -1,10 +1,11 @@
-//! `medledger consent`: `CheckAccess` over gRPC, deciding with the scope policy.
+//! `medledger consent`: `CheckAccess` over gRPC, deciding on the consent store (PostgreSQL,
+//! schema `consent`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use medledger_consent::{AccessControlService, ScopePolicy};
+use medledger_consent::{AccessControlService, ConsentPolicy, Enrolment};
 
 use super::config::ConsentServiceConfig;
 
@@ -12,7 +13,14 @@ pub(crate) async fn run(cfg: ConsentServiceConfig) -> anyhow::Result<()> {
     let key = medledger_auth::load_public_key(&cfg.auth.public_key_file)
         .context("loading the token issuer's public key")?;
     let verifier = medledger_auth::TokenVerifier::new(&cfg.auth.issuer, key);
-    let service = AccessControlService::new(verifier, Arc::new(ScopePolicy));
+    let store = super::postgres(&cfg.postgres).await?;
+    let enrolment = if cfg.enrol_from_tokens {
+        Enrolment::FromTokens
+    } else {
+        Enrolment::AdminOnly
+    };
+    let service =
+        AccessControlService::new(verifier, Arc::new(ConsentPolicy::new(store, enrolment)));
     super::serve_admin(cfg.admin_listen, || Ok(()), crate::web::no_gauges()).await?;
     let listener = tokio::net::TcpListener::bind(cfg.grpc_listen)
         .await

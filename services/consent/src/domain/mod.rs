@@ -1,6 +1,7 @@
 //! Decision logic, free of I/O.
 
 pub mod consent;
+pub mod consent_policy;
 pub mod decision;
 pub mod policy;
 pub mod scopes;

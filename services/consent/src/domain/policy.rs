@@ -53,6 +53,10 @@ pub struct AccessQuery<'a> {
     pub resource_type: &'a str,
     /// Owner label of the record, when known.
     pub owner: Option<&'a str>,
+    /// Who wrote the record's current version, when it exists.
+    pub custodian: Option<&'a str>,
+    /// The resource's category codes, when known.
+    pub categories: Option<&'a [String]>,
 }
 
 /// The answer.
@@ -156,6 +160,8 @@ mod tests {
                 interaction: i,
                 resource_type: "Observation",
                 owner: None,
+                custodian: None,
+                categories: None,
             }
         }
         let doc = claims("practitioner", "user/*.cruds");

@@ -18,6 +18,29 @@ pub fn scope_allows(scopes: &str, resource_type: &str, interaction: Interaction)
     scope_grant(scopes, resource_type, interaction, None, None, None) == ScopeGrant::Allowed
 }
 
+/// Whether some scope could cover `interaction` on `resource_type` for some record: a check
+/// before any lookup, so that a caller whose scopes cannot reach the type learns nothing about
+/// which records exist (403 before lookup; the full decision follows once the record is known).
+pub fn scopes_may_cover(scopes: &str, resource_type: &str, interaction: Interaction) -> bool {
+    scopes.split_whitespace().any(|scope| {
+        let Some((context, rest)) = scope.split_once('/') else {
+            return false;
+        };
+        let body = rest.split_once('?').map_or(rest, |(b, _)| b);
+        matches!(context, "user" | "system" | "patient")
+            && one_scope_covers(
+                &format!("user/{body}"),
+                &Ctx {
+                    resource_type,
+                    interaction,
+                    owner_patient: None,
+                    patient_context: None,
+                    categories: None,
+                },
+            )
+    })
+}
+
 /// Whether some scope covers `interaction` on `resource_type` for a record of `owner_patient`
 /// (`Patient/{id}`, when known) with `categories` (when known). A `patient/` scope covers only
 /// the patient in the token's context (`patient_context`); `?category=` covers only resources

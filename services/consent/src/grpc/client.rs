@@ -43,7 +43,11 @@ impl AccessPolicy for GrpcAccessPolicy {
             interaction: q.interaction.letter().to_string(),
             resource_type: q.resource_type.to_owned(),
             owner: q.owner.unwrap_or_default().to_owned(),
-            purpose_of_use: String::new(),
+            purpose_of_use: q.caller.purpose.clone().unwrap_or_default(),
+            custodian: q.custodian.unwrap_or_default().to_owned(),
+            categories: q.categories.map(<[String]>::to_vec).unwrap_or_default(),
+            categories_known: q.categories.is_some(),
+            break_glass_reason: q.caller.break_glass_reason.clone().unwrap_or_default(),
         });
         let mut value = MetadataValue::try_from(format!("Bearer {}", q.caller.token))
             .map_err(|_| AccessError::Denied("the bearer token is not a valid header".into()))?;

@@ -68,8 +68,11 @@ impl AccessControl for AccessControlService {
             .verifier
             .verify(token)
             .map_err(|e| Status::unauthenticated(e.to_string()))?;
-        let caller = Caller::new(claims, token);
+        let mut caller = Caller::new(claims, token);
         let r = req.into_inner();
+        let stated = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
+        caller.purpose = stated(&r.purpose_of_use);
+        caller.break_glass_reason = stated(&r.break_glass_reason);
         let interaction = Interaction::from_letter(&r.interaction)
             .ok_or_else(|| Status::invalid_argument("interaction must be one of c, r, u, d, s"))?;
         if !valid_type(&r.resource_type) {
@@ -80,19 +83,18 @@ impl AccessControl for AccessControlService {
             interaction,
             resource_type: &r.resource_type,
             owner: (!r.owner.is_empty()).then_some(r.owner.as_str()),
+            custodian: (!r.custodian.is_empty()).then_some(r.custodian.as_str()),
+            categories: r.categories_known.then_some(r.categories.as_slice()),
         };
         let answer = match self.policy.check(query).await {
             Ok(Decision::Permit) => CheckAccessResponse {
                 permitted: true,
-                reason: String::new(),
+                ..Default::default()
             },
-            Ok(Decision::Deny(reason)) => CheckAccessResponse {
+            Ok(Decision::Deny(reason)) | Err(AccessError::Denied(reason)) => CheckAccessResponse {
                 permitted: false,
                 reason,
-            },
-            Err(AccessError::Denied(reason)) => CheckAccessResponse {
-                permitted: false,
-                reason,
+                ..Default::default()
             },
             Err(AccessError::Unavailable(why)) => return Err(Status::unavailable(why)),
         };

@@ -136,22 +136,55 @@ impl Ingest {
         &self.config
     }
 
-    /// Denies (403) unless the policy permits; 503 when no decision can be had.
+    /// 403 unless some scope of the caller could cover `interaction` on `rt` (before anything
+    /// is looked up).
+    pub(crate) fn scope_precheck(
+        &self,
+        caller: &Caller,
+        interaction: Interaction,
+        rt: &str,
+    ) -> Result<(), ApiError> {
+        if medledger_consent::scopes_may_cover(&caller.claims.scope, rt, interaction) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "token scopes do not permit '{}' on {rt}",
+                interaction.letter()
+            )))
+        }
+    }
+
+    /// Denies (403) unless the policy permits this write on a record of `owner` whose current
+    /// version `custodian` wrote; 503 when no decision can be had.
     pub(crate) async fn authorize(
         &self,
         caller: &Caller,
         interaction: Interaction,
         rt: &str,
+        owner: &str,
+        custodian: Option<&str>,
     ) -> Result<(), ApiError> {
         self.policy
             .permit(AccessQuery {
                 caller,
                 interaction,
                 resource_type: rt,
-                owner: None,
+                owner: Some(owner),
+                custodian,
+                categories: None,
             })
             .await
             .map_err(ApiError::from)
+    }
+
+    /// Who wrote the current version of `rt/id`.
+    async fn custodian_of(
+        &self,
+        rt: &str,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<String>, ApiError> {
+        Ok(self.index.version(rt, id, version).await?.map(|r| r.actor))
     }
 
     /// Checks that `value` is a valid resource of type `rt`.
@@ -178,6 +211,24 @@ impl Ingest {
     ) -> Result<Prepared, ApiError> {
         let version = expected.map_or(1, |v| v + 1);
         let owner = owner_of(rt, id, &value).label();
+        let interaction = if expected.is_some() {
+            Interaction::Update
+        } else {
+            Interaction::Create
+        };
+        let custodian = match expected {
+            Some(current) => self.custodian_of(rt, id, current).await?,
+            None => None,
+        };
+        // An update is decided on the record as it is: its owner and its custodian.
+        self.authorize(
+            caller,
+            interaction,
+            rt,
+            prev_owner.unwrap_or(&owner),
+            custodian.as_deref(),
+        )
+        .await?;
         if owner
             .strip_prefix("Patient/")
             .is_some_and(|pid| !valid_id(pid))
@@ -335,7 +386,7 @@ impl Ingest {
     ) -> Result<Option<Prepared>, ApiError> {
         match op {
             Op::Create { rt, id, value } => {
-                self.authorize(caller, Interaction::Create, &rt).await?;
+                self.scope_precheck(caller, Interaction::Create, &rt)?;
                 self.validate_as(&rt, &value)?;
                 Ok(Some(
                     self.prepare_version(caller, &rt, &id, value, None, None)
@@ -348,7 +399,7 @@ impl Ingest {
                 value,
                 if_match,
             } => {
-                self.authorize(caller, Interaction::Update, &rt).await?;
+                self.scope_precheck(caller, Interaction::Update, &rt)?;
                 if !valid_id(&id) {
                     return Err(ApiError::bad_request(format!(
                         "'{id}' is not a valid FHIR id"
@@ -395,7 +446,7 @@ impl Ingest {
                 ))
             }
             Op::Delete { rt, id } => {
-                self.authorize(caller, Interaction::Delete, &rt).await?;
+                self.scope_precheck(caller, Interaction::Delete, &rt)?;
                 // FHIR R4 §3.1.0.7.1: deleting a resource that does not exist, or is already
                 // deleted, succeeds (204) and changes nothing.
                 let Some(head) = self.index.head(&rt, &id).await? else {
@@ -404,6 +455,15 @@ impl Ingest {
                 if head.deleted {
                     return Ok(None);
                 }
+                let custodian = self.custodian_of(&rt, &id, head.version).await?;
+                self.authorize(
+                    caller,
+                    Interaction::Delete,
+                    &rt,
+                    &head.owner,
+                    custodian.as_deref(),
+                )
+                .await?;
                 Ok(Some(self.prepare_delete(
                     caller,
                     &rt,

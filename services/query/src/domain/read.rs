@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use medledger_auth::Caller;
 use medledger_blobstore::{BlobStore, Cid};
-use medledger_consent::{AccessPolicy, AccessQuery, Interaction};
+use medledger_consent::{AccessError, AccessPolicy, AccessQuery, Interaction};
 use medledger_crypto::{commitment, open_version, version_aad};
 use medledger_http::ApiError;
 use medledger_keys::OwnerKeys;
@@ -66,15 +66,34 @@ impl Query {
         }
     }
 
-    /// Denies (403) unless the policy permits the read; 503 when no decision can be had.
-    pub(crate) async fn authorize(&self, caller: &Caller, rt: &str) -> Result<(), ApiError> {
+    /// The decision on reading a record of `owner` whose version `custodian` wrote. A denial
+    /// answers exactly like an unknown record (404): a caller who may not read a record does
+    /// not learn that it exists. 503 when no decision can be had.
+    async fn authorize(
+        &self,
+        caller: &Caller,
+        subject: &str,
+        rt: &str,
+        owner: &str,
+        custodian: &str,
+        categories: Option<&[String]>,
+    ) -> Result<bool, ApiError> {
         let query = AccessQuery {
             caller,
             interaction: Interaction::Read,
             resource_type: rt,
-            owner: None,
+            owner: Some(owner),
+            custodian: Some(custodian),
+            categories,
         };
-        self.policy.permit(query).await.map_err(ApiError::from)
+        match self.policy.permit(query).await {
+            Ok(()) => Ok(true),
+            Err(AccessError::Denied(_)) => Ok(false),
+            Err(e) => {
+                tracing::debug!(%subject, "no access decision");
+                Err(ApiError::from(e))
+            }
+        }
     }
 
     /// Reads `rt/id` at version `vid`, or the current version when `vid` is `None`.
@@ -85,7 +104,13 @@ impl Query {
         id: &str,
         vid: Option<u64>,
     ) -> Result<VerifiedVersion, ApiError> {
-        self.authorize(caller, rt).await?;
+        // Before any lookup: scopes that cannot reach the type at all give 403 and reveal
+        // nothing about which records exist.
+        if !medledger_consent::scopes_may_cover(&caller.claims.scope, rt, Interaction::Read) {
+            return Err(ApiError::forbidden(format!(
+                "token scopes do not permit 'r' on {rt}"
+            )));
+        }
         if medledger_fhir::accepted_type(rt) != medledger_fhir::AcceptedType::Yes {
             return Err(ApiError::not_found(format!(
                 "resource type '{rt}' is not served here"
@@ -122,6 +147,17 @@ impl Query {
                 "{subject} version {version} is missing from the index"
             ))
         })?;
+        let unknown = || ApiError::not_found(format!("{subject} is not known"));
+        // Decided before the record is touched further; a caller whose only chance is a
+        // `?category=` scope is decided again once the categories are known (after decryption,
+        // nothing of which is returned unless that second decision allows it).
+        let permitted = self
+            .authorize(caller, &subject, rt, &row.owner, &row.actor, None)
+            .await?;
+        let needs_categories = !permitted && has_category_scope(&caller.claims.scope, rt);
+        if !permitted && !needs_categories {
+            return Err(unknown());
+        }
         let leaf = self.wait_for_leaf(&subject, version).await?;
         let logged_leaf = RecordLeaf::decode(&leaf.leaf)
             .map_err(|e| ApiError::integrity(format!("ledger leaf unreadable: {e}")))?;
@@ -138,6 +174,9 @@ impl Query {
             )));
         }
         if row.deleted {
+            if needs_categories {
+                return Err(unknown());
+            }
             return Err(ApiError::gone(format!("{subject} was deleted")));
         }
         let cid: Cid = row
@@ -167,6 +206,22 @@ impl Query {
                 "{subject} version {version} does not match its commitment"
             )));
         }
+        if needs_categories {
+            let categories = categories_of(&opened.body);
+            if !self
+                .authorize(
+                    caller,
+                    &subject,
+                    rt,
+                    &row.owner,
+                    &row.actor,
+                    Some(&categories),
+                )
+                .await?
+            {
+                return Err(unknown());
+            }
+        }
         Ok(VerifiedVersion {
             row,
             body: opened.body,
@@ -191,4 +246,38 @@ impl Query {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Whether some scope restricts `rt` by `?category=` (only then can categories change a denial).
+fn has_category_scope(scopes: &str, rt: &str) -> bool {
+    scopes.split_whitespace().any(|s| {
+        s.contains("?category=")
+            && s.split_once('/')
+                .and_then(|(_, rest)| rest.split_once('.'))
+                .is_some_and(|(t, _)| t == "*" || t == rt)
+    })
+}
+
+/// A resource's `category` codings as `code` and `system|code`.
+fn categories_of(body: &[u8]) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let categories = match &v["category"] {
+        serde_json::Value::Array(a) => a.clone(),
+        single @ serde_json::Value::Object(_) => vec![single.clone()],
+        _ => Vec::new(),
+    };
+    for c in categories {
+        for coding in c["coding"].as_array().into_iter().flatten() {
+            if let Some(code) = coding["code"].as_str() {
+                out.push(code.to_owned());
+                if let Some(system) = coding["system"].as_str() {
+                    out.push(format!("{system}|{code}"));
+                }
+            }
+        }
+    }
+    out
 }
