@@ -94,7 +94,6 @@ impl AccessControl for AccessControlService {
             Ok(Decision::Deny(reason)) | Err(AccessError::Denied(reason)) => CheckAccessResponse {
                 permitted: false,
                 reason,
-                ..Default::default()
             },
             Err(AccessError::Unavailable(why)) => return Err(Status::unavailable(why)),
         };
