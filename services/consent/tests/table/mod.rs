@@ -1,7 +1,7 @@
 //! The decision table shared by the in-process and the gRPC tests: every rule of the documented
 //! order, and their precedence.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 use medledger_auth::Claims;
 use medledger_consent::Interaction::{self, *};
