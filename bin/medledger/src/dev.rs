@@ -166,9 +166,11 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         limiter: Arc::new(RateLimiter::new(args.rate_limit, args.rate_burst)),
     };
     let gauges = web::ledger_gauges(store.clone());
+    let consents = medledger_consent::ConsentApi::new(store.clone(), Enrolment::FromTokens);
     let app = app(
         ingest,
         query,
+        consents,
         gate,
         args.max_body_bytes,
         writer_alive,
@@ -206,12 +208,16 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 pub(crate) fn app(
     ingest: Ingest,
     query: Query,
+    consents: medledger_consent::ConsentApi,
     gate: Gate,
     max_body: usize,
     writer_alive: Arc<AtomicBool>,
     gauges: web::Gauges,
 ) -> Router {
-    let routes = medledger_ingest::routes(ingest).merge(medledger_query::routes(query));
+    // Consent's static `/Consent` routes take precedence over the generic `/{type}` ones.
+    let routes = medledger_ingest::routes(ingest)
+        .merge(medledger_query::routes(query))
+        .merge(medledger_consent::http::routes(consents));
     web::fhir_app(routes, gate, max_body).merge(web::probes(
         move || {
             if writer_alive.load(Ordering::Acquire) {

@@ -8,7 +8,9 @@
 
 pub mod domain;
 pub mod grpc;
+pub mod http;
 
+pub use domain::api::ConsentApi;
 pub use domain::consent_policy::{ConsentPolicy, Enrolment};
 pub use domain::policy::{
     AccessError, AccessPolicy, AccessQuery, Decision, Interaction, ScopePolicy,

@@ -144,6 +144,15 @@ impl Ingest {
         interaction: Interaction,
         rt: &str,
     ) -> Result<(), ApiError> {
+        if rt == "Consent" {
+            // Consents are the consent service's, where they take effect on every decision;
+            // stored here they would be records that decide nothing.
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                medledger_fhir::IssueCode::NotSupported,
+                "Consent resources are kept by the consent service (/fhir/Consent through the gateway)",
+            ));
+        }
         if medledger_consent::scopes_may_cover(&caller.claims.scope, rt, interaction) {
             Ok(())
         } else {

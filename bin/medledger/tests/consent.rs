@@ -1,0 +1,336 @@
+//! Patient consent end to end over HTTP against `medledger dev`: a practitioner who did not write
+//! a record cannot read it (404, as if unknown) until an authority has verified them and the
+//! patient's Consent permits it; revocation ends access for the next request; a deny wins over a
+//! permit; break-glass needs a verified practitioner and a reason.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::{Dev, token};
+
+struct Client<'a> {
+    dev: &'a Dev,
+    token: String,
+}
+
+impl Client<'_> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut r = self
+            .dev
+            .http
+            .request(method, self.dev.url(path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/fhir+json")
+                .body(b.to_string());
+        }
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.send().await.unwrap()
+    }
+
+    async fn status(&self, method: Method, path: &str, body: Option<&Value>) -> u16 {
+        self.call(method, path, body, &[]).await.status().as_u16()
+    }
+}
+
+fn consent(patient: &str, kind: &str, actor: Option<&str>) -> Value {
+    let mut provision = json!({"type": kind});
+    if let Some(a) = actor {
+        provision["actor"] = json!([{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}, "reference": {"reference": a}}]);
+    }
+    json!({
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": patient},
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+        "provision": provision
+    })
+}
+
+fn parameters(params: Value) -> Value {
+    json!({"resourceType": "Parameters", "parameter": params})
+}
+
+#[tokio::test]
+async fn consent_grants_revocation_ends_deny_wins_and_break_glass_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let as_ = |sub: &str, role: &str, scope: &str| Client {
+        dev: &dev,
+        token: token(dir.path(), sub, role, scope),
+    };
+    let dr1 = as_("Practitioner/dr-1", "practitioner", "user/*.cruds");
+    let dr2 = as_("Practitioner/dr-2", "practitioner", "user/*.rs");
+    let dr3 = as_("Practitioner/dr-3", "practitioner", "user/*.rs");
+    let authority = as_("Organization/board", "authority", "system/*.*");
+    let admin = as_("Organization/it", "admin", "system/*.*");
+
+    // dr-1 writes a patient and an observation.
+    let r = dr1
+        .call(
+            Method::POST,
+            "Patient",
+            Some(&json!({"resourceType": "Patient", "name": [{"family": "Consenting"}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let pid = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patient_ref = format!("Patient/{pid}");
+    let obs = json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": patient_ref}, "valueQuantity": {"value": 72, "unit": "/min"}});
+    let r = dr1.call(Method::POST, "Observation", Some(&obs), &[]).await;
+    assert_eq!(r.status(), 201);
+    let oid = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let obs_path = format!("Observation/{oid}");
+    let patient = as_(&patient_ref, "patient", "patient/*.cruds");
+
+    // Custodian and patient read; dr-2 sees nothing, exactly as for an unknown record.
+    assert_eq!(dr1.status(Method::GET, &obs_path, None).await, 200);
+    assert_eq!(patient.status(Method::GET, &obs_path, None).await, 200);
+    let hidden = dr2.call(Method::GET, &obs_path, None, &[]).await;
+    assert_eq!(hidden.status(), 404);
+    let unknown = dr2
+        .call(Method::GET, "Observation/no-such-id", None, &[])
+        .await;
+    assert_eq!(unknown.status(), 404);
+    // No practitioner may change a record they did not write.
+    let mut changed = obs.clone();
+    changed["id"] = json!(oid);
+    assert_eq!(
+        as_("Practitioner/dr-4", "practitioner", "user/*.cruds")
+            .status(Method::PUT, &obs_path, Some(&changed))
+            .await,
+        403
+    );
+
+    // The patient permits dr-2. dr-2 is not verified yet: still nothing.
+    let r = patient
+        .call(
+            Method::POST,
+            "Consent",
+            Some(&consent(&patient_ref, "permit", Some("Practitioner/dr-2"))),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let cid = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(dr2.status(Method::GET, &obs_path, None).await, 404);
+    // Only an authority verifies, and only practitioners.
+    let verify = |who: &str| {
+        parameters(json!([{"name": "practitioner", "valueReference": {"reference": who}}]))
+    };
+    assert_eq!(
+        dr1.status(
+            Method::POST,
+            "$verify-practitioner",
+            Some(&verify("Practitioner/dr-2"))
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        authority
+            .status(
+                Method::POST,
+                "$verify-practitioner",
+                Some(&verify("Patient/nobody"))
+            )
+            .await,
+        422
+    );
+    assert_eq!(
+        authority
+            .status(
+                Method::POST,
+                "$verify-practitioner",
+                Some(&verify("Practitioner/dr-2"))
+            )
+            .await,
+        204
+    );
+    assert_eq!(dr2.status(Method::GET, &obs_path, None).await, 200);
+    // dr-3 (enrolled by its first request) is verified but named by no consent.
+    assert_eq!(dr3.status(Method::GET, &obs_path, None).await, 404);
+    assert_eq!(
+        authority
+            .status(
+                Method::POST,
+                "$verify-practitioner",
+                Some(&verify("Practitioner/dr-3"))
+            )
+            .await,
+        204
+    );
+    assert_eq!(dr3.status(Method::GET, &obs_path, None).await, 404);
+
+    // The patient reads and lists their consents; another patient and dr-2 do not.
+    assert_eq!(
+        patient
+            .status(Method::GET, &format!("Consent/{cid}"), None)
+            .await,
+        200
+    );
+    let other = as_("Patient/someone-else", "patient", "patient/*.cruds");
+    assert_eq!(
+        other
+            .status(Method::GET, &format!("Consent/{cid}"), None)
+            .await,
+        404
+    );
+    let list: Value = patient
+        .call(
+            Method::GET,
+            &format!("Consent?patient={patient_ref}"),
+            None,
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
+    // Only the patient writes their consents.
+    assert_eq!(
+        dr2.status(
+            Method::POST,
+            "Consent",
+            Some(&consent(&patient_ref, "permit", Some("Practitioner/dr-2")))
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        other
+            .status(
+                Method::POST,
+                "Consent",
+                Some(&consent(&patient_ref, "permit", None))
+            )
+            .await,
+        403
+    );
+    // A Consent that is not a privacy consent is refused, and nothing is stored.
+    let mut research = consent(&patient_ref, "permit", None);
+    research["scope"]["coding"][0]["code"] = json!("research");
+    assert_eq!(
+        patient
+            .status(Method::POST, "Consent", Some(&research))
+            .await,
+        422
+    );
+
+    // Revocation ends access for the next request.
+    assert_eq!(
+        patient
+            .status(Method::DELETE, &format!("Consent/{cid}"), None)
+            .await,
+        204
+    );
+    assert_eq!(dr2.status(Method::GET, &obs_path, None).await, 404);
+    let revoked: Value = patient
+        .call(Method::GET, &format!("Consent/{cid}"), None, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(revoked["status"], "inactive");
+    assert_eq!(revoked["meta"]["versionId"], "2");
+
+    // A deny wins over a permit.
+    assert_eq!(
+        patient
+            .status(
+                Method::POST,
+                "Consent",
+                Some(&consent(&patient_ref, "permit", Some("Practitioner/dr-2")))
+            )
+            .await,
+        201
+    );
+    assert_eq!(dr2.status(Method::GET, &obs_path, None).await, 200);
+    assert_eq!(
+        patient
+            .status(
+                Method::POST,
+                "Consent",
+                Some(&consent(&patient_ref, "deny", None))
+            )
+            .await,
+        201
+    );
+    assert_eq!(dr2.status(Method::GET, &obs_path, None).await, 404);
+    // The custodian and the patient keep access.
+    assert_eq!(dr1.status(Method::GET, &obs_path, None).await, 200);
+    assert_eq!(patient.status(Method::GET, &obs_path, None).await, 200);
+
+    // Break-glass: a verified practitioner with a reason reads; without verification, no.
+    let glass = [(
+        "x-break-glass-reason",
+        "unconscious in the emergency department",
+    )];
+    assert_eq!(
+        dr3.call(Method::GET, &obs_path, None, &glass)
+            .await
+            .status(),
+        200
+    );
+    let unverified = as_("Practitioner/dr-5", "practitioner", "user/*.rs");
+    assert_eq!(
+        unverified
+            .call(Method::GET, &obs_path, None, &glass)
+            .await
+            .status(),
+        404
+    );
+
+    // Roles come from the store, assigned by an admin: demoting dr-3 ends break-glass.
+    let role = parameters(json!([
+        {"name": "account", "valueReference": {"reference": "Practitioner/dr-3"}},
+        {"name": "role", "valueCode": "auditor"}
+    ]));
+    assert_eq!(
+        dr1.status(Method::POST, "$set-role", Some(&role)).await,
+        403
+    );
+    assert_eq!(
+        admin.status(Method::POST, "$set-role", Some(&role)).await,
+        204
+    );
+    assert_eq!(
+        dr3.call(Method::GET, &obs_path, None, &glass)
+            .await
+            .status(),
+        404
+    );
+
+    // Consents are not records: ingest does not take them in a Bundle either.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": consent(&patient_ref, "permit", None), "request": {"method": "POST", "url": "Consent"}}
+    ]});
+    assert_eq!(patient.status(Method::POST, "", Some(&bundle)).await, 400);
+}

@@ -1,0 +1,406 @@
+//! Patients' consents as FHIR resources: create, read, update, revoke and search, with the rules
+//! of who may do what. The store is authoritative: a change applies to every access decision
+//! after it commits.
+
+use std::sync::Arc;
+
+use medledger_auth::Caller;
+use medledger_http::ApiError;
+use medledger_storage_api::{ConsentRow, ConsentStore, StoreError};
+use serde_json::{Value, json};
+
+use super::consent::parse_consent;
+use super::consent_policy::Enrolment;
+use super::policy::Interaction;
+use super::scopes::scope_grant;
+
+/// A stored Consent version, as returned to clients.
+#[derive(Debug, Clone)]
+pub struct ConsentVersion {
+    /// Logical id.
+    pub id: String,
+    /// Version id.
+    pub version: u64,
+    /// The resource with `id` and `meta`, RFC 8785 bytes.
+    pub body: Vec<u8>,
+    /// `meta.lastUpdated`.
+    pub last_updated: String,
+    /// Whether this call created the resource.
+    pub created: bool,
+}
+
+/// The Consent API over a consent store.
+#[derive(Clone)]
+pub struct ConsentApi {
+    store: Arc<dyn ConsentStore>,
+    enrolment: Enrolment,
+}
+
+impl std::fmt::Debug for ConsentApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsentApi").finish_non_exhaustive()
+    }
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict { .. } => {
+            ApiError::conflict("another change to this Consent came first; read it and retry")
+        }
+        StoreError::Unavailable(_) => ApiError::unavailable("the consent store is unavailable", 1),
+    }
+}
+
+fn now() -> (String, i64) {
+    let t = time::OffsetDateTime::now_utc();
+    let ms = i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let t = t
+        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t);
+    let s = t
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    (s, ms)
+}
+
+impl ConsentApi {
+    /// The API on `store`; `enrolment` as for [`super::consent_policy::ConsentPolicy`].
+    pub fn new(store: Arc<dyn ConsentStore>, enrolment: Enrolment) -> Self {
+        Self { store, enrolment }
+    }
+
+    /// The caller's stored role; `None` when the account does not exist (and is not enrolled).
+    async fn role_of(&self, caller: &Caller) -> Result<Option<String>, ApiError> {
+        let c = &caller.claims;
+        let me = c.fhir_user.as_deref().unwrap_or(&c.sub);
+        let account = match self.enrolment {
+            Enrolment::FromTokens => Some(
+                self.store
+                    .ensure_account(me, &c.role)
+                    .await
+                    .map_err(store_error)?,
+            ),
+            Enrolment::AdminOnly => self.store.account(me).await.map_err(store_error)?,
+        };
+        Ok(account.map(|a| a.role))
+    }
+
+    fn scopes(caller: &Caller, interaction: Interaction, patient: &str) -> Result<(), ApiError> {
+        match scope_grant(
+            &caller.claims.scope,
+            "Consent",
+            interaction,
+            Some(patient),
+            caller.claims.patient_context(),
+            None,
+        ) {
+            super::scopes::ScopeGrant::Allowed => Ok(()),
+            super::scopes::ScopeGrant::Refused(why) => Err(ApiError::forbidden(why)),
+        }
+    }
+
+    /// Only the patient writes their consents.
+    async fn may_write(
+        &self,
+        caller: &Caller,
+        patient: &str,
+        i: Interaction,
+    ) -> Result<(), ApiError> {
+        Self::scopes(caller, i, patient)?;
+        let me = caller
+            .claims
+            .fhir_user
+            .as_deref()
+            .unwrap_or(&caller.claims.sub);
+        if self.role_of(caller).await?.as_deref() == Some("patient") && me == patient {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "only the patient may create, change or revoke their consents",
+            ))
+        }
+    }
+
+    /// The patient reads their consents; an auditor reads all. Scopes that cannot reach Consent
+    /// at all give 403; any other refusal looks like an unknown consent.
+    async fn may_read(&self, caller: &Caller, patient: &str) -> Result<bool, ApiError> {
+        if !super::scopes::scopes_may_cover(&caller.claims.scope, "Consent", Interaction::Read) {
+            return Err(ApiError::forbidden("token scopes do not permit 'r' on Consent"));
+        }
+        if Self::scopes(caller, Interaction::Read, patient).is_err() {
+            return Ok(false);
+        }
+        let me = caller
+            .claims
+            .fhir_user
+            .as_deref()
+            .unwrap_or(&caller.claims.sub);
+        Ok(match self.role_of(caller).await?.as_deref() {
+            Some("patient") => me == patient,
+            Some("auditor") => true,
+            _ => false,
+        })
+    }
+
+    /// Validates, stamps and stores one version.
+    async fn put(
+        &self,
+        caller: &Caller,
+        id: &str,
+        mut value: Value,
+        expected: Option<u64>,
+    ) -> Result<ConsentVersion, ApiError> {
+        let rt = medledger_fhir::validate_resource(&value).map_err(|e| ApiError::from_fhir(&e))?;
+        if rt != "Consent" {
+            return Err(ApiError::bad_request("the body is not a Consent"));
+        }
+        let parsed = parse_consent(id, &value).map_err(|e| ApiError::unprocessable(e.0))?;
+        let interaction = if expected.is_some() {
+            Interaction::Update
+        } else {
+            Interaction::Create
+        };
+        self.may_write(caller, &parsed.patient, interaction).await?;
+        if expected.is_some() {
+            let stored = self.store.consent(id).await.map_err(store_error)?;
+            if stored.as_ref().is_some_and(|s| s.patient != parsed.patient) {
+                return Err(ApiError::unprocessable(
+                    "a Consent cannot move to another patient",
+                ));
+            }
+        }
+        let version = expected.map_or(1, |v| v + 1);
+        let (last_updated, now_ms) = now();
+        value["id"] = json!(id);
+        value["meta"] = json!({"versionId": version.to_string(), "lastUpdated": last_updated});
+        let body = medledger_fhir::canonical_json(&value);
+        let me = caller
+            .claims
+            .fhir_user
+            .clone()
+            .unwrap_or_else(|| caller.claims.sub.clone());
+        self.store
+            .put_consent(
+                &ConsentRow {
+                    id: id.to_owned(),
+                    version,
+                    patient: parsed.patient,
+                    status: value["status"].as_str().unwrap_or_default().to_owned(),
+                    resource: body.clone(),
+                    actor: me,
+                    recorded_at_ms: now_ms,
+                },
+                expected,
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(ConsentVersion {
+            id: id.to_owned(),
+            version,
+            body,
+            last_updated,
+            created: expected.is_none(),
+        })
+    }
+
+    /// `POST /fhir/Consent`.
+    pub async fn create(&self, caller: &Caller, value: Value) -> Result<ConsentVersion, ApiError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.put(caller, &id, value, None).await
+    }
+
+    /// `PUT /fhir/Consent/{id}`: a new version (creating it when unknown).
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: &str,
+        value: Value,
+        if_match: Option<u64>,
+    ) -> Result<ConsentVersion, ApiError> {
+        if value["id"].as_str() != Some(id) {
+            return Err(ApiError::bad_request(
+                "the resource id does not match the id in the URL",
+            ));
+        }
+        let current = self
+            .store
+            .consent(id)
+            .await
+            .map_err(store_error)?
+            .map(|c| c.version);
+        if let Some(want) = if_match
+            && current != Some(want)
+        {
+            return Err(ApiError::precondition_failed(
+                "If-Match does not name the current version",
+            ));
+        }
+        self.put(caller, id, value, current).await
+    }
+
+    /// `DELETE /fhir/Consent/{id}`: revocation, kept as a new version with status `inactive`
+    /// (the history stays; a revoked consent applies to no decision after this commits).
+    pub async fn revoke(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Option<ConsentVersion>, ApiError> {
+        let Some(current) = self.store.consent(id).await.map_err(store_error)? else {
+            return Ok(None);
+        };
+        let mut value: Value = serde_json::from_slice(&current.resource)
+            .map_err(|_| ApiError::internal("a stored Consent does not parse"))?;
+        if value["status"] == "inactive" {
+            self.may_write(caller, &current.patient, Interaction::Delete)
+                .await?;
+            return Ok(None);
+        }
+        value["status"] = json!("inactive");
+        let mut v = self.put(caller, id, value, Some(current.version)).await?;
+        v.created = false;
+        Ok(Some(v))
+    }
+
+    /// `GET /fhir/Consent/{id}`. A consent the caller may not read answers like an unknown one.
+    pub async fn read(&self, caller: &Caller, id: &str) -> Result<ConsentVersion, ApiError> {
+        let unknown = || ApiError::not_found(format!("Consent/{id} is not known"));
+        let row = self
+            .store
+            .consent(id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(unknown)?;
+        if !self.may_read(caller, &row.patient).await? {
+            return Err(unknown());
+        }
+        let value: Value = serde_json::from_slice(&row.resource)
+            .map_err(|_| ApiError::internal("a stored Consent does not parse"))?;
+        Ok(ConsentVersion {
+            id: row.id,
+            version: row.version,
+            last_updated: value["meta"]["lastUpdated"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            body: row.resource,
+            created: false,
+        })
+    }
+
+    /// `POST /fhir/$set-role`: an admin gives `account` a role. A role other than practitioner
+    /// clears verification.
+    pub async fn set_role(
+        &self,
+        caller: &Caller,
+        account: &str,
+        role: &str,
+    ) -> Result<(), ApiError> {
+        const ROLES: [&str; 6] = [
+            "patient",
+            "practitioner",
+            "organization",
+            "auditor",
+            "authority",
+            "admin",
+        ];
+        if self.role_of(caller).await?.as_deref() != Some("admin") {
+            return Err(ApiError::forbidden("only an admin assigns roles"));
+        }
+        if !ROLES.contains(&role) {
+            return Err(ApiError::unprocessable(format!(
+                "role must be one of {}",
+                ROLES.join(", ")
+            )));
+        }
+        if !valid_reference(account) {
+            return Err(ApiError::unprocessable(
+                "account must be a reference Type/id",
+            ));
+        }
+        let verified = role == "practitioner"
+            && self
+                .store
+                .account(account)
+                .await
+                .map_err(store_error)?
+                .is_some_and(|a| a.role == "practitioner" && a.verified);
+        self.store
+            .put_account(&medledger_storage_api::AccountRow {
+                account: account.to_owned(),
+                role: role.to_owned(),
+                verified,
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    /// `POST /fhir/$verify-practitioner`: an authority marks a practitioner as verified (or
+    /// not). Only verified practitioners may be granted access by consent or use break-glass.
+    pub async fn set_verified(
+        &self,
+        caller: &Caller,
+        account: &str,
+        verified: bool,
+    ) -> Result<(), ApiError> {
+        if self.role_of(caller).await?.as_deref() != Some("authority") {
+            return Err(ApiError::forbidden(
+                "only an authority verifies practitioners",
+            ));
+        }
+        let Some(current) = self.store.account(account).await.map_err(store_error)? else {
+            return Err(ApiError::unprocessable(format!(
+                "{account} is not a known account"
+            )));
+        };
+        if current.role != "practitioner" {
+            return Err(ApiError::unprocessable(format!(
+                "{account} is not a practitioner"
+            )));
+        }
+        self.store
+            .put_account(&medledger_storage_api::AccountRow {
+                verified,
+                ..current
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    /// `GET /fhir/Consent?patient=…`: the patient's current consents, as a searchset Bundle.
+    pub async fn search(&self, caller: &Caller, patient: &str) -> Result<Value, ApiError> {
+        let patient = if patient.contains('/') {
+            patient.to_owned()
+        } else {
+            format!("Patient/{patient}")
+        };
+        let rows = if self.may_read(caller, &patient).await? {
+            self.store
+                .consents_of(&patient)
+                .await
+                .map_err(store_error)?
+        } else {
+            Vec::new()
+        };
+        let entries: Vec<Value> = rows
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.resource).ok())
+            .map(|resource| json!({"fullUrl": format!("Consent/{}", resource["id"].as_str().unwrap_or_default()), "resource": resource, "search": {"mode": "match"}}))
+            .collect();
+        Ok(
+            json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}),
+        )
+    }
+}
+
+/// `Type/id` with a FHIR type name and a valid id.
+fn valid_reference(r: &str) -> bool {
+    r.split_once('/').is_some_and(|(t, id)| {
+        !t.is_empty()
+            && t.bytes().all(|b| b.is_ascii_alphabetic())
+            && !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    })
+}
