@@ -314,6 +314,76 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
+    // Consent through the gateway: another practitioner sees nothing until an authority has
+    // verified them and the patient's Consent (kept by the consent service) permits it.
+    let gw = |path: &str| stack.url("MEDLEDGER_FHIR_URL", path);
+    let dr2 = support::token(
+        stack.run.path(),
+        "Practitioner/dr-2",
+        "practitioner",
+        "user/*.rs",
+    );
+    let obs_path = format!("Observation/{obs}");
+    let read_as = |token: String| {
+        let url = gw(&obs_path);
+        let http = stack.http.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let status = http
+                    .get(&url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                if status != 503 || Instant::now() > deadline {
+                    return status.as_u16();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(read_as(dr2.clone()).await, 404);
+    let patient_token = support::token(
+        stack.run.path(),
+        &format!("Patient/{patient}"),
+        "patient",
+        "patient/*.cruds",
+    );
+    let consent = json!({"resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": format!("Patient/{patient}")},
+        "provision": {"type": "permit", "actor": [{"role": {"text": "reader"}, "reference": {"reference": "Practitioner/dr-2"}}]}});
+    let r = stack
+        .http
+        .post(gw("Consent"))
+        .bearer_auth(&patient_token)
+        .header("content-type", "application/fhir+json")
+        .body(consent.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-medledger-upstream"], "consent");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let authority = support::token(
+        stack.run.path(),
+        "Organization/board",
+        "authority",
+        "system/*.*",
+    );
+    let r = stack
+        .http
+        .post(gw("$verify-practitioner"))
+        .bearer_auth(&authority)
+        .header("content-type", "application/fhir+json")
+        .body(json!({"resourceType": "Parameters", "parameter": [{"name": "practitioner", "valueReference": {"reference": "Practitioner/dr-2"}}]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    assert_eq!(read_as(dr2).await, 200);
     // Without a token, nothing.
     let anonymous = stack
         .http

@@ -3,7 +3,7 @@
 //!
 //! | request | service |
 //! |---|---|
-//! | anything under `/fhir/Consent` (when a consent upstream is configured) | consent |
+//! | anything under `/fhir/Consent`, `POST /fhir/$set-role`, `POST /fhir/$verify-practitioner` (when a consent upstream is configured) | consent |
 //! | `GET`, `HEAD` (read, vread, history, search, `metadata`, `$verify`, `$everything`) | query |
 //! | `POST …/_search` (search with a form body) | query |
 //! | `POST`, `PUT`, `PATCH`, `DELETE` (create, update, delete, batch, transaction) | ingest |
@@ -70,7 +70,12 @@ pub fn route(method: &Method, path: &str, consent_configured: bool) -> Option<Up
     let mut segments = rest.split('/').filter(|s| !s.is_empty());
     let first = segments.next();
     let last = rest.rsplit('/').find(|s| !s.is_empty());
-    if consent_configured && first == Some("Consent") {
+    if consent_configured
+        && matches!(
+            first,
+            Some("Consent" | "$set-role" | "$verify-practitioner")
+        )
+    {
         return Some(Upstream::Consent);
     }
     Some(match *method {
@@ -116,6 +121,9 @@ mod tests {
             ("POST", "/fhir/Observation/%5Fsearch", false, Some(Query)),
             ("GET", "/%66hir/Patient/1", false, Some(Query)),
             ("GET", "/fhir/Patient/1", true, Some(Query)),
+            ("POST", "/fhir/$set-role", true, Some(Consent)),
+            ("POST", "/fhir/$verify-practitioner", true, Some(Consent)),
+            ("POST", "/fhir/$set-role", false, Some(Ingest)),
             ("GET", "/fhirx/Patient", false, None),
             ("GET", "/healthz", false, None),
             ("GET", "/", false, None),

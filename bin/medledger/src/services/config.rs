@@ -295,6 +295,8 @@ impl Default for QueryServiceConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ConsentServiceConfig {
+    /// FHIR listener: `Consent`, `$set-role`, `$verify-practitioner`.
+    pub(crate) http: HttpSection,
     /// gRPC listener (`CheckAccess`).
     pub(crate) grpc_listen: SocketAddr,
     /// Health probes.
@@ -315,6 +317,7 @@ pub(crate) struct ConsentServiceConfig {
 impl Default for ConsentServiceConfig {
     fn default() -> Self {
         Self {
+            http: HttpSection::default(),
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
             admin_listen: admin_default(),
             auth: AuthSection::default(),
@@ -338,7 +341,8 @@ pub(crate) struct GatewayServiceConfig {
     pub(crate) ingest_url: String,
     /// Base URL of query (reads, searches, `$verify`, `metadata`).
     pub(crate) query_url: String,
-    /// Base URL of consent's FHIR API for `Consent` resources; empty routes them like any type.
+    /// Base URL of consent's FHIR API for `Consent` resources and role administration; empty
+    /// routes them like any type (ingest then refuses Consents).
     pub(crate) consent_url: String,
     /// Largest request body passed on, bytes.
     pub(crate) max_body_bytes: usize,

@@ -1,11 +1,11 @@
 //! `medledger consent`: `CheckAccess` over gRPC, deciding on the consent store (PostgreSQL,
-//! schema `consent`).
+//! schema `consent`), and the FHIR API for Consents and role administration over HTTP.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use medledger_consent::{AccessControlService, ConsentPolicy, Enrolment};
+use medledger_consent::{AccessControlService, ConsentApi, ConsentPolicy, Enrolment};
 
 use super::config::ConsentServiceConfig;
 
@@ -19,9 +19,19 @@ pub(crate) async fn run(cfg: ConsentServiceConfig) -> anyhow::Result<()> {
     } else {
         Enrolment::AdminOnly
     };
-    let service =
-        AccessControlService::new(verifier, Arc::new(ConsentPolicy::new(store, enrolment)));
+    let service = AccessControlService::new(
+        verifier,
+        Arc::new(ConsentPolicy::new(store.clone(), enrolment)),
+    );
     super::serve_admin(cfg.admin_listen, || Ok(()), crate::web::no_gauges()).await?;
+    // The FHIR API (Consent, $set-role, $verify-practitioner) beside the gRPC server; both stop
+    // on SIGTERM.
+    let app = crate::web::fhir_app(
+        medledger_consent::http::routes(ConsentApi::new(store, enrolment)),
+        super::gate(&cfg.auth, &cfg.http)?,
+        cfg.http.max_body_bytes,
+    );
+    let http = tokio::spawn(super::serve_until_signal(cfg.http.listen, app, "consent"));
     let listener = tokio::net::TcpListener::bind(cfg.grpc_listen)
         .await
         .with_context(|| format!("binding {}", cfg.grpc_listen))?;
@@ -37,5 +47,12 @@ pub(crate) async fn run(cfg: ConsentServiceConfig) -> anyhow::Result<()> {
         )
         .await
         .context("gRPC server")?;
-    Ok(())
+    match tokio::time::timeout(Duration::from_secs(10), http).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => {
+            tracing::warn!("the consent HTTP server did not stop in time");
+            Ok(())
+        }
+    }
 }

@@ -125,7 +125,9 @@ impl ConsentApi {
     /// at all give 403; any other refusal looks like an unknown consent.
     async fn may_read(&self, caller: &Caller, patient: &str) -> Result<bool, ApiError> {
         if !super::scopes::scopes_may_cover(&caller.claims.scope, "Consent", Interaction::Read) {
-            return Err(ApiError::forbidden("token scopes do not permit 'r' on Consent"));
+            return Err(ApiError::forbidden(
+                "token scopes do not permit 'r' on Consent",
+            ));
         }
         if Self::scopes(caller, Interaction::Read, patient).is_err() {
             return Ok(false);
