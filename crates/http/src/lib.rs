@@ -388,6 +388,52 @@ pub fn etag(version: u64) -> String {
     format!("W/\"{version}\"")
 }
 
+/// A version's FHIR response: the stored bytes with `ETag`, `Last-Modified` and, given the
+/// version's URL (`…/{type}/{id}/_history/{vid}`), `Location` and `Content-Location`.
+pub fn version_response(
+    status: StatusCode,
+    body: Vec<u8>,
+    version: u64,
+    last_updated: &str,
+    location: Option<&str>,
+) -> Response {
+    let mut resp = raw_fhir_json(status, body);
+    let h = resp.headers_mut();
+    if let Some(v) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        h.insert(header::LOCATION, v.clone());
+        h.insert(header::CONTENT_LOCATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag(version)) {
+        h.insert(header::ETAG, v);
+    }
+    if let Some(v) = http_date(last_updated).and_then(|d| HeaderValue::from_str(&d).ok()) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    resp
+}
+
+/// Base URL for `Location` headers: the client's `Host`, so they resolve from where it called.
+pub fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}/fhir")
+}
+
+/// The request's `If-Match` version, if any; 400 when the header is malformed.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    headers
+        .get(header::IF_MATCH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(parse_if_match)
+                .ok_or_else(|| ApiError::bad_request("malformed If-Match"))
+        })
+        .transpose()
+}
+
 /// Parses an `If-Match` value (`W/"3"` or `"3"`) into a version.
 pub fn parse_if_match(v: &str) -> Option<u64> {
     let v = v.trim();

@@ -71,17 +71,11 @@ impl ConsentApi {
 
     /// The caller's stored role; `None` when the account does not exist (and is not enrolled).
     async fn role_of(&self, caller: &Caller) -> Result<Option<String>, ApiError> {
-        let c = &caller.claims;
-        let me = c.fhir_user.as_deref().unwrap_or(&c.sub);
-        let account = match self.enrolment {
-            Enrolment::FromTokens => Some(
-                self.store
-                    .ensure_account(me, &c.role)
-                    .await
-                    .map_err(store_error)?,
-            ),
-            Enrolment::AdminOnly => self.store.account(me).await.map_err(store_error)?,
-        };
+        let account = self
+            .enrolment
+            .account(self.store.as_ref(), &caller.claims)
+            .await
+            .map_err(store_error)?;
         Ok(account.map(|a| a.role))
     }
 

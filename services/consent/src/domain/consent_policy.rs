@@ -19,6 +19,21 @@ pub enum Enrolment {
     AdminOnly,
 }
 
+impl Enrolment {
+    /// The caller's account under this enrolment rule (`None`: unknown, not enrolled).
+    pub async fn account(
+        self,
+        store: &dyn ConsentStore,
+        claims: &medledger_auth::Claims,
+    ) -> Result<Option<medledger_storage_api::AccountRow>, StoreError> {
+        let me = claims.fhir_user.as_deref().unwrap_or(&claims.sub);
+        match self {
+            Enrolment::FromTokens => store.ensure_account(me, &claims.role).await.map(Some),
+            Enrolment::AdminOnly => store.account(me).await,
+        }
+    }
+}
+
 /// Decides with the documented order ([`decide`]) on the store's facts. The store is
 /// authoritative: the account's stored role, not the token's claim, is the role decided on, and
 /// a consent change applies to every decision after it commits.
@@ -88,16 +103,11 @@ impl ConsentPolicy {
 impl AccessPolicy for ConsentPolicy {
     async fn check(&self, q: AccessQuery<'_>) -> Result<Decision, AccessError> {
         let claims = &q.caller.claims;
-        let reference = claims.fhir_user.as_deref().unwrap_or(&claims.sub);
-        let account = match self.enrolment {
-            Enrolment::FromTokens => Some(
-                self.store
-                    .ensure_account(reference, &claims.role)
-                    .await
-                    .map_err(unavailable)?,
-            ),
-            Enrolment::AdminOnly => self.store.account(reference).await.map_err(unavailable)?,
-        };
+        let account = self
+            .enrolment
+            .account(self.store.as_ref(), claims)
+            .await
+            .map_err(unavailable)?;
         let Some(account) = account else {
             return Ok(Decision::Deny(
                 "this account has no role yet; an admin must assign one".into(),

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use medledger_auth::Caller;
-use medledger_http::{ApiError, FhirBody, FhirPath, etag, fhir_json, parse_if_match};
+use medledger_http::{ApiError, FhirBody, FhirPath, base_url, etag, fhir_json};
 
 use crate::domain::api::{ConsentApi, ConsentVersion};
 
@@ -76,33 +76,15 @@ async fn verify_practitioner(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}/fhir")
-}
-
 fn answer(v: &ConsentVersion, status: StatusCode, base: Option<&str>) -> Response {
-    let mut resp = medledger_http::raw_fhir_json(status, v.body.clone());
-    let h = resp.headers_mut();
-    if let Some(base) = base
-        && let Ok(loc) =
-            HeaderValue::from_str(&format!("{base}/Consent/{}/_history/{}", v.id, v.version))
-    {
-        h.insert(header::LOCATION, loc.clone());
-        h.insert(header::CONTENT_LOCATION, loc);
-    }
-    if let Ok(e) = HeaderValue::from_str(&etag(v.version)) {
-        h.insert(header::ETAG, e);
-    }
-    if let Some(d) =
-        medledger_http::http_date(&v.last_updated).and_then(|d| HeaderValue::from_str(&d).ok())
-    {
-        h.insert(header::LAST_MODIFIED, d);
-    }
-    resp
+    let location = base.map(|b| format!("{b}/Consent/{}/_history/{}", v.id, v.version));
+    medledger_http::version_response(
+        status,
+        v.body.clone(),
+        v.version,
+        &v.last_updated,
+        location.as_deref(),
+    )
 }
 
 async fn create(
@@ -122,15 +104,7 @@ async fn update(
     headers: HeaderMap,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
-    let if_match = match headers.get(header::IF_MATCH) {
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(parse_if_match)
-                .ok_or_else(|| ApiError::bad_request("malformed If-Match"))?,
-        ),
-        None => None,
-    };
+    let if_match = medledger_http::if_match(&headers)?;
     let v = api.update(&caller, &id, body, if_match).await?;
     let status = if v.created {
         StatusCode::CREATED

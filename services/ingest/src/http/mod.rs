@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::{Extension, Router};
 use medledger_auth::Caller;
-use medledger_http::{ApiError, FhirBody, FhirPath, etag, fhir_json, parse_if_match};
+use medledger_http::{ApiError, FhirBody, FhirPath, base_url, etag, fhir_json};
 
 use crate::domain::{Ingest, WriteOutcome};
 
@@ -36,31 +36,8 @@ fn written(o: &WriteOutcome, base: &str) -> Response {
         .as_ref()
         .map(medledger_fhir::canonical_json)
         .unwrap_or_default();
-    let mut resp = medledger_http::raw_fhir_json(status, body);
-    let h = resp.headers_mut();
-    let loc = format!("{base}/{}/{}/_history/{}", o.resource_type, o.id, o.version);
-    if let Ok(v) = HeaderValue::from_str(&loc) {
-        h.insert(header::LOCATION, v.clone());
-        h.insert(header::CONTENT_LOCATION, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&etag(o.version)) {
-        h.insert(header::ETAG, v);
-    }
-    if let Some(v) =
-        medledger_http::http_date(&o.last_updated).and_then(|d| HeaderValue::from_str(&d).ok())
-    {
-        h.insert(header::LAST_MODIFIED, v);
-    }
-    resp
-}
-
-/// Base URL for Location headers: the client's Host, so headers resolve from where it called.
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}/fhir")
+    let location = format!("{base}/{}/{}/_history/{}", o.resource_type, o.id, o.version);
+    medledger_http::version_response(status, body, o.version, &o.last_updated, Some(&location))
 }
 
 async fn create(
@@ -86,15 +63,7 @@ async fn update(
     headers: HeaderMap,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
-    let if_match = match headers.get(header::IF_MATCH) {
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(parse_if_match)
-                .ok_or_else(|| ApiError::bad_request("malformed If-Match"))?,
-        ),
-        None => None,
-    };
+    let if_match = medledger_http::if_match(&headers)?;
     let o = ingest.update(&caller, &rt, &id, body, if_match).await?;
     Ok(written(&o, &base_url(&headers)))
 }

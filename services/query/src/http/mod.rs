@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use medledger_auth::Caller;
-use medledger_http::{ApiError, FhirPath, etag, fhir_json, http_date, raw_fhir_json};
+use medledger_http::{ApiError, FhirPath, fhir_json};
 use serde_json::{Value, json};
 
 use crate::domain::{Query, VerifiedVersion};
@@ -27,15 +27,13 @@ pub fn routes(query: Query) -> Router {
 }
 
 fn version_response(v: VerifiedVersion) -> Response {
-    let mut resp = raw_fhir_json(StatusCode::OK, v.body.to_vec());
-    let h = resp.headers_mut();
-    if let Ok(e) = HeaderValue::from_str(&etag(v.row.version)) {
-        h.insert(header::ETAG, e);
-    }
-    if let Some(d) = http_date(&v.row.last_updated).and_then(|d| HeaderValue::from_str(&d).ok()) {
-        h.insert(header::LAST_MODIFIED, d);
-    }
-    resp
+    medledger_http::version_response(
+        StatusCode::OK,
+        v.body.to_vec(),
+        v.row.version,
+        &v.row.last_updated,
+        None,
+    )
 }
 
 fn parse_vid(vid: &str) -> Result<u64, ApiError> {
