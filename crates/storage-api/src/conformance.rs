@@ -5,8 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
 
 use crate::{
-    AccountRow, AnchorRow, ConsentRow, ConsentStore, LeafRow, LedgerStore, OutboxEvent,
-    OwnerKeyStore, RecordIndex, StoreError, TreeHeadRow, VersionRow, VersionWrite,
+    AccessRequestRow, AccessRequestStore, AccountRow, AnchorRow, ConsentRow, ConsentStore, LeafRow,
+    LedgerStore, OutboxEvent, OwnerKeyStore, RecordIndex, StoreError, TreeHeadRow, VersionRow,
+    VersionWrite,
 };
 
 fn row(id: &str, version: u64) -> VersionRow {
@@ -306,4 +307,52 @@ pub async fn consent_store(s: &dyn ConsentStore) {
     of_p1.sort();
     assert_eq!(of_p1, vec![("c1".into(), 2), ("c2".into(), 1)]);
     assert!(s.consent("nope").await.unwrap().is_none());
+}
+
+/// Against an empty access-request store.
+pub async fn access_requests(s: &dyn AccessRequestStore) {
+    let row = |id: &str, patient: &str, at: i64| AccessRequestRow {
+        id: id.into(),
+        requester: "Practitioner/dr-1".into(),
+        patient: patient.into(),
+        purpose: "TREAT".into(),
+        start: 100,
+        end: 200,
+        status: "pending".into(),
+        consent: None,
+        requested_at_ms: at,
+    };
+    s.put_request(&row("r2", "Patient/p1", 2)).await.unwrap();
+    s.put_request(&row("r1", "Patient/p1", 1)).await.unwrap();
+    s.put_request(&row("r3", "Patient/p2", 3)).await.unwrap();
+    assert!(
+        s.put_request(&row("r1", "Patient/p1", 9)).await.is_err(),
+        "ids are unique"
+    );
+    let ids: Vec<String> = s
+        .requests_for("Patient/p1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, vec!["r1", "r2"]);
+    s.decide_request("r1", "approved", Some("Consent/c9"))
+        .await
+        .unwrap();
+    let r1 = s.request("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (r1.status.as_str(), r1.consent.as_deref()),
+        ("approved", Some("Consent/c9"))
+    );
+    // Decided once only.
+    assert!(matches!(
+        s.decide_request("r1", "denied", None).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        s.decide_request("nope", "denied", None).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(s.request("nope").await.unwrap().is_none());
 }

@@ -289,3 +289,48 @@ pub trait ConsentStore: Send + Sync + 'static {
     /// exist). [`StoreError::Conflict`] when another change came first.
     async fn put_consent(&self, row: &ConsentRow, expected: Option<u64>) -> Result<(), StoreError>;
 }
+
+/// A practitioner's request for access to a patient's records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRequestRow {
+    /// Request id.
+    pub id: String,
+    /// Who asks (`Practitioner/dr-1`).
+    pub requester: String,
+    /// Whose records (`Patient/p1`).
+    pub patient: String,
+    /// Purpose of use code (`TREAT`).
+    pub purpose: String,
+    /// Requested period, Unix seconds: `[start, end)`.
+    pub start: i64,
+    /// End of the requested period.
+    pub end: i64,
+    /// `pending`, `approved` or `denied`.
+    pub status: String,
+    /// The Consent an approval created (`Consent/{id}`).
+    pub consent: Option<String>,
+    /// When it was asked, Unix milliseconds.
+    pub requested_at_ms: i64,
+}
+
+/// Access requests, kept by the consent service beside the consents they turn into.
+#[async_trait::async_trait]
+pub trait AccessRequestStore: Send + Sync + 'static {
+    /// Stores a new request.
+    async fn put_request(&self, row: &AccessRequestRow) -> Result<(), StoreError>;
+
+    /// One request.
+    async fn request(&self, id: &str) -> Result<Option<AccessRequestRow>, StoreError>;
+
+    /// Every request about `patient`, oldest first.
+    async fn requests_for(&self, patient: &str) -> Result<Vec<AccessRequestRow>, StoreError>;
+
+    /// Decides a pending request: `status` and the Consent it produced. [`StoreError::Conflict`]
+    /// when it is no longer pending (decided twice, or concurrently).
+    async fn decide_request(
+        &self,
+        id: &str,
+        status: &str,
+        consent: Option<&str>,
+    ) -> Result<(), StoreError>;
+}

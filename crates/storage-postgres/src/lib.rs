@@ -9,8 +9,9 @@
 use std::time::Duration;
 
 use medledger_storage_api::{
-    AccountRow, AnchorRow, ConsentRow, ConsentStore, LeafRow, LedgerStore, OutboxEvent,
-    OwnerKeyStore, RecordHead, RecordIndex, StoreError, TreeHeadRow, VersionRow, VersionWrite,
+    AccessRequestRow, AccessRequestStore, AccountRow, AnchorRow, ConsentRow, ConsentStore, LeafRow,
+    LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, StoreError, TreeHeadRow,
+    VersionRow, VersionWrite,
 };
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -571,5 +572,95 @@ impl ConsentStore for PgStore {
         }
         tx.commit().await.map_err(err)?;
         Ok(())
+    }
+}
+
+fn request_from_row(r: &PgRow) -> Result<AccessRequestRow, StoreError> {
+    Ok(AccessRequestRow {
+        id: r.try_get("id").map_err(err)?,
+        requester: r.try_get("requester").map_err(err)?,
+        patient: r.try_get("patient").map_err(err)?,
+        purpose: r.try_get("purpose").map_err(err)?,
+        start: r.try_get("period_start").map_err(err)?,
+        end: r.try_get("period_end").map_err(err)?,
+        status: r.try_get("status").map_err(err)?,
+        consent: r.try_get("consent").map_err(err)?,
+        requested_at_ms: r.try_get("requested_at_ms").map_err(err)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl AccessRequestStore for PgStore {
+    async fn put_request(&self, row: &AccessRequestRow) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO consent.access_requests (id, requester, patient, purpose, period_start, period_end, status, consent, requested_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&row.id)
+        .bind(&row.requester)
+        .bind(&row.patient)
+        .bind(&row.purpose)
+        .bind(row.start)
+        .bind(row.end)
+        .bind(&row.status)
+        .bind(&row.consent)
+        .bind(row.requested_at_ms)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(StoreError::Conflict {
+                resource: format!("access request {}", row.id),
+                expected: None,
+                found: Some(1),
+            }),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn request(&self, id: &str) -> Result<Option<AccessRequestRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM consent.access_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    async fn requests_for(&self, patient: &str) -> Result<Vec<AccessRequestRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM consent.access_requests WHERE patient = $1 ORDER BY requested_at_ms, id",
+        )
+        .bind(patient)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    async fn decide_request(
+        &self,
+        id: &str,
+        status: &str,
+        consent: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE consent.access_requests SET status = $1, consent = $2 WHERE id = $3 AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(consent)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                resource: format!("access request {id}"),
+                expected: None,
+                found: None,
+            })
+        }
     }
 }

@@ -114,3 +114,12 @@ async fn meets_the_consent_store_contract() {
     s.pool().close().await;
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn meets_the_access_request_contract() {
+    let db = TempDb::new().await;
+    let s = PgStore::connect(&db.url, 2).await.unwrap();
+    conformance::access_requests(&s).await;
+    s.pool().close().await;
+    db.drop_db().await;
+}
