@@ -48,6 +48,20 @@ pub(crate) struct DevArgs {
     /// public chain.
     #[arg(long, default_value_t = 1000)]
     anchor_interval_ms: u64,
+    /// For tests of expiry: consent decisions read "now" (Unix seconds) from this file while it
+    /// exists, instead of the system clock. Tokens are still checked against the system clock.
+    #[arg(long, hide = true)]
+    test_clock_file: Option<PathBuf>,
+}
+
+/// The clock consent decisions use: the system's, or the test clock file's.
+fn consent_clock(file: Option<PathBuf>) -> Arc<dyn Fn() -> i64 + Send + Sync> {
+    Arc::new(move || {
+        file.as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(medledger_auth::unix_now)
+    })
 }
 
 pub(crate) fn issuer_key_path(data_dir: &Path) -> PathBuf {
@@ -92,7 +106,12 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         );
     }
     // Accounts are enrolled from the dev issuer's tokens (`medledger token` names the role).
-    let policy = Arc::new(ConsentPolicy::new(store.clone(), Enrolment::FromTokens));
+    let clock = consent_clock(args.test_clock_file.clone());
+    let policy = Arc::new(ConsentPolicy::with_clock(
+        store.clone(),
+        Enrolment::FromTokens,
+        clock.clone(),
+    ));
 
     let ingest = Ingest::new(
         store.clone(),
@@ -166,7 +185,12 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         limiter: Arc::new(RateLimiter::new(args.rate_limit, args.rate_burst)),
     };
     let gauges = web::ledger_gauges(store.clone());
-    let consents = medledger_consent::ConsentApi::new(store.clone(), Enrolment::FromTokens);
+    let consents = medledger_consent::ConsentApi::new(
+        store.clone(),
+        store.clone(),
+        Enrolment::FromTokens,
+        clock,
+    );
     let app = app(
         ingest,
         query,

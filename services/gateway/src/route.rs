@@ -3,7 +3,7 @@
 //!
 //! | request | service |
 //! |---|---|
-//! | anything under `/fhir/Consent`, `POST /fhir/$set-role`, `POST /fhir/$verify-practitioner` (when a consent upstream is configured) | consent |
+//! | anything under `/fhir/Consent`, `POST /fhir/$set-role`, `POST /fhir/$verify-practitioner`, `…/$request-access`, `…/$access-requests`, `…/$decide-access` (when a consent upstream is configured) | consent |
 //! | `GET`, `HEAD` (read, vread, history, search, `metadata`, `$verify`, `$everything`) | query |
 //! | `POST …/_search` (search with a form body) | query |
 //! | `POST`, `PUT`, `PATCH`, `DELETE` (create, update, delete, batch, transaction) | ingest |
@@ -70,11 +70,16 @@ pub fn route(method: &Method, path: &str, consent_configured: bool) -> Option<Up
     let mut segments = rest.split('/').filter(|s| !s.is_empty());
     let first = segments.next();
     let last = rest.rsplit('/').find(|s| !s.is_empty());
+    let access_operation = matches!(
+        last,
+        Some("$request-access" | "$access-requests" | "$decide-access")
+    );
     if consent_configured
-        && matches!(
-            first,
-            Some("Consent" | "$set-role" | "$verify-practitioner")
-        )
+        && (access_operation
+            || matches!(
+                first,
+                Some("Consent" | "$set-role" | "$verify-practitioner")
+            ))
     {
         return Some(Upstream::Consent);
     }
@@ -124,6 +129,24 @@ mod tests {
             ("POST", "/fhir/$set-role", true, Some(Consent)),
             ("POST", "/fhir/$verify-practitioner", true, Some(Consent)),
             ("POST", "/fhir/$set-role", false, Some(Ingest)),
+            (
+                "POST",
+                "/fhir/Patient/p1/$request-access",
+                true,
+                Some(Consent),
+            ),
+            (
+                "GET",
+                "/fhir/Patient/p1/$access-requests",
+                true,
+                Some(Consent),
+            ),
+            (
+                "POST",
+                "/fhir/Patient/p1/$decide-access",
+                true,
+                Some(Consent),
+            ),
             ("GET", "/fhirx/Patient", false, None),
             ("GET", "/healthz", false, None),
             ("GET", "/", false, None),

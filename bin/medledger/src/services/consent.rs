@@ -27,7 +27,12 @@ pub(crate) async fn run(cfg: ConsentServiceConfig) -> anyhow::Result<()> {
     // The FHIR API (Consent, $set-role, $verify-practitioner) beside the gRPC server; both stop
     // on SIGTERM.
     let app = crate::web::fhir_app(
-        medledger_consent::http::routes(ConsentApi::new(store, enrolment)),
+        medledger_consent::http::routes(ConsentApi::new(
+            store.clone(),
+            store,
+            enrolment,
+            Arc::new(medledger_auth::unix_now),
+        )),
         super::gate(&cfg.auth, &cfg.http)?,
         cfg.http.max_body_bytes,
     );

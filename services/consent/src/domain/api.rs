@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use medledger_auth::Caller;
 use medledger_http::ApiError;
-use medledger_storage_api::{ConsentRow, ConsentStore, StoreError};
+use medledger_storage_api::{
+    AccessRequestRow, AccessRequestStore, ConsentRow, ConsentStore, StoreError,
+};
 use serde_json::{Value, json};
 
 use super::consent::parse_consent;
@@ -33,8 +35,13 @@ pub struct ConsentVersion {
 #[derive(Clone)]
 pub struct ConsentApi {
     store: Arc<dyn ConsentStore>,
+    requests: Arc<dyn AccessRequestStore>,
     enrolment: Enrolment,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
+
+/// Longest access a request may ask for.
+const MAX_REQUEST_SECS: i64 = 366 * 86_400;
 
 impl std::fmt::Debug for ConsentApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,9 +71,20 @@ fn now() -> (String, i64) {
 }
 
 impl ConsentApi {
-    /// The API on `store`; `enrolment` as for [`super::consent_policy::ConsentPolicy`].
-    pub fn new(store: Arc<dyn ConsentStore>, enrolment: Enrolment) -> Self {
-        Self { store, enrolment }
+    /// The API on `store` and `requests`; `enrolment` as for
+    /// [`super::consent_policy::ConsentPolicy`]; `clock` tells Unix seconds (injectable).
+    pub fn new(
+        store: Arc<dyn ConsentStore>,
+        requests: Arc<dyn AccessRequestStore>,
+        enrolment: Enrolment,
+        clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    ) -> Self {
+        Self {
+            store,
+            requests,
+            enrolment,
+            clock,
+        }
     }
 
     /// The caller's stored role; `None` when the account does not exist (and is not enrolled).
@@ -385,6 +403,197 @@ impl ConsentApi {
         Ok(
             json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}),
         )
+    }
+}
+
+fn iso(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_time(s: &str, what: &str) -> Result<i64, ApiError> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| ApiError::bad_request(format!("`{what}` must be a dateTime with a time zone")))
+}
+
+/// An access request as a FHIR `Task` (intent `proposal`): who asks, for whose records, why and
+/// for how long; once approved, its output names the Consent it became.
+pub fn request_as_task(r: &AccessRequestRow) -> Value {
+    let status = match r.status.as_str() {
+        "approved" => "accepted",
+        "denied" => "rejected",
+        _ => "requested",
+    };
+    let mut task = json!({
+        "resourceType": "Task",
+        "id": r.id,
+        "status": status,
+        "intent": "proposal",
+        "code": {"coding": [{"system": "https://medledger.example/CodeSystem/task", "code": "access-request"}], "text": "access request"},
+        "for": {"reference": r.patient},
+        "requester": {"reference": r.requester},
+        "authoredOn": iso(r.requested_at_ms / 1000),
+        "reasonCode": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": r.purpose}]},
+        "restriction": {"period": {"start": iso(r.start), "end": iso(r.end)}}
+    });
+    if let Some(c) = &r.consent {
+        task["output"] = json!([{"type": {"text": "consent"}, "valueReference": {"reference": c}}]);
+    }
+    task
+}
+
+impl ConsentApi {
+    /// `POST /fhir/Patient/{id}/$request-access`: a practitioner asks for access to a patient's
+    /// records, for a purpose and a period (at most a year).
+    pub async fn request_access(
+        &self,
+        caller: &Caller,
+        patient: &str,
+        purpose: &str,
+        start: Option<&str>,
+        end: &str,
+    ) -> Result<AccessRequestRow, ApiError> {
+        if !super::scopes::scopes_may_cover(&caller.claims.scope, "Patient", Interaction::Read) {
+            return Err(ApiError::forbidden(
+                "token scopes do not permit 'r' on Patient",
+            ));
+        }
+        if self.role_of(caller).await?.as_deref() != Some("practitioner") {
+            return Err(ApiError::forbidden("only practitioners request access"));
+        }
+        if purpose.is_empty()
+            || purpose.len() > 32
+            || !purpose.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(ApiError::bad_request(
+                "`purpose` must be a PurposeOfUse code such as TREAT",
+            ));
+        }
+        let now = (self.clock)();
+        let start = start.map_or(Ok(now), |s| parse_time(s, "start"))?;
+        let end = parse_time(end, "end")?;
+        if end <= start.max(now) || end - start > MAX_REQUEST_SECS {
+            return Err(ApiError::unprocessable(
+                "the period must end in the future and last at most a year",
+            ));
+        }
+        let row = AccessRequestRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            requester: caller
+                .claims
+                .fhir_user
+                .clone()
+                .unwrap_or_else(|| caller.claims.sub.clone()),
+            patient: format!("Patient/{patient}"),
+            purpose: purpose.to_owned(),
+            start,
+            end,
+            status: "pending".into(),
+            consent: None,
+            requested_at_ms: now.saturating_mul(1000),
+        };
+        self.requests.put_request(&row).await.map_err(store_error)?;
+        Ok(row)
+    }
+
+    /// `GET /fhir/Patient/{id}/$access-requests`: the patient's requests (the patient, or an
+    /// auditor); anyone else sees none.
+    pub async fn access_requests(&self, caller: &Caller, patient: &str) -> Result<Value, ApiError> {
+        let patient = format!("Patient/{patient}");
+        let rows = if self.may_read(caller, &patient).await? {
+            self.requests
+                .requests_for(&patient)
+                .await
+                .map_err(store_error)?
+        } else {
+            Vec::new()
+        };
+        let entries: Vec<Value> = rows
+            .iter()
+            .map(|r| json!({"fullUrl": format!("Task/{}", r.id), "resource": request_as_task(r)}))
+            .collect();
+        Ok(
+            json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}),
+        )
+    }
+
+    /// `POST /fhir/Patient/{id}/$decide-access`: the patient approves (a time-boxed Consent
+    /// permitting the requester, for the purpose and period asked) or denies a pending request.
+    pub async fn decide_access(
+        &self,
+        caller: &Caller,
+        patient: &str,
+        request: &str,
+        approve: bool,
+    ) -> Result<AccessRequestRow, ApiError> {
+        let patient = format!("Patient/{patient}");
+        let unknown = || ApiError::not_found(format!("access request {request} is not known"));
+        let row = self
+            .requests
+            .request(request)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(unknown)?;
+        if row.patient != patient {
+            return Err(unknown());
+        }
+        self.may_write(caller, &patient, Interaction::Update)
+            .await?;
+        if row.status != "pending" {
+            return Err(ApiError::conflict(format!(
+                "access request {request} was already {}",
+                row.status
+            )));
+        }
+        let consent = if approve {
+            // One Consent per request, with an id derived from it: a second approval (a retry
+            // after a crash, or a race) finds it instead of granting twice.
+            let id = format!("access-{}", row.id);
+            let value = json!({
+                "resourceType": "Consent",
+                "status": "active",
+                "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+                "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                "patient": {"reference": patient},
+                "dateTime": iso((self.clock)()),
+                "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+                "provision": {
+                    "type": "permit",
+                    "period": {"start": iso(row.start), "end": iso(row.end)},
+                    "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}, "reference": {"reference": row.requester}}],
+                    "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": row.purpose}]
+                }
+            });
+            match self.put(caller, &id, value, None).await {
+                Ok(_) => {}
+                Err(e) if e.status == axum::http::StatusCode::CONFLICT => {}
+                Err(e) => return Err(e),
+            }
+            Some(format!("Consent/{id}"))
+        } else {
+            None
+        };
+        let status = if approve { "approved" } else { "denied" };
+        self.requests
+            .decide_request(request, status, consent.as_deref())
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => {
+                    ApiError::conflict(format!("access request {request} was decided meanwhile"))
+                }
+                other => store_error(other),
+            })?;
+        Ok(AccessRequestRow {
+            status: status.to_owned(),
+            consent,
+            ..row
+        })
     }
 }
 

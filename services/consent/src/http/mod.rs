@@ -13,15 +13,90 @@ use medledger_http::{ApiError, FhirBody, FhirPath, base_url, etag, fhir_json};
 
 use crate::domain::api::{ConsentApi, ConsentVersion};
 
-/// Routes: `POST /Consent`, `GET /Consent?patient=`, `GET|PUT|DELETE /Consent/{id}`, and the
-/// system operations `POST /$set-role` (admin) and `POST /$verify-practitioner` (authority).
+/// Routes: `POST /Consent`, `GET /Consent?patient=`, `GET|PUT|DELETE /Consent/{id}`; the system
+/// operations `POST /$set-role` (admin) and `POST /$verify-practitioner` (authority); and access
+/// requests on a patient: `POST $request-access` (practitioner), `GET $access-requests` and
+/// `POST $decide-access` (the patient).
 pub fn routes(api: ConsentApi) -> Router {
     Router::new()
         .route("/Consent", post(create).get(search))
         .route("/Consent/{id}", get(read).put(update).delete(revoke))
         .route("/$set-role", post(set_role))
         .route("/$verify-practitioner", post(verify_practitioner))
+        .route("/Patient/{id}/$request-access", post(request_access))
+        .route("/Patient/{id}/$access-requests", get(access_requests))
+        .route("/Patient/{id}/$decide-access", post(decide_access))
         .with_state(api)
+}
+
+fn string_param<'a>(body: &'a serde_json::Value, name: &str, kinds: &[&str]) -> Option<&'a str> {
+    let p = parameter(body, name)?;
+    kinds.iter().find_map(|k| p[*k].as_str())
+}
+
+async fn request_access(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirPath(patient): FhirPath<String>,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    parameters(&body)?;
+    let purpose = string_param(&body, "purpose", &["valueCode"])
+        .ok_or_else(|| ApiError::bad_request("parameter `purpose` (valueCode) is required"))?;
+    let start = string_param(&body, "start", &["valueDateTime", "valueInstant"]);
+    let end = string_param(&body, "end", &["valueDateTime", "valueInstant"])
+        .ok_or_else(|| ApiError::bad_request("parameter `end` (valueDateTime) is required"))?;
+    let row = api
+        .request_access(&caller, &patient, purpose, start, end)
+        .await?;
+    let mut resp = fhir_json(
+        StatusCode::CREATED,
+        &crate::domain::api::request_as_task(&row),
+    );
+    if let Ok(loc) = HeaderValue::from_str(&format!(
+        "{}/Patient/{patient}/$access-requests",
+        base_url(&headers)
+    )) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(resp)
+}
+
+async fn access_requests(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirPath(patient): FhirPath<String>,
+) -> Result<Response, ApiError> {
+    let bundle = api.access_requests(&caller, &patient).await?;
+    Ok(fhir_json(StatusCode::OK, &bundle))
+}
+
+async fn decide_access(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirPath(patient): FhirPath<String>,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    parameters(&body)?;
+    let request = string_param(&body, "request", &["valueString", "valueId"])
+        .ok_or_else(|| ApiError::bad_request("parameter `request` (valueString) is required"))?;
+    let approve = match string_param(&body, "decision", &["valueCode"]) {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => {
+            return Err(ApiError::bad_request(
+                "parameter `decision` must be approve or deny",
+            ));
+        }
+    };
+    let row = api
+        .decide_access(&caller, &patient, request, approve)
+        .await?;
+    Ok(fhir_json(
+        StatusCode::OK,
+        &crate::domain::api::request_as_task(&row),
+    ))
 }
 
 /// A `Parameters` resource's `valueString`/`valueBoolean`/`valueReference` by name.
