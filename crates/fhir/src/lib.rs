@@ -7,6 +7,7 @@
 pub mod canonical;
 pub mod compartment;
 pub mod outcome;
+pub mod primitives;
 pub mod references;
 pub mod types;
 pub mod validate;
@@ -14,6 +15,7 @@ pub mod validate;
 pub use canonical::canonical_json;
 pub use compartment::{Owner, owner_of};
 pub use outcome::{IssueCode, operation_outcome};
+pub use primitives::{now_instant, valid_id};
 pub use references::{rewrite_references, unresolved_urn_references};
 pub use types::all_accepted_types;
 pub use types::{AcceptedType, accepted_type};

@@ -58,18 +58,6 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-fn now() -> (String, i64) {
-    let t = time::OffsetDateTime::now_utc();
-    let ms = i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-    let t = t
-        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(t);
-    let s = t
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    (s, ms)
-}
-
 impl ConsentApi {
     /// The API on `store` and `requests`; `enrolment` as for
     /// [`super::consent_policy::ConsentPolicy`]; `clock` tells Unix seconds (injectable).
@@ -184,7 +172,7 @@ impl ConsentApi {
             }
         }
         let version = expected.map_or(1, |v| v + 1);
-        let (last_updated, now_ms) = now();
+        let (last_updated, now_ms) = medledger_fhir::now_instant();
         value["id"] = json!(id);
         value["meta"] = json!({"versionId": version.to_string(), "lastUpdated": last_updated});
         let body = medledger_fhir::canonical_json(&value);
@@ -600,12 +588,6 @@ impl ConsentApi {
 /// `Type/id` with a FHIR type name and a valid id.
 fn valid_reference(r: &str) -> bool {
     r.split_once('/').is_some_and(|(t, id)| {
-        !t.is_empty()
-            && t.bytes().all(|b| b.is_ascii_alphabetic())
-            && !id.is_empty()
-            && id.len() <= 64
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphabetic()) && medledger_fhir::valid_id(id)
     })
 }

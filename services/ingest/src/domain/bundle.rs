@@ -12,7 +12,8 @@ use medledger_fhir::{rewrite_references, unresolved_urn_references};
 use medledger_http::{ApiError, etag};
 use serde_json::{Value, json};
 
-use super::write::{Ingest, Op, Prepared, WriteOutcome, new_id, now_instant};
+use super::write::{Ingest, Op, Prepared, WriteOutcome, new_id};
+use medledger_fhir::now_instant;
 
 /// Whether a Bundle is processed atomically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use medledger_blobstore::{BlobStore, Cid};
 use medledger_consent::{AccessPolicy, AccessQuery, Interaction};
 use medledger_crypto::{commitment, new_salt, seal_version, version_aad};
 use medledger_fhir::{Owner, canonical_json, owner_of, validate_resource};
+use medledger_fhir::{now_instant, valid_id};
 use medledger_http::ApiError;
 use medledger_keys::OwnerKeys;
 use medledger_proto::{Message, RECORDS_TOPIC, v1::RecordVersionStored};
@@ -59,28 +60,9 @@ pub struct WriteOutcome {
     pub resource: Option<Value>,
 }
 
-/// A FHIR instant with millisecond precision, now.
-pub(crate) fn now_instant() -> (String, i64) {
-    let now = time::OffsetDateTime::now_utc();
-    let ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    (now.format(&fmt).unwrap_or_default(), ms)
-}
-
 /// A new server-assigned logical id.
 pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// FHIR ids: 1–64 of `[A-Za-z0-9\-\.]`.
-pub(crate) fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// One write, as a single request or a Bundle entry asks for it.
