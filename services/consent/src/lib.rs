@@ -18,6 +18,23 @@ pub use domain::policy::{
 pub use domain::scopes::{scope_allows, scopes_may_cover};
 pub use grpc::{AccessControlService, GrpcAccessPolicy};
 
+/// 403 unless some scope of `caller` could reach `interaction` on `resource_type` at all: the
+/// check made before any lookup, so a refusal says nothing about which records exist.
+pub fn require_scope_reach(
+    caller: &medledger_auth::Caller,
+    resource_type: &str,
+    interaction: Interaction,
+) -> Result<(), medledger_http::ApiError> {
+    if scopes_may_cover(&caller.claims.scope, resource_type, interaction) {
+        Ok(())
+    } else {
+        Err(medledger_http::ApiError::forbidden(format!(
+            "token scopes do not permit '{}' on {resource_type}",
+            interaction.letter()
+        )))
+    }
+}
+
 impl From<AccessError> for medledger_http::ApiError {
     fn from(e: AccessError) -> Self {
         match e {

@@ -124,11 +124,7 @@ impl ConsentApi {
     /// The patient reads their consents; an auditor reads all. Scopes that cannot reach Consent
     /// at all give 403; any other refusal looks like an unknown consent.
     async fn may_read(&self, caller: &Caller, patient: &str) -> Result<bool, ApiError> {
-        if !super::scopes::scopes_may_cover(&caller.claims.scope, "Consent", Interaction::Read) {
-            return Err(ApiError::forbidden(
-                "token scopes do not permit 'r' on Consent",
-            ));
-        }
+        crate::require_scope_reach(caller, "Consent", Interaction::Read)?;
         if Self::scopes(caller, Interaction::Read, patient).is_err() {
             return Ok(false);
         }
@@ -447,11 +443,7 @@ impl ConsentApi {
         start: Option<&str>,
         end: &str,
     ) -> Result<AccessRequestRow, ApiError> {
-        if !super::scopes::scopes_may_cover(&caller.claims.scope, "Patient", Interaction::Read) {
-            return Err(ApiError::forbidden(
-                "token scopes do not permit 'r' on Patient",
-            ));
-        }
+        crate::require_scope_reach(caller, "Patient", Interaction::Read)?;
         if self.role_of(caller).await?.as_deref() != Some("practitioner") {
             return Err(ApiError::forbidden("only practitioners request access"));
         }

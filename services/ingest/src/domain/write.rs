@@ -135,14 +135,7 @@ impl Ingest {
                 "Consent resources are kept by the consent service (/fhir/Consent through the gateway)",
             ));
         }
-        if medledger_consent::scopes_may_cover(&caller.claims.scope, rt, interaction) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
-                "token scopes do not permit '{}' on {rt}",
-                interaction.letter()
-            )))
-        }
+        medledger_consent::require_scope_reach(caller, rt, interaction)
     }
 
     /// Denies (403) unless the policy permits this write on a record of `owner` whose current

@@ -106,11 +106,7 @@ impl Query {
     ) -> Result<VerifiedVersion, ApiError> {
         // Before any lookup: scopes that cannot reach the type at all give 403 and reveal
         // nothing about which records exist.
-        if !medledger_consent::scopes_may_cover(&caller.claims.scope, rt, Interaction::Read) {
-            return Err(ApiError::forbidden(format!(
-                "token scopes do not permit 'r' on {rt}"
-            )));
-        }
+        medledger_consent::require_scope_reach(caller, rt, Interaction::Read)?;
         if medledger_fhir::accepted_type(rt) != medledger_fhir::AcceptedType::Yes {
             return Err(ApiError::not_found(format!(
                 "resource type '{rt}' is not served here"
