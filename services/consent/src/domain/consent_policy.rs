@@ -27,9 +27,12 @@ impl Enrolment {
         claims: &medledger_auth::Claims,
     ) -> Result<Option<medledger_storage_api::AccountRow>, StoreError> {
         let me = claims.fhir_user.as_deref().unwrap_or(&claims.sub);
-        match self {
-            Enrolment::FromTokens => store.ensure_account(me, &claims.role).await.map(Some),
-            Enrolment::AdminOnly => store.account(me).await,
+        // Every decision asks: read first, so a known account costs no write (the insert
+        // would take SQLite's write lock on every read).
+        match (store.account(me).await?, self) {
+            (Some(a), _) => Ok(Some(a)),
+            (None, Enrolment::FromTokens) => store.ensure_account(me, &claims.role).await.map(Some),
+            (None, Enrolment::AdminOnly) => Ok(None),
         }
     }
 }
