@@ -113,11 +113,15 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         clock.clone(),
     ));
 
+    // One audit trail in the same database: a write's AuditEvent commits with the write, and a
+    // read's is stored (and on the bus for the ledger writer) before the read answers.
+    let audit = medledger_audit::Auditor::new(store.clone());
     let ingest = Ingest::new(
         store.clone(),
         blocks.clone(),
         keys.clone(),
         policy.clone(),
+        audit.clone(),
         IngestConfig {
             max_body_bytes: args.max_body_bytes,
             ..IngestConfig::default()
@@ -129,6 +133,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         keys,
         store.clone(),
         policy,
+        audit.clone(),
         QueryConfig {
             // Anchors follow tree heads within about one anchor interval.
             anchor_wait: Duration::from_millis(args.anchor_interval_ms.saturating_mul(3)),
@@ -190,6 +195,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         store.clone(),
         Enrolment::FromTokens,
         clock,
+        audit,
     );
     let app = app(
         ingest,

@@ -21,8 +21,66 @@ pub enum LeafKind {
     RecordVersion = 1,
     /// A consent change (reserved).
     ConsentChange = 2,
-    /// An access audit event (reserved).
+    /// An AuditEvent of the audit trail.
     AuditEvent = 3,
+}
+
+/// The inputs of an audit-event leaf: the event's id, time and salted commitment (the event
+/// itself, which names patients and practitioners, stays in the audit store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditLeaf {
+    /// The AuditEvent's id.
+    pub id: String,
+    /// HMAC-SHA256(salt, canonical JSON) as hex.
+    pub commitment: String,
+    /// When the audited interaction happened (Unix ms).
+    pub recorded_at_ms: i64,
+}
+
+impl AuditLeaf {
+    /// `AuditEvent/id`.
+    pub fn subject(&self) -> String {
+        format!("AuditEvent/{}", self.id)
+    }
+
+    /// The leaf bytes: format, kind, subject, commitment, time.
+    pub fn encode(&self) -> Result<Vec<u8>, ProofError> {
+        let commitment = decode32(&self.commitment, "commitment")?;
+        let mut out = Vec::with_capacity(96);
+        out.push(LEAF_FORMAT);
+        out.push(LeafKind::AuditEvent as u8);
+        put_str(&mut out, &self.subject());
+        out.extend_from_slice(&commitment);
+        out.extend_from_slice(&self.recorded_at_ms.to_be_bytes());
+        Ok(out)
+    }
+
+    /// Parses leaf bytes produced by [`AuditLeaf::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, ProofError> {
+        let mut r = Reader(bytes);
+        if r.u8()? != LEAF_FORMAT || r.u8()? != LeafKind::AuditEvent as u8 {
+            return Err(ProofError::Malformed("leaf format or kind"));
+        }
+        let subject = r.string()?;
+        let id = subject
+            .strip_prefix("AuditEvent/")
+            .ok_or(ProofError::Malformed("leaf subject"))?;
+        let commitment = hex::encode(r.take(32)?);
+        let recorded_at_ms = i64::from_be_bytes(
+            r.take(8)?
+                .try_into()
+                .map_err(|_| ProofError::Malformed("leaf"))?,
+        );
+        if !r.0.is_empty() {
+            return Err(ProofError::Malformed("trailing bytes in leaf"));
+        }
+        Ok(Self {
+            id: id.to_owned(),
+            commitment,
+            recorded_at_ms,
+        })
+    }
 }
 
 /// The inputs of a record-version leaf.
@@ -360,6 +418,22 @@ impl ProofBundle {
 mod tests {
     use super::*;
     use medledger_merkle::MerkleTree;
+
+    #[test]
+    fn audit_leaves_round_trip_and_are_never_read_as_records() {
+        let a = AuditLeaf {
+            id: "0b8e5d3c-1f2a-4c3b-9d4e-5f6a7b8c9d0e".into(),
+            commitment: "ab".repeat(32),
+            recorded_at_ms: 1_700_000_000_123,
+        };
+        let bytes = a.encode().expect("encodes");
+        assert_eq!(AuditLeaf::decode(&bytes).expect("decodes"), a);
+        assert!(RecordLeaf::decode(&bytes).is_err());
+        assert!(AuditLeaf::decode(&leaf(1).encode().expect("encodes")).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(AuditLeaf::decode(&longer).is_err());
+    }
 
     fn leaf(i: u64) -> RecordLeaf {
         RecordLeaf {

@@ -5,9 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
 
 use crate::{
-    AccessRequestRow, AccessRequestStore, AccountRow, AnchorRow, ConsentRow, ConsentStore, LeafRow,
-    LedgerStore, OutboxEvent, OwnerKeyStore, RecordIndex, StoreError, TreeHeadRow, VersionRow,
-    VersionWrite,
+    AccessRequestRow, AccessRequestStore, AccountRow, AnchorRow, AuditFilter, AuditRow, AuditStore,
+    ConsentRow, ConsentStore, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordIndex,
+    StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
 
 fn row(id: &str, version: u64) -> VersionRow {
@@ -38,6 +38,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
             expected: None,
         }],
         std::slice::from_ref(&ev),
+        &[],
     )
     .await
     .unwrap();
@@ -50,7 +51,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
         expected: None,
     };
     let e = s
-        .commit(&[fresh, stale], std::slice::from_ref(&ev))
+        .commit(&[fresh, stale], std::slice::from_ref(&ev), &[])
         .await
         .unwrap_err();
     assert!(
@@ -74,6 +75,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
             expected: Some(1),
         }],
         &[],
+        &[],
     )
     .await
     .unwrap();
@@ -83,6 +85,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
                 row: row("a", 3),
                 expected: Some(1),
             }],
+            &[],
             &[],
         )
         .await
@@ -113,6 +116,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
             row: deletion.clone(),
             expected: Some(2),
         }],
+        &[],
         &[],
     )
     .await
@@ -355,4 +359,102 @@ pub async fn access_requests(s: &dyn AccessRequestStore) {
         Err(StoreError::Conflict { .. })
     ));
     assert!(s.request("nope").await.unwrap().is_none());
+}
+
+fn audit_row(id: &str, at: i64, patient: Option<&str>, actor: &str) -> AuditRow {
+    AuditRow {
+        id: id.into(),
+        recorded_at_ms: at,
+        patient: patient.map(str::to_owned),
+        actor: actor.into(),
+        outcome: "0".into(),
+        resource: format!(r#"{{"id":"{id}","resourceType":"AuditEvent"}}"#).into_bytes(),
+        salt: [u8::try_from(at % 256).unwrap(); 32],
+    }
+}
+
+/// The audit trail: rows are stored with the write they audit or not at all, listed newest first
+/// by patient, actor and time, and a repeated id is ignored.
+pub async fn audit_trail(index: &dyn RecordIndex, audit: &dyn AuditStore) {
+    let ev = OutboxEvent {
+        topic: "t".into(),
+        key: b"k".to_vec(),
+        payload: b"p".to_vec(),
+    };
+    index
+        .commit(
+            &[VersionWrite {
+                row: row("w", 1),
+                expected: None,
+            }],
+            std::slice::from_ref(&ev),
+            &[audit_row(
+                "a-write",
+                10,
+                Some("Patient/p"),
+                "Practitioner/x",
+            )],
+        )
+        .await
+        .unwrap();
+    // A commit that fails stores its audit rows no more than its versions.
+    index
+        .commit(
+            &[VersionWrite {
+                row: row("w", 2),
+                expected: None,
+            }],
+            &[],
+            &[audit_row("a-lost", 11, Some("Patient/p"), "Practitioner/x")],
+        )
+        .await
+        .unwrap_err();
+    assert!(audit.audit_event("a-lost").await.unwrap().is_none());
+    audit
+        .record_audit(
+            &[
+                audit_row("a-read", 20, Some("Patient/p"), "Practitioner/y"),
+                audit_row("a-other", 30, Some("Patient/q"), "Practitioner/x"),
+                audit_row("a-none", 40, None, "Practitioner/x"),
+            ],
+            std::slice::from_ref(&ev),
+        )
+        .await
+        .unwrap();
+    // The same id again (a retried request) changes nothing.
+    let mut changed = audit_row("a-read", 99, Some("Patient/q"), "Practitioner/z");
+    changed.outcome = "4".into();
+    audit.record_audit(&[changed], &[]).await.unwrap();
+    assert_eq!(
+        audit.audit_event("a-read").await.unwrap().unwrap(),
+        audit_row("a-read", 20, Some("Patient/p"), "Practitioner/y")
+    );
+    let ids = |rows: Vec<AuditRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = AuditFilter {
+        limit: 100,
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        ids(audit.audit_events(&all).await.unwrap()),
+        ["a-none", "a-other", "a-read", "a-write"]
+    );
+    let of_p = AuditFilter {
+        patient: Some("Patient/p".into()),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(audit.audit_events(&of_p).await.unwrap()),
+        ["a-read", "a-write"]
+    );
+    let by_x = AuditFilter {
+        actor: Some("Practitioner/x".into()),
+        since_ms: Some(15),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(audit.audit_events(&by_x).await.unwrap()),
+        ["a-none", "a-other"]
+    );
+    let newest = AuditFilter { limit: 1, ..all };
+    assert_eq!(ids(audit.audit_events(&newest).await.unwrap()), ["a-none"]);
 }

@@ -103,11 +103,13 @@ pub trait RecordIndex: Send + Sync + 'static {
         version: u64,
     ) -> Result<Option<VersionRow>, StoreError>;
 
-    /// Writes all versions and events in one transaction, or nothing.
+    /// Writes all versions, their events and the audit rows of the write in one transaction,
+    /// or nothing (so an acknowledged write is never missing from the audit trail).
     async fn commit(
         &self,
         writes: &[VersionWrite],
         events: &[OutboxEvent],
+        audit: &[AuditRow],
     ) -> Result<(), StoreError>;
 
     /// Every CID the index refers to (the pin set, for garbage collection).
@@ -333,4 +335,57 @@ pub trait AccessRequestStore: Send + Sync + 'static {
         status: &str,
         consent: Option<&str>,
     ) -> Result<(), StoreError>;
+}
+
+/// One FHIR `AuditEvent`, as kept by the audit trail. Audit rows are never deleted, not even
+/// when the patient they are about is erased: they hold references and codes, never resource
+/// content, and they are not encrypted under the patient's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// The AuditEvent's id (a UUID).
+    pub id: String,
+    /// When the audited interaction happened, Unix milliseconds.
+    pub recorded_at_ms: i64,
+    /// The patient the event is about (`Patient/{id}`), when there is one: what a patient's
+    /// `GET /fhir/AuditEvent?patient=` selects on.
+    pub patient: Option<String>,
+    /// Who acted (the token subject).
+    pub actor: String,
+    /// `AuditEvent.outcome`: `0` success, `4` refused, `8` failed.
+    pub outcome: String,
+    /// The AuditEvent resource (RFC 8785 JSON).
+    pub resource: Vec<u8>,
+    /// Salt of the ledger commitment `HMAC-SHA256(salt, resource)`.
+    pub salt: [u8; 32],
+}
+
+/// Which audit rows to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only events about this patient.
+    pub patient: Option<String>,
+    /// Only events by this actor.
+    pub actor: Option<String>,
+    /// Only events recorded at or after this time (Unix ms).
+    pub since_ms: Option<i64>,
+    /// Newest first, at most this many.
+    pub limit: u32,
+}
+
+/// The audit trail: append-only, written before the audited response is sent.
+#[async_trait::async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// Stores `rows` and their ledger events in one transaction (a second insert of an id
+    /// already stored is ignored, so a retried request cannot fork an event).
+    async fn record_audit(
+        &self,
+        rows: &[AuditRow],
+        events: &[OutboxEvent],
+    ) -> Result<(), StoreError>;
+
+    /// Rows matching `filter`, newest first.
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, StoreError>;
+
+    /// One row.
+    async fn audit_event(&self, id: &str) -> Result<Option<AuditRow>, StoreError>;
 }

@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use medledger_storage_api::{
-    AccessRequestRow, AccessRequestStore, AccountRow, AnchorRow, ConsentRow, ConsentStore, LeafRow,
-    LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, StoreError, TreeHeadRow,
-    VersionRow, VersionWrite,
+    AccessRequestRow, AccessRequestStore, AccountRow, AnchorRow, AuditFilter, AuditRow, AuditStore,
+    ConsentRow, ConsentStore, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead,
+    RecordIndex, StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -20,7 +20,7 @@ pub mod relay;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 
-pub use relay::{OutboxRelay, outbox_backlog};
+pub use relay::{Outbox, OutboxRelay, outbox_backlog};
 
 fn err(e: sqlx::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -124,6 +124,7 @@ impl RecordIndex for PgStore {
         &self,
         writes: &[VersionWrite],
         events: &[OutboxEvent],
+        audit: &[AuditRow],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(err)?;
         for w in writes {
@@ -185,23 +186,8 @@ impl RecordIndex for PgStore {
             .await
             .map_err(conflict)?;
         }
-        for e in events {
-            sqlx::query("INSERT INTO ingest.outbox (topic, key, payload) VALUES ($1, $2, $3)")
-                .bind(&e.topic)
-                .bind(&e.key)
-                .bind(&e.payload)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-        }
-        if !events.is_empty() {
-            // Delivered at commit only, so the relay wakes for rows it can already see.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(relay::CHANNEL)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-        }
+        insert_audit(&mut tx, audit).await?;
+        enqueue(&mut tx, relay::Outbox::Ingest, events).await?;
         tx.commit().await.map_err(err)
     }
 
@@ -210,6 +196,116 @@ impl RecordIndex for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(err)
+    }
+}
+
+/// Adds `events` to `outbox` and wakes its relay at commit.
+async fn enqueue(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    outbox: relay::Outbox,
+    events: &[OutboxEvent],
+) -> Result<(), StoreError> {
+    for e in events {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {} (topic, key, payload) VALUES ($1, $2, $3)",
+            outbox.table()
+        )))
+        .bind(&e.topic)
+        .bind(&e.key)
+        .bind(&e.payload)
+        .execute(&mut **tx)
+        .await
+        .map_err(err)?;
+    }
+    if !events.is_empty() {
+        // Delivered at commit only, so the relay wakes for rows it can already see.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(outbox.channel())
+            .execute(&mut **tx)
+            .await
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    rows: &[AuditRow],
+) -> Result<(), StoreError> {
+    for r in rows {
+        sqlx::query(
+            "INSERT INTO audit.events (id, recorded_at_ms, patient, actor, outcome, resource, salt) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&r.id)
+        .bind(r.recorded_at_ms)
+        .bind(&r.patient)
+        .bind(&r.actor)
+        .bind(&r.outcome)
+        .bind(&r.resource)
+        .bind(r.salt.as_slice())
+        .execute(&mut **tx)
+        .await
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+fn audit_from_row(r: &PgRow) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        id: r.try_get("id").map_err(err)?,
+        recorded_at_ms: r.try_get("recorded_at_ms").map_err(err)?,
+        patient: r.try_get("patient").map_err(err)?,
+        actor: r.try_get("actor").map_err(err)?,
+        outcome: r.try_get("outcome").map_err(err)?,
+        resource: r.try_get("resource").map_err(err)?,
+        salt: r
+            .try_get::<Vec<u8>, _>("salt")
+            .map_err(err)?
+            .try_into()
+            .map_err(|_| StoreError::Unavailable("audit salt is not 32 bytes".into()))?,
+    })
+}
+
+#[async_trait::async_trait]
+impl AuditStore for PgStore {
+    async fn record_audit(
+        &self,
+        rows: &[AuditRow],
+        events: &[OutboxEvent],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        insert_audit(&mut tx, rows).await?;
+        enqueue(&mut tx, relay::Outbox::Audit, events).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, recorded_at_ms, patient, actor, outcome, resource, salt FROM audit.events \
+             WHERE ($1::text IS NULL OR patient = $1) AND ($2::text IS NULL OR actor = $2) \
+               AND ($3::bigint IS NULL OR recorded_at_ms >= $3) \
+             ORDER BY seq DESC LIMIT $4",
+        )
+        .bind(&f.patient)
+        .bind(&f.actor)
+        .bind(f.since_ms)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn audit_event(&self, id: &str) -> Result<Option<AuditRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, recorded_at_ms, patient, actor, outcome, resource, salt FROM audit.events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        row.as_ref().map(audit_from_row).transpose()
     }
 }
 

@@ -1,4 +1,5 @@
-//! The outbox relay: publishes `ingest.outbox` rows to the event bus, oldest first.
+//! The outbox relays: publish `ingest.outbox` (record events, and the audits of writes) and
+//! `audit.outbox` (the audits of reads and consent changes) rows to the event bus, oldest first.
 //!
 //! An acknowledged write has its event in the outbox, committed with the index rows, so a bus
 //! outage delays events but never loses them. A row is marked published only after the bus has
@@ -15,21 +16,60 @@ use sqlx::Row;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::watch;
 
-/// NOTIFY channel a write raises when it adds outbox rows.
+/// NOTIFY channel a write raises when it adds `ingest.outbox` rows.
 pub const CHANNEL: &str = "medledger_outbox";
 
-/// Advisory lock key serialising relays ("mlrelay").
-const RELAY_LOCK: i64 = 0x006d_6c72_656c_6179;
+/// The outboxes, each with its own relay lock and wake-up channel, so the ingest relay and the
+/// audit relay never wait for each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbox {
+    /// `ingest.outbox`, written with the record index.
+    Ingest,
+    /// `audit.outbox`, written with the audit trail.
+    Audit,
+}
+
+impl Outbox {
+    /// The table.
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest.outbox",
+            Self::Audit => "audit.outbox",
+        }
+    }
+
+    /// The NOTIFY channel its writers raise.
+    pub fn channel(self) -> &'static str {
+        match self {
+            Self::Ingest => CHANNEL,
+            Self::Audit => "medledger_audit_outbox",
+        }
+    }
+
+    /// Advisory lock key serialising its relays ("mlrelay", "mlaudit").
+    fn lock(self) -> i64 {
+        match self {
+            Self::Ingest => 0x006d_6c72_656c_6179,
+            Self::Audit => 0x006d_6c61_7564_6974,
+        }
+    }
+}
 
 /// Published rows are kept this long for inspection, then deleted.
 const KEEP_PUBLISHED: &str = "5 minutes";
 
-/// Rows of `pool`'s outbox not published yet.
+/// Rows of `pool`'s ingest outbox not published yet.
 pub async fn outbox_backlog(pool: &PgPool) -> Result<u64, RelayError> {
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM ingest.outbox WHERE published_at IS NULL")
-            .fetch_one(pool)
-            .await?;
+    backlog_of(pool, Outbox::Ingest).await
+}
+
+async fn backlog_of(pool: &PgPool, outbox: Outbox) -> Result<u64, RelayError> {
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {} WHERE published_at IS NULL",
+        outbox.table()
+    )))
+    .fetch_one(pool)
+    .await?;
     Ok(u64::try_from(n).unwrap_or_default())
 }
 
@@ -46,6 +86,7 @@ pub enum RelayError {
 
 /// Moves outbox rows to the bus.
 pub struct OutboxRelay {
+    outbox: Outbox,
     pool: PgPool,
     publisher: Arc<dyn EventPublisher>,
     batch: i64,
@@ -55,15 +96,28 @@ pub struct OutboxRelay {
 impl std::fmt::Debug for OutboxRelay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboxRelay")
+            .field("outbox", &self.outbox)
             .field("batch", &self.batch)
             .finish_non_exhaustive()
     }
 }
 
 impl OutboxRelay {
-    /// A relay over `pool`'s outbox publishing through `publisher`, up to `batch` rows at a time.
+    /// A relay over `pool`'s ingest outbox publishing through `publisher`, up to `batch` rows
+    /// at a time.
     pub fn new(pool: PgPool, publisher: Arc<dyn EventPublisher>, batch: usize) -> Self {
+        Self::of(Outbox::Ingest, pool, publisher, batch)
+    }
+
+    /// A relay over `outbox`.
+    pub fn of(
+        outbox: Outbox,
+        pool: PgPool,
+        publisher: Arc<dyn EventPublisher>,
+        batch: usize,
+    ) -> Self {
         Self {
+            outbox,
             pool,
             publisher,
             batch: i64::try_from(batch.max(1)).unwrap_or(i64::MAX),
@@ -97,16 +151,17 @@ impl OutboxRelay {
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     ) -> Result<usize, RelayError> {
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(RELAY_LOCK)
+            .bind(self.outbox.lock())
             .fetch_one(&mut **tx)
             .await?;
         if !locked {
             return Ok(0);
         }
-        let rows = sqlx::query(
-            "SELECT seq, topic, key, payload FROM ingest.outbox \
-             WHERE published_at IS NULL ORDER BY seq LIMIT $1",
-        )
+        let table = self.outbox.table();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT seq, topic, key, payload FROM {table} \
+             WHERE published_at IS NULL ORDER BY seq LIMIT $1"
+        )))
         .bind(self.batch)
         .fetch_all(&mut **tx)
         .await?;
@@ -131,12 +186,14 @@ impl OutboxRelay {
                 .collect();
             self.publisher.publish_batch(&run[0].0, &refs).await?;
         }
-        sqlx::query("UPDATE ingest.outbox SET published_at = now() WHERE seq = ANY($1)")
-            .bind(&seqs)
-            .execute(&mut **tx)
-            .await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM ingest.outbox WHERE published_at < now() - interval '{KEEP_PUBLISHED}'"
+            "UPDATE {table} SET published_at = now() WHERE seq = ANY($1)"
+        )))
+        .bind(&seqs)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE published_at < now() - interval '{KEEP_PUBLISHED}'"
         )))
         .execute(&mut **tx)
         .await?;
@@ -145,7 +202,7 @@ impl OutboxRelay {
 
     /// Unpublished rows (for readiness and lag metrics).
     pub async fn backlog(&self) -> Result<u64, RelayError> {
-        outbox_backlog(&self.pool).await
+        backlog_of(&self.pool, self.outbox).await
     }
 
     /// Relays until `shutdown` turns true, waking on each outbox NOTIFY and retrying failures
@@ -156,7 +213,7 @@ impl OutboxRelay {
         while !*shutdown.borrow() {
             if listener.is_none() {
                 listener = match PgListener::connect_with(&self.pool).await {
-                    Ok(mut l) => match l.listen(CHANNEL).await {
+                    Ok(mut l) => match l.listen(self.outbox.channel()).await {
                         Ok(()) => Some(l),
                         Err(e) => {
                             tracing::warn!(error = %e, "outbox LISTEN failed; polling");

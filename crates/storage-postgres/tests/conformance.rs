@@ -26,6 +26,25 @@ async fn meets_the_record_index_contract() {
 }
 
 #[tokio::test]
+async fn meets_the_audit_trail_contract() {
+    let db = TempDb::new().await;
+    let s = PgStore::connect(&db.url, 4).await.unwrap();
+    conformance::audit_trail(&s, &s).await;
+    // Audits of reads queue in the audit schema's outbox, audits of writes in ingest's (with
+    // the write): one event each from the suite.
+    for table in ["audit.outbox", "ingest.outbox"] {
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(s.pool())
+                .await
+                .unwrap();
+        assert_eq!(n, 1, "{table}");
+    }
+    s.pool().close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
 async fn meets_the_owner_key_contract() {
     let db = TempDb::new().await;
     let s = PgStore::connect(&db.url, 2).await.unwrap();
@@ -97,7 +116,9 @@ async fn futures_join(
     let mut handles = Vec::new();
     for w in writes {
         let (s, ev) = (s.clone(), ev.clone());
-        handles.push(tokio::spawn(async move { s.commit(&[w], &[ev]).await }));
+        handles.push(tokio::spawn(
+            async move { s.commit(&[w], &[ev], &[]).await },
+        ));
     }
     let mut out = Vec::new();
     for h in handles {

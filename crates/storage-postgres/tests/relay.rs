@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use medledger_bus::{BusError, EventBus, EventPublisher, SqliteBus, Subscription};
-use medledger_storage_api::{OutboxEvent, RecordIndex, VersionRow, VersionWrite};
-use medledger_storage_postgres::{OutboxRelay, PgStore, testing::TempDb};
+use medledger_storage_api::{
+    AuditRow, AuditStore, OutboxEvent, RecordIndex, VersionRow, VersionWrite,
+};
+use medledger_storage_postgres::{Outbox, OutboxRelay, PgStore, testing::TempDb};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
 /// The embedded bus, which can be switched off to play a broker outage.
@@ -63,6 +65,7 @@ async fn write(store: &PgStore, id: &str, payload: u8) {
                 expected: None,
             }],
             &[ev],
+            &[],
         )
         .await
         .unwrap();
@@ -109,7 +112,7 @@ async fn relays_committed_events_in_order_once_and_keeps_them_through_an_outage(
         key: b"patient-p".to_vec(),
         payload: vec![99],
     };
-    assert!(store.commit(&[dup], &[ghost]).await.is_err());
+    assert!(store.commit(&[dup], &[ghost], &[]).await.is_err());
 
     // Broker away: nothing is published, nothing is lost.
     assert!(relay.relay_once().await.is_err());
@@ -154,6 +157,53 @@ async fn a_running_relay_is_woken_by_new_writes() {
     }
     stop.send(true).unwrap();
     task.await.unwrap();
+    store.pool().close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn the_audit_relay_publishes_audit_rows_and_leaves_the_ingest_outbox_alone() {
+    let db = TempDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PgStore::connect(&db.url, 4).await.unwrap();
+    let bus = sqlite_bus(dir.path()).await;
+    write(&store, "r", 9).await;
+    let relay = OutboxRelay::of(
+        Outbox::Audit,
+        store.pool().clone(),
+        Arc::new(bus.clone()),
+        100,
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(relay.run(stopped));
+    let mut sub = bus.subscribe("g", "audit").await.unwrap();
+    for i in 0..3u8 {
+        let row = AuditRow {
+            id: format!("a{i}"),
+            recorded_at_ms: i64::from(i),
+            patient: Some("Patient/p".into()),
+            actor: "Practitioner/x".into(),
+            outcome: "0".into(),
+            resource: b"{}".to_vec(),
+            salt: [i; 32],
+        };
+        let ev = OutboxEvent {
+            topic: "audit".into(),
+            key: vec![i],
+            payload: vec![i],
+        };
+        store.record_audit(&[row], &[ev]).await.unwrap();
+        assert_eq!(drain(sub.as_mut(), 1).await, vec![i]);
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    // The record event is still waiting for the ingest relay.
+    assert_eq!(
+        medledger_storage_postgres::outbox_backlog(store.pool())
+            .await
+            .unwrap(),
+        1
+    );
     store.pool().close().await;
     db.drop_db().await;
 }

@@ -10,9 +10,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use medledger_storage_api::{
-    AccessRequestRow, AccessRequestStore, AccountRow, AnchorRow, ConsentRow, ConsentStore, LeafRow,
-    LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, StoreError, TreeHeadRow,
-    VersionRow, VersionWrite,
+    AccessRequestRow, AccessRequestStore, AccountRow, AnchorRow, AuditFilter, AuditRow, AuditStore,
+    ConsentRow, ConsentStore, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead,
+    RecordIndex, StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -141,6 +141,7 @@ impl RecordIndex for SqliteStore {
         &self,
         writes: &[VersionWrite],
         events: &[OutboxEvent],
+        audit: &[AuditRow],
     ) -> Result<(), StoreError> {
         // BEGIN IMMEDIATE takes the write lock up front, so the version checks below cannot be
         // invalidated by another writer before this transaction commits.
@@ -193,6 +194,7 @@ impl RecordIndex for SqliteStore {
             .await
             .map_err(err)?;
         }
+        insert_audit(&mut tx, audit).await?;
         for e in events {
             medledger_bus::sqlite::append_in_tx(&mut tx, &e.topic, &e.key, &e.payload)
                 .await
@@ -656,6 +658,91 @@ impl AccessRequestStore for SqliteStore {
     }
 }
 
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    rows: &[AuditRow],
+) -> Result<(), StoreError> {
+    for r in rows {
+        sqlx::query(
+            "INSERT INTO audit_events (id, recorded_at_ms, patient, actor, outcome, resource, salt) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&r.id)
+        .bind(r.recorded_at_ms)
+        .bind(&r.patient)
+        .bind(&r.actor)
+        .bind(&r.outcome)
+        .bind(&r.resource)
+        .bind(r.salt.as_slice())
+        .execute(&mut **tx)
+        .await
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+fn audit_of(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        id: r.try_get("id").map_err(err)?,
+        recorded_at_ms: r.try_get("recorded_at_ms").map_err(err)?,
+        patient: r.try_get("patient").map_err(err)?,
+        actor: r.try_get("actor").map_err(err)?,
+        outcome: r.try_get("outcome").map_err(err)?,
+        resource: r.try_get("resource").map_err(err)?,
+        salt: r
+            .try_get::<Vec<u8>, _>("salt")
+            .map_err(err)?
+            .try_into()
+            .map_err(|_| StoreError::Unavailable("audit salt is not 32 bytes".into()))?,
+    })
+}
+
+#[async_trait::async_trait]
+impl AuditStore for SqliteStore {
+    async fn record_audit(
+        &self,
+        rows: &[AuditRow],
+        events: &[OutboxEvent],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        insert_audit(&mut tx, rows).await?;
+        for e in events {
+            medledger_bus::sqlite::append_in_tx(&mut tx, &e.topic, &e.key, &e.payload)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, recorded_at_ms, patient, actor, outcome, resource, salt FROM audit_events \
+             WHERE (?1 IS NULL OR patient = ?1) AND (?2 IS NULL OR actor = ?2) \
+               AND (?3 IS NULL OR recorded_at_ms >= ?3) \
+             ORDER BY seq DESC LIMIT ?4",
+        )
+        .bind(&f.patient)
+        .bind(&f.actor)
+        .bind(f.since_ms)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(audit_of).collect()
+    }
+
+    async fn audit_event(&self, id: &str) -> Result<Option<AuditRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, recorded_at_ms, patient, actor, outcome, resource, salt FROM audit_events WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        row.as_ref().map(audit_of).transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -697,6 +784,12 @@ mod tests {
     async fn meets_the_consent_store_contract() {
         let (_d, s) = fresh().await;
         conformance::consent_store(&s).await;
+    }
+
+    #[tokio::test]
+    async fn meets_the_audit_trail_contract() {
+        let (_d, s) = fresh().await;
+        conformance::audit_trail(&s, &s).await;
     }
 
     #[tokio::test]

@@ -36,6 +36,7 @@ async fn fixture() -> Fixture {
         blocks.clone(),
         keys,
         Arc::new(ScopePolicy),
+        medledger_audit::Auditor::new(store.clone()),
         IngestConfig::default(),
     );
     Fixture {
@@ -86,6 +87,22 @@ async fn a_failed_transaction_stores_nothing_and_removes_its_blobs() {
         f.blocks.list_blocks().unwrap().is_empty(),
         "blobs of the failed transaction remain"
     );
+    // Nor are its versions in the audit trail: nothing was written.
+    assert!(audit_trail(&f).await.is_empty());
+}
+
+async fn audit_trail(f: &Fixture) -> Vec<serde_json::Value> {
+    use medledger_storage_api::{AuditFilter, AuditStore};
+    f.store
+        .audit_events(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.resource).unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -130,6 +147,30 @@ async fn transactions_rewrite_urn_references_and_assign_owners() {
             .owner,
         "Organization"
     );
+    // One AuditEvent per stored version, committed with it: the patient's two name them,
+    // the directory entry names no patient.
+    let mut trail = audit_trail(&f).await;
+    trail.sort_by_key(|e| e["entity"].to_string());
+    let about = |e: &serde_json::Value| {
+        e["entity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["what"]["reference"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let mut seen: Vec<Vec<String>> = trail.iter().map(about).collect();
+    seen.sort();
+    let mut want = vec![
+        vec!["Organization/org-1/_history/1".to_owned()],
+        vec![format!("Patient/{pat_id}"), format!("{obs_loc}")],
+        vec![format!("Patient/{pat_id}"), format!("{pat_loc}")],
+    ];
+    want.sort();
+    assert_eq!(seen, want);
+    assert!(trail.iter().all(|e| e["action"] == "C"
+        && e["outcome"] == "0"
+        && e["agent"][0]["who"]["reference"] == "Practitioner/dr-1"));
 }
 
 #[tokio::test]

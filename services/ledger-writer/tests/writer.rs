@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use medledger_bus::{EventBus, EventPublisher, SqliteBus};
 use medledger_chain::{EmbeddedChain, Ledger};
+use medledger_ledger::{AuditLeaf, LeafKind};
 use medledger_ledger_writer::{LedgerWriter, LedgerWriterConfig};
 use medledger_merkle::MerkleTree;
-use medledger_proto::v1::{DeadLetter, RecordVersionStored};
-use medledger_proto::{DEAD_LETTER_TOPIC, Message, RECORDS_TOPIC};
+use medledger_proto::v1::{AuditRecorded, DeadLetter, RecordVersionStored};
+use medledger_proto::{AUDIT_TOPIC, DEAD_LETTER_TOPIC, Message, RECORDS_TOPIC};
 use medledger_storage_api::LedgerStore;
 use medledger_storage_sqlx::SqliteStore;
 use tokio::sync::watch;
@@ -129,6 +130,75 @@ async fn events_become_leaves_and_heads_on_chain_exactly_once() {
     assert_eq!(store.leaves().await.unwrap().len(), 4);
     assert_eq!(chain.tree_head_count().await.unwrap(), count);
     task.abort();
+}
+
+#[tokio::test]
+async fn audit_events_share_the_log_with_records_and_are_logged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("state.db"))
+            .await
+            .unwrap(),
+    );
+    let chain_dir = dir.path().join("chain");
+    let chain = Arc::new(
+        tokio::task::spawn_blocking(move || EmbeddedChain::open(&chain_dir))
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let bus = Arc::new(SqliteBus::new(store.pool().clone()));
+    let audit = |id: &str| {
+        AuditRecorded {
+            event_id: id.into(),
+            commitment: vec![9; 32],
+            recorded_at_ms: 1_700_000_000_000,
+        }
+        .encode_to_vec()
+    };
+    bus.publish(RECORDS_TOPIC, b"k", &event("a", 1))
+        .await
+        .unwrap();
+    bus.publish(AUDIT_TOPIC, b"e1", &audit("e1")).await.unwrap();
+    bus.publish(AUDIT_TOPIC, b"e2", &audit("e2")).await.unwrap();
+    // Redelivered, and a malformed one that is parked.
+    bus.publish(AUDIT_TOPIC, b"e1", &audit("e1")).await.unwrap();
+    bus.publish(AUDIT_TOPIC, b"x", &AuditRecorded::default().encode_to_vec())
+        .await
+        .unwrap();
+    let (stop, rx) = watch::channel(false);
+    let config = LedgerWriterConfig {
+        batch_interval: Duration::from_millis(10),
+        ..LedgerWriterConfig::default()
+    };
+    let writer = LedgerWriter::start(store.clone(), chain.clone(), bus.clone(), config)
+        .await
+        .unwrap();
+    let task = tokio::spawn(writer.run(rx));
+    wait_for_size(&store, 3).await;
+    let kind = LeafKind::AuditEvent as u8;
+    for id in ["e1", "e2"] {
+        let leaf = store
+            .leaf_for(kind, &format!("AuditEvent/{id}"), 1)
+            .await
+            .unwrap()
+            .unwrap();
+        let decoded = AuditLeaf::decode(&leaf.leaf).unwrap();
+        assert_eq!(decoded.id, id);
+        assert_eq!(decoded.commitment, "09".repeat(32));
+    }
+    assert_eq!(store.leaves().await.unwrap().len(), 3);
+    let mut parked = bus.subscribe("ops", DEAD_LETTER_TOPIC).await.unwrap();
+    let dl = parked.poll(10, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(dl.len(), 1);
+    assert_eq!(
+        DeadLetter::decode(dl[0].payload.as_slice())
+            .unwrap()
+            .source_topic,
+        AUDIT_TOPIC
+    );
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
 }
 
 #[test]

@@ -29,9 +29,10 @@ pub(crate) async fn run(cfg: ConsentServiceConfig) -> anyhow::Result<()> {
     let app = crate::web::fhir_app(
         medledger_consent::http::routes(ConsentApi::new(
             store.clone(),
-            store,
+            store.clone(),
             enrolment,
             Arc::new(medledger_auth::unix_now),
+            medledger_audit::Auditor::new(store),
         )),
         super::gate(&cfg.auth, &cfg.http)?,
         cfg.http.max_body_bytes,

@@ -8,7 +8,7 @@ use anyhow::Context;
 use medledger_blobstore::IpfsBlobStore;
 use medledger_bus_kafka::{KafkaBus, KafkaConfig};
 use medledger_ingest::{Ingest, IngestConfig};
-use medledger_storage_postgres::OutboxRelay;
+use medledger_storage_postgres::{Outbox, OutboxRelay};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -61,11 +61,13 @@ pub(crate) async fn run(cfg: IngestServiceConfig) -> anyhow::Result<()> {
     )
     .await?;
 
+    let audit = medledger_audit::Auditor::new(store.clone());
     let ingest = Ingest::new(
         store,
         blobs,
         keys,
         Arc::new(cfg.consent.policy()?),
+        audit,
         IngestConfig {
             max_body_bytes: cfg.http.max_body_bytes,
             ..IngestConfig::default()
@@ -114,10 +116,16 @@ async fn relay_loop(
             }
         }
     };
-    tracing::info!("outbox relay connected to Kafka");
-    OutboxRelay::new(pool, Arc::new(bus.clone()), batch)
-        .run(stopped)
-        .await;
+    tracing::info!("outbox relays connected to Kafka");
+    // Two outboxes: ingest's (record events, and the AuditEvents of writes, committed with
+    // them) and the audit schema's, where query and consent queue the AuditEvents of reads and
+    // consent changes. Ingest relays both, so only it needs to reach Kafka; while it is down
+    // those events wait, durably, in PostgreSQL.
+    let publisher: Arc<dyn medledger_bus::EventPublisher> = Arc::new(bus.clone());
+    tokio::join!(
+        OutboxRelay::new(pool.clone(), publisher.clone(), batch).run(stopped.clone()),
+        OutboxRelay::of(Outbox::Audit, pool, publisher, batch).run(stopped),
+    );
     if let Err(e) = bus.flush() {
         tracing::warn!(error = %e, "flushing the producer at shutdown");
     }

@@ -19,8 +19,9 @@ pub(crate) async fn run(cfg: QueryServiceConfig) -> anyhow::Result<()> {
         store.clone(),
         blobs,
         keys,
-        store,
+        store.clone(),
         Arc::new(cfg.consent.policy()?),
+        medledger_audit::Auditor::new(store),
         QueryConfig {
             chain_network: "json-rpc".to_owned(),
             anchor_network: "json-rpc".to_owned(),

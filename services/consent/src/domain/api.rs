@@ -38,6 +38,7 @@ pub struct ConsentApi {
     requests: Arc<dyn AccessRequestStore>,
     enrolment: Enrolment,
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    audit: medledger_audit::Auditor,
 }
 
 /// Longest access a request may ask for.
@@ -66,13 +67,30 @@ impl ConsentApi {
         requests: Arc<dyn AccessRequestStore>,
         enrolment: Enrolment,
         clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+        audit: medledger_audit::Auditor,
     ) -> Self {
         Self {
             store,
             requests,
             enrolment,
             clock,
+            audit,
         }
+    }
+
+    /// The audit trail every change and refusal here is recorded in.
+    pub fn auditor(&self) -> &medledger_audit::Auditor {
+        &self.audit
+    }
+
+    /// The patient consent `id` is about, for the audit trail (`None` if unknown).
+    pub async fn patient_of(&self, id: &str) -> Option<String> {
+        self.store
+            .consent(id)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.patient)
     }
 
     /// The caller's stored role; `None` when the account does not exist (and is not enrolled).

@@ -1,7 +1,8 @@
 //! The access decision, in the documented order (docs/architecture.md §11), free of I/O:
 //!
 //! 1. the token's SMART scopes must cover the interaction and the type (else deny);
-//! 2. a patient always reaches their own records, within their scopes;
+//! 2. a patient always reaches their own records, within their scopes (their audit trail
+//!    included); an auditor reads the audit trail (`AuditEvent`) and nothing else;
 //! 3. a practitioner always keeps access to records they wrote (the custodian);
 //! 4. records of no patient (directory resources owned by `Organization`) are shared among
 //!    practitioners and organizations;
@@ -78,6 +79,8 @@ pub enum Basis {
     NewRecord,
     /// Directory data of no patient.
     SharedDirectory,
+    /// An auditor reading the audit trail.
+    AuditTrail,
     /// Emergency access with a stated reason.
     BreakGlass,
     /// A patient's consent (or an approved access request, which is one), `Consent/{id}`.
@@ -119,6 +122,12 @@ pub fn decide(
     // 2. Own records.
     if actor.role() == "patient" && owner_patient == Some(me) {
         return Verdict::Permit(Basis::OwnRecords);
+    }
+    if actor.role() == "auditor"
+        && target.resource_type == "AuditEvent"
+        && matches!(target.interaction, Interaction::Read | Interaction::Search)
+    {
+        return Verdict::Permit(Basis::AuditTrail);
     }
     // 3. Custodian.
     if practitioner && target.custodian == Some(me) {

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use medledger_audit::{Action, Entry, Outcome};
 use medledger_auth::Caller;
 use medledger_http::{ApiError, FhirBody, FhirPath, base_url, etag, fhir_json};
 
@@ -29,12 +30,56 @@ pub fn routes(api: ConsentApi) -> Router {
         .with_state(api)
 }
 
+/// What one request was, for its AuditEvent.
+struct Audited<'a> {
+    interaction: &'a str,
+    action: Action,
+    patient: Option<String>,
+    target: String,
+}
+
+/// Records the AuditEvent of a request with its outcome, before the response goes out (503
+/// instead if it cannot be stored).
+async fn audited(
+    api: &ConsentApi,
+    caller: &Caller,
+    what: Audited<'_>,
+    result: Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let mut entry = Entry::by(caller, "consent", what.interaction, what.action)
+        .about(what.patient.as_deref())
+        .touching(what.target);
+    match &result {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => entry = entry.ended(Outcome::of_status(r.status().as_u16()), None),
+        Err(e) => {
+            entry = entry.ended(
+                Outcome::of_status(e.status.as_u16()),
+                Some(e.message.clone()),
+            );
+        }
+    }
+    if let Err(e) = api.auditor().record(&[entry]).await {
+        tracing::warn!(error = %e, "could not record the audit event of a consent request");
+        return Err(ApiError::unavailable("the audit trail is unavailable", 1));
+    }
+    result
+}
+
+fn patient_ref(id: &str) -> Option<String> {
+    Some(format!("Patient/{id}"))
+}
+
+fn body_patient(body: &serde_json::Value) -> Option<String> {
+    body["patient"]["reference"].as_str().map(str::to_owned)
+}
+
 fn string_param<'a>(body: &'a serde_json::Value, name: &str, kinds: &[&str]) -> Option<&'a str> {
     let p = parameter(body, name)?;
     kinds.iter().find_map(|k| p[*k].as_str())
 }
 
-async fn request_access(
+async fn request_access_inner(
     State(api): State<ConsentApi>,
     Extension(caller): Extension<Caller>,
     FhirPath(patient): FhirPath<String>,
@@ -63,7 +108,7 @@ async fn request_access(
     Ok(resp)
 }
 
-async fn access_requests(
+async fn access_requests_inner(
     State(api): State<ConsentApi>,
     Extension(caller): Extension<Caller>,
     FhirPath(patient): FhirPath<String>,
@@ -72,7 +117,7 @@ async fn access_requests(
     Ok(fhir_json(StatusCode::OK, &bundle))
 }
 
-async fn decide_access(
+async fn decide_access_inner(
     State(api): State<ConsentApi>,
     Extension(caller): Extension<Caller>,
     FhirPath(patient): FhirPath<String>,
@@ -117,7 +162,7 @@ fn parameters(body: &serde_json::Value) -> Result<(), ApiError> {
     }
 }
 
-async fn set_role(
+async fn set_role_inner(
     State(api): State<ConsentApi>,
     Extension(caller): Extension<Caller>,
     FhirBody(body): FhirBody,
@@ -133,7 +178,7 @@ async fn set_role(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn verify_practitioner(
+async fn verify_practitioner_inner(
     State(api): State<ConsentApi>,
     Extension(caller): Extension<Caller>,
     FhirBody(body): FhirBody,
@@ -162,7 +207,7 @@ fn answer(v: &ConsentVersion, status: StatusCode, base: Option<&str>) -> Respons
     )
 }
 
-async fn create(
+async fn create_inner(
     State(api): State<ConsentApi>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
@@ -172,7 +217,7 @@ async fn create(
     Ok(answer(&v, StatusCode::CREATED, Some(&base_url(&headers))))
 }
 
-async fn update(
+async fn update_inner(
     State(api): State<ConsentApi>,
     Extension(caller): Extension<Caller>,
     FhirPath(id): FhirPath<String>,
@@ -189,7 +234,7 @@ async fn update(
     Ok(answer(&v, status, Some(&base_url(&headers))))
 }
 
-async fn revoke(
+async fn revoke_inner(
     State(api): State<ConsentApi>,
     Extension(caller): Extension<Caller>,
     FhirPath(id): FhirPath<String>,
@@ -204,7 +249,7 @@ async fn revoke(
     Ok(resp)
 }
 
-async fn read(
+async fn read_inner(
     State(api): State<ConsentApi>,
     Extension(caller): Extension<Caller>,
     FhirPath(id): FhirPath<String>,
@@ -213,7 +258,7 @@ async fn read(
     Ok(answer(&v, StatusCode::OK, None))
 }
 
-async fn search(
+async fn search_inner(
     State(api): State<ConsentApi>,
     Extension(caller): Extension<Caller>,
     Query(params): Query<HashMap<String, String>>,
@@ -223,4 +268,214 @@ async fn search(
     })?;
     let bundle = api.search(&caller, patient).await?;
     Ok(fhir_json(StatusCode::OK, &bundle))
+}
+
+async fn request_access(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirPath(patient): FhirPath<String>,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    let what = Audited {
+        interaction: "operation",
+        action: Action::Execute,
+        patient: patient_ref(&patient),
+        target: format!("Patient/{patient}/$request-access"),
+    };
+    let result = request_access_inner(
+        State(api.clone()),
+        Extension(caller.clone()),
+        FhirPath(patient),
+        headers,
+        FhirBody(body),
+    )
+    .await;
+    audited(&api, &caller, what, result).await
+}
+
+async fn access_requests(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirPath(patient): FhirPath<String>,
+) -> Result<Response, ApiError> {
+    let what = Audited {
+        interaction: "operation",
+        action: Action::Read,
+        patient: patient_ref(&patient),
+        target: format!("Patient/{patient}/$access-requests"),
+    };
+    let result = access_requests_inner(
+        State(api.clone()),
+        Extension(caller.clone()),
+        FhirPath(patient),
+    )
+    .await;
+    audited(&api, &caller, what, result).await
+}
+
+async fn decide_access(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirPath(patient): FhirPath<String>,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    let what = Audited {
+        interaction: "operation",
+        action: Action::Execute,
+        patient: patient_ref(&patient),
+        target: format!("Patient/{patient}/$decide-access"),
+    };
+    let result = decide_access_inner(
+        State(api.clone()),
+        Extension(caller.clone()),
+        FhirPath(patient),
+        FhirBody(body),
+    )
+    .await;
+    audited(&api, &caller, what, result).await
+}
+
+async fn set_role(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    let account = parameter(&body, "account")
+        .and_then(|p| p["valueReference"]["reference"].as_str())
+        .map(str::to_owned);
+    let what = Audited {
+        interaction: "operation",
+        action: Action::Execute,
+        patient: account.clone().filter(|a| a.starts_with("Patient/")),
+        target: account.unwrap_or_else(|| "$set-role".into()),
+    };
+    let result = set_role_inner(
+        State(api.clone()),
+        Extension(caller.clone()),
+        FhirBody(body),
+    )
+    .await;
+    audited(&api, &caller, what, result).await
+}
+
+async fn verify_practitioner(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    let account = parameter(&body, "practitioner")
+        .and_then(|p| p["valueReference"]["reference"].as_str())
+        .map(str::to_owned);
+    let what = Audited {
+        interaction: "operation",
+        action: Action::Execute,
+        patient: None,
+        target: account.unwrap_or_else(|| "$verify-practitioner".into()),
+    };
+    let result = verify_practitioner_inner(
+        State(api.clone()),
+        Extension(caller.clone()),
+        FhirBody(body),
+    )
+    .await;
+    audited(&api, &caller, what, result).await
+}
+
+async fn create(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    let what = Audited {
+        interaction: "create",
+        action: Action::Create,
+        patient: body_patient(&body),
+        target: "Consent".into(),
+    };
+    let result = create_inner(
+        State(api.clone()),
+        Extension(caller.clone()),
+        headers,
+        FhirBody(body),
+    )
+    .await;
+    audited(&api, &caller, what, result).await
+}
+
+async fn update(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirPath(id): FhirPath<String>,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    let what = Audited {
+        interaction: "update",
+        action: Action::Update,
+        patient: body_patient(&body),
+        target: format!("Consent/{id}"),
+    };
+    let result = update_inner(
+        State(api.clone()),
+        Extension(caller.clone()),
+        FhirPath(id),
+        headers,
+        FhirBody(body),
+    )
+    .await;
+    audited(&api, &caller, what, result).await
+}
+
+async fn revoke(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirPath(id): FhirPath<String>,
+) -> Result<Response, ApiError> {
+    let what = Audited {
+        interaction: "delete",
+        action: Action::Delete,
+        patient: api.patient_of(&id).await,
+        target: format!("Consent/{id}"),
+    };
+    let result = revoke_inner(State(api.clone()), Extension(caller.clone()), FhirPath(id)).await;
+    audited(&api, &caller, what, result).await
+}
+
+async fn read(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirPath(id): FhirPath<String>,
+) -> Result<Response, ApiError> {
+    let what = Audited {
+        interaction: "read",
+        action: Action::Read,
+        patient: api.patient_of(&id).await,
+        target: format!("Consent/{id}"),
+    };
+    let result = read_inner(State(api.clone()), Extension(caller.clone()), FhirPath(id)).await;
+    audited(&api, &caller, what, result).await
+}
+
+async fn search(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let patient = params.get("patient").map(|p| {
+        if p.starts_with("Patient/") {
+            p.clone()
+        } else {
+            format!("Patient/{p}")
+        }
+    });
+    let what = Audited {
+        interaction: "search-type",
+        action: Action::Read,
+        patient,
+        target: "Consent".into(),
+    };
+    let result = search_inner(State(api.clone()), Extension(caller.clone()), Query(params)).await;
+    audited(&api, &caller, what, result).await
 }

@@ -282,6 +282,35 @@ pub fn table() -> Vec<Case> {
             ..case("auditor reads clinical data")
         },
         Case {
+            who: "Auditor/a1",
+            role: "auditor",
+            rt: "AuditEvent",
+            want: Ok(Basis::AuditTrail),
+            ..case("auditor reads a patient's audit trail")
+        },
+        Case {
+            who: "Auditor/a1",
+            role: "auditor",
+            rt: "AuditEvent",
+            interaction: Search,
+            owner: None,
+            want: Ok(Basis::AuditTrail),
+            ..case("auditor searches the whole audit trail")
+        },
+        Case {
+            rt: "AuditEvent",
+            want: Err("no consent permits"),
+            ..case("practitioner reads a patient's audit trail without consent")
+        },
+        Case {
+            who: "Patient/p1",
+            role: "patient",
+            scope: "patient/*.rs",
+            rt: "AuditEvent",
+            want: Ok(Basis::OwnRecords),
+            ..case("patient reads own audit trail")
+        },
+        Case {
             interaction: Create,
             custodian: None,
             want: Ok(Basis::NewRecord),

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use medledger_audit::{Action, Entry, Outcome};
 use medledger_auth::Caller;
 use medledger_fhir::{rewrite_references, unresolved_urn_references};
 use medledger_http::{ApiError, etag};
@@ -96,7 +97,11 @@ impl Ingest {
                     .collect::<Result<Vec<_>, _>>()?;
                 self.transaction(caller, ops).await?
             }
-            BundleKind::Batch => self.batch(caller, planned, &links(&entries)).await,
+            BundleKind::Batch => {
+                let out = self.batch(caller, planned, &links(&entries)).await;
+                self.audit_refused_entries(caller, &out).await?;
+                out
+            }
         };
         let (now, _) = now_instant();
         Ok(
@@ -255,7 +260,7 @@ impl Ingest {
             self.discard(&prepared).await;
             return Err(e);
         }
-        let outcomes = self.commit(prepared).await?;
+        let outcomes = self.commit(caller, prepared).await?;
         Ok(slots
             .into_iter()
             .map(|slot| match slot {
@@ -323,7 +328,7 @@ impl Ingest {
                     progress = true;
                 } else if deps[i].iter().all(|&j| matches!(slots[j], Slot::Done(_))) {
                     slots[i] = self
-                        .commit_slot(std::mem::replace(&mut slots[i], Slot::Ready(None)))
+                        .commit_slot(caller, std::mem::replace(&mut slots[i], Slot::Ready(None)))
                         .await;
                     progress = true;
                 }
@@ -336,7 +341,7 @@ impl Ingest {
         for slot in &mut slots {
             if matches!(slot, Slot::Ready(_)) {
                 *slot = self
-                    .commit_slot(std::mem::replace(slot, Slot::Ready(None)))
+                    .commit_slot(caller, std::mem::replace(slot, Slot::Ready(None)))
                     .await;
             }
         }
@@ -350,9 +355,36 @@ impl Ingest {
             .collect()
     }
 
-    async fn commit_slot(&self, slot: Slot) -> Slot {
+    /// Records the refused entries of a batch (the committed ones were audited with their
+    /// commit), before the response reports them.
+    async fn audit_refused_entries(&self, caller: &Caller, out: &[Value]) -> Result<(), ApiError> {
+        let entries: Vec<Entry> = out
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let status = e["response"]["status"].as_str()?;
+                let code: u16 = status.split(' ').next()?.parse().ok()?;
+                (code >= 400).then(|| {
+                    Entry::by(caller, "ingest", "batch", Action::Execute)
+                        .touching(format!("Bundle.entry[{i}]"))
+                        .ended(
+                            Outcome::of_status(code),
+                            e["response"]["outcome"]["issue"][0]["diagnostics"]
+                                .as_str()
+                                .map(str::to_owned),
+                        )
+                })
+            })
+            .collect();
+        self.audit.record(&entries).await.map_err(|e| {
+            tracing::warn!(error = %e, "could not record the audit events of refused batch entries");
+            ApiError::unavailable("the audit trail is unavailable", 1)
+        })
+    }
+
+    async fn commit_slot(&self, caller: &Caller, slot: Slot) -> Slot {
         match slot {
-            Slot::Ready(Some(p)) => match self.commit(vec![*p]).await {
+            Slot::Ready(Some(p)) => match self.commit(caller, vec![*p]).await {
                 Ok(mut o) => o.pop().map_or_else(
                     || Slot::Failed(ApiError::internal("no outcome")),
                     |o| Slot::Done(success_entry(&o)),

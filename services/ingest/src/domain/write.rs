@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use medledger_audit::{Action, Auditor, Entry, Outcome};
 use medledger_auth::Caller;
 use medledger_blobstore::{BlobStore, Cid};
 use medledger_consent::{AccessPolicy, AccessQuery, Interaction};
@@ -25,6 +26,7 @@ pub struct Ingest {
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) keys: OwnerKeys,
     pub(crate) policy: Arc<dyn AccessPolicy>,
+    pub(crate) audit: Auditor,
     pub(crate) config: IngestConfig,
 }
 
@@ -102,6 +104,7 @@ impl Ingest {
         blobs: Arc<dyn BlobStore>,
         keys: OwnerKeys,
         policy: Arc<dyn AccessPolicy>,
+        audit: Auditor,
         config: IngestConfig,
     ) -> Self {
         Self {
@@ -109,6 +112,7 @@ impl Ingest {
             blobs,
             keys,
             policy,
+            audit,
             config,
         }
     }
@@ -116,6 +120,45 @@ impl Ingest {
     /// The configuration.
     pub fn config(&self) -> &IngestConfig {
         &self.config
+    }
+
+    /// Records a refused or failed write of `target` (`Type/id`, or `Type` for a create). The
+    /// record's owner, when it exists, is looked up so the patient sees the attempt too. A
+    /// failure to record turns the answer into 503: nothing goes out unaudited.
+    pub async fn audit_failure(
+        &self,
+        caller: &Caller,
+        interaction: &str,
+        action: Action,
+        target: &str,
+        owner: Option<String>,
+        err: ApiError,
+    ) -> ApiError {
+        let owner = match (owner, target.split_once('/')) {
+            (Some(o), _) => Some(o),
+            (None, Some((rt, id))) => self
+                .index
+                .head(rt, id)
+                .await
+                .ok()
+                .flatten()
+                .map(|h| h.owner),
+            (None, None) => None,
+        };
+        let entry = Entry::by(caller, "ingest", interaction, action)
+            .about(owner.as_deref())
+            .touching(target)
+            .ended(
+                Outcome::of_status(err.status.as_u16()),
+                Some(err.message.clone()),
+            );
+        match self.audit.record(&[entry]).await {
+            Ok(()) => err,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record the audit event of a refused write");
+                ApiError::unavailable("the audit trail is unavailable", 1)
+            }
+        }
     }
 
     /// 403 unless some scope of the caller could cover `interaction` on `rt` (before anything
@@ -133,6 +176,15 @@ impl Ingest {
                 axum::http::StatusCode::BAD_REQUEST,
                 medledger_fhir::IssueCode::NotSupported,
                 "Consent resources are kept by the consent service (/fhir/Consent through the gateway)",
+            ));
+        }
+        if rt == "AuditEvent" {
+            // The audit trail is written by the servers that saw the interactions; an event a
+            // client could write would prove nothing.
+            return Err(ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                medledger_fhir::IssueCode::NotSupported,
+                "AuditEvents are recorded by MedLedger itself and cannot be written",
             ));
         }
         medledger_consent::require_scope_reach(caller, rt, interaction)
@@ -327,14 +379,34 @@ impl Ingest {
         }
     }
 
-    /// Commits prepared versions atomically; on failure removes their blobs.
+    /// Commits prepared versions atomically, each with its AuditEvent; on failure removes
+    /// their blobs.
     pub(crate) async fn commit(
         &self,
+        caller: &Caller,
         prepared: Vec<Prepared>,
     ) -> Result<Vec<WriteOutcome>, ApiError> {
         let writes: Vec<VersionWrite> = prepared.iter().map(|p| p.write.clone()).collect();
-        let events: Vec<OutboxEvent> = prepared.iter().map(|p| p.event.clone()).collect();
-        if let Err(e) = self.index.commit(&writes, &events).await {
+        let mut events: Vec<OutboxEvent> = prepared.iter().map(|p| p.event.clone()).collect();
+        let entries: Vec<Entry> = prepared
+            .iter()
+            .map(|p| {
+                let row = &p.write.row;
+                let (interaction, action) = if row.deleted {
+                    ("delete", Action::Delete)
+                } else if p.created {
+                    ("create", Action::Create)
+                } else {
+                    ("update", Action::Update)
+                };
+                Entry::by(caller, "ingest", interaction, action)
+                    .about(Some(&row.owner))
+                    .touching(format!("{}/_history/{}", row.key(), row.version))
+            })
+            .collect();
+        let (audit_rows, audit_events) = Auditor::prepare(&entries);
+        events.extend(audit_events);
+        if let Err(e) = self.index.commit(&writes, &events, &audit_rows).await {
             self.discard(&prepared).await;
             return Err(e.into());
         }
@@ -462,7 +534,7 @@ impl Ingest {
     /// Prepares and commits one write.
     async fn write(&self, caller: &Caller, op: Op) -> Result<Option<WriteOutcome>, ApiError> {
         match self.prepare_op(caller, op).await? {
-            Some(p) => Ok(Some(one(self.commit(vec![p]).await?)?)),
+            Some(p) => Ok(Some(one(self.commit(caller, vec![p]).await?)?)),
             None => Ok(None),
         }
     }

@@ -8,6 +8,9 @@ use axum::{Extension, Router};
 use medledger_auth::Caller;
 use medledger_http::{ApiError, FhirBody, FhirPath, base_url, etag, fhir_json};
 
+use medledger_audit::Action;
+
+use crate::domain::write::owner_label;
 use crate::domain::{Ingest, WriteOutcome};
 
 /// The interactions this router serves, for the CapabilityStatement.
@@ -52,8 +55,15 @@ async fn create(
             "conditional create (If-None-Exist) is not supported yet",
         ));
     }
-    let o = ingest.create(&caller, &rt, body).await?;
-    Ok(written(&o, &base_url(&headers)))
+    // The owner named by the body, for the audit trail if the create is refused (a new
+    // Patient has no owner to tell yet).
+    let owner = (rt != "Patient").then(|| owner_label(&rt, "", &body));
+    match ingest.create(&caller, &rt, body).await {
+        Ok(o) => Ok(written(&o, &base_url(&headers))),
+        Err(e) => Err(ingest
+            .audit_failure(&caller, "create", Action::Create, &rt, owner, e)
+            .await),
+    }
 }
 
 async fn update(
@@ -63,9 +73,17 @@ async fn update(
     headers: HeaderMap,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
-    let if_match = medledger_http::if_match(&headers)?;
-    let o = ingest.update(&caller, &rt, &id, body, if_match).await?;
-    Ok(written(&o, &base_url(&headers)))
+    let target = format!("{rt}/{id}");
+    let result = match medledger_http::if_match(&headers) {
+        Ok(if_match) => ingest.update(&caller, &rt, &id, body, if_match).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(o) => Ok(written(&o, &base_url(&headers))),
+        Err(e) => Err(ingest
+            .audit_failure(&caller, "update", Action::Update, &target, None, e)
+            .await),
+    }
 }
 
 async fn delete(
@@ -73,7 +91,15 @@ async fn delete(
     Extension(caller): Extension<Caller>,
     FhirPath((rt, id)): FhirPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let o = ingest.delete(&caller, &rt, &id).await?;
+    let o = match ingest.delete(&caller, &rt, &id).await {
+        Ok(o) => o,
+        Err(e) => {
+            let target = format!("{rt}/{id}");
+            return Err(ingest
+                .audit_failure(&caller, "delete", Action::Delete, &target, None, e)
+                .await);
+        }
+    };
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if let Some(o) = o
         && let Ok(v) = HeaderValue::from_str(&etag(o.version))
@@ -88,6 +114,12 @@ async fn bundle(
     Extension(caller): Extension<Caller>,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
-    let out = ingest.bundle(&caller, body).await?;
-    Ok(fhir_json(StatusCode::OK, &out))
+    match ingest.bundle(&caller, body).await {
+        Ok(out) => Ok(fhir_json(StatusCode::OK, &out)),
+        // A refused Bundle stored nothing; its entries' accepted writes (batch) were audited
+        // as they committed.
+        Err(e) => Err(ingest
+            .audit_failure(&caller, "transaction", Action::Execute, "Bundle", None, e)
+            .await),
+    }
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use medledger_bus::{BusRecord, EventBus, Subscription};
 use medledger_chain::Ledger;
-use medledger_ledger::{LeafKind, RecordLeaf};
+use medledger_ledger::{AuditLeaf, LeafKind, RecordLeaf};
 use medledger_merkle::MerkleTree;
-use medledger_proto::v1::{DeadLetter, RecordVersionStored};
-use medledger_proto::{DEAD_LETTER_TOPIC, Message, RECORDS_TOPIC};
+use medledger_proto::v1::{AuditRecorded, DeadLetter, RecordVersionStored};
+use medledger_proto::{AUDIT_TOPIC, DEAD_LETTER_TOPIC, Message, RECORDS_TOPIC};
 use medledger_storage_api::{LeafRow, LedgerStore, TreeHeadRow};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -78,6 +78,44 @@ pub fn leaf_of(ev: &RecordVersionStored) -> Result<LeafRow, &'static str> {
         version: ev.version,
         leaf: bytes,
     })
+}
+
+/// Turns an audit event into its leaf.
+pub fn audit_leaf_of(ev: &AuditRecorded) -> Result<LeafRow, &'static str> {
+    let commitment: [u8; 32] = ev
+        .commitment
+        .as_slice()
+        .try_into()
+        .map_err(|_| "commitment is not 32 bytes")?;
+    if ev.event_id.is_empty() {
+        return Err("event lacks an id");
+    }
+    let leaf = AuditLeaf {
+        id: ev.event_id.clone(),
+        commitment: hex::encode(commitment),
+        recorded_at_ms: ev.recorded_at_ms,
+    };
+    let bytes = leaf.encode().map_err(|_| "leaf does not encode")?;
+    Ok(LeafRow {
+        index: 0,
+        kind: LeafKind::AuditEvent as u8,
+        subject: leaf.subject(),
+        version: 1,
+        leaf: bytes,
+    })
+}
+
+/// The leaf of a bus record, by its topic.
+fn parse(r: &BusRecord) -> Result<LeafRow, &'static str> {
+    if r.topic == AUDIT_TOPIC {
+        AuditRecorded::decode(r.payload.as_slice())
+            .map_err(|_| "undecodable payload")
+            .and_then(|ev| audit_leaf_of(&ev))
+    } else {
+        RecordVersionStored::decode(r.payload.as_slice())
+            .map_err(|_| "undecodable payload")
+            .and_then(|ev| leaf_of(&ev))
+    }
 }
 
 impl LedgerWriter {
@@ -171,20 +209,27 @@ impl LedgerWriter {
 
     /// Runs until `shutdown` turns true.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), WriterError> {
-        let mut sub = self
-            .bus
-            .subscribe(&self.config.group, RECORDS_TOPIC)
-            .await?;
-        // The last record read from each partition, committed once a head covers it.
-        let mut uncommitted: BTreeMap<u32, BusRecord> = BTreeMap::new();
+        // Record versions and audit events share the log; each topic has its own subscription
+        // (and offsets), polled in turn.
+        let mut subs = [
+            self.bus
+                .subscribe(&self.config.group, RECORDS_TOPIC)
+                .await?,
+            self.bus.subscribe(&self.config.group, AUDIT_TOPIC).await?,
+        ];
+        // The last record read from each partition of each subscription, committed once a head
+        // covers it.
+        let mut uncommitted: BTreeMap<(usize, u32), BusRecord> = BTreeMap::new();
+        let mut turn = 0usize;
         let mut oldest_pending: Option<Instant> = None;
         let mut backoff = Duration::from_millis(100);
         loop {
             if *shutdown.borrow() {
                 break;
             }
+            turn = (turn + 1) % subs.len();
             let polled = tokio::select! {
-                r = sub.poll(self.config.max_batch, Duration::from_millis(50)) => r,
+                r = subs[turn].poll(self.config.max_batch, Duration::from_millis(25)) => r,
                 _ = shutdown.changed() => continue,
             };
             let records = match polled {
@@ -207,7 +252,7 @@ impl LedgerWriter {
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
                 for r in &records {
-                    uncommitted.insert(r.partition, r.clone());
+                    uncommitted.insert((turn, r.partition), r.clone());
                 }
                 oldest_pending.get_or_insert_with(Instant::now);
             }
@@ -229,8 +274,8 @@ impl LedgerWriter {
             }
             if self.tree.size() == self.committed_size {
                 oldest_pending = None;
-                for rec in std::mem::take(&mut uncommitted).into_values() {
-                    commit_offset(sub.as_mut(), &rec).await;
+                for ((sub, _), rec) in std::mem::take(&mut uncommitted) {
+                    commit_offset(subs[sub].as_mut(), &rec).await;
                 }
             }
         }
@@ -240,10 +285,7 @@ impl LedgerWriter {
     async fn append(&mut self, records: &[BusRecord]) -> Result<(), WriterError> {
         let mut rows = Vec::with_capacity(records.len());
         for r in records {
-            let parsed = RecordVersionStored::decode(r.payload.as_slice())
-                .map_err(|_| "undecodable payload")
-                .and_then(|ev| leaf_of(&ev));
-            match parsed {
+            match parse(r) {
                 Ok(row) => rows.push(row),
                 // A poison event must not block its partition: it is parked, with the reason,
                 // before the offset moves past it (a failure here retries the whole batch).

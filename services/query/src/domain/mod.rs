@@ -1,5 +1,6 @@
 //! Read logic (FHIR R4 §3.1.0.2 read, §3.1.0.3 vread) and the `$verify` operation.
 
+pub mod audit;
 pub mod read;
 pub mod verify;
 

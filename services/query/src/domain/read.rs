@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use medledger_audit::{Action, Auditor, Entry, Outcome};
 use medledger_auth::Caller;
 use medledger_blobstore::{BlobStore, Cid};
 use medledger_consent::{AccessError, AccessPolicy, AccessQuery, Interaction};
@@ -28,9 +29,19 @@ pub struct Query {
     pub(crate) keys: OwnerKeys,
     pub(crate) ledger: Arc<dyn LedgerStore>,
     pub(crate) policy: Arc<dyn AccessPolicy>,
+    pub(crate) audit: Auditor,
     pub(crate) config: QueryConfig,
     /// The log's Merkle tree, extended from the ledger store as proofs are requested.
     pub(crate) tree: Arc<Mutex<MerkleTree>>,
+}
+
+/// What a read found out on the way, for its AuditEvent.
+#[derive(Debug, Default)]
+struct ReadTrace {
+    /// The record's owner, once the index row was read.
+    owner: Option<String>,
+    /// Whether the consent decision refused it.
+    denied: bool,
 }
 
 /// A version that passed every check.
@@ -53,6 +64,7 @@ impl Query {
         keys: OwnerKeys,
         ledger: Arc<dyn LedgerStore>,
         policy: Arc<dyn AccessPolicy>,
+        audit: Auditor,
         config: QueryConfig,
     ) -> Self {
         Self {
@@ -61,6 +73,7 @@ impl Query {
             keys,
             ledger,
             policy,
+            audit,
             config,
             tree: Arc::default(),
         }
@@ -96,13 +109,56 @@ impl Query {
         }
     }
 
-    /// Reads `rt/id` at version `vid`, or the current version when `vid` is `None`.
+    /// Reads `rt/id` at version `vid`, or the current version when `vid` is `None`, as
+    /// `interaction` (`read`, `vread`, `operation`). The AuditEvent of the attempt, whatever
+    /// its outcome, is stored before this returns; if it cannot be, the answer is 503 and no
+    /// data goes out.
     pub async fn read(
+        &self,
+        caller: &Caller,
+        interaction: &str,
+        rt: &str,
+        id: &str,
+        vid: Option<u64>,
+    ) -> Result<VerifiedVersion, ApiError> {
+        let mut trace = ReadTrace::default();
+        let result = self.read_checked(caller, rt, id, vid, &mut trace).await;
+        let target = match (&result, vid) {
+            (Ok(v), _) => format!("{rt}/{id}/_history/{}", v.row.version),
+            (Err(_), Some(v)) => format!("{rt}/{id}/_history/{v}"),
+            (Err(_), None) => format!("{rt}/{id}"),
+        };
+        let action = if interaction == "operation" {
+            Action::Execute
+        } else {
+            Action::Read
+        };
+        let mut entry = Entry::by(caller, "query", interaction, action)
+            .about(trace.owner.as_deref())
+            .touching(target);
+        if let Err(e) = &result {
+            // A denial answers like an unknown record; the trail says what really happened.
+            let detail = if trace.denied {
+                "access denied by the consent decision".to_owned()
+            } else {
+                e.message.clone()
+            };
+            entry = entry.ended(Outcome::of_status(e.status.as_u16()), Some(detail));
+        }
+        if let Err(e) = self.audit.record(&[entry]).await {
+            tracing::warn!(error = %e, "could not record the audit event of a read");
+            return Err(ApiError::unavailable("the audit trail is unavailable", 1));
+        }
+        result
+    }
+
+    async fn read_checked(
         &self,
         caller: &Caller,
         rt: &str,
         id: &str,
         vid: Option<u64>,
+        trace: &mut ReadTrace,
     ) -> Result<VerifiedVersion, ApiError> {
         // Before any lookup: scopes that cannot reach the type at all give 403 and reveal
         // nothing about which records exist.
@@ -143,6 +199,7 @@ impl Query {
                 "{subject} version {version} is missing from the index"
             ))
         })?;
+        trace.owner = Some(row.owner.clone());
         let unknown = || ApiError::not_found(format!("{subject} is not known"));
         // Decided before the record is touched further; a caller whose only chance is a
         // `?category=` scope is decided again once the categories are known (after decryption,
@@ -152,6 +209,7 @@ impl Query {
             .await?;
         let needs_categories = !permitted && has_category_scope(&caller.claims.scope, rt);
         if !permitted && !needs_categories {
+            trace.denied = true;
             return Err(unknown());
         }
         let leaf = self.wait_for_leaf(&subject, version).await?;
@@ -171,6 +229,7 @@ impl Query {
         }
         if row.deleted {
             if needs_categories {
+                trace.denied = true;
                 return Err(unknown());
             }
             return Err(ApiError::gone(format!("{subject} was deleted")));
@@ -215,6 +274,7 @@ impl Query {
                 )
                 .await?
             {
+                trace.denied = true;
                 return Err(unknown());
             }
         }

@@ -22,7 +22,7 @@ impl Query {
         id: &str,
         vid: u64,
     ) -> Result<ProofBundle, ApiError> {
-        let v = self.read(caller, rt, id, Some(vid)).await?;
+        let v = self.read(caller, "operation", rt, id, Some(vid)).await?;
         let head = self.wait_for_head(v.leaf.index).await?;
         let anchor = self.wait_for_anchor(head.tree_size).await?;
         let (proof, consistency) = {

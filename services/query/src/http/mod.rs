@@ -10,6 +10,7 @@ use medledger_auth::Caller;
 use medledger_http::{ApiError, FhirPath, fhir_json};
 use serde_json::{Value, json};
 
+use crate::domain::audit::{AuditSearch, resource_of};
 use crate::domain::{Query, VerifiedVersion};
 
 /// The type-level interactions this router serves, for the CapabilityStatement.
@@ -20,6 +21,8 @@ pub const OPERATIONS: &[&str] = &["verify"];
 /// Routes: read, vread and `$verify`.
 pub fn routes(query: Query) -> Router {
     Router::new()
+        .route("/AuditEvent", get(audit_search))
+        .route("/AuditEvent/{id}", get(audit_read))
         .route("/{rt}/{id}", get(read))
         .route("/{rt}/{id}/_history/{vid}", get(vread))
         .route("/{rt}/{id}/_history/{vid}/$verify", get(verify))
@@ -36,6 +39,40 @@ fn version_response(v: VerifiedVersion) -> Response {
     )
 }
 
+async fn audit_search(
+    State(q): State<Query>,
+    Extension(caller): Extension<Caller>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let search = AuditSearch::parse(&params)?;
+    let rows = q.audit_events(&caller, search).await?;
+    let base = medledger_http::base_url(&headers);
+    let entries = rows
+        .iter()
+        .map(|r| {
+            Ok(json!({
+                "fullUrl": format!("{base}/AuditEvent/{}", r.id),
+                "resource": resource_of(r)?,
+                "search": {"mode": "match"}
+            }))
+        })
+        .collect::<Result<Vec<Value>, ApiError>>()?;
+    Ok(fhir_json(
+        StatusCode::OK,
+        &json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}),
+    ))
+}
+
+async fn audit_read(
+    State(q): State<Query>,
+    Extension(caller): Extension<Caller>,
+    FhirPath(id): FhirPath<String>,
+) -> Result<Response, ApiError> {
+    let row = q.audit_event(&caller, &id).await?;
+    Ok(fhir_json(StatusCode::OK, &resource_of(&row)?))
+}
+
 fn parse_vid(vid: &str) -> Result<u64, ApiError> {
     vid.parse()
         .map_err(|_| ApiError::not_found(format!("'{vid}' is not a version id")))
@@ -46,7 +83,9 @@ async fn read(
     Extension(caller): Extension<Caller>,
     FhirPath((rt, id)): FhirPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    Ok(version_response(q.read(&caller, &rt, &id, None).await?))
+    Ok(version_response(
+        q.read(&caller, "read", &rt, &id, None).await?,
+    ))
 }
 
 async fn vread(
@@ -55,7 +94,8 @@ async fn vread(
     FhirPath((rt, id, vid)): FhirPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     Ok(version_response(
-        q.read(&caller, &rt, &id, Some(parse_vid(&vid)?)).await?,
+        q.read(&caller, "vread", &rt, &id, Some(parse_vid(&vid)?))
+            .await?,
     ))
 }
 

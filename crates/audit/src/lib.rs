@@ -1,0 +1,408 @@
+//! The audit trail: a FHIR R4 `AuditEvent` for every read, write, consent change and refusal,
+//! stored before the response goes out and committed to the ledger.
+//!
+//! Services describe what happened as an [`Entry`] (who, what, about which patient, why, with
+//! what outcome); [`Auditor`] turns entries into AuditEvent resources, stores them in the
+//! [`AuditStore`] together with an [`AuditRecorded`] event for the ledger writer, and only then
+//! lets the caller answer. A write stores its audit rows in the write's own transaction
+//! ([`Auditor::prepare`]), so an acknowledged write is never missing from the trail.
+//!
+//! What is kept: references (`Practitioner/dr-1`, `Observation/o1/_history/2`), codes, the
+//! stated purpose and break-glass reason. Never resource content. Rows are not encrypted under
+//! the patient's key, so erasing a patient leaves their access history readable. The ledger gets
+//! only `HMAC-SHA256(salt, canonical JSON)`, salted so the log cannot be searched for guessed
+//! events.
+
+use std::sync::Arc;
+
+use medledger_auth::Caller;
+use medledger_proto::v1::AuditRecorded;
+use medledger_proto::{AUDIT_TOPIC, Message};
+use medledger_storage_api::{AuditFilter, AuditRow, AuditStore, OutboxEvent, StoreError};
+use rand::RngCore;
+use serde_json::{Value, json};
+
+/// `AuditEvent.action` (R4 value set `audit-event-action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Create.
+    Create,
+    /// Read, vread, search.
+    Read,
+    /// Update.
+    Update,
+    /// Delete.
+    Delete,
+    /// An operation (`$verify`, `$decide-access`, …).
+    Execute,
+}
+
+impl Action {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Create => "C",
+            Self::Read => "R",
+            Self::Update => "U",
+            Self::Delete => "D",
+            Self::Execute => "E",
+        }
+    }
+}
+
+/// `AuditEvent.outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// `0`: the interaction succeeded.
+    Success,
+    /// `4`: refused (access denied, bad request, not found).
+    Refused,
+    /// `8`: the server failed (integrity error, a backend down).
+    Failed,
+}
+
+impl Outcome {
+    /// The R4 code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Success => "0",
+            Self::Refused => "4",
+            Self::Failed => "8",
+        }
+    }
+
+    /// The outcome of an HTTP answer with `status`.
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            200..=399 => Self::Success,
+            400..=499 => Self::Refused,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// One audited interaction, as a service saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The FHIR restful-interaction code (`read`, `vread`, `create`, `update`, `delete`,
+    /// `search-type`, `transaction`, `batch`, `operation`).
+    pub interaction: String,
+    /// The action.
+    pub action: Action,
+    /// Who acted (the token subject).
+    pub actor: String,
+    /// The role the token claimed.
+    pub role: String,
+    /// The patient the interaction was about (`Patient/{id}`), when there is one.
+    pub patient: Option<String>,
+    /// What was touched: references, versioned where a version is known.
+    pub what: Vec<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why it ended so, safe to show (an OperationOutcome's diagnostics, never PHI).
+    pub detail: Option<String>,
+    /// Stated purpose of use (`TREAT`, …).
+    pub purpose: Option<String>,
+    /// Stated break-glass reason: the interaction is marked as an emergency access.
+    pub break_glass_reason: Option<String>,
+    /// The service that saw it (`ingest`, `query`, `consent`).
+    pub source: &'static str,
+}
+
+impl Entry {
+    /// An interaction by `caller`, seen by `source`; successful until told otherwise.
+    pub fn by(caller: &Caller, source: &'static str, interaction: &str, action: Action) -> Self {
+        Self {
+            interaction: interaction.to_owned(),
+            action,
+            actor: caller.claims.sub.clone(),
+            role: caller.claims.role.clone(),
+            patient: None,
+            what: Vec::new(),
+            outcome: Outcome::Success,
+            detail: None,
+            purpose: caller.purpose.clone(),
+            break_glass_reason: caller.break_glass_reason.clone(),
+            source,
+        }
+    }
+
+    /// About the record owner `owner`: a patient when it is `Patient/{id}`, no one otherwise
+    /// (directory data owned by `Organization`).
+    pub fn about(mut self, owner: Option<&str>) -> Self {
+        self.patient = owner
+            .filter(|o| o.starts_with("Patient/"))
+            .map(str::to_owned);
+        self
+    }
+
+    /// Adds a touched resource.
+    pub fn touching(mut self, reference: impl Into<String>) -> Self {
+        self.what.push(reference.into());
+        self
+    }
+
+    /// Sets the outcome.
+    pub fn ended(mut self, outcome: Outcome, detail: Option<String>) -> Self {
+        self.outcome = outcome;
+        self.detail = detail;
+        self
+    }
+}
+
+/// The AuditEvent resource for `entry`.
+pub fn audit_event(entry: &Entry, id: &str, recorded: &str) -> Value {
+    let mut purposes = Vec::new();
+    if let Some(p) = &entry.purpose {
+        purposes.push(json!({"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+            "code": p
+        }]}));
+    }
+    if entry.break_glass_reason.is_some() {
+        purposes.push(json!({"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+            "code": "BTG",
+            "display": "break the glass"
+        }]}));
+    }
+    let mut entities = Vec::new();
+    if let Some(p) = &entry.patient {
+        let mut patient = json!({
+            "what": {"reference": p},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}
+        });
+        if let Some(reason) = &entry.break_glass_reason {
+            patient["detail"] = json!([{"type": "break-glass-reason", "valueString": reason}]);
+        }
+        entities.push(patient);
+    }
+    for w in &entry.what {
+        if entry.patient.as_deref() == Some(w.as_str()) {
+            continue;
+        }
+        entities.push(json!({
+            "what": {"reference": w},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"}
+        }));
+    }
+    let mut event = json!({
+        "resourceType": "AuditEvent",
+        "id": id,
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": entry.interaction}],
+        "action": entry.action.code(),
+        "recorded": recorded,
+        "outcome": entry.outcome.code(),
+        "agent": [{
+            "who": {"reference": entry.actor},
+            "role": [{"text": entry.role}],
+            "requestor": true
+        }],
+        "source": {
+            "observer": {"display": format!("MedLedger {}", entry.source)},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}]
+        }
+    });
+    if let Some(d) = &entry.detail {
+        event["outcomeDesc"] = json!(d);
+    }
+    if !purposes.is_empty() {
+        event["purposeOfEvent"] = json!(purposes);
+    }
+    if !entities.is_empty() {
+        event["entity"] = json!(entities);
+    }
+    event
+}
+
+/// Whether `row`'s resource matches the commitment a ledger leaf holds (hex).
+pub fn matches_commitment(row: &AuditRow, commitment_hex: &str) -> bool {
+    medledger_crypto::commitment(&row.salt, &row.resource)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        == commitment_hex
+}
+
+/// Stores audit events and lists them.
+#[derive(Clone)]
+pub struct Auditor {
+    store: Arc<dyn AuditStore>,
+}
+
+impl std::fmt::Debug for Auditor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auditor").finish_non_exhaustive()
+    }
+}
+
+impl Auditor {
+    /// An auditor storing into `store`.
+    pub fn new(store: Arc<dyn AuditStore>) -> Self {
+        Self { store }
+    }
+
+    /// The rows and ledger events for `entries`, stamped now, for a caller that stores them in
+    /// a transaction of its own.
+    pub fn prepare(entries: &[Entry]) -> (Vec<AuditRow>, Vec<OutboxEvent>) {
+        let (recorded, ms) = medledger_fhir::now_instant();
+        let mut rows = Vec::with_capacity(entries.len());
+        let mut events = Vec::with_capacity(entries.len());
+        for e in entries {
+            let id = uuid::Uuid::new_v4().to_string();
+            let resource = medledger_fhir::canonical_json(&audit_event(e, &id, &recorded));
+            let mut salt = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut salt);
+            let commitment = medledger_crypto::commitment(&salt, &resource);
+            events.push(OutboxEvent {
+                topic: AUDIT_TOPIC.to_owned(),
+                // Keyed by the event, not the patient: audit events need no order among
+                // themselves, and a key must not name anyone.
+                key: id.as_bytes().to_vec(),
+                payload: AuditRecorded {
+                    event_id: id.clone(),
+                    commitment: commitment.to_vec(),
+                    recorded_at_ms: ms,
+                }
+                .encode_to_vec(),
+            });
+            rows.push(AuditRow {
+                id,
+                recorded_at_ms: ms,
+                patient: e.patient.clone(),
+                actor: e.actor.clone(),
+                outcome: e.outcome.code().to_owned(),
+                resource,
+                salt,
+            });
+        }
+        (rows, events)
+    }
+
+    /// Stores `entries`; the audited response may go out once this returns `Ok`.
+    pub async fn record(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (rows, events) = Self::prepare(entries);
+        self.store.record_audit(&rows, &events).await
+    }
+
+    /// Events matching `filter`, newest first.
+    pub async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+        self.store.audit_events(filter).await
+    }
+
+    /// One event.
+    pub async fn get(&self, id: &str) -> Result<Option<AuditRow>, StoreError> {
+        self.store.audit_event(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use medledger_auth::Claims;
+
+    fn caller(sub: &str, role: &str) -> Caller {
+        let claims: Claims = serde_json::from_value(json!({
+            "iss": "t", "sub": sub, "aud": "medledger", "exp": 0, "iat": 0,
+            "scope": "user/*.rs", "role": role
+        }))
+        .unwrap();
+        let mut c = Caller::new(claims, "token");
+        c.purpose = Some("TREAT".into());
+        c
+    }
+
+    #[test]
+    fn an_entry_becomes_an_r4_audit_event_naming_the_patient_and_the_emergency() {
+        let mut c = caller("Practitioner/dr-1", "practitioner");
+        c.break_glass_reason = Some("unconscious in ER".into());
+        let e = Entry::by(&c, "query", "read", Action::Read)
+            .about(Some("Patient/p1"))
+            .touching("Observation/o1/_history/2")
+            .ended(Outcome::Refused, Some("no consent".into()));
+        let v = audit_event(&e, "id-1", "2026-12-01T00:00:00.000Z");
+        assert_eq!(v["resourceType"], "AuditEvent");
+        assert_eq!(v["action"], "R");
+        assert_eq!(v["outcome"], "4");
+        assert_eq!(v["outcomeDesc"], "no consent");
+        assert_eq!(v["agent"][0]["who"]["reference"], "Practitioner/dr-1");
+        assert_eq!(v["entity"][0]["what"]["reference"], "Patient/p1");
+        assert_eq!(
+            v["entity"][0]["detail"][0]["valueString"],
+            "unconscious in ER"
+        );
+        assert_eq!(
+            v["entity"][1]["what"]["reference"],
+            "Observation/o1/_history/2"
+        );
+        let codes: Vec<&str> = v["purposeOfEvent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["coding"][0]["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, ["TREAT", "BTG"]);
+        // Directory data is about no patient.
+        let org = Entry::by(&c, "query", "read", Action::Read).about(Some("Organization"));
+        assert_eq!(org.patient, None);
+    }
+
+    #[tokio::test]
+    async fn recorded_events_are_listed_by_patient_and_their_leaf_commitment_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            medledger_storage_sqlx::SqliteStore::open(&dir.path().join("db"))
+                .await
+                .unwrap(),
+        );
+        let auditor = Auditor::new(store.clone());
+        let c = caller("Practitioner/dr-1", "practitioner");
+        auditor
+            .record(&[
+                Entry::by(&c, "query", "read", Action::Read).about(Some("Patient/p1")),
+                Entry::by(&c, "query", "read", Action::Read).about(Some("Patient/p2")),
+            ])
+            .await
+            .unwrap();
+        let mine = auditor
+            .list(&AuditFilter {
+                patient: Some("Patient/p1".into()),
+                limit: 10,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(mine.len(), 1);
+        let v: Value = serde_json::from_slice(&mine[0].resource).unwrap();
+        assert_eq!(v["id"], mine[0].id.as_str());
+        // The event on the bus carries the commitment of exactly the stored resource.
+        let (topic, payload): (String, Vec<u8>) = sqlx_first_event(&store).await;
+        assert_eq!(topic, AUDIT_TOPIC);
+        let ev = AuditRecorded::decode(payload.as_slice()).unwrap();
+        let row = auditor.get(&ev.event_id).await.unwrap().unwrap();
+        let leaf = medledger_ledger::AuditLeaf {
+            id: ev.event_id.clone(),
+            commitment: ev.commitment.iter().map(|b| format!("{b:02x}")).collect(),
+            recorded_at_ms: ev.recorded_at_ms,
+        };
+        assert!(matches_commitment(&row, &leaf.commitment));
+        let mut tampered = row.clone();
+        tampered.resource.push(b' ');
+        assert!(!matches_commitment(&tampered, &leaf.commitment));
+    }
+
+    async fn sqlx_first_event(store: &medledger_storage_sqlx::SqliteStore) -> (String, Vec<u8>) {
+        use sqlx::Row;
+        let r = sqlx::query("SELECT topic, payload FROM bus_log ORDER BY rowid LIMIT 1")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        (r.get("topic"), r.get("payload"))
+    }
+}
