@@ -1,14 +1,26 @@
-//! Bearer-token authentication: the dev issuer key, ES256 JWT minting and validation.
+//! Bearer-token authentication: validating compact-JWS tokens from the issuers MedLedger trusts,
+//! and minting dev and test tokens.
 //!
-//! Tokens are compact JWS (RFC 7515) signed with ES256 (P-256, RFC 7518 §3.4) carrying SMART App
-//! Launch v2 style claims: `sub`, `scope`, `fhirUser`, plus MedLedger's `role`. Validation checks
-//! the signature, issuer, audience and expiry against an injectable clock.
+//! Tokens are compact JWS (RFC 7515) signed with ES256 (P-256, RFC 7518 §3.4) or RS256
+//! (RSASSA-PKCS1-v1_5 with SHA-256, RFC 7518 §3.3) carrying SMART App Launch v2 style claims:
+//! `sub`, `scope`, `fhirUser`, plus MedLedger's `role`.
+//!
+//! A [`TokenVerifier`] trusts one or more issuers, each with a [`KeySet`] of public keys: a single
+//! ES256 key ([`TokenVerifier::new`], as the `medledger dev` issuer uses), or a JWK Set (RFC 7517)
+//! given as JSON, read from a file, or fetched over HTTP and refreshed in the background
+//! ([`JwksCache`]). Validation checks the algorithm against the key's type (no RS256/ES256
+//! confusion, never `none` or HMAC), picks the key by `kid`, and checks the signature, issuer,
+//! audience, expiry, issue time and `nbf` against an injectable clock. It is synchronous and never
+//! waits on the network: a refresh swaps the whole key set in at once.
+//!
+//! [`IssuerKey`] (ES256) mints the dev issuer's tokens; [`RsaIssuerKey`] mints RS256 tokens for
+//! tests. Both publish their public half as a [`Jwk`].
 
 use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use p256::ecdsa::signature::{Signer, Verifier};
+use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
@@ -16,12 +28,22 @@ use p256::pkcs8::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod jwk;
+mod rsa_key;
+mod source;
+mod verify;
+
+pub use jwk::{Jwk, JwkSet, KeySet, MIN_RSA_BITS, SharedKeySet};
+pub use rsa_key::RsaIssuerKey;
+pub use source::{JwksCache, JwksOptions, JwksSource};
+pub use verify::TokenVerifier;
+
 /// Issuer name of `medledger dev` tokens.
 pub const DEV_ISSUER: &str = "medledger-dev";
 /// Audience every MedLedger token must name.
 pub const AUDIENCE: &str = "medledger";
 /// Allowed clock skew, seconds.
-const LEEWAY_SECS: i64 = 60;
+pub(crate) const LEEWAY_SECS: i64 = 60;
 
 /// Why a token was refused. The message is safe to return to the caller (it never echoes the
 /// token).
@@ -33,10 +55,11 @@ pub enum AuthError {
     /// Not a well-formed compact JWS.
     #[error("malformed token")]
     Malformed,
-    /// Algorithm other than ES256.
+    /// Algorithm other than ES256 or RS256 (so also `none` and the HMAC family).
     #[error("unsupported token algorithm")]
     Algorithm,
-    /// Signature does not verify with any trusted key.
+    /// Signature does not verify with any trusted key: also when the header's `kid` names no key
+    /// of the issuer, or the issuer has no key of the type the header's `alg` needs.
     #[error("token signature is invalid")]
     Signature,
     /// `exp` in the past (or `nbf` in the future).
@@ -45,7 +68,7 @@ pub enum AuthError {
     /// Wrong `iss` or `aud`.
     #[error("token issuer or audience not accepted")]
     Audience,
-    /// Key file problem.
+    /// Key file, JWK Set or key source problem (not a property of a presented token).
     #[error("issuer key: {0}")]
     Key(String),
 }
@@ -57,7 +80,8 @@ pub struct Claims {
     pub iss: String,
     /// Subject: the account, e.g. `Practitioner/dr-1`.
     pub sub: String,
-    /// Audience.
+    /// Audience. A token may carry `aud` as a string or as an array (RFC 7519 §4.1.3); the
+    /// verifier accepts either when it names [`AUDIENCE`], and then sets this to [`AUDIENCE`].
     pub aud: String,
     /// Expiry, Unix seconds.
     pub exp: i64,
@@ -130,11 +154,40 @@ impl Caller {
     }
 }
 
+/// JOSE header of a compact JWS. Members other than these (`jku`, `jwk`, `x5u`, ...) are ignored:
+/// keys come only from the verifier's configuration, never from the token.
 #[derive(Serialize, Deserialize)]
-struct Header {
-    alg: String,
-    typ: String,
-    kid: String,
+pub(crate) struct Header {
+    pub(crate) alg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) typ: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) kid: Option<String>,
+    /// Extensions the recipient must understand (RFC 7515 §4.1.11): MedLedger understands none,
+    /// so a token listing any is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) crit: Option<serde_json::Value>,
+}
+
+/// `header.claims.signature` with `sign` producing the signature over `header.claims`.
+pub(crate) fn compact_jws(
+    alg: &str,
+    kid: Option<&str>,
+    claims: &Claims,
+    sign: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> String {
+    let header = Header {
+        alg: alg.into(),
+        typ: Some("JWT".into()),
+        kid: kid.map(str::to_owned),
+        crit: None,
+    };
+    // Serialising these plain structs cannot fail.
+    let h = B64.encode(serde_json::to_vec(&header).unwrap_or_default());
+    let c = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let input = format!("{h}.{c}");
+    let sig = sign(input.as_bytes());
+    format!("{input}.{}", B64.encode(sig))
 }
 
 /// A signing key of an issuer.
@@ -152,6 +205,7 @@ impl std::fmt::Debug for IssuerKey {
     }
 }
 
+/// The `kid` an [`IssuerKey`] stamps into its tokens unless given another.
 fn kid_of(key: &VerifyingKey) -> String {
     let point = key.to_encoded_point(false);
     B64.encode(&Sha256::digest(point.as_bytes())[..16])
@@ -223,18 +277,35 @@ impl IssuerKey {
         *self.key.verifying_key()
     }
 
-    /// Signs `claims` as a compact JWS.
+    /// The key id this key's tokens carry: derived from the public key unless set with
+    /// [`IssuerKey::with_kid`].
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The same key, stamping `kid` into the tokens it signs (to match a JWK Set entry).
+    pub fn with_kid(mut self, kid: &str) -> Self {
+        self.kid = kid.to_owned();
+        self
+    }
+
+    /// The public half as a JWK (`kty` EC, `crv` P-256, `alg` ES256, `use` sig) under `kid`, for
+    /// publishing in a JWK Set.
+    pub fn jwk(&self, kid: &str) -> Jwk {
+        jwk::ec_jwk(self.key.verifying_key(), kid)
+    }
+
+    /// Signs `claims` as a compact JWS whose header carries this key's [`kid`](Self::kid).
     pub fn sign(&self, claims: &Claims) -> String {
-        let header = Header {
-            alg: "ES256".into(),
-            typ: "JWT".into(),
-            kid: self.kid.clone(),
-        };
-        let h = B64.encode(serde_json::to_vec(&header).unwrap_or_default());
-        let c = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
-        let input = format!("{h}.{c}");
-        let sig: Signature = self.key.sign(input.as_bytes());
-        format!("{input}.{}", B64.encode(sig.to_bytes()))
+        self.sign_with_kid(claims, Some(&self.kid))
+    }
+
+    /// Signs `claims` as a compact JWS with `kid` in the header, or none (tests of key selection).
+    pub fn sign_with_kid(&self, claims: &Claims, kid: Option<&str>) -> String {
+        compact_jws("ES256", kid, claims, |input| {
+            let sig: Signature = self.key.sign(input);
+            sig.to_bytes().to_vec()
+        })
     }
 
     /// Mints a dev token valid for `ttl_secs` from `now`.
@@ -263,62 +334,6 @@ fn uuid_like() -> String {
 
 fn hex_lower(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Validates tokens from trusted issuers.
-#[derive(Debug, Clone)]
-pub struct TokenVerifier {
-    issuers: Vec<(String, VerifyingKey)>,
-}
-
-impl TokenVerifier {
-    /// Trusts `key` for tokens whose `iss` is `issuer`.
-    pub fn new(issuer: &str, key: VerifyingKey) -> Self {
-        Self {
-            issuers: vec![(issuer.to_owned(), key)],
-        }
-    }
-
-    /// Validates `token` at time `now` (Unix seconds).
-    pub fn verify_at(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(AuthError::Malformed);
-        };
-        let header: Header =
-            serde_json::from_slice(&B64.decode(h).map_err(|_| AuthError::Malformed)?)
-                .map_err(|_| AuthError::Malformed)?;
-        if header.alg != "ES256" {
-            return Err(AuthError::Algorithm);
-        }
-        let claims: Claims =
-            serde_json::from_slice(&B64.decode(c).map_err(|_| AuthError::Malformed)?)
-                .map_err(|_| AuthError::Malformed)?;
-        let sig_bytes = B64.decode(s).map_err(|_| AuthError::Malformed)?;
-        let sig = Signature::from_slice(&sig_bytes).map_err(|_| AuthError::Signature)?;
-        let key = self
-            .issuers
-            .iter()
-            .find(|(iss, _)| *iss == claims.iss)
-            .map(|(_, k)| k)
-            .ok_or(AuthError::Audience)?;
-        key.verify(format!("{h}.{c}").as_bytes(), &sig)
-            .map_err(|_| AuthError::Signature)?;
-        if claims.aud != AUDIENCE {
-            return Err(AuthError::Audience);
-        }
-        if claims.exp + LEEWAY_SECS < now || claims.iat - LEEWAY_SECS > now {
-            return Err(AuthError::Expired);
-        }
-        Ok(claims)
-    }
-
-    /// Validates `token` now.
-    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        self.verify_at(token, unix_now())
-    }
 }
 
 /// Current Unix time in seconds.

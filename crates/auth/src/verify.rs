@@ -1,0 +1,146 @@
+//! Token validation against the issuers a service trusts.
+
+use base64::Engine;
+use p256::ecdsa::VerifyingKey;
+use serde_json::{Map, Value};
+
+use crate::jwk::Algorithm;
+use crate::{AUDIENCE, AuthError, B64, Claims, Header, KeySet, LEEWAY_SECS, SharedKeySet};
+
+/// Validates tokens from trusted issuers, each with its own keys: a token verifies only with a key
+/// of the issuer its `iss` names. Cloning shares the issuers' key sets, so a refresh reaches every
+/// clone. [`TokenVerifier::default`] trusts no issuer.
+#[derive(Debug, Clone, Default)]
+pub struct TokenVerifier {
+    issuers: Vec<(String, SharedKeySet)>,
+}
+
+impl TokenVerifier {
+    /// Trusts `key` for ES256 tokens whose `iss` is `issuer`, whatever `kid` they carry (a key
+    /// configured directly has no published `kid` to match).
+    pub fn new(issuer: &str, key: VerifyingKey) -> Self {
+        Self::default().with_issuer(issuer, KeySet::from_es256_key(key, None))
+    }
+
+    /// Trusts the keys of the JWK Set `jwks_json` for tokens whose `iss` is `issuer`.
+    pub fn from_jwks(issuer: &str, jwks_json: &str) -> Result<Self, AuthError> {
+        Ok(Self::default().with_issuer(issuer, KeySet::from_jwks_json(jwks_json)?))
+    }
+
+    /// Also trusts `keys` for `issuer`, replacing any keys it had for that issuer.
+    pub fn with_issuer(self, issuer: &str, keys: KeySet) -> Self {
+        self.with_shared_issuer(issuer, SharedKeySet::new(keys))
+    }
+
+    /// Also trusts `keys` for `issuer`, replacing any keys it had for that issuer, and follows
+    /// them as they are replaced (e.g. by [`JwksCache`](crate::JwksCache) refreshes).
+    pub fn with_shared_issuer(mut self, issuer: &str, keys: SharedKeySet) -> Self {
+        match self.issuers.iter_mut().find(|(iss, _)| iss == issuer) {
+            Some((_, old)) => *old = keys,
+            None => self.issuers.push((issuer.to_owned(), keys)),
+        }
+        self
+    }
+
+    /// The trusted issuers, in the order they were added.
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.issuers.iter().map(|(iss, _)| iss.as_str())
+    }
+
+    /// Validates `token` at time `now` (Unix seconds).
+    pub fn verify_at(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::Malformed);
+        };
+        let header: Header = decode_json(h)?;
+        if header.crit.is_some() {
+            return Err(AuthError::Malformed);
+        }
+        // Only asymmetric algorithms: `none` and HMAC would let anyone holding the public key
+        // (which is published) forge tokens.
+        let alg = Algorithm::from_name(&header.alg).ok_or(AuthError::Algorithm)?;
+        let mut payload: Map<String, Value> = decode_json(c)?;
+        let aud_ok = audience_names_us(payload.get("aud"))?;
+        let nbf = numeric_date(payload.get("nbf"))?;
+        // `Claims::aud` is a single string; a token that gets through names AUDIENCE.
+        payload.insert("aud".into(), Value::String(AUDIENCE.into()));
+        let claims: Claims =
+            serde_json::from_value(Value::Object(payload)).map_err(|_| AuthError::Malformed)?;
+        let sig = B64.decode(s).map_err(|_| AuthError::Malformed)?;
+        let keys = self
+            .issuers
+            .iter()
+            .find(|(iss, _)| *iss == claims.iss)
+            .map(|(_, keys)| keys.current())
+            .ok_or(AuthError::Audience)?;
+        // The signing input is the token's own `header.claims` bytes (in bounds: a `.` and the
+        // signature follow), not a re-encoding of what was parsed.
+        let input = &token.as_bytes()[..h.len() + 1 + c.len()];
+        if !keys
+            .candidates(alg, header.kid.as_deref())
+            .any(|key| key.verifies(input, &sig))
+        {
+            return Err(AuthError::Signature);
+        }
+        if !aud_ok {
+            return Err(AuthError::Audience);
+        }
+        if claims.exp + LEEWAY_SECS < now
+            || claims.iat - LEEWAY_SECS > now
+            || nbf.is_some_and(|nbf| nbf - LEEWAY_SECS > now)
+        {
+            return Err(AuthError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// Validates `token` now.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_at(token, crate::unix_now())
+    }
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AuthError> {
+    let bytes = B64.decode(part).map_err(|_| AuthError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)
+}
+
+/// Whether `aud` names [`AUDIENCE`]: a string equal to it, or an array of strings containing it.
+fn audience_names_us(aud: Option<&Value>) -> Result<bool, AuthError> {
+    match aud {
+        None => Ok(false),
+        Some(Value::String(s)) => Ok(s == AUDIENCE),
+        Some(Value::Array(items)) => {
+            let mut found = false;
+            for item in items {
+                match item {
+                    Value::String(s) => found |= s == AUDIENCE,
+                    _ => return Err(AuthError::Malformed),
+                }
+            }
+            Ok(found)
+        }
+        Some(_) => Err(AuthError::Malformed),
+    }
+}
+
+/// A NumericDate claim (RFC 7519 §2), which may have a fraction: rounded up, so that `nbf` is never
+/// moved earlier.
+fn numeric_date(value: Option<&Value>) -> Result<Option<i64>, AuthError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.ceil() as i64)
+            })
+            .map(Some)
+            .ok_or(AuthError::Malformed),
+        Some(_) => Err(AuthError::Malformed),
+    }
+}
