@@ -85,14 +85,20 @@ impl Default for IpfsSection {
     }
 }
 
-/// Who may call: bearer tokens from this issuer, signed with this key.
+/// Who may call: bearer tokens from this issuer, signed with its key (a PEM file) or one of its
+/// keys (a JWK Set, file or URL).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct AuthSection {
     /// Expected `iss` claim.
     pub(crate) issuer: String,
-    /// The issuer's ES256 public key (SPKI PEM).
+    /// The issuer's ES256 public key (SPKI PEM); not read when `jwks` is set.
     pub(crate) public_key_file: PathBuf,
+    /// The issuer's JWK Set (ES256 and RS256 keys): a file path or an `http://` URL. Empty: use
+    /// `public_key_file`.
+    pub(crate) jwks: String,
+    /// How often the JWK Set is read again (keys rotate), seconds.
+    pub(crate) jwks_refresh_secs: u64,
 }
 
 impl Default for AuthSection {
@@ -100,6 +106,8 @@ impl Default for AuthSection {
         Self {
             issuer: medledger_auth::DEV_ISSUER.to_owned(),
             public_key_file: PathBuf::from("/etc/medledger/issuer.pub.pem"),
+            jwks: String::new(),
+            jwks_refresh_secs: 300,
         }
     }
 }

@@ -10,9 +10,7 @@ use medledger_consent::{AccessControlService, ConsentApi, ConsentPolicy, Enrolme
 use super::config::ConsentServiceConfig;
 
 pub(crate) async fn run(cfg: ConsentServiceConfig) -> anyhow::Result<()> {
-    let key = medledger_auth::load_public_key(&cfg.auth.public_key_file)
-        .context("loading the token issuer's public key")?;
-    let verifier = medledger_auth::TokenVerifier::new(&cfg.auth.issuer, key);
+    let verifier = super::verifier(&cfg.auth).await?;
     let store = super::postgres(&cfg.postgres).await?;
     let enrolment = if cfg.enrol_from_tokens {
         Enrolment::FromTokens
@@ -20,7 +18,7 @@ pub(crate) async fn run(cfg: ConsentServiceConfig) -> anyhow::Result<()> {
         Enrolment::AdminOnly
     };
     let service = AccessControlService::new(
-        verifier,
+        verifier.clone(),
         Arc::new(ConsentPolicy::new(store.clone(), enrolment)),
     );
     super::serve_admin(cfg.admin_listen, || Ok(()), crate::web::no_gauges()).await?;
@@ -34,7 +32,7 @@ pub(crate) async fn run(cfg: ConsentServiceConfig) -> anyhow::Result<()> {
             Arc::new(medledger_auth::unix_now),
             medledger_audit::Auditor::new(store),
         )),
-        super::gate(&cfg.auth, &cfg.http)?,
+        super::gate_with(verifier, &cfg.http),
         cfg.http.max_body_bytes,
     );
     let http = tokio::spawn(super::serve_until_signal(cfg.http.listen, app, "consent"));

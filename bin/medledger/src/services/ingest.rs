@@ -19,7 +19,7 @@ pub(crate) async fn run(cfg: IngestServiceConfig) -> anyhow::Result<()> {
     let keys = super::owner_keys(store.clone(), &cfg.master_key_file).await?;
     let blobs = Arc::new(IpfsBlobStore::new(&cfg.ipfs.api_url).context("IPFS API URL")?);
     blobs.version().await.context("reaching the IPFS node")?;
-    let gate = super::gate(&cfg.auth, &cfg.http)?;
+    let gate = super::gate(&cfg.auth, &cfg.http).await?;
 
     // Writes do not wait for Kafka: they land in the outbox, and the relay delivers them
     // whenever the brokers are reachable.

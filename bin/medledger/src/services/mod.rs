@@ -62,13 +62,38 @@ async fn owner_keys(store: Arc<PgStore>, path: &Path) -> anyhow::Result<OwnerKey
     Ok(keys)
 }
 
-fn gate(auth: &AuthSection, http: &HttpSection) -> anyhow::Result<Gate> {
-    let key = medledger_auth::load_public_key(&auth.public_key_file)
-        .context("loading the token issuer's public key")?;
-    Ok(Gate {
-        verifier: medledger_auth::TokenVerifier::new(&auth.issuer, key),
+/// The token verifier `auth` describes. With a JWK Set, its keys are read now (a failure stops
+/// the service: it could authenticate nobody) and again every `jwks_refresh_secs` for the life
+/// of the process, keeping the last good set when a refresh fails.
+async fn verifier(auth: &AuthSection) -> anyhow::Result<medledger_auth::TokenVerifier> {
+    if auth.jwks.is_empty() {
+        let key = medledger_auth::load_public_key(&auth.public_key_file)
+            .context("loading the token issuer's public key")?;
+        return Ok(medledger_auth::TokenVerifier::new(&auth.issuer, key));
+    }
+    let source = medledger_auth::JwksSource::parse(&auth.jwks);
+    let cache = medledger_auth::JwksCache::load(
+        source,
+        medledger_auth::JwksOptions {
+            refresh_interval: std::time::Duration::from_secs(auth.jwks_refresh_secs.max(1)),
+            ..medledger_auth::JwksOptions::default()
+        },
+    )
+    .await
+    .with_context(|| format!("loading the token issuer's JWK Set from {}", auth.jwks))?;
+    drop(cache.spawn_refresher(std::future::pending::<()>()));
+    Ok(medledger_auth::TokenVerifier::default().with_shared_issuer(&auth.issuer, cache.keys()))
+}
+
+async fn gate(auth: &AuthSection, http: &HttpSection) -> anyhow::Result<Gate> {
+    Ok(gate_with(verifier(auth).await?, http))
+}
+
+fn gate_with(verifier: medledger_auth::TokenVerifier, http: &HttpSection) -> Gate {
+    Gate {
+        verifier,
         limiter: Arc::new(RateLimiter::new(http.rate_limit, http.rate_burst)),
-    })
+    }
 }
 
 /// Serves the health probes and metrics on the admin address until the process ends.
@@ -152,4 +177,58 @@ pub(crate) async fn deploy_chain(
     }
     println!("{out}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn claims(iss: &str) -> medledger_auth::Claims {
+        let now = medledger_auth::unix_now();
+        serde_json::from_value(serde_json::json!({
+            "iss": iss, "sub": "Practitioner/dr-1", "aud": medledger_auth::AUDIENCE,
+            "exp": now + 600, "iat": now, "scope": "user/*.rs", "role": "practitioner"
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_configured_jwk_set_admits_its_issuers_rs256_and_es256_tokens_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let rsa = medledger_auth::RsaIssuerKey::generate(2048).unwrap();
+        let ec = medledger_auth::IssuerKey::generate();
+        let set = medledger_auth::JwkSet {
+            keys: vec![rsa.jwk("rsa-1"), ec.jwk("ec-1")],
+        };
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, set.to_json()).unwrap();
+        let auth = AuthSection {
+            issuer: "https://idp.hospital.example".into(),
+            public_key_file: dir.path().join("not-read.pem"),
+            jwks: path.display().to_string(),
+            jwks_refresh_secs: 300,
+        };
+        let v = verifier(&auth).await.unwrap();
+        let c = claims(&auth.issuer);
+        assert_eq!(
+            v.verify(&rsa.sign(&c, Some("rsa-1"))).unwrap().sub,
+            "Practitioner/dr-1"
+        );
+        assert!(v.verify(&ec.sign_with_kid(&c, Some("ec-1"))).is_ok());
+        // Another issuer's name, or a key outside the set, is refused.
+        assert!(
+            v.verify(&rsa.sign(&claims("medledger-dev"), Some("rsa-1")))
+                .is_err()
+        );
+        let stranger = medledger_auth::RsaIssuerKey::generate(2048).unwrap();
+        assert!(v.verify(&stranger.sign(&c, Some("rsa-1"))).is_err());
+        // Without a readable set the service does not start.
+        let missing = AuthSection {
+            jwks: dir.path().join("absent.json").display().to_string(),
+            ..auth
+        };
+        assert!(verifier(&missing).await.is_err());
+    }
 }

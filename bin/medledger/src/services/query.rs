@@ -13,7 +13,7 @@ pub(crate) async fn run(cfg: QueryServiceConfig) -> anyhow::Result<()> {
     let keys = super::owner_keys(store.clone(), &cfg.master_key_file).await?;
     let blobs = Arc::new(IpfsBlobStore::new(&cfg.ipfs.api_url).context("IPFS API URL")?);
     blobs.version().await.context("reaching the IPFS node")?;
-    let gate = super::gate(&cfg.auth, &cfg.http)?;
+    let gate = super::gate(&cfg.auth, &cfg.http).await?;
     super::serve_admin(cfg.admin_listen, || Ok(()), crate::web::no_gauges()).await?;
     let query = Query::new(
         store.clone(),

@@ -155,7 +155,7 @@ pub fn capability_statement(
             "security": {
                 "cors": false,
                 "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
-                "description": "Every interaction except metadata requires Authorization: Bearer <JWT> (ES256)."
+                "description": "Every interaction except metadata requires Authorization: Bearer <JWT> (ES256 or RS256)."
             },
             "resource": resources,
             "interaction": system_interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
