@@ -1,4 +1,5 @@
-//! The decision table shared by the in-process and the gRPC tests: every rule of the documented
+//! The decision table shared by the in-process, gRPC and HTTP tests (the HTTP run is
+//! bin/medledger/tests/decisions_http.rs): every rule of the documented
 //! order, and their precedence.
 
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
