@@ -225,10 +225,52 @@ pub fn matches_commitment(row: &AuditRow, commitment_hex: &str) -> bool {
         == commitment_hex
 }
 
+/// Most events one group commit stores.
+const MAX_GROUP: usize = 512;
+
+/// One caller's events, waiting for the group commit that stores them.
+struct Job {
+    rows: Vec<AuditRow>,
+    events: Vec<OutboxEvent>,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
 /// Stores audit events and lists them.
+///
+/// Every audited request waits for its event to be durable, and on SQLite each transaction is
+/// an fsync; one writer task therefore stores whatever has queued up meanwhile in a single
+/// transaction (group commit), and answers every waiting caller with that transaction's
+/// outcome. A lone request costs one transaction, as before; concurrent ones share them.
 #[derive(Clone)]
 pub struct Auditor {
     store: Arc<dyn AuditStore>,
+    queue: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<Job>>>,
+}
+
+/// The group-commit loop: runs until every `Auditor` clone is gone.
+async fn flush(store: Arc<dyn AuditStore>, mut jobs: tokio::sync::mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<AuditRow> = batch.iter().flat_map(|j| j.rows.iter().cloned()).collect();
+        let events: Vec<OutboxEvent> = batch
+            .iter()
+            .flat_map(|j| j.events.iter().cloned())
+            .collect();
+        let outcome = store
+            .record_audit(&rows, &events)
+            .await
+            .map_err(|e| e.to_string());
+        for j in batch {
+            // A caller that stopped waiting (its request was dropped) needs no answer.
+            let _ = j.done.send(outcome.clone());
+        }
+    }
 }
 
 impl std::fmt::Debug for Auditor {
@@ -240,7 +282,19 @@ impl std::fmt::Debug for Auditor {
 impl Auditor {
     /// An auditor storing into `store`.
     pub fn new(store: Arc<dyn AuditStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            queue: Arc::default(),
+        }
+    }
+
+    /// The writer task's queue, started on first use (inside the caller's runtime).
+    fn queue(&self) -> &tokio::sync::mpsc::Sender<Job> {
+        self.queue.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel(4 * MAX_GROUP);
+            tokio::spawn(flush(self.store.clone(), rx));
+            tx
+        })
     }
 
     /// The rows and ledger events for `entries`, stamped now, for a caller that stores them in
@@ -286,7 +340,16 @@ impl Auditor {
             return Ok(());
         }
         let (rows, events) = Self::prepare(entries);
-        self.store.record_audit(&rows, &events).await
+        let (done, stored) = tokio::sync::oneshot::channel();
+        let gone = || StoreError::Unavailable("the audit writer stopped".into());
+        self.queue()
+            .send(Job { rows, events, done })
+            .await
+            .map_err(|_| gone())?;
+        stored
+            .await
+            .map_err(|_| gone())?
+            .map_err(StoreError::Unavailable)
     }
 
     /// Events matching `filter`, newest first.
@@ -395,6 +458,82 @@ mod tests {
         let mut tampered = row.clone();
         tampered.resource.push(b' ');
         assert!(!matches_commitment(&tampered, &leaf.commitment));
+    }
+
+    /// Fails every write, to show each waiting caller gets the failure.
+    struct Broken;
+
+    #[async_trait::async_trait]
+    impl AuditStore for Broken {
+        async fn record_audit(&self, _: &[AuditRow], _: &[OutboxEvent]) -> Result<(), StoreError> {
+            Err(StoreError::Unavailable("disk full".into()))
+        }
+        async fn audit_events(&self, _: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn audit_event(&self, _: &str) -> Result<Option<AuditRow>, StoreError> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_are_each_answered_only_once_their_event_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            medledger_storage_sqlx::SqliteStore::open(&dir.path().join("db"))
+                .await
+                .unwrap(),
+        );
+        let auditor = Auditor::new(store.clone());
+        let c = caller("Practitioner/dr-1", "practitioner");
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let (a, c) = (auditor.clone(), c.clone());
+                tokio::spawn(async move {
+                    let e = Entry::by(&c, "query", "read", Action::Read)
+                        .about(Some(&format!("Patient/p{i}")));
+                    a.record(&[e]).await.unwrap();
+                    // Once answered, the caller's own event is there to read.
+                    let mine = a
+                        .list(&AuditFilter {
+                            patient: Some(format!("Patient/p{i}")),
+                            limit: 10,
+                            ..AuditFilter::default()
+                        })
+                        .await
+                        .unwrap();
+                    assert_eq!(mine.len(), 1);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let all = auditor
+            .list(&AuditFilter {
+                limit: 1000,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 200);
+
+        let broken = Auditor::new(Arc::new(Broken));
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (a, c) = (broken.clone(), c.clone());
+                tokio::spawn(async move {
+                    a.record(&[Entry::by(&c, "query", "read", Action::Read)])
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(
+                t.await.unwrap().is_err(),
+                "a failed store must fail every caller"
+            );
+        }
     }
 
     async fn sqlx_first_event(store: &medledger_storage_sqlx::SqliteStore) -> (String, Vec<u8>) {
