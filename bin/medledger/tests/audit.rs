@@ -25,20 +25,9 @@ impl As<'_> {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut r = self
-            .dev
-            .http
-            .request(method, self.dev.url(path))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            r = r
-                .header("content-type", "application/fhir+json")
-                .body(b.to_string());
-        }
-        for (k, v) in headers {
-            r = r.header(*k, *v);
-        }
-        r.send().await.unwrap()
+        self.dev
+            .request_as(&self.token, method, path, body, headers)
+            .await
     }
 
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {

@@ -82,20 +82,11 @@ impl Http<'_> {
         body: Option<&Value>,
         headers: &[(&str, String)],
     ) -> (u16, Value) {
-        let mut r = self
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let resp = self
             .dev
-            .http
-            .request(method, self.dev.url(path))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            r = r
-                .header("content-type", "application/fhir+json")
-                .body(b.to_string());
-        }
-        for (k, v) in headers {
-            r = r.header(*k, v);
-        }
-        let resp = r.send().await.unwrap();
+            .request_as(token, method, path, body, &headers)
+            .await;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))

@@ -154,6 +154,27 @@ impl Dev {
         rb.send().await.unwrap()
     }
 
+    /// A request as `token`'s holder, with an optional FHIR JSON body and extra headers.
+    pub async fn request_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut rb = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", "application/fhir+json")
+                .body(serde_json::to_vec(b).unwrap());
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        rb.send().await.unwrap()
+    }
+
     /// The state database, for inspecting (and in tamper tests, editing) what is stored.
     pub async fn db(&self) -> sqlx::SqlitePool {
         let opts = sqlx::sqlite::SqliteConnectOptions::new()
