@@ -270,6 +270,26 @@ async fn every_access_is_audited_and_each_reader_sees_exactly_their_share() {
         404
     );
 
+    // The CapabilityStatement says so.
+    let meta: Value = dev
+        .http
+        .get(dev.url("metadata"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let audit_caps = meta["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "AuditEvent")
+        .unwrap();
+    assert_eq!(
+        audit_caps["interaction"],
+        json!([{"code": "read"}, {"code": "search-type"}])
+    );
     // Nobody writes AuditEvents.
     let forged = json!({"resourceType": "AuditEvent", "type": {"code": "rest"}, "recorded": "2026-01-01T00:00:00Z",
         "agent": [{"requestor": true}], "source": {"observer": {"display": "x"}}});

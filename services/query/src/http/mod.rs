@@ -125,6 +125,19 @@ pub fn capability_statement(
     let resources: Vec<Value> = medledger_fhir::all_accepted_types()
         .into_iter()
         .map(|t| {
+            if t == "AuditEvent" {
+                // The audit trail: written by MedLedger itself, read and searched by patients
+                // (their own) and auditors.
+                return json!({
+                    "type": t,
+                    "interaction": [{"code": "read"}, {"code": "search-type"}],
+                    "searchParam": [
+                        {"name": "patient", "type": "reference"},
+                        {"name": "agent", "type": "reference"},
+                        {"name": "_count", "type": "number"}
+                    ],
+                });
+            }
             json!({
                 "type": t,
                 "interaction": type_interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
