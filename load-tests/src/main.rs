@@ -1,8 +1,15 @@
-//! Load driver for MedLedger: posts Synthea bundles as FHIR transactions over HTTP and reports
-//! resources per second, bundle latency and commit lag (write acknowledged → `$verify` answers).
+//! Load driver for MedLedger. Two modes:
 //!
-//! Bounded by design: a fixed number of rounds against one base URL, loopback only in the
-//! project's scripts.
+//! - `ingest` (the default): posts Synthea bundles as FHIR transactions over HTTP and reports
+//!   resources per second, bundle latency and commit lag (write acknowledged → `$verify`
+//!   answers);
+//! - `read`: writes a Patient and Observations through the API, waits until they are readable,
+//!   then reads them back (`GET /{type}/{id}`: consent check, ledger check, decryption and an
+//!   AuditEvent per read) as each reader in turn, and reports reads per second and latency
+//!   percentiles per reader.
+//!
+//! Bounded by design: a fixed number of rounds or requests against one base URL, loopback only
+//! in the project's scripts.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,27 +20,68 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
+/// What the driver measures.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Post the Synthea bundles as transactions; throughput, bundle latency, commit lag.
+    Ingest,
+    /// Read records back as several readers; reads/s and latency percentiles.
+    Read,
+}
+
 #[derive(Parser, Debug)]
-#[command(about = "Post Synthea bundles to a MedLedger FHIR endpoint and measure it")]
+#[command(about = "Load a MedLedger FHIR endpoint (ingest or reads) and measure it")]
 struct Args {
     /// FHIR base URL, e.g. http://127.0.0.1:8080/fhir
     #[arg(long)]
     base: String,
-    /// Bearer token (a practitioner with user/*.cruds).
+    /// Bearer token (a practitioner with user/*.cruds). In read mode this practitioner writes
+    /// the records and reads them back as their custodian.
     #[arg(long, env = "MEDLEDGER_TOKEN")]
     token: String,
-    /// Directory with the Synthea bundles.
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Mode::Ingest)]
+    mode: Mode,
+    /// Directory with the Synthea bundles (ingest mode).
     #[arg(long)]
-    bundles: PathBuf,
-    /// Times every patient bundle is posted.
+    bundles: Option<PathBuf>,
+    /// Times every patient bundle is posted (ingest mode).
     #[arg(long, default_value_t = 4)]
     rounds: usize,
-    /// Bundles in flight at once.
+    /// Requests in flight at once (bundles in ingest mode, reads in read mode).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// How many written resources to sample for commit lag.
+    /// How many written resources to sample for commit lag (ingest mode).
     #[arg(long, default_value_t = 20)]
     lag_samples: usize,
+    /// Read mode: Observations written for the patient (the Patient itself is one more record).
+    #[arg(long, default_value_t = 500)]
+    records: usize,
+    /// Read mode: timed reads per reader.
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Read mode: id of the Patient to write (`PUT Patient/{id}`), the owner of every record.
+    #[arg(long, default_value = "bench-read")]
+    patient_id: String,
+    /// Read mode: a token of `Patient/{patient-id}` (role patient, e.g. `patient/*.rs`); that
+    /// patient reads their own records as the second reader.
+    #[arg(long)]
+    patient_token: Option<String>,
+    /// Read mode: a token of a practitioner who did not write the records; the patient grants
+    /// them access by a Consent and an authority verifies them, and they read as the third
+    /// reader. Needs `--consented-subject`, `--authority-token` and `--patient-token`.
+    #[arg(long, requires_all = ["consented_subject", "authority_token", "patient_token"])]
+    consented_token: Option<String>,
+    /// Read mode: the subject of `--consented-token`, e.g. `Practitioner/bench-consented`.
+    #[arg(long)]
+    consented_subject: Option<String>,
+    /// Read mode: a token of role authority, used once to verify the consented practitioner.
+    #[arg(long)]
+    authority_token: Option<String>,
+    /// Read mode, Linux: the server's process id, to report its CPU time per read (from
+    /// `/proc/{pid}/stat`) beside the driver's own.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 fn as_transaction(mut bundle: Value) -> Value {
@@ -77,9 +125,22 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
+    match args.mode {
+        Mode::Ingest => ingest(&client, args).await,
+        Mode::Read => read::run(&client, &args).await,
+    }
+}
+
+/// Ingest mode: the Synthea corpus as transactions, then commit lag.
+async fn ingest(client: &reqwest::Client, args: Arc<Args>) -> anyhow::Result<()> {
+    let client = client.clone();
+    let bundles = args
+        .bundles
+        .as_ref()
+        .context("--bundles is required in ingest mode")?;
     let mut patients = Vec::new();
     let mut shared = Vec::new();
-    let mut names: Vec<_> = std::fs::read_dir(&args.bundles)?
+    let mut names: Vec<_> = std::fs::read_dir(bundles)?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .collect();
@@ -192,4 +253,313 @@ async fn main() -> anyhow::Result<()> {
         bail!("expected {resources} locations, got {}", locations.len());
     }
     Ok(())
+}
+
+/// Read mode: records written once, then read back by each reader for a fixed number of
+/// requests.
+mod read {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use anyhow::{Context, bail};
+    use hdrhistogram::Histogram;
+    use serde_json::{Value, json};
+
+    use super::Args;
+
+    /// Observations per transaction Bundle when writing the records.
+    const CHUNK: usize = 100;
+    /// Longest wait for a written record to become readable (its leaf in the log).
+    const READABLE_WITHIN: Duration = Duration::from_secs(60);
+
+    /// One reader: a label for the report and its bearer token.
+    struct Reader<'a> {
+        label: String,
+        token: &'a str,
+    }
+
+    pub(super) async fn run(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
+        if args.records == 0 || args.requests == 0 || args.concurrency == 0 {
+            bail!("--records, --requests and --concurrency must be at least 1");
+        }
+        let started = Instant::now();
+        let urls = Arc::new(write_records(client, args).await?);
+        let written = started.elapsed();
+        let mut readers = vec![Reader {
+            label: "custodian (the practitioner who wrote them)".into(),
+            token: &args.token,
+        }];
+        if let Some(t) = &args.patient_token {
+            readers.push(Reader {
+                label: format!("patient (Patient/{}, own records)", args.patient_id),
+                token: t,
+            });
+        }
+        if let Some(t) = &args.consented_token {
+            grant_consent(client, args, &urls[0], t).await?;
+            readers.push(Reader {
+                label: format!(
+                    "consented practitioner ({}, verified, patient's Consent)",
+                    args.consented_subject.as_deref().unwrap_or_default()
+                ),
+                token: t,
+            });
+        }
+        // Readable: every record answers 200 to its custodian (the log leaf exists).
+        for url in urls.iter() {
+            read_when_ready(client, url, &args.token).await?;
+        }
+        println!(
+            "records:            {} (1 Patient, {} Observations), written and readable in {:.2} s",
+            urls.len(),
+            urls.len() - 1,
+            started.elapsed().as_secs_f64(),
+        );
+        println!(
+            "                    (writes took {:.2} s)",
+            written.as_secs_f64()
+        );
+        for r in &readers {
+            // One untimed pass: each reader may read every record, and first-use costs (an
+            // account's enrolment, connections) stay out of the figures.
+            for url in urls.iter() {
+                read_once(client, url, r.token)
+                    .await
+                    .with_context(|| format!("warm-up read as {}", r.label))?;
+            }
+            let cpu_before = (cpu_seconds("self"), server_cpu(args));
+            let (elapsed, h) = timed_reads(client, &urls, r.token, args).await?;
+            let cpu_after = (cpu_seconds("self"), server_cpu(args));
+            println!("reads as {}:", r.label);
+            println!(
+                "  {} reads in {:.2} s, concurrency {}: {:.0} reads/s",
+                h.len(),
+                elapsed.as_secs_f64(),
+                args.concurrency,
+                h.len() as f64 / elapsed.as_secs_f64()
+            );
+            let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+            println!(
+                "  latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                ms(0.5),
+                ms(0.9),
+                ms(0.99),
+                h.max() as f64 / 1000.0
+            );
+            let per_read = |before: Option<f64>, after: Option<f64>| {
+                before
+                    .zip(after)
+                    .map(|(b, a)| (a - b) * 1e6 / h.len() as f64)
+            };
+            if let Some(server) = per_read(cpu_before.1, cpu_after.1) {
+                let driver = per_read(cpu_before.0, cpu_after.0).unwrap_or(f64::NAN);
+                println!(
+                    "  CPU per read: server {server:.0} µs, driver {driver:.0} µs \
+                     (user + system, both cores)"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn server_cpu(args: &Args) -> Option<f64> {
+        args.server_pid
+            .and_then(|pid| cpu_seconds(&pid.to_string()))
+    }
+
+    /// User + system CPU seconds of every thread of process `pid` (`self` for this one), from
+    /// `/proc/{pid}/stat`; `None` off Linux. Ticks are taken as 1/100 s (USER_HZ on Linux).
+    fn cpu_seconds(pid: &str) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name, which is in parentheses and may contain spaces:
+        // state is the 3rd field of the line, utime the 14th and stime the 15th.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace().skip(11);
+        let utime: f64 = fields.next()?.parse().ok()?;
+        let stime: f64 = fields.next()?.parse().ok()?;
+        Some((utime + stime) / 100.0)
+    }
+
+    /// `PUT Patient/{id}` and the Observations in transaction Bundles; the read URL of each.
+    async fn write_records(client: &reqwest::Client, args: &Args) -> anyhow::Result<Vec<String>> {
+        let pid = &args.patient_id;
+        let patient = json!({"resourceType": "Patient", "id": pid,
+            "name": [{"family": "Bench", "given": ["Reader"]}], "gender": "unknown"});
+        let url = format!("{}/Patient/{pid}", args.base);
+        let r = client
+            .put(&url)
+            .bearer_auth(&args.token)
+            .header("content-type", "application/fhir+json")
+            .body(patient.to_string())
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("PUT {url}: {} {}", r.status(), r.text().await?);
+        }
+        let mut urls = vec![url];
+        let mut written = 0;
+        while written < args.records {
+            let n = CHUNK.min(args.records - written);
+            let entries: Vec<Value> = (written..written + n)
+                .map(|i| {
+                    json!({"request": {"method": "POST", "url": "Observation"},
+                        "resource": {"resourceType": "Observation", "status": "final",
+                            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4",
+                                "display": "Heart rate"}]},
+                            "subject": {"reference": format!("Patient/{pid}")},
+                            "effectiveDateTime": "2026-01-01T00:00:00Z",
+                            "valueQuantity": {"value": 60 + (i % 40), "unit": "/min",
+                                "system": "http://unitsofmeasure.org", "code": "/min"}}})
+                })
+                .collect();
+            let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+            let locations = super::post_bundle(client, args, &bundle).await?;
+            if locations.len() != n {
+                bail!(
+                    "a transaction of {n} Observations returned {} locations",
+                    locations.len()
+                );
+            }
+            for loc in locations {
+                // `Observation/{id}/_history/1` → the current-version read URL.
+                let mut parts = loc.split('/');
+                match (parts.next(), parts.next()) {
+                    (Some(rt), Some(id)) => urls.push(format!("{}/{rt}/{id}", args.base)),
+                    _ => bail!("unexpected location '{loc}'"),
+                }
+            }
+            written += n;
+        }
+        Ok(urls)
+    }
+
+    /// The patient grants the consented practitioner access (a permit Consent naming them),
+    /// and an authority verifies that practitioner. Their first read enrols their account,
+    /// which must exist before it can be verified.
+    async fn grant_consent(
+        client: &reqwest::Client,
+        args: &Args,
+        any_record: &str,
+        consented: &str,
+    ) -> anyhow::Result<()> {
+        let (Some(subject), Some(patient), Some(authority)) = (
+            args.consented_subject.as_deref(),
+            args.patient_token.as_deref(),
+            args.authority_token.as_deref(),
+        ) else {
+            bail!(
+                "--consented-token needs --consented-subject, --patient-token and --authority-token"
+            );
+        };
+        let first = client.get(any_record).bearer_auth(consented).send().await?;
+        if first.status().is_success() {
+            bail!(
+                "{subject} could read before any consent: the benchmark would not exercise consents"
+            );
+        }
+        let pid = &args.patient_id;
+        let consent = json!({"resourceType": "Consent", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": format!("Patient/{pid}")},
+            "provision": {"type": "permit",
+                "actor": [{"role": {"text": "reader"}, "reference": {"reference": subject}}]}});
+        let steps = [
+            ("Consent", patient, consent),
+            (
+                "$verify-practitioner",
+                authority,
+                json!({"resourceType": "Parameters", "parameter": [
+                    {"name": "practitioner", "valueReference": {"reference": subject}}]}),
+            ),
+        ];
+        for (path, token, body) in steps {
+            let r = client
+                .post(format!("{}/{path}", args.base))
+                .bearer_auth(token)
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string())
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!("POST {path}: {} {}", r.status(), r.text().await?);
+            }
+        }
+        Ok(())
+    }
+
+    /// One read that must answer 200.
+    async fn read_once(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<()> {
+        let r = client.get(url).bearer_auth(token).send().await?;
+        let status = r.status();
+        let body = r.bytes().await?;
+        if !status.is_success() {
+            bail!(
+                "GET {url}: {status} {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads `url` until it answers 200; 503 (not in the log yet) is retried, anything else
+    /// fails. Gives up after [`READABLE_WITHIN`].
+    async fn read_when_ready(
+        client: &reqwest::Client,
+        url: &str,
+        token: &str,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + READABLE_WITHIN;
+        loop {
+            let r = client.get(url).bearer_auth(token).send().await?;
+            let status = r.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || Instant::now() >= deadline {
+                bail!("GET {url}: {status} {}", r.text().await?);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `args.requests` reads spread round-robin over `urls`, `args.concurrency` in flight;
+    /// wall time and the latency histogram (µs). Any answer but 200 fails the run.
+    async fn timed_reads(
+        client: &reqwest::Client,
+        urls: &Arc<Vec<String>>,
+        token: &str,
+        args: &Args,
+    ) -> anyhow::Result<(Duration, Histogram<u64>)> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let token: Arc<str> = token.into();
+        let requests = args.requests;
+        let started = Instant::now();
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..args.concurrency {
+            let (client, urls, next, token) =
+                (client.clone(), urls.clone(), next.clone(), token.clone());
+            workers.spawn(async move {
+                let mut h = Histogram::<u64>::new(3)?;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= requests {
+                        break;
+                    }
+                    let url = &urls[i % urls.len()];
+                    let t = Instant::now();
+                    read_once(&client, url, &token).await?;
+                    h.record(t.elapsed().as_micros() as u64)?;
+                }
+                anyhow::Ok(h)
+            });
+        }
+        let mut all = Histogram::<u64>::new(3)?;
+        while let Some(done) = workers.join_next().await {
+            all.add(done??)?;
+        }
+        Ok((started.elapsed(), all))
+    }
 }
