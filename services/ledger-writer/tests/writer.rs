@@ -51,8 +51,13 @@ async fn wait_for_size(store: &SqliteStore, size: u64) {
     }
 }
 
-#[tokio::test]
-async fn events_become_leaves_and_heads_on_chain_exactly_once() {
+/// A SQLite store, the bus in the same database, and an embedded private chain, in a fresh dir.
+async fn embedded() -> (
+    tempfile::TempDir,
+    Arc<SqliteStore>,
+    Arc<EmbeddedChain>,
+    Arc<SqliteBus>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         SqliteStore::open(&dir.path().join("state.db"))
@@ -67,6 +72,12 @@ async fn events_become_leaves_and_heads_on_chain_exactly_once() {
             .unwrap(),
     );
     let bus = Arc::new(SqliteBus::new(store.pool().clone()));
+    (dir, store, chain, bus)
+}
+
+#[tokio::test]
+async fn events_become_leaves_and_heads_on_chain_exactly_once() {
+    let (_dir, store, chain, bus) = embedded().await;
     let config = LedgerWriterConfig {
         batch_interval: Duration::from_millis(10),
         ..LedgerWriterConfig::default()
@@ -134,20 +145,7 @@ async fn events_become_leaves_and_heads_on_chain_exactly_once() {
 
 #[tokio::test]
 async fn audit_events_share_the_log_with_records_and_are_logged_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("state.db"))
-            .await
-            .unwrap(),
-    );
-    let chain_dir = dir.path().join("chain");
-    let chain = Arc::new(
-        tokio::task::spawn_blocking(move || EmbeddedChain::open(&chain_dir))
-            .await
-            .unwrap()
-            .unwrap(),
-    );
-    let bus = Arc::new(SqliteBus::new(store.pool().clone()));
+    let (_dir, store, chain, bus) = embedded().await;
     let audit = |id: &str| {
         AuditRecorded {
             event_id: id.into(),
