@@ -16,7 +16,7 @@ use medledger_consent::{ConsentPolicy, Enrolment};
 use medledger_http::{Gate, RateLimiter};
 use medledger_ingest::{Ingest, IngestConfig};
 use medledger_keys::{FileMasterKey, OwnerKeys};
-use medledger_ledger_writer::{Anchorer, LedgerWriter, LedgerWriterConfig};
+use medledger_ledger_writer::{Anchorer, LedgerWriter, LedgerWriterConfig, Registrar};
 use medledger_query::{Query, QueryConfig};
 use medledger_storage_sqlx::SqliteStore;
 use tokio::sync::watch;
@@ -172,9 +172,16 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         Duration::from_millis(args.anchor_interval_ms),
     );
     let anchor_stop = stop_rx.clone();
+    let registrar = Registrar::new(store.clone(), chain.clone(), Duration::from_millis(100));
+    let registrar_stop = stop_rx.clone();
     let writer_task = tokio::spawn(async move {
-        // Both loops run until shutdown; either one failing stops both: proofs stop being made.
-        let result = tokio::try_join!(writer.run(stop_rx), anchorer.run(anchor_stop)).map(|_| ());
+        // The loops run until shutdown; any one failing stops all: proofs stop being made.
+        let result = tokio::try_join!(
+            writer.run(stop_rx),
+            anchorer.run(anchor_stop),
+            registrar.run(registrar_stop)
+        )
+        .map(|_| ());
         // Without a ledger writer, new versions never become readable: stop reporting ready.
         alive.store(false, Ordering::Release);
         if let Err(e) = &result {
@@ -196,7 +203,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         Enrolment::FromTokens,
         clock,
         audit,
-    );
+    )
+    .with_registry(store.clone());
     let app = app(
         ingest,
         query,

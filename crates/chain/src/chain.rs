@@ -8,8 +8,9 @@ use crate::evm::Machine;
 use crate::{BlockSummary, ChainError, OnChainCheckpoint, OnChainTreeHead};
 use alloy::consensus::transaction::SignerRecoverable;
 use alloy::consensus::{Header, Transaction, TxEnvelope};
-use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy::primitives::{Address, B256, Bytes, Log, TxKind, U256};
 use alloy::sol_types::SolCall;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -74,6 +75,10 @@ pub(crate) struct ChainState {
     pub(crate) anchor: Address,
     /// Length of the block log up to the end of the head block.
     pub(crate) valid_len: u64,
+    /// Events ConsentRegistry emitted, by transaction hash, with the block number: the consent
+    /// history is in events (the contract's state keeps only the latest change), and a verifier
+    /// looks a change up by the transaction its proof names. Rebuilt on every replay.
+    pub(crate) registry_logs: HashMap<B256, (u64, Vec<Log>)>,
 }
 
 /// A replayed chain and whether its log ended in an interrupted append.
@@ -126,6 +131,7 @@ impl ChainState {
             consent_registry: None,
             anchor: Address::ZERO,
             valid_len: 0,
+            registry_logs: HashMap::new(),
         })
     }
 
@@ -167,13 +173,16 @@ impl ChainState {
             if tx.chain_id() != Some(self.profile.chain_id()) {
                 return Err(format!("transaction {index} is for another chain"));
             }
-            if let Err(reason) = execution
+            match execution
                 .apply(&mut self.machine, tx.clone(), sender)
                 .map_err(|e| e.to_string())?
             {
-                return Err(format!(
-                    "transaction {index} fails on re-execution: {reason}"
-                ));
+                Ok(applied) => self.index_logs(header.number, *tx.tx_hash(), &applied.logs),
+                Err(reason) => {
+                    return Err(format!(
+                        "transaction {index} fails on re-execution: {reason}"
+                    ));
+                }
             }
         }
         let (derived, _) = execution.finish(&mut self.machine);
@@ -185,6 +194,26 @@ impl ChainState {
         }
         self.advance(block);
         Ok(())
+    }
+
+    /// Keeps the ConsentRegistry events of one executed transaction.
+    pub(crate) fn index_logs(&mut self, block_number: u64, tx_hash: B256, logs: &[Log]) {
+        let Some(registry) = self.consent_registry else {
+            return;
+        };
+        let kept: Vec<Log> = logs
+            .iter()
+            .filter(|l| l.address == registry)
+            .cloned()
+            .collect();
+        if !kept.is_empty() {
+            self.registry_logs.insert(tx_hash, (block_number, kept));
+        }
+    }
+
+    /// The ConsentRegistry events of transaction `tx_hash` and its block number.
+    pub(crate) fn registry_logs(&self, tx_hash: &B256) -> Option<(u64, Vec<Log>)> {
+        self.registry_logs.get(tx_hash).cloned()
     }
 
     /// Makes `block` (already executed against the machine) the head.

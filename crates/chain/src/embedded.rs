@@ -5,6 +5,7 @@ use crate::abi::{self, Anchor, ConsentRegistry, RecordLog, Roles};
 use crate::block::{BlockExecution, StoredBlock, sign_transaction};
 use crate::blocklog::{MAGIC, encode_record};
 use crate::chain::{self, BLOCK_LOG, ChainProfile, ChainState};
+use crate::registry;
 use crate::{
     AnchorChain, BlockSummary, ChainCommit, ChainError, ChainReceipt, Checkpoint, Ledger,
     OnChainCheckpoint, OnChainTreeHead,
@@ -124,6 +125,9 @@ impl Writer {
         let state = &mut self.state;
         state.valid_len += record.len() as u64;
         state.advance(&block);
+        for (tx_hash, applied) in results.iter().flatten() {
+            state.index_logs(number, *tx_hash, &applied.logs);
+        }
         let block_hash = state.head_hash;
         Ok(results
             .into_iter()
@@ -460,6 +464,185 @@ impl EmbeddedChain {
                 self.inner.profile
             )))
         }
+    }
+}
+
+impl EmbeddedChain {
+    fn registry_address(&self) -> Result<Address, ChainError> {
+        self.require(ChainProfile::Private, "ConsentRegistry")?;
+        self.inner.consent_registry.ok_or_else(|| {
+            ChainError::WrongChain(format!(
+                "{} was created before ConsentRegistry existed",
+                self.inner.dir.display()
+            ))
+        })
+    }
+
+    async fn consent_change_of(
+        &self,
+        receipt: ChainReceipt,
+    ) -> Result<crate::ConsentChange, ChainError> {
+        let at = registry::Landed {
+            chain_id: self.chain_id(),
+            block_number: receipt.block_number,
+            block_hash: receipt.block_hash,
+            tx_hash: receipt.tx_hash,
+        };
+        registry::require_change(&receipt.logs, self.registry_address()?, &at)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Registry for EmbeddedChain {
+    async fn ensure_authority(&self) -> Result<(), ChainError> {
+        self.require(ChainProfile::Private, "Roles")?;
+        self.set_authority(self.sealer_address(), true).await?;
+        Ok(())
+    }
+
+    async fn role_state(&self, account: [u8; 32]) -> Result<crate::RoleState, ChainError> {
+        self.require(ChainProfile::Private, "Roles")?;
+        let mut state = crate::RoleState::default();
+        for role in 1..=6u8 {
+            if self.has_role(account, role).await? {
+                state.roles |= 1 << role;
+            }
+        }
+        state.verified = self.is_verified(account).await?;
+        Ok(state)
+    }
+
+    async fn set_role(&self, account: [u8; 32], role: u8, held: bool) -> Result<B256, ChainError> {
+        self.require(ChainProfile::Private, "Roles")?;
+        let receipt = if held {
+            self.grant_role(account, role).await?
+        } else {
+            self.revoke_role(account, role).await?
+        };
+        Ok(receipt.tx_hash)
+    }
+
+    async fn set_verified(&self, account: [u8; 32], verified: bool) -> Result<B256, ChainError> {
+        self.require(ChainProfile::Private, "Roles")?;
+        Ok(self
+            .set_practitioner_verified(account, verified)
+            .await?
+            .tx_hash)
+    }
+
+    async fn record_grant(
+        &self,
+        consent_id: [u8; 32],
+        patient: [u8; 32],
+        commitment: [u8; 32],
+        authorization: [u8; 32],
+    ) -> Result<crate::ConsentChange, ChainError> {
+        let call = ConsentRegistry::recordGrantCall {
+            consentId: consent_id.into(),
+            patient: patient.into(),
+            commitment: commitment.into(),
+            authorization: authorization.into(),
+        };
+        let receipt = self
+            .send(self.registry_address()?, sol_input(&call))
+            .await?;
+        self.consent_change_of(receipt).await
+    }
+
+    async fn record_revocation(
+        &self,
+        consent_id: [u8; 32],
+        patient: [u8; 32],
+        authorization: [u8; 32],
+    ) -> Result<crate::ConsentChange, ChainError> {
+        let call = ConsentRegistry::recordRevocationCall {
+            consentId: consent_id.into(),
+            patient: patient.into(),
+            authorization: authorization.into(),
+        };
+        let receipt = self
+            .send(self.registry_address()?, sol_input(&call))
+            .await?;
+        self.consent_change_of(receipt).await
+    }
+
+    async fn consent_state(
+        &self,
+        consent_id: [u8; 32],
+    ) -> Result<crate::OnChainConsent, ChainError> {
+        let call = ConsentRegistry::consentStateCall {
+            consentId: consent_id.into(),
+        };
+        let output = self
+            .call(self.registry_address()?, sol_input(&call))
+            .await?;
+        registry::consent_state_of(&output)
+    }
+
+    async fn consent_change(
+        &self,
+        tx_hash: B256,
+    ) -> Result<Option<crate::ConsentChange>, ChainError> {
+        let registry = self.registry_address()?;
+        let inner = Arc::clone(&self.inner);
+        let found = tokio::task::spawn_blocking(move || {
+            inner.with_state(|state| {
+                Ok(state.registry_logs(&tx_hash).map(|(number, logs)| {
+                    let hash = usize::try_from(number)
+                        .ok()
+                        .and_then(|n| state.hashes.get(n).copied())
+                        .unwrap_or_default();
+                    (number, hash, logs)
+                }))
+            })
+        })
+        .await
+        .map_err(|e| ChainError::Unavailable(e.to_string()))??;
+        let Some((block_number, block_hash, logs)) = found else {
+            return Ok(None);
+        };
+        let at = registry::Landed {
+            chain_id: self.chain_id(),
+            block_number,
+            block_hash,
+            tx_hash,
+        };
+        registry::change_of(&logs, registry, &at)
+    }
+
+    async fn consent_history(
+        &self,
+        consent_id: [u8; 32],
+    ) -> Result<Vec<crate::ConsentChange>, ChainError> {
+        let registry = self.registry_address()?;
+        let chain_id = self.chain_id();
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            inner.with_state(|state| {
+                let wanted = hex::encode(consent_id);
+                let mut out = Vec::new();
+                for (tx_hash, (number, logs)) in &state.registry_logs {
+                    let at = registry::Landed {
+                        chain_id,
+                        block_number: *number,
+                        block_hash: usize::try_from(*number)
+                            .ok()
+                            .and_then(|n| state.hashes.get(n).copied())
+                            .unwrap_or_default(),
+                        tx_hash: *tx_hash,
+                    };
+                    if let Some(change) = registry::change_of(logs, registry, &at)?
+                        && change.consent_id == wanted
+                    {
+                        out.push(change);
+                    }
+                }
+                out.sort_by_key(|c| c.chain_version);
+                Ok(out)
+            })
+        })
+        .await
+        .map_err(|e| ChainError::Unavailable(e.to_string()))?
     }
 }
 

@@ -31,6 +31,7 @@ mod embedded;
 mod evm;
 mod mpt;
 mod reader;
+mod registry;
 pub mod rpc;
 
 pub use alloy::primitives::{Address, B256, Bytes, Log};
@@ -38,7 +39,8 @@ pub use alloy::signers::local::PrivateKeySigner;
 pub use chain::ChainProfile;
 pub use embedded::EmbeddedChain;
 pub use reader::ChainReader;
-pub use rpc::{PrivateDeployment, RpcAnchor, RpcLedger};
+pub use registry::{ConsentChange, OnChainConsent, Registry, RoleState};
+pub use rpc::{PrivateDeployment, RpcAnchor, RpcLedger, RpcRegistry};
 
 /// The ledger port: commits Merkle tree heads to a chain and reads them back.
 #[async_trait::async_trait]

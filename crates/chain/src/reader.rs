@@ -184,6 +184,79 @@ impl ChainReader {
         Ok(head)
     }
 
+    /// The consent change transaction `tx_hash` recorded in ConsentRegistry, from its event;
+    /// `None` when the verified chain has no such change.
+    pub fn consent_change(
+        &self,
+        tx_hash: B256,
+    ) -> Result<Option<crate::ConsentChange>, ChainError> {
+        self.with_state(|state| {
+            let Some(registry) = state.consent_registry else {
+                return Ok(None);
+            };
+            let Some((block_number, logs)) = state.registry_logs(&tx_hash) else {
+                return Ok(None);
+            };
+            let block_hash = usize::try_from(block_number)
+                .ok()
+                .and_then(|n| state.hashes.get(n).copied())
+                .unwrap_or_default();
+            let at = crate::registry::Landed {
+                chain_id: state.profile.chain_id(),
+                block_number,
+                block_hash,
+                tx_hash,
+            };
+            crate::registry::change_of(&logs, registry, &at)
+        })
+    }
+
+    /// ConsentRegistry's latest state of consent `consent_id`.
+    pub fn consent_state(&self, consent_id: [u8; 32]) -> Result<crate::OnChainConsent, ChainError> {
+        self.with_state(|state| {
+            let registry = state.consent_registry.ok_or_else(|| {
+                ChainError::WrongChain("this chain has no ConsentRegistry".to_owned())
+            })?;
+            let call = crate::abi::ConsentRegistry::consentStateCall {
+                consentId: consent_id.into(),
+            };
+            let out = state.view(
+                registry,
+                alloy::sol_types::SolCall::abi_encode(&call).into(),
+            )?;
+            crate::registry::consent_state_of(&out)
+        })
+    }
+
+    /// Roles' view of `account`: roles held and verification.
+    pub fn role_state(&self, account: [u8; 32]) -> Result<crate::RoleState, ChainError> {
+        use crate::abi::Roles;
+        use alloy::sol_types::SolCall;
+        self.with_state(|state| {
+            let roles = state.roles;
+            let mut out = crate::RoleState::default();
+            for role in 1..=6u8 {
+                let call = Roles::hasRoleCall {
+                    account: account.into(),
+                    role,
+                };
+                let data = state.view(roles, call.abi_encode().into())?;
+                if Roles::hasRoleCall::abi_decode_returns(&data)
+                    .map_err(|e| ChainError::Decode(e.to_string()))?
+                {
+                    out.roles |= 1 << role;
+                }
+            }
+            let call = Roles::isVerifiedCall {
+                account: account.into(),
+            };
+            let data = state.view(roles, call.abi_encode().into())?;
+            out.verified = Roles::isVerifiedCall::abi_decode_returns(&data)
+                .map_err(|e| ChainError::Decode(e.to_string()))?;
+            Ok(out)
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, ReaderState> {
         match self.inner.lock() {
             Ok(guard) => guard,

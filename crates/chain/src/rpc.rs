@@ -63,6 +63,9 @@ struct Client {
     provider: DynProvider,
     chain_id: u64,
     sender: Address,
+    /// Held from nonce to receipt: clones of one client (the ledger and the registry share the
+    /// private chain's key) send one transaction at a time, so two never take the same nonce.
+    sending: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Client {
@@ -86,6 +89,7 @@ impl Client {
             provider,
             chain_id,
             sender,
+            sending: std::sync::Arc::default(),
         })
     }
 
@@ -121,6 +125,7 @@ impl Client {
         tx: TransactionRequest,
         what: &str,
     ) -> Result<TransactionReceipt, ChainError> {
+        let _turn = self.sending.lock().await;
         let receipt = timed(what, async {
             self.provider
                 .send_transaction(tx)
@@ -480,5 +485,264 @@ impl AnchorChain for RpcAnchor {
 
     fn anchor(&self) -> String {
         self.anchor.to_string()
+    }
+}
+
+/// Roles and ConsentRegistry on a JSON-RPC chain, sending with the ledger's key (one
+/// transaction at a time with it, see [`RpcLedger::registry`]).
+#[derive(Clone)]
+pub struct RpcRegistry {
+    client: Client,
+    roles: Address,
+    consent_registry: Address,
+}
+
+impl std::fmt::Debug for RpcRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcRegistry")
+            .field("roles", &self.roles)
+            .field("consent_registry", &self.consent_registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcLedger {
+    /// Roles and ConsentRegistry of the same deployment, sent with this ledger's key and
+    /// serialised with its transactions (they share the nonce sequence).
+    pub async fn registry(
+        &self,
+        roles: Address,
+        consent_registry: Address,
+    ) -> Result<RpcRegistry, ChainError> {
+        self.client.require_code(roles, "Roles").await?;
+        self.client
+            .require_code(consent_registry, "ConsentRegistry")
+            .await?;
+        Ok(RpcRegistry {
+            client: self.client.clone(),
+            roles,
+            consent_registry,
+        })
+    }
+}
+
+impl RpcRegistry {
+    /// Connects for reading only (verification), with a throwaway key.
+    pub async fn connect_read_only(
+        url: &str,
+        roles: Address,
+        consent_registry: Address,
+    ) -> Result<Self, ChainError> {
+        let client = Client::connect(url, PrivateKeySigner::random()).await?;
+        client
+            .require_code(consent_registry, "ConsentRegistry")
+            .await?;
+        Ok(Self {
+            client,
+            roles,
+            consent_registry,
+        })
+    }
+
+    async fn view_bool<C: SolCall<Return = bool>>(
+        &self,
+        to: Address,
+        call: C,
+    ) -> Result<bool, ChainError> {
+        let out = self.client.call(to, call.abi_encode()).await?;
+        decode::<C>(&out)
+    }
+
+    fn change(&self, receipt: &TransactionReceipt) -> Result<crate::ConsentChange, ChainError> {
+        let logs: Vec<alloy::primitives::Log> =
+            receipt.logs().iter().map(|l| l.inner.clone()).collect();
+        let at = crate::registry::Landed {
+            chain_id: self.client.chain_id,
+            block_number: receipt.block_number.unwrap_or_default(),
+            block_hash: receipt.block_hash.unwrap_or_default(),
+            tx_hash: receipt.transaction_hash,
+        };
+        crate::registry::require_change(&logs, self.consent_registry, &at)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Registry for RpcRegistry {
+    async fn ensure_authority(&self) -> Result<(), ChainError> {
+        let call = Roles::setAuthorityCall {
+            operator: self.client.sender,
+            enabled: true,
+        };
+        self.client
+            .transact(self.roles, call.abi_encode(), "setAuthority")
+            .await?;
+        Ok(())
+    }
+
+    async fn role_state(&self, account: [u8; 32]) -> Result<crate::RoleState, ChainError> {
+        let mut state = crate::RoleState::default();
+        for role in 1..=6u8 {
+            let call = Roles::hasRoleCall {
+                account: account.into(),
+                role,
+            };
+            if self.view_bool(self.roles, call).await? {
+                state.roles |= 1 << role;
+            }
+        }
+        let call = Roles::isVerifiedCall {
+            account: account.into(),
+        };
+        state.verified = self.view_bool(self.roles, call).await?;
+        Ok(state)
+    }
+
+    async fn set_role(&self, account: [u8; 32], role: u8, held: bool) -> Result<B256, ChainError> {
+        let input = if held {
+            Roles::grantRoleCall {
+                account: account.into(),
+                role,
+            }
+            .abi_encode()
+        } else {
+            Roles::revokeRoleCall {
+                account: account.into(),
+                role,
+            }
+            .abi_encode()
+        };
+        let receipt = self
+            .client
+            .transact(self.roles, input, "role change")
+            .await?;
+        Ok(receipt.transaction_hash)
+    }
+
+    async fn set_verified(&self, account: [u8; 32], verified: bool) -> Result<B256, ChainError> {
+        let call = Roles::setPractitionerVerifiedCall {
+            account: account.into(),
+            verified,
+        };
+        let receipt = self
+            .client
+            .transact(self.roles, call.abi_encode(), "setPractitionerVerified")
+            .await?;
+        Ok(receipt.transaction_hash)
+    }
+
+    async fn record_grant(
+        &self,
+        consent_id: [u8; 32],
+        patient: [u8; 32],
+        commitment: [u8; 32],
+        authorization: [u8; 32],
+    ) -> Result<crate::ConsentChange, ChainError> {
+        let call = ConsentRegistry::recordGrantCall {
+            consentId: consent_id.into(),
+            patient: patient.into(),
+            commitment: commitment.into(),
+            authorization: authorization.into(),
+        };
+        let receipt = self
+            .client
+            .transact(self.consent_registry, call.abi_encode(), "recordGrant")
+            .await?;
+        self.change(&receipt)
+    }
+
+    async fn record_revocation(
+        &self,
+        consent_id: [u8; 32],
+        patient: [u8; 32],
+        authorization: [u8; 32],
+    ) -> Result<crate::ConsentChange, ChainError> {
+        let call = ConsentRegistry::recordRevocationCall {
+            consentId: consent_id.into(),
+            patient: patient.into(),
+            authorization: authorization.into(),
+        };
+        let receipt = self
+            .client
+            .transact(self.consent_registry, call.abi_encode(), "recordRevocation")
+            .await?;
+        self.change(&receipt)
+    }
+
+    async fn consent_state(
+        &self,
+        consent_id: [u8; 32],
+    ) -> Result<crate::OnChainConsent, ChainError> {
+        let call = ConsentRegistry::consentStateCall {
+            consentId: consent_id.into(),
+        };
+        let out = self
+            .client
+            .call(self.consent_registry, call.abi_encode())
+            .await?;
+        crate::registry::consent_state_of(&out)
+    }
+
+    async fn consent_change(
+        &self,
+        tx_hash: B256,
+    ) -> Result<Option<crate::ConsentChange>, ChainError> {
+        let receipt = timed("eth_getTransactionReceipt", async {
+            self.client
+                .provider
+                .get_transaction_receipt(tx_hash)
+                .await
+                .map_err(rpc_error)
+        })
+        .await?;
+        let Some(receipt) = receipt else {
+            return Ok(None);
+        };
+        if !receipt.status() {
+            return Ok(None);
+        }
+        let logs: Vec<alloy::primitives::Log> =
+            receipt.logs().iter().map(|l| l.inner.clone()).collect();
+        let at = crate::registry::Landed {
+            chain_id: self.client.chain_id,
+            block_number: receipt.block_number.unwrap_or_default(),
+            block_hash: receipt.block_hash.unwrap_or_default(),
+            tx_hash,
+        };
+        crate::registry::change_of(&logs, self.consent_registry, &at)
+    }
+
+    async fn consent_history(
+        &self,
+        consent_id: [u8; 32],
+    ) -> Result<Vec<crate::ConsentChange>, ChainError> {
+        // `consentId` is the first indexed topic of both change events.
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.consent_registry)
+            .topic1(B256::from(consent_id))
+            .from_block(0);
+        let logs = timed("eth_getLogs", async {
+            self.client
+                .provider
+                .get_logs(&filter)
+                .await
+                .map_err(rpc_error)
+        })
+        .await?;
+        let mut out = Vec::new();
+        for log in logs {
+            let at = crate::registry::Landed {
+                chain_id: self.client.chain_id,
+                block_number: log.block_number.unwrap_or_default(),
+                block_hash: log.block_hash.unwrap_or_default(),
+                tx_hash: log.transaction_hash.unwrap_or_default(),
+            };
+            if let Some(change) =
+                crate::registry::change_of(&[log.inner], self.consent_registry, &at)?
+            {
+                out.push(change);
+            }
+        }
+        out.sort_by_key(|c| c.chain_version);
+        Ok(out)
     }
 }

@@ -4,6 +4,8 @@
 //! with a format byte and a kind tag, so record versions, consent changes and audit events can
 //! share one log without one kind ever being read as another.
 
+pub mod registry;
+
 use medledger_merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +21,8 @@ pub const PROOF_FORMAT: &str = "medledger.proof.v1";
 pub enum LeafKind {
     /// A stored version of a FHIR resource.
     RecordVersion = 1,
-    /// A consent change (reserved).
+    /// A consent change (reserved: consent changes are proved through ConsentRegistry, see
+    /// [`registry`]).
     ConsentChange = 2,
     /// An AuditEvent of the audit trail.
     AuditEvent = 3,
@@ -318,6 +321,9 @@ pub enum ProofError {
     /// The public chain holds a different checkpoint at that index.
     #[error("public chain holds a different checkpoint at Anchor index {0}")]
     AnchorMismatch(u64),
+    /// The private chain does not hold the consent change the proof names.
+    #[error("the chain does not hold the consent change of transaction {0}")]
+    RegistryMismatch(String),
 }
 
 impl ProofBundle {

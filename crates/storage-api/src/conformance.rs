@@ -7,7 +7,7 @@
 use crate::{
     AccessRequestRow, AccessRequestStore, AccountRow, AnchorRow, AuditFilter, AuditRow, AuditStore,
     ConsentRow, ConsentStore, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordIndex,
-    StoreError, TreeHeadRow, VersionRow, VersionWrite,
+    RegistryQueue, StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
 
 fn row(id: &str, version: u64) -> VersionRow {
@@ -457,4 +457,100 @@ pub async fn audit_trail(index: &dyn RecordIndex, audit: &dyn AuditStore) {
     );
     let newest = AuditFilter { limit: 1, ..all };
     assert_eq!(ids(audit.audit_events(&newest).await.unwrap()), ["a-none"]);
+}
+
+/// Against an empty store that is both the consent store and its registry queue.
+pub async fn registry_queue<S: ConsentStore + RegistryQueue>(s: &S) {
+    assert!(s.unregistered_accounts(10).await.unwrap().is_empty());
+    s.ensure_account("Practitioner/dr-r", "practitioner")
+        .await
+        .unwrap();
+    s.ensure_account("Patient/p-r", "patient").await.unwrap();
+    let queued = s.unregistered_accounts(10).await.unwrap();
+    assert_eq!(queued.len(), 2);
+    let dr = s
+        .account_registration("Practitioner/dr-r")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((dr.revision, dr.registered_revision), (1, 0));
+    let p = s
+        .account_registration("Patient/p-r")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(dr.salt, p.salt, "accounts share a salt");
+    assert_ne!(dr.salt, [0; 32]);
+    // Registered, the account leaves the queue; a real change brings it back with a new
+    // revision and the same salt; a put that changes nothing does not.
+    s.account_registered("Practitioner/dr-r", 1).await.unwrap();
+    s.account_registered("Patient/p-r", 1).await.unwrap();
+    assert!(s.unregistered_accounts(10).await.unwrap().is_empty());
+    s.put_account(&AccountRow {
+        verified: false,
+        ..dr.account.clone()
+    })
+    .await
+    .unwrap();
+    assert!(s.unregistered_accounts(10).await.unwrap().is_empty());
+    s.put_account(&AccountRow {
+        verified: true,
+        ..dr.account.clone()
+    })
+    .await
+    .unwrap();
+    let queued = s.unregistered_accounts(10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].revision, 2);
+    assert_eq!(queued[0].salt, dr.salt);
+    assert!(queued[0].account.verified);
+    // A stale registration (of revision 1) does not hide revision 2.
+    s.account_registered("Practitioner/dr-r", 1).await.unwrap();
+    assert_eq!(s.unregistered_accounts(10).await.unwrap().len(), 1);
+    s.account_registered("Practitioner/dr-r", 2).await.unwrap();
+    assert!(s.unregistered_accounts(10).await.unwrap().is_empty());
+
+    // Consent versions queue in the order stored, each with its own salt and one subject salt
+    // per Consent.
+    let row = |id: &str, version: u64, status: &str| ConsentRow {
+        id: id.into(),
+        version,
+        patient: "Patient/p-r".into(),
+        status: status.into(),
+        resource: format!("{{\"id\":\"{id}\",\"v\":{version}}}").into_bytes(),
+        actor: "Patient/p-r".into(),
+        recorded_at_ms: 5_000 + version as i64,
+    };
+    s.put_consent(&row("rc1", 1, "active"), None).await.unwrap();
+    s.put_consent(&row("rc2", 1, "active"), None).await.unwrap();
+    s.put_consent(&row("rc1", 2, "inactive"), Some(1))
+        .await
+        .unwrap();
+    let queued = s.unregistered_consents(10).await.unwrap();
+    let order: Vec<(String, u64)> = queued
+        .iter()
+        .map(|r| (r.consent.id.clone(), r.consent.version))
+        .collect();
+    assert_eq!(
+        order,
+        [("rc1".into(), 1), ("rc2".into(), 1), ("rc1".into(), 2)]
+    );
+    assert_eq!(queued[0].subject_salt, queued[2].subject_salt);
+    assert_ne!(queued[0].subject_salt, queued[1].subject_salt);
+    assert_ne!(queued[0].salt, queued[2].salt);
+    assert!(queued.iter().all(|r| r.registration.is_none()));
+    assert_eq!(queued[2].consent, row("rc1", 2, "inactive"));
+    // The limit keeps the order.
+    assert_eq!(
+        s.unregistered_consents(1).await.unwrap()[0].consent.id,
+        "rc1"
+    );
+
+    s.consent_registered("rc1", 1, b"{\"tx\":1}").await.unwrap();
+    let queued = s.unregistered_consents(10).await.unwrap();
+    assert_eq!(queued.len(), 2);
+    assert_eq!(queued[0].consent.id, "rc2");
+    let got = s.consent_registration("rc1", 1).await.unwrap().unwrap();
+    assert_eq!(got.registration.as_deref(), Some(&b"{\"tx\":1}"[..]));
+    assert!(s.consent_registration("rc1", 9).await.unwrap().is_none());
 }

@@ -292,6 +292,78 @@ pub trait ConsentStore: Send + Sync + 'static {
     async fn put_consent(&self, row: &ConsentRow, expected: Option<u64>) -> Result<(), StoreError>;
 }
 
+/// An account's current role and verification with what the registrar needs to commit them to
+/// the Roles contract: the account's salt (its on-chain identity is a salted commitment) and
+/// the revision of its latest change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRegistration {
+    /// The account as stored.
+    pub account: AccountRow,
+    /// Random salt of the account's commitment, fixed when the account is created.
+    pub salt: [u8; 32],
+    /// Counts the account's changes (1 when created).
+    pub revision: u64,
+    /// The revision the chain reflects (0: none yet).
+    pub registered_revision: u64,
+}
+
+/// One Consent version with what the registrar needs to commit it to ConsentRegistry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRegistration {
+    /// The version as stored.
+    pub consent: ConsentRow,
+    /// Random salt of this version's content commitment and authorisation commitment.
+    pub salt: [u8; 32],
+    /// Random salt of the Consent's id and patient commitments, the same for every version.
+    pub subject_salt: [u8; 32],
+    /// Where the chain recorded the change (the registrar's JSON), once it has.
+    pub registration: Option<Vec<u8>>,
+}
+
+/// The queue of role and consent changes to commit to the chain, kept in the consent store:
+/// a change is queued by the same transaction that stores it, so none is lost between the
+/// store and the chain.
+#[async_trait::async_trait]
+pub trait RegistryQueue: Send + Sync + 'static {
+    /// Accounts whose latest change the chain does not reflect yet, least recently changed
+    /// first.
+    async fn unregistered_accounts(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<AccountRegistration>, StoreError>;
+
+    /// Marks `account` as reflected on chain up to `revision` (a later change stays queued).
+    async fn account_registered(&self, account: &str, revision: u64) -> Result<(), StoreError>;
+
+    /// One account with its salt and revisions.
+    async fn account_registration(
+        &self,
+        account: &str,
+    ) -> Result<Option<AccountRegistration>, StoreError>;
+
+    /// Consent versions not on chain yet, in the order they were stored (a version is never
+    /// listed before an earlier version of the same Consent).
+    async fn unregistered_consents(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<ConsentRegistration>, StoreError>;
+
+    /// Records where the chain holds version `version` of Consent `id`.
+    async fn consent_registered(
+        &self,
+        id: &str,
+        version: u64,
+        registration: &[u8],
+    ) -> Result<(), StoreError>;
+
+    /// One Consent version with its salts and registration.
+    async fn consent_registration(
+        &self,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<ConsentRegistration>, StoreError>;
+}
+
 /// A practitioner's request for access to a patient's records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessRequestRow {

@@ -9,9 +9,10 @@
 use std::time::Duration;
 
 use medledger_storage_api::{
-    AccessRequestRow, AccessRequestStore, AccountRow, AnchorRow, AuditFilter, AuditRow, AuditStore,
-    ConsentRow, ConsentStore, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead,
-    RecordIndex, StoreError, TreeHeadRow, VersionRow, VersionWrite,
+    AccessRequestRow, AccessRequestStore, AccountRegistration, AccountRow, AnchorRow, AuditFilter,
+    AuditRow, AuditStore, ConsentRegistration, ConsentRow, ConsentStore, LeafRow, LedgerStore,
+    OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, RegistryQueue, StoreError, TreeHeadRow,
+    VersionRow, VersionWrite,
 };
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -541,6 +542,13 @@ impl LedgerStore for PgStore {
     }
 }
 
+/// Now, Unix milliseconds (the order in which account changes are registered).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn account_from_row(r: &PgRow) -> Result<AccountRow, StoreError> {
     Ok(AccountRow {
         account: r.try_get("account").map_err(err)?,
@@ -573,13 +581,20 @@ impl ConsentStore for PgStore {
     }
 
     async fn put_account(&self, row: &AccountRow) -> Result<(), StoreError> {
+        // A change that changes something is queued for the chain (a new revision).
         sqlx::query(
-            "INSERT INTO consent.accounts (account, role, verified) VALUES ($1, $2, $3) \
-             ON CONFLICT (account) DO UPDATE SET role = excluded.role, verified = excluded.verified",
+            "INSERT INTO consent.accounts (account, role, verified, salt, revision, changed_at) \
+             VALUES ($1, $2, $3, $4, 1, $5) \
+             ON CONFLICT (account) DO UPDATE SET role = excluded.role, verified = excluded.verified, \
+             revision = consent.accounts.revision + 1, changed_at = excluded.changed_at \
+             WHERE consent.accounts.role <> excluded.role \
+             OR consent.accounts.verified <> excluded.verified",
         )
         .bind(&row.account)
         .bind(&row.role)
         .bind(row.verified)
+        .bind(rand::random::<[u8; 32]>().to_vec())
+        .bind(now_ms())
         .execute(&self.pool)
         .await
         .map_err(err)?;
@@ -588,11 +603,13 @@ impl ConsentStore for PgStore {
 
     async fn ensure_account(&self, account: &str, role: &str) -> Result<AccountRow, StoreError> {
         sqlx::query(
-            "INSERT INTO consent.accounts (account, role, verified) VALUES ($1, $2, FALSE) \
-             ON CONFLICT (account) DO NOTHING",
+            "INSERT INTO consent.accounts (account, role, verified, salt, revision, changed_at) \
+             VALUES ($1, $2, FALSE, $3, 1, $4) ON CONFLICT (account) DO NOTHING",
         )
         .bind(account)
         .bind(role)
+        .bind(rand::random::<[u8; 32]>().to_vec())
+        .bind(now_ms())
         .execute(&self.pool)
         .await
         .map_err(err)?;
@@ -641,9 +658,18 @@ impl ConsentStore for PgStore {
                 found,
             });
         }
+        sqlx::query(
+            "INSERT INTO consent.subjects (id, salt) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&row.id)
+        .bind(rand::random::<[u8; 32]>().to_vec())
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
         let inserted = sqlx::query(
-            "INSERT INTO consent.versions (id, version, patient, status, resource, actor, recorded_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO consent.versions \
+             (id, version, patient, status, resource, actor, recorded_at_ms, salt) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&row.id)
         .bind(row.version as i64)
@@ -652,6 +678,7 @@ impl ConsentStore for PgStore {
         .bind(&row.resource)
         .bind(&row.actor)
         .bind(row.recorded_at_ms)
+        .bind(rand::random::<[u8; 32]>().to_vec())
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -668,6 +695,124 @@ impl ConsentStore for PgStore {
         }
         tx.commit().await.map_err(err)?;
         Ok(())
+    }
+}
+
+fn salt_of(r: &PgRow, column: &str) -> Result<[u8; 32], StoreError> {
+    let bytes: Vec<u8> = r.try_get(column).map_err(err)?;
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Unavailable(format!("{column} is not 32 bytes")))
+}
+
+fn account_registration_from_row(r: &PgRow) -> Result<AccountRegistration, StoreError> {
+    Ok(AccountRegistration {
+        account: account_from_row(r)?,
+        salt: salt_of(r, "salt")?,
+        revision: r.try_get::<i64, _>("revision").map_err(err)? as u64,
+        registered_revision: r.try_get::<i64, _>("registered_revision").map_err(err)? as u64,
+    })
+}
+
+fn consent_registration_from_row(r: &PgRow) -> Result<ConsentRegistration, StoreError> {
+    Ok(ConsentRegistration {
+        consent: consent_from_row(r)?,
+        salt: salt_of(r, "salt")?,
+        subject_salt: salt_of(r, "subject_salt")?,
+        registration: r.try_get("registration").map_err(err)?,
+    })
+}
+
+/// Consent versions joined with their subject salt.
+const CONSENT_REGISTRATIONS: &str = "SELECT v.*, s.salt AS subject_salt FROM consent.versions v \
+     JOIN consent.subjects s ON s.id = v.id";
+
+#[async_trait::async_trait]
+impl RegistryQueue for PgStore {
+    async fn unregistered_accounts(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<AccountRegistration>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM consent.accounts WHERE registered_revision < revision \
+             ORDER BY changed_at, account LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(account_registration_from_row).collect()
+    }
+
+    async fn account_registered(&self, account: &str, revision: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE consent.accounts SET registered_revision = $1 \
+             WHERE account = $2 AND registered_revision < $1",
+        )
+        .bind(revision as i64)
+        .bind(account)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn account_registration(
+        &self,
+        account: &str,
+    ) -> Result<Option<AccountRegistration>, StoreError> {
+        let row = sqlx::query("SELECT * FROM consent.accounts WHERE account = $1")
+            .bind(account)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(account_registration_from_row).transpose()
+    }
+
+    async fn unregistered_consents(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<ConsentRegistration>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CONSENT_REGISTRATIONS} WHERE v.registration IS NULL ORDER BY v.seq LIMIT $1"
+        )))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(consent_registration_from_row).collect()
+    }
+
+    async fn consent_registered(
+        &self,
+        id: &str,
+        version: u64,
+        registration: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE consent.versions SET registration = $1 WHERE id = $2 AND version = $3")
+            .bind(registration)
+            .bind(id)
+            .bind(version as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn consent_registration(
+        &self,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<ConsentRegistration>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CONSENT_REGISTRATIONS} WHERE v.id = $1 AND v.version = $2"
+        )))
+        .bind(id)
+        .bind(version as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        row.as_ref().map(consent_registration_from_row).transpose()
     }
 }
 

@@ -137,6 +137,15 @@ async fn meets_the_consent_store_contract() {
 }
 
 #[tokio::test]
+async fn meets_the_registry_queue_contract() {
+    let db = TempDb::new().await;
+    let s = PgStore::connect(&db.url, 2).await.unwrap();
+    conformance::registry_queue(&s).await;
+    s.pool().close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
 async fn meets_the_access_request_contract() {
     let db = TempDb::new().await;
     let s = PgStore::connect(&db.url, 2).await.unwrap();

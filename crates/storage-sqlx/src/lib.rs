@@ -10,12 +10,20 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use medledger_storage_api::{
-    AccessRequestRow, AccessRequestStore, AccountRow, AnchorRow, AuditFilter, AuditRow, AuditStore,
-    ConsentRow, ConsentStore, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead,
-    RecordIndex, StoreError, TreeHeadRow, VersionRow, VersionWrite,
+    AccessRequestRow, AccessRequestStore, AccountRegistration, AccountRow, AnchorRow, AuditFilter,
+    AuditRow, AuditStore, ConsentRegistration, ConsentRow, ConsentStore, LeafRow, LedgerStore,
+    OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, RegistryQueue, StoreError, TreeHeadRow,
+    VersionRow, VersionWrite,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+
+/// Now, Unix milliseconds (the order in which account changes are registered).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 fn err(e: sqlx::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -470,13 +478,19 @@ impl ConsentStore for SqliteStore {
     }
 
     async fn put_account(&self, row: &AccountRow) -> Result<(), StoreError> {
+        // A change that changes something is queued for the chain (a new revision).
         sqlx::query(
-            "INSERT INTO consent_accounts (account, role, verified) VALUES (?, ?, ?) \
-             ON CONFLICT (account) DO UPDATE SET role = excluded.role, verified = excluded.verified",
+            "INSERT INTO consent_accounts (account, role, verified, salt, revision, changed_at) \
+             VALUES (?, ?, ?, ?, 1, ?) \
+             ON CONFLICT (account) DO UPDATE SET role = excluded.role, verified = excluded.verified, \
+             revision = revision + 1, changed_at = excluded.changed_at \
+             WHERE role <> excluded.role OR verified <> excluded.verified",
         )
         .bind(&row.account)
         .bind(&row.role)
         .bind(i64::from(row.verified))
+        .bind(rand::random::<[u8; 32]>().to_vec())
+        .bind(now_ms())
         .execute(&self.pool)
         .await
         .map_err(err)?;
@@ -485,11 +499,13 @@ impl ConsentStore for SqliteStore {
 
     async fn ensure_account(&self, account: &str, role: &str) -> Result<AccountRow, StoreError> {
         sqlx::query(
-            "INSERT INTO consent_accounts (account, role, verified) VALUES (?, ?, 0) \
-             ON CONFLICT (account) DO NOTHING",
+            "INSERT INTO consent_accounts (account, role, verified, salt, revision, changed_at) \
+             VALUES (?, ?, 0, ?, 1, ?) ON CONFLICT (account) DO NOTHING",
         )
         .bind(account)
         .bind(role)
+        .bind(rand::random::<[u8; 32]>().to_vec())
+        .bind(now_ms())
         .execute(&self.pool)
         .await
         .map_err(err)?;
@@ -538,9 +554,17 @@ impl ConsentStore for SqliteStore {
                 found,
             });
         }
+        sqlx::query("INSERT INTO consent_subjects (id, salt) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(&row.id)
+            .bind(rand::random::<[u8; 32]>().to_vec())
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         let inserted = sqlx::query(
-            "INSERT INTO consent_versions (id, version, patient, status, resource, actor, recorded_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO consent_versions \
+             (id, version, patient, status, resource, actor, recorded_at_ms, salt, seq) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, \
+             (SELECT COALESCE(MAX(seq), 0) + 1 FROM consent_versions))",
         )
         .bind(&row.id)
         .bind(row.version as i64)
@@ -549,6 +573,7 @@ impl ConsentStore for SqliteStore {
         .bind(&row.resource)
         .bind(&row.actor)
         .bind(row.recorded_at_ms)
+        .bind(rand::random::<[u8; 32]>().to_vec())
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -565,6 +590,129 @@ impl ConsentStore for SqliteStore {
         }
         tx.commit().await.map_err(err)?;
         Ok(())
+    }
+}
+
+fn salt_of(r: &sqlx::sqlite::SqliteRow, column: &str) -> Result<[u8; 32], StoreError> {
+    let bytes: Vec<u8> = r.try_get(column).map_err(err)?;
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Unavailable(format!("{column} is not 32 bytes")))
+}
+
+fn account_registration_from_row(
+    r: &sqlx::sqlite::SqliteRow,
+) -> Result<AccountRegistration, StoreError> {
+    Ok(AccountRegistration {
+        account: account_from_row(r)?,
+        salt: salt_of(r, "salt")?,
+        revision: r.try_get::<i64, _>("revision").map_err(err)? as u64,
+        registered_revision: r.try_get::<i64, _>("registered_revision").map_err(err)? as u64,
+    })
+}
+
+fn consent_registration_from_row(
+    r: &sqlx::sqlite::SqliteRow,
+) -> Result<ConsentRegistration, StoreError> {
+    Ok(ConsentRegistration {
+        consent: consent_from_row(r)?,
+        salt: salt_of(r, "salt")?,
+        subject_salt: salt_of(r, "subject_salt")?,
+        registration: r.try_get("registration").map_err(err)?,
+    })
+}
+
+/// Consent versions joined with their subject salt.
+const CONSENT_REGISTRATIONS: &str = "SELECT v.*, s.salt AS subject_salt FROM consent_versions v \
+     JOIN consent_subjects s ON s.id = v.id";
+
+#[async_trait::async_trait]
+impl RegistryQueue for SqliteStore {
+    async fn unregistered_accounts(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<AccountRegistration>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM consent_accounts WHERE registered_revision < revision \
+             ORDER BY changed_at, account LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(account_registration_from_row).collect()
+    }
+
+    async fn account_registered(&self, account: &str, revision: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE consent_accounts SET registered_revision = ? \
+             WHERE account = ? AND registered_revision < ?",
+        )
+        .bind(revision as i64)
+        .bind(account)
+        .bind(revision as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn account_registration(
+        &self,
+        account: &str,
+    ) -> Result<Option<AccountRegistration>, StoreError> {
+        let row = sqlx::query("SELECT * FROM consent_accounts WHERE account = ?")
+            .bind(account)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(account_registration_from_row).transpose()
+    }
+
+    async fn unregistered_consents(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<ConsentRegistration>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CONSENT_REGISTRATIONS} WHERE v.registration IS NULL ORDER BY v.seq LIMIT ?"
+        )))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(consent_registration_from_row).collect()
+    }
+
+    async fn consent_registered(
+        &self,
+        id: &str,
+        version: u64,
+        registration: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE consent_versions SET registration = ? WHERE id = ? AND version = ?")
+            .bind(registration)
+            .bind(id)
+            .bind(version as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn consent_registration(
+        &self,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<ConsentRegistration>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CONSENT_REGISTRATIONS} WHERE v.id = ? AND v.version = ?"
+        )))
+        .bind(id)
+        .bind(version as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        row.as_ref().map(consent_registration_from_row).transpose()
     }
 }
 
@@ -784,6 +932,12 @@ mod tests {
     async fn meets_the_consent_store_contract() {
         let (_d, s) = fresh().await;
         conformance::consent_store(&s).await;
+    }
+
+    #[tokio::test]
+    async fn meets_the_registry_queue_contract() {
+        let (_d, s) = fresh().await;
+        conformance::registry_queue(&s).await;
     }
 
     #[tokio::test]

@@ -145,6 +145,12 @@ pub(crate) struct ChainSection {
     pub(crate) rpc_url: String,
     /// RecordLog's address, as printed by `medledger chain deploy`.
     pub(crate) record_log_address: String,
+    /// Roles' address, as printed by `medledger chain deploy` (the ledger writer's registrar
+    /// commits role changes there; empty: not committed).
+    pub(crate) roles_address: String,
+    /// ConsentRegistry's address, as printed by `medledger chain deploy` (the registrar commits
+    /// consent changes there; empty: not committed).
+    pub(crate) consent_registry_address: String,
     /// File holding the committer's private key (hex); the key may commit tree heads.
     pub(crate) signer_key_file: PathBuf,
 }
@@ -154,6 +160,8 @@ impl Default for ChainSection {
         Self {
             rpc_url: "http://127.0.0.1:8545".to_owned(),
             record_log_address: String::new(),
+            roles_address: String::new(),
+            consent_registry_address: String::new(),
             signer_key_file: PathBuf::from("/etc/medledger/chain-signer.key"),
         }
     }
@@ -392,6 +400,9 @@ pub(crate) struct LedgerWriterServiceConfig {
     pub(crate) batch_interval_ms: u64,
     /// Commit early once this many leaves are pending.
     pub(crate) max_batch: usize,
+    /// How often the registrar looks for new role and consent changes while idle,
+    /// milliseconds.
+    pub(crate) registrar_interval_ms: u64,
 }
 
 impl Default for LedgerWriterServiceConfig {
@@ -405,6 +416,7 @@ impl Default for LedgerWriterServiceConfig {
             anchor: AnchorSection::default(),
             batch_interval_ms: 250,
             max_batch: 5_000,
+            registrar_interval_ms: 500,
         }
     }
 }

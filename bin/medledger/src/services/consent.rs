@@ -25,13 +25,16 @@ pub(crate) async fn run(cfg: ConsentServiceConfig) -> anyhow::Result<()> {
     // The FHIR API (Consent, $set-role, $verify-practitioner) beside the gRPC server; both stop
     // on SIGTERM.
     let app = crate::web::fhir_app(
-        medledger_consent::http::routes(ConsentApi::new(
-            store.clone(),
-            store.clone(),
-            enrolment,
-            Arc::new(medledger_auth::unix_now),
-            medledger_audit::Auditor::new(store),
-        )),
+        medledger_consent::http::routes(
+            ConsentApi::new(
+                store.clone(),
+                store.clone(),
+                enrolment,
+                Arc::new(medledger_auth::unix_now),
+                medledger_audit::Auditor::new(store.clone()),
+            )
+            .with_registry(store),
+        ),
         super::gate_with(verifier, &cfg.http),
         cfg.http.max_body_bytes,
     );

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use medledger_bus_kafka::KafkaBus;
 use medledger_chain::{Address, AnchorChain, Ledger, RpcAnchor, RpcLedger};
-use medledger_ledger_writer::{Anchorer, LedgerWriter, LedgerWriterConfig};
+use medledger_ledger_writer::{Anchorer, LedgerWriter, LedgerWriterConfig, Registrar};
 use tokio::sync::watch;
 
 use super::config::LedgerWriterServiceConfig;
@@ -78,6 +78,33 @@ pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
     )
     .await
     .context("connecting to the chain")?;
+    let registrar = match (
+        cfg.chain.roles_address.trim(),
+        cfg.chain.consent_registry_address.trim(),
+    ) {
+        ("", "") => {
+            tracing::warn!(
+                "chain.roles_address and chain.consent_registry_address are empty: role and consent changes are not committed to the chain"
+            );
+            None
+        }
+        (roles, registry) => {
+            let roles = Address::from_str(roles)
+                .context("chain.roles_address is not an address (run `medledger chain deploy`)")?;
+            let registry = Address::from_str(registry).context(
+                "chain.consent_registry_address is not an address (run `medledger chain deploy`)",
+            )?;
+            let chain = ledger
+                .registry(roles, registry)
+                .await
+                .context("connecting to Roles and ConsentRegistry")?;
+            Some(Registrar::new(
+                store.clone(),
+                Arc::new(chain),
+                Duration::from_millis(cfg.registrar_interval_ms),
+            ))
+        }
+    };
     let ledger = Arc::new(ledger);
     let anchorer = match cfg.anchor.rpc_url.trim() {
         "" => {
@@ -137,7 +164,8 @@ pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
     tracing::info!(size = writer.size(), "ledger writer running");
     let (stop, stopped) = watch::channel(false);
     let anchor_stop = stopped.clone();
-    // Either loop failing ends both (try_join), so readiness reflects the whole writer.
+    let registrar_stop = stopped.clone();
+    // Any loop failing ends all (try_join), so readiness reflects the whole writer.
     let mut task = tokio::spawn(async move {
         let anchoring = async move {
             match anchorer {
@@ -145,7 +173,13 @@ pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
                 None => Ok(()),
             }
         };
-        tokio::try_join!(writer.run(stopped), anchoring).map(|_| ())
+        let registering = async move {
+            match registrar {
+                Some(r) => r.run(registrar_stop).await,
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(writer.run(stopped), anchoring, registering).map(|_| ())
     });
     tokio::select! {
         _ = lock_lost(active) => {

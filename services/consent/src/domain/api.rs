@@ -7,7 +7,7 @@ use std::sync::Arc;
 use medledger_auth::Caller;
 use medledger_http::ApiError;
 use medledger_storage_api::{
-    AccessRequestRow, AccessRequestStore, ConsentRow, ConsentStore, StoreError,
+    AccessRequestRow, AccessRequestStore, ConsentRow, ConsentStore, RegistryQueue, StoreError,
 };
 use serde_json::{Value, json};
 
@@ -39,6 +39,25 @@ pub struct ConsentApi {
     enrolment: Enrolment,
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     audit: medledger_audit::Auditor,
+    /// Salts and chain registrations of Consent versions (vread and `$verify`); `None`: not
+    /// served.
+    registry: Option<Arc<dyn RegistryQueue>>,
+}
+
+/// A stored row as returned to clients.
+fn version_of(row: ConsentRow) -> Result<ConsentVersion, ApiError> {
+    let value: Value = serde_json::from_slice(&row.resource)
+        .map_err(|_| ApiError::internal("a stored Consent does not parse"))?;
+    Ok(ConsentVersion {
+        id: row.id,
+        version: row.version,
+        last_updated: value["meta"]["lastUpdated"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        body: row.resource,
+        created: false,
+    })
 }
 
 /// Longest access a request may ask for.
@@ -75,7 +94,86 @@ impl ConsentApi {
             enrolment,
             clock,
             audit,
+            registry: None,
         }
+    }
+
+    /// Serves vread and `$verify` from `registry` (the consent store's registry queue, which
+    /// keeps every version's salts and where the chain recorded it).
+    pub fn with_registry(mut self, registry: Arc<dyn RegistryQueue>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// One stored version with its registration, if the caller may read it.
+    async fn registration(
+        &self,
+        caller: &Caller,
+        id: &str,
+        version: u64,
+    ) -> Result<medledger_storage_api::ConsentRegistration, ApiError> {
+        let unknown =
+            || ApiError::not_found(format!("Consent/{id}/_history/{version} is not known"));
+        let registry = self.registry.as_ref().ok_or_else(unknown)?;
+        let found = registry
+            .consent_registration(id, version)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(unknown)?;
+        if !self.may_read(caller, &found.consent.patient).await? {
+            return Err(unknown());
+        }
+        Ok(found)
+    }
+
+    /// `GET /fhir/Consent/{id}/_history/{vid}`.
+    pub async fn vread(
+        &self,
+        caller: &Caller,
+        id: &str,
+        version: u64,
+    ) -> Result<ConsentVersion, ApiError> {
+        let row = self.registration(caller, id, version).await?.consent;
+        version_of(row)
+    }
+
+    /// `GET /fhir/Consent/{id}/_history/{vid}/$verify`: the consent proof of that version
+    /// (`docs/proof-format.md`), once the registrar has committed it to the chain (503 with
+    /// `Retry-After` until then).
+    pub async fn proof(
+        &self,
+        caller: &Caller,
+        id: &str,
+        version: u64,
+    ) -> Result<medledger_ledger::registry::ConsentProof, ApiError> {
+        use medledger_ledger::registry::{Authorization, CONSENT_PROOF_FORMAT, ConsentProof};
+        let found = self.registration(caller, id, version).await?;
+        let Some(registration) = &found.registration else {
+            return Err(ApiError::unavailable(
+                "this Consent version is not committed to the chain yet",
+                1,
+            ));
+        };
+        let recorded = serde_json::from_slice(registration)
+            .map_err(|_| ApiError::internal("a stored registration does not parse"))?;
+        let row = found.consent;
+        Ok(ConsentProof {
+            format: CONSENT_PROOF_FORMAT.to_owned(),
+            consent: format!("Consent/{}", row.id),
+            version: row.version,
+            patient: row.patient.clone(),
+            status: row.status.clone(),
+            authorization: Authorization {
+                consent: format!("Consent/{}", row.id),
+                version: row.version,
+                actor: row.actor.clone(),
+                recorded_at_ms: row.recorded_at_ms,
+                content: hex::encode(medledger_crypto::commitment(&found.salt, &row.resource)),
+            },
+            salt: hex::encode(found.salt),
+            subject_salt: hex::encode(found.subject_salt),
+            recorded,
+        })
     }
 
     /// The audit trail every change and refusal here is recorded in.

@@ -14,7 +14,8 @@ use medledger_http::{ApiError, FhirBody, FhirPath, base_url, etag, fhir_json};
 
 use crate::domain::api::{ConsentApi, ConsentVersion};
 
-/// Routes: `POST /Consent`, `GET /Consent?patient=`, `GET|PUT|DELETE /Consent/{id}`; the system
+/// Routes: `POST /Consent`, `GET /Consent?patient=`, `GET|PUT|DELETE /Consent/{id}`, vread
+/// `GET /Consent/{id}/_history/{vid}` and its chain proof `…/$verify`; the system
 /// operations `POST /$set-role` (admin) and `POST /$verify-practitioner` (authority); and access
 /// requests on a patient: `POST $request-access` (practitioner), `GET $access-requests` and
 /// `POST $decide-access` (the patient).
@@ -22,6 +23,8 @@ pub fn routes(api: ConsentApi) -> Router {
     Router::new()
         .route("/Consent", post(create).get(search))
         .route("/Consent/{id}", get(read).put(update).delete(revoke))
+        .route("/Consent/{id}/_history/{vid}", get(vread))
+        .route("/Consent/{id}/_history/{vid}/$verify", get(verify))
         .route("/$set-role", post(set_role))
         .route("/$verify-practitioner", post(verify_practitioner))
         .route("/Patient/{id}/$request-access", post(request_access))
@@ -440,6 +443,54 @@ async fn revoke(
         target: format!("Consent/{id}"),
     };
     let result = revoke_inner(State(api.clone()), Extension(caller.clone()), FhirPath(id)).await;
+    audited(&api, &caller, what, result).await
+}
+
+/// A version id from the path (FHIR version ids here are positive integers).
+fn version_param(vid: &str) -> Result<u64, ApiError> {
+    vid.parse::<u64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| ApiError::not_found(format!("version {vid} is not known")))
+}
+
+async fn vread(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirPath((id, vid)): FhirPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let what = Audited {
+        interaction: "vread",
+        action: Action::Read,
+        patient: api.patient_of(&id).await,
+        target: format!("Consent/{id}/_history/{vid}"),
+    };
+    let result = async {
+        let v = api.vread(&caller, &id, version_param(&vid)?).await?;
+        Ok(answer(&v, StatusCode::OK, None))
+    }
+    .await;
+    audited(&api, &caller, what, result).await
+}
+
+async fn verify(
+    State(api): State<ConsentApi>,
+    Extension(caller): Extension<Caller>,
+    FhirPath((id, vid)): FhirPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let what = Audited {
+        interaction: "operation",
+        action: Action::Read,
+        patient: api.patient_of(&id).await,
+        target: format!("Consent/{id}/_history/{vid}/$verify"),
+    };
+    let result = async {
+        let proof = api.proof(&caller, &id, version_param(&vid)?).await?;
+        let body = serde_json::to_value(&proof)
+            .map_err(|_| ApiError::internal("the proof does not serialise"))?;
+        Ok(fhir_json(StatusCode::OK, &body))
+    }
+    .await;
     audited(&api, &caller, what, result).await
 }
 

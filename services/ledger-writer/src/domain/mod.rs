@@ -1,8 +1,10 @@
 //! The log-and-commit loop, and the anchoring of its tree heads on the public chain.
 
 mod anchor;
+mod registrar;
 
 pub use anchor::Anchorer;
+pub use registrar::Registrar;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
