@@ -10,6 +10,7 @@ use medledger_chain::{
     Address, AnchorChain, ChainCommit, ChainReader, EmbeddedChain, Ledger, OnChainCheckpoint,
     OnChainTreeHead, RpcAnchor, RpcLedger,
 };
+use medledger_ledger::registry::{CONSENT_PROOF_FORMAT, ConsentProof, RecordedChange};
 use medledger_ledger::{AnchorLocation, ProofBundle};
 
 /// Arguments of `medledger verify`.
@@ -40,6 +41,9 @@ pub(crate) struct VerifyArgs {
     /// The deployment's Anchor address on the public chain (with `--public-rpc`).
     #[arg(long, conflicts_with = "data_dir")]
     anchor: Option<String>,
+    /// The deployment's ConsentRegistry address (a consent proof with `--rpc`).
+    #[arg(long, conflicts_with = "data_dir")]
+    consent_registry: Option<String>,
     /// `medledger chain deploy`'s output: supplies `--record-log` and `--anchor`.
     #[arg(long, conflicts_with = "data_dir")]
     deployment: Option<PathBuf>,
@@ -61,6 +65,12 @@ pub(crate) fn run(args: VerifyArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail("reading the proof", e),
     };
+    let format = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["format"].as_str().map(str::to_owned));
+    if format.as_deref() == Some(CONSENT_PROOF_FORMAT) {
+        return run_consent(&text, &args);
+    }
     let bundle: ProofBundle = match serde_json::from_str(&text) {
         Ok(b) => b,
         Err(e) => return fail("parsing the proof", e),
@@ -114,6 +124,124 @@ pub(crate) fn run(args: VerifyArgs) -> ExitCode {
     }
     println!("VERIFIED {subject}");
     ExitCode::SUCCESS
+}
+
+fn read_canonical(path: &Path) -> Result<Vec<u8>, ExitCode> {
+    std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string()))
+        .map(|v| medledger_fhir::canonical_json(&v))
+        .map_err(|e| fail("reading the resource", e))
+}
+
+/// A consent proof (`Consent/{id}/_history/{vid}/$verify`): the version's commitments follow from
+/// the resource, and the chain's own ConsentRegistry recorded exactly that change.
+fn run_consent(text: &str, args: &VerifyArgs) -> ExitCode {
+    let proof: ConsentProof = match serde_json::from_str(text) {
+        Ok(p) => p,
+        Err(e) => return fail("parsing the consent proof", e),
+    };
+    let subject = format!("{}/_history/{}", proof.consent, proof.version);
+    let Some(path) = &args.resource else {
+        return fail(
+            "arguments",
+            "a consent proof needs --resource: the Consent version it is about (vread)",
+        );
+    };
+    let canonical = match read_canonical(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(e) = proof.verify_resource(&canonical) {
+        return fail("consent commitments", e);
+    }
+    println!(
+        "ok   the commitments follow from {subject}, its patient and its author {}",
+        proof.authorization.actor
+    );
+    if proof.recorded.tx_hash.is_empty() {
+        println!(
+            "ok   {subject} ({}) was not in force and changed nothing on chain",
+            proof.status
+        );
+        println!("VERIFIED {subject}");
+        return ExitCode::SUCCESS;
+    }
+    let Ok(tx) = proof.recorded.tx_hash.parse() else {
+        return fail("the consent proof", "txHash is not a transaction hash");
+    };
+    let found = match (&args.data_dir, &args.rpc) {
+        (Some(dir), _) => ChainReader::open(&dir.join("chain"))
+            .and_then(|reader| reader.consent_change(tx))
+            .map_err(|e| fail("reading the embedded chain", e)),
+        (None, Some(url)) => consent_change_rpc(url, args, tx),
+        (None, None) => Err(fail("arguments", "give --data-dir or --rpc")),
+    };
+    let found = match found {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return fail(
+                "consent change on chain",
+                format!("ConsentRegistry recorded no change in transaction {tx}"),
+            );
+        }
+        Err(code) => return code,
+    };
+    let found = RecordedChange {
+        chain_id: found.chain_id,
+        contract: found.contract,
+        block_number: found.block_number,
+        block_hash: found.block_hash,
+        tx_hash: found.tx_hash,
+        consent_id: found.consent_id,
+        patient: found.patient,
+        chain_version: found.chain_version,
+        granted: found.granted,
+        commitment: found.commitment,
+        authorization: found.authorization,
+    };
+    if let Err(e) = proof.check_on_chain(&found) {
+        return fail("consent change on chain", e);
+    }
+    println!(
+        "ok   ConsentRegistry recorded the {} as change {} of this consent (block {})",
+        if found.granted { "grant" } else { "revocation" },
+        found.chain_version,
+        found.block_number
+    );
+    println!("VERIFIED {subject}");
+    ExitCode::SUCCESS
+}
+
+fn consent_change_rpc(
+    url: &str,
+    args: &VerifyArgs,
+    tx: medledger_chain::B256,
+) -> Result<Option<medledger_chain::ConsentChange>, ExitCode> {
+    let mut registry = args.consent_registry.clone();
+    if let Some(path) = &args.deployment {
+        let d: serde_json::Value = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            .map_err(|why| fail("reading the deployment", why))?;
+        registry = registry.or_else(|| d["consent_registry_address"].as_str().map(str::to_owned));
+    }
+    let Some(registry) = registry else {
+        return Err(fail(
+            "arguments",
+            "with --rpc give --consent-registry or --deployment: the deployment's published ConsentRegistry address",
+        ));
+    };
+    let address = Address::from_str(registry.trim())
+        .map_err(|e| fail("arguments", format!("--consent-registry: {e}")))?;
+    runtime()?.block_on(async {
+        let chain = medledger_chain::RpcRegistry::connect_read_only(url, Address::ZERO, address)
+            .await
+            .map_err(|e| fail("connecting to the private chain", e))?;
+        medledger_chain::Registry::consent_change(&chain, tx)
+            .await
+            .map_err(|e| fail("reading the consent change", e))
+    })
 }
 
 /// Contract addresses the verifier was told out of band (distributed mode).
