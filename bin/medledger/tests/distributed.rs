@@ -15,6 +15,7 @@ mod support;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -381,7 +382,10 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         .await
         .unwrap();
     assert_eq!(r.headers()["x-medledger-upstream"], "consent");
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let status = r.status();
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    let consent_id = created["id"].as_str().unwrap().to_owned();
     let authority = support::token(
         stack.run.path(),
         "Organization/board",
@@ -399,6 +403,100 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         .unwrap();
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
     assert_eq!(read_as(dr2).await, 200);
+    // The registrar (in the ledger writer) commits the Consent to ConsentRegistry and the
+    // verification to Roles on anvil; the consent proof verifies over JSON-RPC.
+    let version_url = gw(&format!("Consent/{consent_id}/_history/1"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let consent_proof: Value = loop {
+        let r = stack
+            .http
+            .get(format!("{version_url}/$verify"))
+            .bearer_auth(&patient_token)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break r.json().await.unwrap();
+        }
+        assert_eq!(r.status(), 503, "consent $verify");
+        assert!(
+            Instant::now() < deadline,
+            "the consent never reached the chain\n{}",
+            stack.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let consent_version: Value = stack
+        .http
+        .get(&version_url)
+        .bearer_auth(&patient_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_dir = stack.run.path();
+    std::fs::write(
+        run_dir.join("consent-proof.json"),
+        consent_proof.to_string(),
+    )
+    .unwrap();
+    std::fs::write(run_dir.join("consent.json"), consent_version.to_string()).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "verify",
+            "--rpc",
+            &stack.env["MEDLEDGER_PRIVATE_CHAIN_URL"],
+            "--proof",
+        ])
+        .arg(run_dir.join("consent-proof.json"))
+        .arg("--deployment")
+        .arg(run_dir.join("deployment.json"))
+        .arg("--resource")
+        .arg(run_dir.join("consent.json"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ConsentRegistry recorded the grant"),
+        "consent verify failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let salt: Vec<u8> = sqlx::query_scalar("SELECT salt FROM consent.accounts WHERE account = $1")
+        .bind("Practitioner/dr-2")
+        .fetch_one(&stack.pg().await)
+        .await
+        .unwrap();
+    let account = medledger_ledger::registry::account_commitment(
+        &salt.try_into().unwrap(),
+        "Practitioner/dr-2",
+    );
+    let roles = medledger_chain::Address::from_str(&stack.env["MEDLEDGER_ROLES_ADDRESS"]).unwrap();
+    let registry =
+        medledger_chain::Address::from_str(&stack.env["MEDLEDGER_CONSENT_REGISTRY_ADDRESS"])
+            .unwrap();
+    let chain = medledger_chain::RpcRegistry::connect_read_only(
+        &stack.env["MEDLEDGER_PRIVATE_CHAIN_URL"],
+        roles,
+        registry,
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = medledger_chain::Registry::role_state(&chain, account)
+            .await
+            .unwrap();
+        if state.has(2) && state.verified {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the verification never reached Roles: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Without a token, nothing.
     let anonymous = stack
         .http
