@@ -55,7 +55,7 @@ pub(crate) struct DevArgs {
 }
 
 /// The clock consent decisions use: the system's, or the test clock file's.
-fn consent_clock(file: Option<PathBuf>) -> Arc<dyn Fn() -> i64 + Send + Sync> {
+pub(crate) fn consent_clock(file: Option<PathBuf>) -> Arc<dyn Fn() -> i64 + Send + Sync> {
     Arc::new(move || {
         file.as_ref()
             .and_then(|f| std::fs::read_to_string(f).ok())

@@ -10,6 +10,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod decisions;
 mod support;
 
 use std::collections::HashMap;
@@ -60,6 +61,8 @@ struct Stack {
     env: HashMap<String, String>,
     http: reqwest::Client,
     token: String,
+    /// Extra environment for `services-up` (e.g. the consent service's test clock).
+    extra: Vec<(String, String)>,
 }
 
 impl Stack {
@@ -71,7 +74,8 @@ impl Stack {
             .env("MEDLEDGER_POSTGRES_DB", &self.db)
             .env("MEDLEDGER_BIN", BIN)
             .env("MEDLEDGER_COMMIT_INTERVAL_MS", "100")
-            .env("MEDLEDGER_ANCHOR_INTERVAL_MS", "300");
+            .env("MEDLEDGER_ANCHOR_INTERVAL_MS", "300")
+            .envs(self.extra.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -109,6 +113,10 @@ impl Stack {
     }
 
     fn up() -> Stack {
+        Self::up_with(Vec::new())
+    }
+
+    fn up_with(extra: Vec<(String, String)>) -> Stack {
         let mut s = Stack {
             run: tempfile::tempdir().unwrap(),
             base: free_base(),
@@ -116,6 +124,7 @@ impl Stack {
             env: HashMap::new(),
             http: reqwest::Client::new(),
             token: String::new(),
+            extra,
         };
         s.run_script(&["up"]);
         let endpoints = std::fs::read_to_string(s.run.path().join("endpoints.env")).unwrap();
@@ -872,4 +881,28 @@ async fn the_ledger_writer_keeps_working_across_a_chain_node_restart() {
         .read_committed(&format!("Observation/{id}/_history/1/$verify"))
         .await;
     pg.close().await;
+}
+
+#[tokio::test]
+async fn the_decision_table_over_http_against_the_distributed_services() {
+    let clock_dir = tempfile::tempdir().unwrap();
+    let clock = clock_dir.path().join("clock");
+    std::fs::write(&clock, "0").unwrap();
+    let stack = Stack::up_with(vec![(
+        "MEDLEDGER_TEST_CLOCK_FILE".to_owned(),
+        clock.to_str().unwrap().to_owned(),
+    )]);
+    // Through the gateway: writes to ingest, reads to query, consents to the consent service,
+    // every decision by CheckAccess over gRPC on PostgreSQL.
+    let http = decisions::Http {
+        client: stack.http.clone(),
+        base: stack.env["MEDLEDGER_FHIR_URL"].clone(),
+    };
+    let run = stack.run.path().to_owned();
+    let ran = decisions::run(&http, |s, r, sc| support::token(&run, s, r, sc), &clock).await;
+    assert!(
+        ran >= 30,
+        "only {ran} cases ran over HTTP\n{}",
+        stack.logs()
+    );
 }

@@ -328,6 +328,10 @@ pub(crate) struct ConsentServiceConfig {
     pub(crate) request_timeout_ms: u64,
     /// Concurrent requests per client connection.
     pub(crate) max_concurrent_per_connection: usize,
+    /// For tests of expiry only: consent decisions read "now" (Unix seconds) from this file
+    /// while it exists, instead of the system clock (tokens are still checked against the
+    /// system clock). Empty: the system clock. The service warns at start when it is set.
+    pub(crate) test_clock_file: PathBuf,
 }
 
 impl Default for ConsentServiceConfig {
@@ -341,6 +345,7 @@ impl Default for ConsentServiceConfig {
             enrol_from_tokens: true,
             request_timeout_ms: 5_000,
             max_concurrent_per_connection: 512,
+            test_clock_file: PathBuf::new(),
         }
     }
 }

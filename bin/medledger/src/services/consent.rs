@@ -17,9 +17,18 @@ pub(crate) async fn run(cfg: ConsentServiceConfig) -> anyhow::Result<()> {
     } else {
         Enrolment::AdminOnly
     };
+    let test_clock = Some(cfg.test_clock_file.clone()).filter(|f| !f.as_os_str().is_empty());
+    if let Some(f) = &test_clock {
+        tracing::warn!(file = %f.display(), "consent decisions use a test clock file: never in production");
+    }
+    let clock = crate::dev::consent_clock(test_clock);
     let service = AccessControlService::new(
         verifier.clone(),
-        Arc::new(ConsentPolicy::new(store.clone(), enrolment)),
+        Arc::new(ConsentPolicy::with_clock(
+            store.clone(),
+            enrolment,
+            clock.clone(),
+        )),
     );
     super::serve_admin(cfg.admin_listen, || Ok(()), crate::web::no_gauges()).await?;
     // The FHIR API (Consent, $set-role, $verify-practitioner) beside the gRPC server; both stop
