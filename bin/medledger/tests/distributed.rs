@@ -884,7 +884,8 @@ async fn the_ledger_writer_keeps_working_across_a_chain_node_restart() {
 }
 
 #[tokio::test]
-async fn the_decision_table_over_http_against_the_distributed_services() {
+async fn the_decision_table_and_the_access_request_flow_over_http_against_the_distributed_services()
+{
     let clock_dir = tempfile::tempdir().unwrap();
     let clock = clock_dir.path().join("clock");
     std::fs::write(&clock, "0").unwrap();

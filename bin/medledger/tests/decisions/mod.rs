@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod access;
 #[path = "../../../../services/consent/tests/table/mod.rs"]
 mod table;
 
