@@ -378,7 +378,7 @@ impl Default for GatewayServiceConfig {
             admin_listen: admin_default(),
             ingest_url: "http://ingest:8080".to_owned(),
             query_url: "http://query:8080".to_owned(),
-            consent_url: String::new(),
+            consent_url: "http://consent:8080".to_owned(),
             max_body_bytes: 16 << 20,
             upstream_timeout_ms: 60_000,
         }
