@@ -174,6 +174,21 @@ async fn roles_and_consents_are_on_chain_and_each_consent_version_verifies() {
         .await;
     assert_eq!(r.status(), 404);
 
+    // The CapabilityStatement says so.
+    let cs: Value = dev.get("metadata").await.json().await.unwrap();
+    let entry = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Consent")
+        .unwrap()
+        .clone();
+    assert!(
+        entry["interaction"].to_string().contains("\"vread\""),
+        "{entry}"
+    );
+    assert_eq!(entry["operation"][0]["name"], "verify");
+
     // Roles: the verified practitioner's commitment holds the role and the verification.
     let salt: Vec<u8> = sqlx::query_scalar("SELECT salt FROM consent_accounts WHERE account = ?")
         .bind("Practitioner/dr-chain")

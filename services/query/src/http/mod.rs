@@ -138,6 +138,27 @@ pub fn capability_statement(
                     ],
                 });
             }
+            if t == "Consent" {
+                // Patients' consents, kept by the consent service (ingest refuses them as
+                // records); each version's `$verify` is its proof in ConsentRegistry.
+                let interactions: Vec<Value> =
+                    ["create", "read", "vread", "update", "delete", "search-type"]
+                        .iter()
+                        .map(|i| json!({"code": i}))
+                        .collect();
+                return json!({
+                    "type": t,
+                    "interaction": interactions,
+                    "versioning": "versioned",
+                    "readHistory": true,
+                    "updateCreate": true,
+                    "searchParam": [{"name": "patient", "type": "reference"}],
+                    "operation": [{
+                        "name": "verify",
+                        "definition": "https://medledger.example/OperationDefinition/verify"
+                    }],
+                });
+            }
             json!({
                 "type": t,
                 "interaction": type_interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
