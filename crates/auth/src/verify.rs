@@ -1,18 +1,63 @@
 //! Token validation against the issuers a service trusts.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use base64::Engine;
 use p256::ecdsa::VerifyingKey;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::jwk::Algorithm;
 use crate::{AUDIENCE, AuthError, B64, Claims, Header, KeySet, LEEWAY_SECS, SharedKeySet};
 
 /// Validates tokens from trusted issuers, each with its own keys: a token verifies only with a key
 /// of the issuer its `iss` names. Cloning shares the issuers' key sets, so a refresh reaches every
-/// clone. [`TokenVerifier::default`] trusts no issuer.
+/// clone, and the cache of verified signatures. [`TokenVerifier::default`] trusts no issuer.
 #[derive(Debug, Clone, Default)]
 pub struct TokenVerifier {
     issuers: Vec<(String, SharedKeySet)>,
+    verified: SignatureCache,
+}
+
+/// Most signatures remembered; past it the cache starts over (a client normally reuses one token
+/// for many requests, so a few thousand live tokens cover a busy service).
+const SIGNATURE_CACHE_ENTRIES: usize = 16_384;
+
+/// Tokens whose signature verified, by SHA-256 of the whole token, with the key set that verified
+/// it. Checking an ES256 signature costs about 0.3 ms of CPU, most of a read's; a client sends
+/// the same token with every request. Only the signature is remembered: every other check (issuer,
+/// audience, expiry, `nbf`) runs on every request, and an entry counts only while its issuer's key
+/// set is the very one that verified it, so a JWKS refresh that drops or replaces a key forgets
+/// what that key verified. A changed byte anywhere in a token is another hash: a miss.
+#[derive(Clone, Default)]
+struct SignatureCache(Arc<Mutex<HashMap<[u8; 32], Arc<KeySet>>>>);
+
+impl std::fmt::Debug for SignatureCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureCache").finish_non_exhaustive()
+    }
+}
+
+impl SignatureCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<KeySet>>> {
+        // Inserts and lookups cannot leave the map half-updated.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn verified_by(&self, digest: &[u8; 32], keys: &Arc<KeySet>) -> bool {
+        self.lock()
+            .get(digest)
+            .is_some_and(|set| Arc::ptr_eq(set, keys))
+    }
+
+    fn remember(&self, digest: [u8; 32], keys: Arc<KeySet>) {
+        let mut map = self.lock();
+        if map.len() >= SIGNATURE_CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(digest, keys);
+    }
 }
 
 impl TokenVerifier {
@@ -79,11 +124,15 @@ impl TokenVerifier {
         // The signing input is the token's own `header.claims` bytes (in bounds: a `.` and the
         // signature follow), not a re-encoding of what was parsed.
         let input = &token.as_bytes()[..h.len() + 1 + c.len()];
-        if !keys
-            .candidates(alg, header.kid.as_deref())
-            .any(|key| key.verifies(input, &sig))
-        {
-            return Err(AuthError::Signature);
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if !self.verified.verified_by(&digest, &keys) {
+            if !keys
+                .candidates(alg, header.kid.as_deref())
+                .any(|key| key.verifies(input, &sig))
+            {
+                return Err(AuthError::Signature);
+            }
+            self.verified.remember(digest, keys);
         }
         if !aud_ok {
             return Err(AuthError::Audience);
@@ -142,5 +191,57 @@ fn numeric_date(value: Option<&Value>) -> Result<Option<i64>, AuthError> {
             .map(Some)
             .ok_or(AuthError::Malformed),
         Some(_) => Err(AuthError::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DEV_ISSUER, IssuerKey};
+
+    fn mint(key: &IssuerKey) -> String {
+        key.mint("Practitioner/dr-1", "practitioner", "user/*.rs", 1000, 3600)
+    }
+
+    #[test]
+    fn a_remembered_signature_counts_for_that_token_and_key_set_only() {
+        let key = IssuerKey::generate();
+        let shared = SharedKeySet::new(KeySet::from_es256_key(key.verifying_key(), None));
+        let v = TokenVerifier::default().with_shared_issuer(DEV_ISSUER, shared.clone());
+        let t = mint(&key);
+        assert!(v.verify_at(&t, 1500).is_ok());
+        assert_eq!(v.verified.lock().len(), 1);
+        // A clone shares what was verified; a hit still checks everything but the signature.
+        let clone = v.clone();
+        assert!(clone.verify_at(&t, 1600).is_ok());
+        assert_eq!(
+            clone.verify_at(&t, 1000 + 3600 + LEEWAY_SECS + 1),
+            Err(AuthError::Expired)
+        );
+        // Another signature on the same claims is another token: checked, and refused.
+        let mut other_sig = t.clone();
+        let last = other_sig.pop().unwrap_or('A');
+        other_sig.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(v.verify_at(&other_sig, 1500), Err(AuthError::Signature));
+        // A refresh that drops the key forgets what it verified.
+        let next = IssuerKey::generate();
+        shared.replace(KeySet::from_es256_key(next.verifying_key(), None));
+        assert_eq!(v.verify_at(&t, 1500), Err(AuthError::Signature));
+        assert!(v.verify_at(&mint(&next), 1500).is_ok());
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let key = IssuerKey::generate();
+        let v = TokenVerifier::new(DEV_ISSUER, key.verifying_key());
+        let keys = v.issuers[0].1.current();
+        for i in 0..SIGNATURE_CACHE_ENTRIES + 10 {
+            let mut digest = [0u8; 32];
+            digest[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            v.verified.remember(digest, Arc::clone(&keys));
+        }
+        assert!(v.verified.lock().len() <= SIGNATURE_CACHE_ENTRIES);
+        let t = mint(&key);
+        assert!(v.verify_at(&t, 1500).is_ok());
     }
 }
