@@ -83,7 +83,10 @@ pub(crate) fn run(args: VerifyArgs) -> ExitCode {
         "ok   leaf {} of {subject} is included in the tree of size {}",
         bundle.leaf_index, bundle.tree_head.tree_size
     );
-    let expected = match Expected::from_args(&args) {
+    let expected = match Expected::from_args(&args).and_then(|e| {
+        e.require_record_contracts(&args)?;
+        Ok(e)
+    }) {
         Ok(e) => e,
         Err(code) => return code,
     };
@@ -109,15 +112,12 @@ pub(crate) fn run(args: VerifyArgs) -> ExitCode {
     if let Err(code) = check_anchor(&bundle, &args, &expected, source_block.as_deref()) {
         return code;
     }
-    if let Some(path) = args.resource {
-        let value: serde_json::Value = match std::fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-        {
-            Ok(v) => v,
-            Err(e) => return fail("reading the resource", e),
+    if let Some(path) = &args.resource {
+        let canonical = match read_canonical(path) {
+            Ok(c) => c,
+            Err(code) => return code,
         };
-        if let Err(e) = bundle.verify_resource(&medledger_fhir::canonical_json(&value)) {
+        if let Err(e) = bundle.verify_resource(&canonical) {
             return fail("resource commitment", e);
         }
         println!("ok   the resource matches the committed HMAC");
@@ -187,19 +187,6 @@ fn run_consent(text: &str, args: &VerifyArgs) -> ExitCode {
         }
         Err(code) => return code,
     };
-    let found = RecordedChange {
-        chain_id: found.chain_id,
-        contract: found.contract,
-        block_number: found.block_number,
-        block_hash: found.block_hash,
-        tx_hash: found.tx_hash,
-        consent_id: found.consent_id,
-        patient: found.patient,
-        chain_version: found.chain_version,
-        granted: found.granted,
-        commitment: found.commitment,
-        authorization: found.authorization,
-    };
     if let Err(e) = proof.check_on_chain(&found) {
         return fail("consent change on chain", e);
     }
@@ -217,16 +204,8 @@ fn consent_change_rpc(
     url: &str,
     args: &VerifyArgs,
     tx: medledger_chain::B256,
-) -> Result<Option<medledger_chain::ConsentChange>, ExitCode> {
-    let mut registry = args.consent_registry.clone();
-    if let Some(path) = &args.deployment {
-        let d: serde_json::Value = std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-            .map_err(|why| fail("reading the deployment", why))?;
-        registry = registry.or_else(|| d["consent_registry_address"].as_str().map(str::to_owned));
-    }
-    let Some(registry) = registry else {
+) -> Result<Option<RecordedChange>, ExitCode> {
+    let Some(registry) = Expected::from_args(args)?.consent_registry else {
         return Err(fail(
             "arguments",
             "with --rpc give --consent-registry or --deployment: the deployment's published ConsentRegistry address",
@@ -248,6 +227,7 @@ fn consent_change_rpc(
 struct Expected {
     record_log: Option<String>,
     anchor: Option<String>,
+    consent_registry: Option<String>,
 }
 
 impl Expected {
@@ -255,6 +235,7 @@ impl Expected {
         let mut e = Self {
             record_log: args.record_log.clone(),
             anchor: args.anchor.clone(),
+            consent_registry: args.consent_registry.clone(),
         };
         if let Some(path) = &args.deployment {
             let d: serde_json::Value = std::fs::read(path)
@@ -264,7 +245,17 @@ impl Expected {
             let field = |k: &str| d[k].as_str().map(str::to_owned);
             e.record_log = e.record_log.or_else(|| field("record_log_address"));
             e.anchor = e.anchor.or_else(|| field("anchor_address"));
+            e.consent_registry = e
+                .consent_registry
+                .or_else(|| field("consent_registry_address"));
         }
+        Ok(e)
+    }
+
+    /// With `--rpc`, a record proof needs the published RecordLog (and Anchor with
+    /// `--public-rpc`).
+    fn require_record_contracts(&self, args: &VerifyArgs) -> Result<(), ExitCode> {
+        let e = self;
         if args.rpc.is_some() && e.record_log.is_none() {
             return Err(fail(
                 "arguments",
@@ -277,7 +268,7 @@ impl Expected {
                 "with --public-rpc give --anchor or --deployment: the deployment's published Anchor address",
             ));
         }
-        Ok(e)
+        Ok(())
     }
 }
 

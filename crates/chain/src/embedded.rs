@@ -481,7 +481,7 @@ impl EmbeddedChain {
     async fn consent_change_of(
         &self,
         receipt: ChainReceipt,
-    ) -> Result<crate::ConsentChange, ChainError> {
+    ) -> Result<crate::RecordedChange, ChainError> {
         let at = registry::Landed {
             chain_id: self.chain_id(),
             block_number: receipt.block_number,
@@ -536,7 +536,7 @@ impl crate::Registry for EmbeddedChain {
         patient: [u8; 32],
         commitment: [u8; 32],
         authorization: [u8; 32],
-    ) -> Result<crate::ConsentChange, ChainError> {
+    ) -> Result<crate::RecordedChange, ChainError> {
         let call = ConsentRegistry::recordGrantCall {
             consentId: consent_id.into(),
             patient: patient.into(),
@@ -554,7 +554,7 @@ impl crate::Registry for EmbeddedChain {
         consent_id: [u8; 32],
         patient: [u8; 32],
         authorization: [u8; 32],
-    ) -> Result<crate::ConsentChange, ChainError> {
+    ) -> Result<crate::RecordedChange, ChainError> {
         let call = ConsentRegistry::recordRevocationCall {
             consentId: consent_id.into(),
             patient: patient.into(),
@@ -582,7 +582,7 @@ impl crate::Registry for EmbeddedChain {
     async fn consent_change(
         &self,
         tx_hash: B256,
-    ) -> Result<Option<crate::ConsentChange>, ChainError> {
+    ) -> Result<Option<crate::RecordedChange>, ChainError> {
         let registry = self.registry_address()?;
         let inner = Arc::clone(&self.inner);
         let found = tokio::task::spawn_blocking(move || {
@@ -613,7 +613,7 @@ impl crate::Registry for EmbeddedChain {
     async fn consent_history(
         &self,
         consent_id: [u8; 32],
-    ) -> Result<Vec<crate::ConsentChange>, ChainError> {
+    ) -> Result<Vec<crate::RecordedChange>, ChainError> {
         let registry = self.registry_address()?;
         let chain_id = self.chain_id();
         let inner = Arc::clone(&self.inner);

@@ -39,7 +39,7 @@ pub use alloy::signers::local::PrivateKeySigner;
 pub use chain::ChainProfile;
 pub use embedded::EmbeddedChain;
 pub use reader::ChainReader;
-pub use registry::{ConsentChange, OnChainConsent, Registry, RoleState};
+pub use registry::{OnChainConsent, RecordedChange, Registry, RoleState};
 pub use rpc::{PrivateDeployment, RpcAnchor, RpcLedger, RpcRegistry};
 
 /// The ledger port: commits Merkle tree heads to a chain and reads them back.

@@ -189,7 +189,7 @@ impl ChainReader {
     pub fn consent_change(
         &self,
         tx_hash: B256,
-    ) -> Result<Option<crate::ConsentChange>, ChainError> {
+    ) -> Result<Option<crate::RecordedChange>, ChainError> {
         self.with_state(|state| {
             let Some(registry) = state.consent_registry else {
                 return Ok(None);

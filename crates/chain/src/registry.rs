@@ -40,33 +40,10 @@ pub struct OnChainConsent {
     pub active: bool,
 }
 
-/// One recorded consent change, as its transaction's event shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConsentChange {
-    /// EIP-155 chain id.
-    pub chain_id: u64,
-    /// ConsentRegistry's address, `0x…`.
-    pub contract: String,
-    /// Block holding the transaction.
-    pub block_number: u64,
-    /// That block's hash, `0x…`.
-    pub block_hash: String,
-    /// The transaction's hash, `0x…`.
-    pub tx_hash: String,
-    /// Salted commitment of the Consent's id, hex.
-    pub consent_id: String,
-    /// Salted commitment of the patient, hex.
-    pub patient: String,
-    /// The consent's version on chain after this change.
-    pub chain_version: u64,
-    /// A grant (`true`) or a revocation.
-    pub granted: bool,
-    /// The granted commitment, hex; empty for a revocation.
-    pub commitment: String,
-    /// The authorisation commitment, hex.
-    pub authorization: String,
-}
+/// One recorded consent change, as its transaction's event shows it: the proof format's own type
+/// (`medledger_ledger::registry::RecordedChange`), so what the chain reads back compares directly
+/// with what a proof states.
+pub use medledger_ledger::registry::RecordedChange;
 
 /// Roles and consent changes on the private chain.
 #[async_trait::async_trait]
@@ -91,7 +68,7 @@ pub trait Registry: Send + Sync + 'static {
         patient: [u8; 32],
         commitment: [u8; 32],
         authorization: [u8; 32],
-    ) -> Result<ConsentChange, ChainError>;
+    ) -> Result<RecordedChange, ChainError>;
 
     /// `ConsentRegistry.recordRevocation`.
     async fn record_revocation(
@@ -99,18 +76,20 @@ pub trait Registry: Send + Sync + 'static {
         consent_id: [u8; 32],
         patient: [u8; 32],
         authorization: [u8; 32],
-    ) -> Result<ConsentChange, ChainError>;
+    ) -> Result<RecordedChange, ChainError>;
 
     /// `ConsentRegistry.consentState`.
     async fn consent_state(&self, consent_id: [u8; 32]) -> Result<OnChainConsent, ChainError>;
 
     /// The consent change transaction `tx_hash` recorded, read from its event; `None` when the
     /// chain has no such transaction or it recorded no consent change.
-    async fn consent_change(&self, tx_hash: B256) -> Result<Option<ConsentChange>, ChainError>;
+    async fn consent_change(&self, tx_hash: B256) -> Result<Option<RecordedChange>, ChainError>;
 
     /// Every change recorded for `consent_id`, oldest first (from the events).
-    async fn consent_history(&self, consent_id: [u8; 32])
-    -> Result<Vec<ConsentChange>, ChainError>;
+    async fn consent_history(
+        &self,
+        consent_id: [u8; 32],
+    ) -> Result<Vec<RecordedChange>, ChainError>;
 }
 
 /// Where a change landed, without the event's fields.
@@ -126,10 +105,10 @@ pub(crate) fn change_of(
     logs: &[Log],
     registry: Address,
     at: &Landed,
-) -> Result<Option<ConsentChange>, ChainError> {
+) -> Result<Option<RecordedChange>, ChainError> {
     for log in logs.iter().filter(|l| l.address == registry) {
         let base =
-            |consent_id: B256, patient: B256, version: u64, authorization: B256| ConsentChange {
+            |consent_id: B256, patient: B256, version: u64, authorization: B256| RecordedChange {
                 chain_id: at.chain_id,
                 contract: registry.to_string(),
                 block_number: at.block_number,
@@ -165,7 +144,7 @@ pub(crate) fn require_change(
     logs: &[Log],
     registry: Address,
     at: &Landed,
-) -> Result<ConsentChange, ChainError> {
+) -> Result<RecordedChange, ChainError> {
     change_of(logs, registry, at)?
         .ok_or_else(|| ChainError::Decode("the receipt holds no consent change event".into()))
 }

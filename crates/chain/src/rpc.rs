@@ -553,7 +553,7 @@ impl RpcRegistry {
         decode::<C>(&out)
     }
 
-    fn change(&self, receipt: &TransactionReceipt) -> Result<crate::ConsentChange, ChainError> {
+    fn change(&self, receipt: &TransactionReceipt) -> Result<crate::RecordedChange, ChainError> {
         let logs: Vec<alloy::primitives::Log> =
             receipt.logs().iter().map(|l| l.inner.clone()).collect();
         let at = crate::registry::Landed {
@@ -636,7 +636,7 @@ impl crate::Registry for RpcRegistry {
         patient: [u8; 32],
         commitment: [u8; 32],
         authorization: [u8; 32],
-    ) -> Result<crate::ConsentChange, ChainError> {
+    ) -> Result<crate::RecordedChange, ChainError> {
         let call = ConsentRegistry::recordGrantCall {
             consentId: consent_id.into(),
             patient: patient.into(),
@@ -655,7 +655,7 @@ impl crate::Registry for RpcRegistry {
         consent_id: [u8; 32],
         patient: [u8; 32],
         authorization: [u8; 32],
-    ) -> Result<crate::ConsentChange, ChainError> {
+    ) -> Result<crate::RecordedChange, ChainError> {
         let call = ConsentRegistry::recordRevocationCall {
             consentId: consent_id.into(),
             patient: patient.into(),
@@ -685,7 +685,7 @@ impl crate::Registry for RpcRegistry {
     async fn consent_change(
         &self,
         tx_hash: B256,
-    ) -> Result<Option<crate::ConsentChange>, ChainError> {
+    ) -> Result<Option<crate::RecordedChange>, ChainError> {
         let receipt = timed("eth_getTransactionReceipt", async {
             self.client
                 .provider
@@ -714,7 +714,7 @@ impl crate::Registry for RpcRegistry {
     async fn consent_history(
         &self,
         consent_id: [u8; 32],
-    ) -> Result<Vec<crate::ConsentChange>, ChainError> {
+    ) -> Result<Vec<crate::RecordedChange>, ChainError> {
         // `consentId` is the first indexed topic of both change events.
         let filter = alloy::rpc::types::Filter::new()
             .address(self.consent_registry)

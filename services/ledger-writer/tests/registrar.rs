@@ -166,8 +166,6 @@ async fn role_and_consent_changes_reach_the_chain_as_commitments_with_proofs() {
         assert_eq!(p.recorded.chain_version, version);
         let tx = p.recorded.tx_hash.parse().unwrap();
         let found = chain.consent_change(tx).await.unwrap().unwrap();
-        let found: RecordedChange =
-            serde_json::from_value(serde_json::to_value(found).unwrap()).unwrap();
         p.check_on_chain(&found).unwrap();
         // Another version's resource does not pass for this one.
         let other = consent("c1", version % 3 + 1, "active");

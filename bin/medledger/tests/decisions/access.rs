@@ -4,7 +4,6 @@
 //! `medledger dev` (`consent.rs`) and the distributed services (`distributed.rs`).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -17,7 +16,6 @@ struct Client<'a> {
 }
 
 impl Client<'_> {
-    /// One request; 503 (not committed yet) is retried for up to a minute.
     async fn call(
         &self,
         method: Method,
@@ -25,28 +23,9 @@ impl Client<'_> {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let url = format!("{}/{}", self.http.base, path.trim_start_matches('/'));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let mut rb = self
-                .http
-                .client
-                .request(method.clone(), &url)
-                .bearer_auth(&self.token);
-            if let Some(b) = body {
-                rb = rb
-                    .header("content-type", "application/fhir+json")
-                    .body(serde_json::to_vec(b).unwrap());
-            }
-            for (k, v) in headers {
-                rb = rb.header(*k, *v);
-            }
-            let resp = rb.send().await.unwrap();
-            if resp.status() != 503 || Instant::now() > deadline {
-                return resp;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.http
+            .request(&self.token, method, path, body, headers)
+            .await
     }
 
     async fn status(&self, method: Method, path: &str, body: Option<&Value>) -> u16 {

@@ -83,14 +83,14 @@ pub(crate) struct Http {
 impl Http {
     /// One request; a 503 (not committed yet, a service still starting) is retried for up to a
     /// minute, since neither mode promises read-your-write before the ledger commits.
-    async fn call(
+    pub(crate) async fn request(
         &self,
         token: &str,
         method: Method,
         path: &str,
         body: Option<&Value>,
-        headers: &[(&str, String)],
-    ) -> (u16, Value) {
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let url = format!("{}/{}", self.base, path.trim_start_matches('/'));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -101,16 +101,30 @@ impl Http {
                     .body(serde_json::to_vec(b).unwrap());
             }
             for (k, v) in headers {
-                rb = rb.header(*k, v);
+                rb = rb.header(*k, *v);
             }
             let resp = rb.send().await.unwrap();
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap();
-            if status != 503 || Instant::now() > deadline {
-                return (status, serde_json::from_str(&text).unwrap_or(Value::Null));
+            if resp.status() != 503 || Instant::now() > deadline {
+                return resp;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// [`Http::request`], answering the status and the JSON body (`Null` if none).
+    async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+    ) -> (u16, Value) {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let resp = self.request(token, method, path, body, &headers).await;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 }
 

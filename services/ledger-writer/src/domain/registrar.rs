@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use medledger_chain::{ConsentChange, Registry};
+use medledger_chain::Registry;
 use medledger_ledger::registry::{
     Authorization, RecordedChange, account_commitment, consent_id_commitment, patient_commitment,
     role_id,
@@ -35,22 +35,6 @@ pub struct Registrar {
     queue: Arc<dyn RegistryQueue>,
     chain: Arc<dyn Registry>,
     idle: Duration,
-}
-
-fn recorded(c: ConsentChange) -> RecordedChange {
-    RecordedChange {
-        chain_id: c.chain_id,
-        contract: c.contract,
-        block_number: c.block_number,
-        block_hash: c.block_hash,
-        tx_hash: c.tx_hash,
-        consent_id: c.consent_id,
-        patient: c.patient,
-        chain_version: c.chain_version,
-        granted: c.granted,
-        commitment: c.commitment,
-        authorization: c.authorization,
-    }
 }
 
 impl Registrar {
@@ -198,7 +182,7 @@ impl Registrar {
                         row.id
                     ))
                 })?;
-            return Ok(recorded(landed));
+            return Ok(landed);
         }
         let change = if row.status == "active" {
             self.chain
@@ -225,6 +209,6 @@ impl Registrar {
                 authorization: hex::encode(authorization),
             });
         };
-        Ok(recorded(change))
+        Ok(change)
     }
 }
