@@ -72,6 +72,25 @@ pub struct Authorization {
 }
 
 impl Authorization {
+    /// The statement for version `version` of Consent `id`, stored by `actor` at
+    /// `recorded_at_ms`, whose canonical JSON is `resource`; `salt` is the version's salt.
+    pub fn for_version(
+        id: &str,
+        version: u64,
+        actor: &str,
+        recorded_at_ms: i64,
+        salt: &[u8; 32],
+        resource: &[u8],
+    ) -> Self {
+        Self {
+            consent: format!("Consent/{id}"),
+            version,
+            actor: actor.to_owned(),
+            recorded_at_ms,
+            content: hex::encode(medledger_crypto::commitment(salt, resource)),
+        }
+    }
+
     /// `HMAC-SHA256(salt, statement)`, the statement being this struct as compact JSON in
     /// field order.
     pub fn commitment(&self, salt: &[u8; 32]) -> [u8; 32] {

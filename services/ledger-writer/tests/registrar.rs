@@ -56,13 +56,14 @@ async fn proof_of(store: &SqliteStore, id: &str, version: u64) -> ConsentProof {
         version,
         patient: r.consent.patient.clone(),
         status: r.consent.status.clone(),
-        authorization: Authorization {
-            consent: format!("Consent/{id}"),
+        authorization: Authorization::for_version(
+            id,
             version,
-            actor: r.consent.actor.clone(),
-            recorded_at_ms: r.consent.recorded_at_ms,
-            content: hex::encode(medledger_crypto::commitment(&r.salt, &r.consent.resource)),
-        },
+            &r.consent.actor,
+            r.consent.recorded_at_ms,
+            &r.salt,
+            &r.consent.resource,
+        ),
         salt: hex::encode(r.salt),
         subject_salt: hex::encode(r.subject_salt),
         recorded,
@@ -219,16 +220,14 @@ async fn a_change_sent_but_not_recorded_before_a_crash_is_not_sent_twice() {
     let id = consent_id_commitment(&queued.subject_salt, "c9");
     let patient =
         medledger_ledger::registry::patient_commitment(&queued.subject_salt, "Patient/p1");
-    let authorization = Authorization {
-        consent: "Consent/c9".into(),
-        version: 2,
-        actor: "Patient/p1".into(),
-        recorded_at_ms: queued.consent.recorded_at_ms,
-        content: hex::encode(medledger_crypto::commitment(
-            &queued.salt,
-            &queued.consent.resource,
-        )),
-    }
+    let authorization = Authorization::for_version(
+        "c9",
+        2,
+        "Patient/p1",
+        queued.consent.recorded_at_ms,
+        &queued.salt,
+        &queued.consent.resource,
+    )
     .commitment(&queued.salt);
     let sent = chain
         .record_revocation(id, patient, authorization)

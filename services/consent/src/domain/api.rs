@@ -163,13 +163,14 @@ impl ConsentApi {
             version: row.version,
             patient: row.patient.clone(),
             status: row.status.clone(),
-            authorization: Authorization {
-                consent: format!("Consent/{}", row.id),
-                version: row.version,
-                actor: row.actor.clone(),
-                recorded_at_ms: row.recorded_at_ms,
-                content: hex::encode(medledger_crypto::commitment(&found.salt, &row.resource)),
-            },
+            authorization: Authorization::for_version(
+                &row.id,
+                row.version,
+                &row.actor,
+                row.recorded_at_ms,
+                &found.salt,
+                &row.resource,
+            ),
             salt: hex::encode(found.salt),
             subject_salt: hex::encode(found.subject_salt),
             recorded,
@@ -387,18 +388,7 @@ impl ConsentApi {
         if !self.may_read(caller, &row.patient).await? {
             return Err(unknown());
         }
-        let value: Value = serde_json::from_slice(&row.resource)
-            .map_err(|_| ApiError::internal("a stored Consent does not parse"))?;
-        Ok(ConsentVersion {
-            id: row.id,
-            version: row.version,
-            last_updated: value["meta"]["lastUpdated"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            body: row.resource,
-            created: false,
-        })
+        version_of(row)
     }
 
     /// `POST /fhir/$set-role`: an admin gives `account` a role. A role other than practitioner

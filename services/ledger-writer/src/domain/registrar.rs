@@ -139,13 +139,14 @@ impl Registrar {
         let consent_id = consent_id_commitment(&c.subject_salt, &row.id);
         let patient = patient_commitment(&c.subject_salt, &row.patient);
         let content = medledger_crypto::commitment(&c.salt, &row.resource);
-        let authorization = Authorization {
-            consent: format!("Consent/{}", row.id),
-            version: row.version,
-            actor: row.actor.clone(),
-            recorded_at_ms: row.recorded_at_ms,
-            content: hex::encode(content),
-        }
+        let authorization = Authorization::for_version(
+            &row.id,
+            row.version,
+            &row.actor,
+            row.recorded_at_ms,
+            &c.salt,
+            &row.resource,
+        )
         .commitment(&c.salt);
         // How many changes the chain should hold for this consent before this one.
         let before = if row.version <= 1 {
