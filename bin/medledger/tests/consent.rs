@@ -8,32 +8,10 @@
 mod decisions;
 mod support;
 
+use decisions::{Client, parameters};
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{Dev, token};
-
-struct Client<'a> {
-    dev: &'a Dev,
-    token: String,
-}
-
-impl Client<'_> {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.dev
-            .request_as(&self.token, method, path, body, headers)
-            .await
-    }
-
-    async fn status(&self, method: Method, path: &str, body: Option<&Value>) -> u16 {
-        self.call(method, path, body, &[]).await.status().as_u16()
-    }
-}
 
 fn consent(patient: &str, kind: &str, actor: Option<&str>) -> Value {
     let mut provision = json!({"type": kind});
@@ -51,16 +29,16 @@ fn consent(patient: &str, kind: &str, actor: Option<&str>) -> Value {
     })
 }
 
-fn parameters(params: Value) -> Value {
-    json!({"resourceType": "Parameters", "parameter": params})
-}
-
 #[tokio::test]
 async fn consent_grants_revocation_ends_deny_wins_and_break_glass_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let dev = Dev::start(dir.path()).await;
+    let http = decisions::Http {
+        client: reqwest::Client::new(),
+        base: dev.url(""),
+    };
     let as_ = |sub: &str, role: &str, scope: &str| Client {
-        dev: &dev,
+        http: &http,
         token: token(dir.path(), sub, role, scope),
     };
     let dr1 = as_("Practitioner/dr-1", "practitioner", "user/*.cruds");

@@ -8,34 +8,7 @@ use std::path::Path;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::Http;
-
-struct Client<'a> {
-    http: &'a Http,
-    token: String,
-}
-
-impl Client<'_> {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.http
-            .request(&self.token, method, path, body, headers)
-            .await
-    }
-
-    async fn status(&self, method: Method, path: &str, body: Option<&Value>) -> u16 {
-        self.call(method, path, body, &[]).await.status().as_u16()
-    }
-}
-
-fn parameters(params: Value) -> Value {
-    json!({"resourceType": "Parameters", "parameter": params})
-}
+use super::{Client, Http, parameters};
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now()

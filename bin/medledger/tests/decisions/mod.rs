@@ -91,7 +91,10 @@ impl Http {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let url = format!("{}/{}", self.base, path.trim_start_matches('/'));
+        let url = match path.trim_start_matches('/') {
+            "" => self.base.clone(),
+            path => format!("{}/{path}", self.base),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let mut rb = self.client.request(method.clone(), &url).bearer_auth(token);
@@ -309,4 +312,35 @@ pub(crate) async fn run(
         ran += 1;
     }
     ran
+}
+
+/// One caller: a token against an [`Http`] base.
+pub(crate) struct Client<'a> {
+    pub(crate) http: &'a Http,
+    pub(crate) token: String,
+}
+
+impl Client<'_> {
+    /// [`Http::request`] with this caller's token.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .request(&self.token, method, path, body, headers)
+            .await
+    }
+
+    /// Only the status.
+    pub(crate) async fn status(&self, method: Method, path: &str, body: Option<&Value>) -> u16 {
+        self.call(method, path, body, &[]).await.status().as_u16()
+    }
+}
+
+/// A FHIR `Parameters` resource with `params` as its `parameter` list.
+pub(crate) fn parameters(params: Value) -> Value {
+    json!({"resourceType": "Parameters", "parameter": params})
 }
