@@ -33,10 +33,7 @@ fn consent(patient: &str, kind: &str, actor: Option<&str>) -> Value {
 async fn consent_grants_revocation_ends_deny_wins_and_break_glass_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let dev = Dev::start(dir.path()).await;
-    let http = decisions::Http {
-        client: reqwest::Client::new(),
-        base: dev.url(""),
-    };
+    let http = decisions::Http::new(dev.url(""));
     let as_ = |sub: &str, role: &str, scope: &str| Client {
         http: &http,
         token: token(dir.path(), sub, role, scope),
@@ -309,10 +306,7 @@ async fn an_approved_access_request_grants_time_boxed_access_that_expires() {
     let clock = dir.path().join("clock");
     std::fs::write(&clock, "0").unwrap();
     let dev = Dev::start_with(dir.path(), &["--test-clock-file", clock.to_str().unwrap()]).await;
-    let http = decisions::Http {
-        client: reqwest::Client::new(),
-        base: dev.url(""),
-    };
+    let http = decisions::Http::new(dev.url(""));
     decisions::access::access_request_flow(&http, |s, r, sc| token(dir.path(), s, r, sc), &clock)
         .await;
 }

@@ -14,10 +14,7 @@ async fn the_decision_table_over_http_against_medledger_dev() {
     let clock = dir.path().join("clock");
     std::fs::write(&clock, "0").unwrap();
     let dev = Dev::start_with(dir.path(), &["--test-clock-file", clock.to_str().unwrap()]).await;
-    let http = decisions::Http {
-        client: reqwest::Client::new(),
-        base: dev.url(""),
-    };
+    let http = decisions::Http::new(dev.url(""));
     let ran = decisions::run(&http, |s, r, sc| token(dir.path(), s, r, sc), &clock).await;
     assert!(ran >= 30, "only {ran} cases ran over HTTP");
 }

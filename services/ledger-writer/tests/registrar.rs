@@ -26,6 +26,24 @@ async fn open_chain(dir: &std::path::Path) -> Arc<EmbeddedChain> {
     )
 }
 
+/// A SQLite store and an embedded private chain in a fresh dir, and a registrar between them.
+async fn embedded() -> (
+    tempfile::TempDir,
+    Arc<SqliteStore>,
+    Arc<EmbeddedChain>,
+    Registrar,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("state.db"))
+            .await
+            .unwrap(),
+    );
+    let chain = open_chain(dir.path()).await;
+    let registrar = Registrar::new(store.clone(), chain.clone(), Duration::from_millis(10));
+    (dir, store, chain, registrar)
+}
+
 fn consent(id: &str, version: u64, status: &str) -> ConsentRow {
     let resource = format!(
         r#"{{"id":"{id}","meta":{{"versionId":"{version}"}},"patient":{{"reference":"Patient/p1"}},"resourceType":"Consent","status":"{status}"}}"#
@@ -72,14 +90,7 @@ async fn proof_of(store: &SqliteStore, id: &str, version: u64) -> ConsentProof {
 
 #[tokio::test]
 async fn role_and_consent_changes_reach_the_chain_as_commitments_with_proofs() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("state.db"))
-            .await
-            .unwrap(),
-    );
-    let chain = open_chain(dir.path()).await;
-    let registrar = Registrar::new(store.clone(), chain.clone(), Duration::from_millis(10));
+    let (_dir, store, chain, registrar) = embedded().await;
     registrar.sync_once().await.unwrap();
     chain.ensure_authority().await.unwrap();
 
@@ -196,14 +207,7 @@ async fn role_and_consent_changes_reach_the_chain_as_commitments_with_proofs() {
 
 #[tokio::test]
 async fn a_change_sent_but_not_recorded_before_a_crash_is_not_sent_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("state.db"))
-            .await
-            .unwrap(),
-    );
-    let chain = open_chain(dir.path()).await;
-    let registrar = Registrar::new(store.clone(), chain.clone(), Duration::from_millis(10));
+    let (_dir, store, chain, registrar) = embedded().await;
     store
         .put_consent(&consent("c9", 1, "active"), None)
         .await

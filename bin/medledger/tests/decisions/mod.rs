@@ -81,6 +81,14 @@ pub(crate) struct Http {
 }
 
 impl Http {
+    /// A new client against `base` (`…/fhir`).
+    pub(crate) fn new(base: String) -> Self {
+        Self {
+            client: reqwest::Client::new(),
+            base,
+        }
+    }
+
     /// One request; a 503 (not committed yet, a service still starting) is retried for up to a
     /// minute, since neither mode promises read-your-write before the ledger commits.
     pub(crate) async fn request(
