@@ -853,10 +853,13 @@ async fn the_ledger_writer_keeps_working_across_a_chain_node_restart() {
     }
 
     // The writer's lock session is killed (as a PostgreSQL failover would): the writer must
-    // stop, since a standby may now take over; started again, it resumes.
+    // stop, since a standby may now take over; started again, it resumes. pg_locks spans the
+    // whole server and the other tests' stacks hold the same lock in their own databases, so
+    // only this stack's database counts.
     let killed: i64 = sqlx::query_scalar(
         "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks \
-         WHERE locktype = 'advisory' AND classid = 1835825010 AND objid = 1769235826 AND granted",
+         WHERE locktype = 'advisory' AND classid = 1835825010 AND objid = 1769235826 AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .fetch_one(&pg)
     .await
