@@ -1,0 +1,803 @@
+//! ADT and ORU messages as FHIR R4 resources: PID → Patient, PV1 → Encounter, OBX → Observation,
+//! following the HL7 v2-to-FHIR mapping guide where it is settled (identifiers, names, dates,
+//! patient class, value types) and stopping short of it elsewhere (no Practitioner, Location or
+//! Organization resources; other segments are not mapped).
+//!
+//! Ids are stable so a message sent twice, or a later message about the same patient or visit,
+//! updates the same resources instead of creating copies: each is a keyed pseudonym
+//! ([`IdScheme`]) of the natural key the sender uses (assigning authority and identifier for
+//! patients and visits; sender, MSH-10 and position for observations). The pseudonym keeps
+//! medical record numbers out of resource ids.
+
+use serde_json::{Map, Value, json};
+
+use crate::ack::{AckCode, ErrorCondition};
+use crate::message::{Field, Message, Segment};
+
+/// Turns a natural key into a FHIR resource id (at most 64 characters of `[A-Za-z0-9.-]`).
+/// Implementations key it (HMAC), so the id does not reveal the natural key.
+pub trait IdScheme {
+    /// The id for `label`; the same label always gives the same id.
+    fn stable_id(&self, label: &str) -> String;
+}
+
+/// Why a message cannot be translated; becomes the NAK's ERR segment.
+pub type TranslateError = ErrorCondition;
+
+/// The resources one message yields.
+#[derive(Debug, Clone)]
+pub struct Translation {
+    /// The patient's resource id.
+    pub patient_id: String,
+    /// The Patient from PID.
+    pub patient: Value,
+    /// Whether this message is authoritative for the patient's demographics (ADT): then the
+    /// Patient replaces the stored one; otherwise it is written only if none is stored yet.
+    pub patient_authoritative: bool,
+    /// Encounter and Observations, each with its id.
+    pub resources: Vec<Value>,
+}
+
+impl Translation {
+    /// A FHIR transaction Bundle writing everything (the Patient only if `with_patient`), each
+    /// entry a `PUT` to its stable id, so the message is stored all or nothing.
+    pub fn bundle(&self, with_patient: bool) -> Value {
+        let patient = with_patient.then_some(&self.patient);
+        let entries: Vec<Value> = patient
+            .into_iter()
+            .chain(&self.resources)
+            .map(|r| {
+                let rt = r["resourceType"].as_str().unwrap_or_default();
+                let id = r["id"].as_str().unwrap_or_default();
+                json!({
+                    "fullUrl": format!("{rt}/{id}"),
+                    "resource": r,
+                    "request": {"method": "PUT", "url": format!("{rt}/{id}")},
+                })
+            })
+            .collect();
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    }
+}
+
+/// ADT events this translation refuses: merges, links and deletions change which records
+/// exist, and writing them as plain updates would be wrong.
+const UNSUPPORTED_ADT: &[&str] = &[
+    "A18", "A23", "A24", "A29", "A30", "A34", "A35", "A36", "A37", "A39", "A40", "A41", "A42",
+    "A44", "A45", "A46", "A47", "A48", "A49", "A50", "A51",
+];
+
+/// Translates `msg`. Supported: ADT (all events but merges, links and deletions) and ORU^R01.
+pub fn translate(msg: &Message, ids: &dyn IdScheme) -> Result<Translation, TranslateError> {
+    let (code, event) = msg.message_type();
+    let version = msg.value("MSH", 12).component(1).text();
+    if !version.starts_with("2.") {
+        return Err(
+            ErrorCondition::new(AckCode::Reject, 203, "MSH-12 must name HL7 version 2.x")
+                .at("MSH", 12),
+        );
+    }
+    let authoritative = match code.as_str() {
+        "ADT" => {
+            if UNSUPPORTED_ADT.contains(&event.as_str()) {
+                return Err(ErrorCondition::new(
+                    AckCode::Reject,
+                    201,
+                    format!("ADT^{event} (merge, link or delete) is not supported"),
+                )
+                .at("MSH", 9));
+            }
+            true
+        }
+        "ORU" if event == "R01" => false,
+        _ => {
+            return Err(ErrorCondition::new(
+                AckCode::Reject,
+                200,
+                format!("{code}^{event} is not supported (ADT and ORU^R01 are)"),
+            )
+            .at("MSH", 9));
+        }
+    };
+    let pid = msg.first("PID").ok_or_else(|| {
+        ErrorCondition::new(AckCode::Error, 100, "the message has no PID segment").at("PID", 0)
+    })?;
+    let facility = msg.header().raw(4).to_owned();
+    let (patient_id, patient) = patient(msg, pid, &facility, ids)?;
+    let subject = json!({"reference": format!("Patient/{patient_id}")});
+    let mut resources = Vec::new();
+    let mut encounter_ref = None;
+    if let Some(pv1) = msg.first("PV1") {
+        let e = encounter(msg, pv1, &event, &facility, &subject, ids)?;
+        encounter_ref = Some(
+            json!({"reference": format!("Encounter/{}", e["id"].as_str().unwrap_or_default())}),
+        );
+        resources.push(e);
+    }
+    let mut obr_time: Option<String> = None;
+    let mut n = 0usize;
+    for seg in msg.segments() {
+        match seg.id() {
+            "OBR" => {
+                obr_time = date_time(msg.field(seg, 7).raw())
+                    .map_err(|()| data_type("OBR", 7, "is not a valid HL7 date/time"))?;
+            }
+            "OBX" => {
+                n += 1;
+                let label = format!(
+                    "hl7v2/observation|{}|{}|{n}",
+                    msg.sender(),
+                    msg.control_id()
+                );
+                let mut o = observation(msg, seg, &subject, obr_time.as_deref())?;
+                o["id"] = json!(ids.stable_id(&label));
+                if let Some(e) = &encounter_ref {
+                    o["encounter"] = e.clone();
+                }
+                resources.push(o);
+            }
+            _ => {}
+        }
+    }
+    Ok(Translation {
+        patient_id,
+        patient,
+        patient_authoritative: authoritative,
+        resources,
+    })
+}
+
+fn data_type(segment: &str, field: usize, what: &str) -> ErrorCondition {
+    ErrorCondition::new(AckCode::Error, 102, format!("{segment}-{field} {what}")).at(segment, field)
+}
+
+fn put(obj: &mut Map<String, Value>, key: &str, value: Value) {
+    let empty = match &value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    };
+    if !empty {
+        obj.insert(key.to_owned(), value);
+    }
+}
+
+/// A URI for an HD (namespace ^ universal id ^ universal id type) or for its sub-components.
+fn system_of(namespace: &str, universal: &str, kind: &str) -> Option<String> {
+    match kind {
+        "ISO" if !universal.is_empty() => Some(format!("urn:oid:{universal}")),
+        "UUID" if !universal.is_empty() => Some(format!("urn:uuid:{universal}")),
+        "URI" | "DNS" if !universal.is_empty() => Some(universal.to_owned()),
+        _ if namespace.starts_with("urn:") || namespace.starts_with("http") => {
+            Some(namespace.to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// A code system name of HL7 table 0396 as a FHIR system URI.
+fn coding_system(name: &str) -> Option<String> {
+    let uri = match name {
+        "LN" | "LOINC" => "http://loinc.org",
+        "SCT" | "SNM" | "SNOMED" | "SNM3" => "http://snomed.info/sct",
+        "I10" | "ICD10" => "http://hl7.org/fhir/sid/icd-10",
+        "I10C" => "http://hl7.org/fhir/sid/icd-10-cm",
+        "I9" | "I9C" | "ICD9" => "http://hl7.org/fhir/sid/icd-9-cm",
+        "UCUM" | "ISO+" => "http://unitsofmeasure.org",
+        "CVX" => "http://hl7.org/fhir/sid/cvx",
+        "RXNORM" | "RXN" => "http://www.nlm.nih.gov/research/umls/rxnorm",
+        "NDC" => "http://hl7.org/fhir/sid/ndc",
+        "CPT" | "C4" => "http://www.ama-assn.org/go/cpt",
+        n if n.len() == 7 && n.starts_with("HL7") && n[3..].chars().all(|c| c.is_ascii_digit()) => {
+            return Some(format!(
+                "http://terminology.hl7.org/CodeSystem/v2-{}",
+                &n[3..]
+            ));
+        }
+        _ => return None,
+    };
+    Some(uri.to_owned())
+}
+
+/// A CWE/CE/CNE (code ^ text ^ system, alternate triplet in 4–6, original text in 9) as a
+/// CodeableConcept; `None` when nothing was sent.
+fn codeable(v: Field<'_>, default_system: Option<&str>) -> Option<Value> {
+    let mut codings = Vec::new();
+    for (code, display, system) in [(1, 2, 3), (4, 5, 6)] {
+        let code_text = v.component(code).text();
+        let display_text = v.component(display).text();
+        if code_text.is_empty() && display_text.is_empty() {
+            continue;
+        }
+        let mut c = Map::new();
+        let sys = coding_system(&v.component(system).text())
+            .or_else(|| default_system.map(str::to_owned));
+        put(&mut c, "system", json!(sys));
+        put(&mut c, "code", json!(code_text));
+        put(&mut c, "display", json!(display_text));
+        if c.contains_key("code") {
+            codings.push(Value::Object(c));
+        }
+    }
+    let text = Some(v.component(9).text())
+        .filter(|t| !t.is_empty())
+        .or_else(|| Some(v.component(2).text()).filter(|t| !t.is_empty()))
+        .or_else(|| {
+            (codings.is_empty() && !v.component(1).is_empty()).then(|| v.component(1).text())
+        });
+    let mut cc = Map::new();
+    put(&mut cc, "coding", Value::Array(codings));
+    put(&mut cc, "text", json!(text));
+    (!cc.is_empty()).then_some(Value::Object(cc))
+}
+
+/// An HL7 DTM as a FHIR `date` (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`). `Ok(None)` when empty;
+/// `Err` when not a date.
+fn date(raw: &str) -> Result<Option<String>, ()> {
+    let digits: String = raw.chars().take_while(char::is_ascii_digit).collect();
+    if raw.is_empty() || raw == "\"\"" {
+        return Ok(None);
+    }
+    let (y, m, d) = match digits.len() {
+        4 => (&digits[..4], None, None),
+        6 => (&digits[..4], Some(&digits[4..6]), None),
+        n if n >= 8 => (&digits[..4], Some(&digits[4..6]), Some(&digits[6..8])),
+        _ => return Err(()),
+    };
+    let mut out = y.to_owned();
+    if let Some(m) = m {
+        let month: u32 = m.parse().map_err(|_| ())?;
+        if !(1..=12).contains(&month) {
+            return Err(());
+        }
+        out.push('-');
+        out.push_str(m);
+    }
+    if let Some(d) = d {
+        let day: u32 = d.parse().map_err(|_| ())?;
+        if !(1..=31).contains(&day) {
+            return Err(());
+        }
+        out.push('-');
+        out.push_str(d);
+    }
+    Ok(Some(out))
+}
+
+/// An HL7 DTM (`YYYY[MM[DD[HH[MM[SS[.S…]]]]]][±ZZZZ]`) as a FHIR `dateTime`. FHIR requires a
+/// time zone whenever a time is given, so a time without an offset is cut to its date rather
+/// than guessed.
+fn date_time(raw: &str) -> Result<Option<String>, ()> {
+    let Some(day) = date(raw)? else {
+        return Ok(None);
+    };
+    let (local, zone) = match raw.find(['+', '-']) {
+        Some(i) => (&raw[..i], Some(&raw[i..])),
+        None => (raw, None),
+    };
+    let (whole, fraction) = match local.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (local, None),
+    };
+    let time = whole.get(8..).unwrap_or("");
+    if time.is_empty() || zone.is_none() {
+        return Ok(Some(day));
+    }
+    if !time.chars().all(|c| c.is_ascii_digit()) || !matches!(time.len(), 2 | 4 | 6) {
+        return Err(());
+    }
+    let zone = zone.unwrap_or_default();
+    if zone.len() != 5 || !zone[1..].chars().all(|c| c.is_ascii_digit()) {
+        return Err(());
+    }
+    let part = |i: usize| time.get(i..i + 2).unwrap_or("00");
+    let (h, mi, s) = (part(0), part(2), part(4));
+    if h > "23" || mi > "59" || s > "59" {
+        return Err(());
+    }
+    let mut out = format!("{day}T{h}:{mi}:{s}");
+    if let Some(f) = fraction.filter(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit())) {
+        out.push('.');
+        out.push_str(f);
+    }
+    out.push_str(&format!("{}:{}", &zone[..3], &zone[3..]));
+    Ok(Some(out))
+}
+
+/// A CX (id ^ check digit ^ scheme ^ assigning authority ^ type) as an Identifier.
+fn identifier(v: Field<'_>) -> Option<Value> {
+    let value = v.component(1).text();
+    if value.is_empty() {
+        return None;
+    }
+    let authority = v.component(4);
+    let mut id = Map::new();
+    put(
+        &mut id,
+        "system",
+        json!(system_of(
+            &authority.sub(1).text(),
+            &authority.sub(2).text(),
+            &authority.sub(3).text()
+        )),
+    );
+    put(&mut id, "value", json!(value));
+    let kind = v.component(5).text();
+    if !kind.is_empty() {
+        id.insert(
+            "type".into(),
+            json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": kind}]}),
+        );
+    }
+    let namespace = authority.sub(1).text();
+    if !namespace.is_empty() {
+        id.insert("assigner".into(), json!({"display": namespace}));
+    }
+    Some(Value::Object(id))
+}
+
+/// The stable natural key of a CX: its value and assigning authority, or the sending facility
+/// when the sender names no authority.
+fn natural_key(v: Field<'_>, facility: &str) -> String {
+    let authority = v.component(4).raw();
+    let scope = if authority.is_empty() {
+        facility
+    } else {
+        authority
+    };
+    format!("{scope}|{}", v.component(1).raw())
+}
+
+fn name(v: Field<'_>) -> Option<Value> {
+    let mut n = Map::new();
+    put(&mut n, "family", json!(v.component(1).sub(1).text()));
+    let given: Vec<String> = [2, 3]
+        .iter()
+        .map(|&c| v.component(c).text())
+        .filter(|s| !s.is_empty())
+        .collect();
+    put(&mut n, "given", json!(given));
+    let one = |c: usize| {
+        let t = v.component(c).text();
+        if t.is_empty() { vec![] } else { vec![t] }
+    };
+    put(&mut n, "suffix", json!(one(4)));
+    put(&mut n, "prefix", json!(one(5)));
+    if n.is_empty() {
+        return None;
+    }
+    let usage = match v.component(7).raw() {
+        "L" => "official",
+        "D" => "usual",
+        "M" => "maiden",
+        "N" => "nickname",
+        "S" => "anonymous",
+        "T" => "temp",
+        _ => "",
+    };
+    put(&mut n, "use", json!(usage));
+    Some(Value::Object(n))
+}
+
+fn address(v: Field<'_>) -> Option<Value> {
+    let mut a = Map::new();
+    let lines: Vec<String> = [v.component(1).sub(1).text(), v.component(2).text()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect();
+    put(&mut a, "line", json!(lines));
+    put(&mut a, "city", json!(v.component(3).text().trim()));
+    put(&mut a, "state", json!(v.component(4).text()));
+    put(&mut a, "postalCode", json!(v.component(5).text()));
+    put(&mut a, "country", json!(v.component(6).text()));
+    if a.is_empty() {
+        return None;
+    }
+    let usage = match v.component(7).raw() {
+        "H" | "P" => "home",
+        "B" | "O" => "work",
+        "C" => "temp",
+        "BA" => "old",
+        _ => "",
+    };
+    put(&mut a, "use", json!(usage));
+    Some(Value::Object(a))
+}
+
+/// An XTN as a ContactPoint: email when the equipment type says Internet, else a phone number
+/// (XTN-1, or the v2.5 split area code and local number).
+fn telecom(v: Field<'_>, default_use: &str) -> Option<Value> {
+    let equipment = v.component(3).raw();
+    let mut t = Map::new();
+    let (system, value) =
+        if equipment.eq_ignore_ascii_case("Internet") || v.component(2).raw() == "NET" {
+            let email = v.component(4).text();
+            (
+                "email",
+                if email.is_empty() {
+                    v.component(1).text()
+                } else {
+                    email
+                },
+            )
+        } else {
+            let split = format!("{}{}", v.component(6).text(), v.component(7).text());
+            let number = if v.component(1).is_empty() {
+                split
+            } else {
+                v.component(1).text()
+            };
+            let system = match equipment {
+                "FX" => "fax",
+                "BP" => "pager",
+                _ => "phone",
+            };
+            (system, number)
+        };
+    if value.is_empty() {
+        return None;
+    }
+    put(&mut t, "system", json!(system));
+    put(&mut t, "value", json!(value));
+    let usage = match (v.component(2).raw(), equipment) {
+        (_, "CP") => "mobile",
+        ("WPN", _) => "work",
+        ("PRN" | "ORN" | "VHN", _) => "home",
+        _ => default_use,
+    };
+    put(&mut t, "use", json!(usage));
+    Some(Value::Object(t))
+}
+
+fn patient(
+    msg: &Message,
+    pid: &Segment,
+    facility: &str,
+    ids: &dyn IdScheme,
+) -> Result<(String, Value), ErrorCondition> {
+    let cx: Vec<Field<'_>> = msg
+        .repetitions(pid, 3)
+        .filter(|v| !v.component(1).is_empty())
+        .collect();
+    // The medical record number identifies the patient when there is one; else the first id.
+    let key = cx
+        .iter()
+        .find(|v| v.component(5).raw() == "MR")
+        .or(cx.first())
+        .ok_or_else(|| {
+            ErrorCondition::new(
+                AckCode::Error,
+                101,
+                "PID-3 (patient identifier list) is required",
+            )
+            .at("PID", 3)
+        })?;
+    let id = ids.stable_id(&format!("hl7v2/patient|{}", natural_key(*key, facility)));
+    let mut p = Map::new();
+    p.insert("resourceType".into(), json!("Patient"));
+    p.insert("id".into(), json!(id));
+    put(
+        &mut p,
+        "identifier",
+        Value::Array(cx.iter().filter_map(|v| identifier(*v)).collect()),
+    );
+    put(
+        &mut p,
+        "name",
+        Value::Array(msg.repetitions(pid, 5).filter_map(name).collect()),
+    );
+    let mut contact: Vec<Value> = msg
+        .repetitions(pid, 13)
+        .filter_map(|v| telecom(v, "home"))
+        .collect();
+    contact.extend(msg.repetitions(pid, 14).filter_map(|v| telecom(v, "work")));
+    put(&mut p, "telecom", Value::Array(contact));
+    let gender = match msg.field(pid, 8).raw() {
+        "" | "\"\"" => "",
+        "M" => "male",
+        "F" => "female",
+        "O" | "A" | "N" => "other",
+        _ => "unknown",
+    };
+    put(&mut p, "gender", json!(gender));
+    let birth = date(msg.field(pid, 7).raw())
+        .map_err(|()| data_type("PID", 7, "(date of birth) is not a valid HL7 date"))?;
+    put(&mut p, "birthDate", json!(birth));
+    match msg.field(pid, 30).raw() {
+        "Y" => {
+            let when = date_time(msg.field(pid, 29).raw())
+                .map_err(|()| data_type("PID", 29, "is not a valid HL7 date/time"))?;
+            match when {
+                Some(w) => p.insert("deceasedDateTime".into(), json!(w)),
+                None => p.insert("deceasedBoolean".into(), json!(true)),
+            };
+        }
+        "N" => {
+            p.insert("deceasedBoolean".into(), json!(false));
+        }
+        _ => {}
+    }
+    put(
+        &mut p,
+        "address",
+        Value::Array(msg.repetitions(pid, 11).filter_map(address).collect()),
+    );
+    if let Some(ms) = codeable(
+        msg.field(pid, 16),
+        Some("http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"),
+    ) {
+        p.insert("maritalStatus".into(), ms);
+    }
+    Ok((id, Value::Object(p)))
+}
+
+fn encounter(
+    msg: &Message,
+    pv1: &Segment,
+    event: &str,
+    facility: &str,
+    subject: &Value,
+    ids: &dyn IdScheme,
+) -> Result<Value, ErrorCondition> {
+    let visit = msg.field(pv1, 19);
+    let label = if visit.component(1).is_empty() {
+        // No visit number: the message itself is the only stable key.
+        format!(
+            "hl7v2/encounter-of-message|{}|{}",
+            msg.sender(),
+            msg.control_id()
+        )
+    } else {
+        format!("hl7v2/encounter|{}", natural_key(visit, facility))
+    };
+    // The actual admission and discharge (PV1-44, PV1-45), else the expected ones (PV2-8,
+    // PV2-9), which are all a pre-admission has.
+    let when = |seg: &str, field: usize, what: &str| match msg.first(seg) {
+        Some(s) => date_time(msg.field(s, field).raw()).map_err(|()| {
+            data_type(
+                seg,
+                field,
+                &format!("({what}) is not a valid HL7 date/time"),
+            )
+        }),
+        None => Ok(None),
+    };
+    let start = match when("PV1", 44, "admit date/time")? {
+        Some(t) => Some(t),
+        None => when("PV2", 8, "expected admit date/time")?,
+    };
+    let end = match when("PV1", 45, "discharge date/time")? {
+        Some(t) => Some(t),
+        None => when("PV2", 9, "expected discharge date/time")?,
+    };
+    let status = match event {
+        "A05" | "A14" => "planned",
+        "A11" | "A27" | "A38" => "cancelled",
+        "A03" => "finished",
+        _ if !msg.field(pv1, 45).is_empty() => "finished",
+        _ => "in-progress",
+    };
+    let act = |code: &str, display: &str| json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": code, "display": display});
+    let class = match msg.field(pv1, 2).raw() {
+        "E" => act("EMER", "emergency"),
+        "I" => act("IMP", "inpatient encounter"),
+        "O" => act("AMB", "ambulatory"),
+        "P" => act("PRENC", "pre-admission"),
+        "" | "\"\"" | "U" | "N" => {
+            json!({"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK"})
+        }
+        other => json!({"system": "http://terminology.hl7.org/CodeSystem/v2-0004", "code": other}),
+    };
+    let mut e = Map::new();
+    e.insert("resourceType".into(), json!("Encounter"));
+    e.insert("id".into(), json!(ids.stable_id(&label)));
+    put(
+        &mut e,
+        "identifier",
+        json!(identifier(visit).into_iter().collect::<Vec<_>>()),
+    );
+    e.insert("status".into(), json!(status));
+    e.insert("class".into(), class);
+    e.insert("subject".into(), subject.clone());
+    let mut period = Map::new();
+    put(&mut period, "start", json!(start));
+    put(&mut period, "end", json!(end));
+    put(&mut e, "period", Value::Object(period));
+    Ok(Value::Object(e))
+}
+
+fn number(text: &str) -> Option<Value> {
+    let t = text.trim().trim_start_matches('+');
+    let plain = !t.is_empty()
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-'))
+        && t.parse::<f64>().is_ok_and(f64::is_finite);
+    if !plain {
+        return None;
+    }
+    // The sender's digits when they are valid JSON; forms JSON lacks (`007`, `.5`, `5.`) by
+    // their value.
+    serde_json::from_str::<Value>(t)
+        .ok()
+        .filter(Value::is_number)
+        .or_else(|| {
+            t.parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+        })
+}
+
+fn observation(
+    msg: &Message,
+    obx: &Segment,
+    subject: &Value,
+    obr_time: Option<&str>,
+) -> Result<Value, ErrorCondition> {
+    let code = codeable(msg.field(obx, 3), None).ok_or_else(|| {
+        ErrorCondition::new(
+            AckCode::Error,
+            101,
+            "OBX-3 (observation identifier) is required",
+        )
+        .at("OBX", 3)
+    })?;
+    let status = match msg.field(obx, 11).raw() {
+        "F" => "final",
+        "P" | "S" => "preliminary",
+        "C" => "corrected",
+        "A" => "amended",
+        "X" => "cancelled",
+        "D" | "W" => "entered-in-error",
+        "R" | "I" => "registered",
+        _ => "unknown",
+    };
+    let mut o = Map::new();
+    o.insert("resourceType".into(), json!("Observation"));
+    o.insert("status".into(), json!(status));
+    o.insert("code".into(), code);
+    o.insert("subject".into(), subject.clone());
+    let value = msg.field(obx, 5);
+    let kind = msg.field(obx, 2).raw();
+    if !value.is_empty() {
+        match kind {
+            "NM" => {
+                let mut values = Vec::new();
+                for v in msg.repetitions(obx, 5) {
+                    let n = number(&v.text())
+                        .ok_or_else(|| data_type("OBX", 5, "is not a number (OBX-2 is NM)"))?;
+                    values.push(quantity(msg, obx, n));
+                }
+                if values.len() == 1 {
+                    o.insert("valueQuantity".into(), values.remove(0));
+                } else {
+                    // Several values for one code (a series): one component each, as the
+                    // v2-to-FHIR mapping does, so none is dropped.
+                    let parts: Vec<Value> = values
+                        .into_iter()
+                        .map(|q| json!({"code": o["code"].clone(), "valueQuantity": q}))
+                        .collect();
+                    o.insert("component".into(), Value::Array(parts));
+                }
+            }
+            "SN" => {
+                let comparator = value.component(1).text();
+                let low = number(&value.component(2).text());
+                let sep = value.component(3).text();
+                let high = number(&value.component(4).text());
+                match (low, sep.as_str(), high) {
+                    (Some(l), "-", Some(h)) => {
+                        o.insert(
+                            "valueRange".into(),
+                            json!({"low": quantity(msg, obx, l), "high": quantity(msg, obx, h)}),
+                        );
+                    }
+                    (Some(l), "", None) => {
+                        let mut q = quantity(msg, obx, l);
+                        if matches!(comparator.as_str(), "<" | "<=" | ">=" | ">") {
+                            q["comparator"] = json!(comparator);
+                        }
+                        o.insert("valueQuantity".into(), q);
+                    }
+                    _ => {
+                        o.insert(
+                            "valueString".into(),
+                            json!(value.raw().replace(msg.delimiters().component, " ")),
+                        );
+                    }
+                }
+            }
+            "CE" | "CWE" | "CNE" | "CF" => {
+                if let Some(cc) = codeable(value, None) {
+                    o.insert("valueCodeableConcept".into(), cc);
+                }
+            }
+            "DT" | "TS" | "DTM" => {
+                let when = date_time(value.raw())
+                    .map_err(|()| data_type("OBX", 5, "is not a valid HL7 date/time"))?;
+                put(&mut o, "valueDateTime", json!(when));
+            }
+            _ => {
+                // ST, TX, FT and types without a FHIR counterpart (RP, ED, …): the text as sent,
+                // repetitions on separate lines, so nothing the sender said is dropped.
+                let text: Vec<String> = msg.repetitions(obx, 5).map(|v| v.text()).collect();
+                put(&mut o, "valueString", json!(text.join("\n")));
+            }
+        }
+    }
+    let range = msg.field(obx, 7).text();
+    if !range.is_empty() {
+        o.insert("referenceRange".into(), json!([{"text": range}]));
+    }
+    let flags: Vec<Value> = msg
+        .repetitions(obx, 8)
+        .filter_map(|v| codeable(v, Some("http://terminology.hl7.org/CodeSystem/v2-0078")))
+        .collect();
+    put(&mut o, "interpretation", Value::Array(flags));
+    let when = date_time(msg.field(obx, 14).raw())
+        .map_err(|()| data_type("OBX", 14, "is not a valid HL7 date/time"))?
+        .or(obr_time.map(str::to_owned));
+    put(&mut o, "effectiveDateTime", json!(when));
+    Ok(Value::Object(o))
+}
+
+fn quantity(msg: &Message, obx: &Segment, value: Value) -> Value {
+    let units = msg.field(obx, 6);
+    let mut q = Map::new();
+    q.insert("value".into(), value);
+    let code = units.component(1).text();
+    let display = units.component(2).text();
+    put(
+        &mut q,
+        "unit",
+        json!(if display.is_empty() {
+            code.clone()
+        } else {
+            display
+        }),
+    );
+    if let Some(system) = coding_system(&units.component(3).text()) {
+        q.insert("system".into(), json!(system));
+        put(&mut q, "code", json!(code));
+    }
+    Value::Object(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hl7_dates_become_fhir_dates_and_date_times() {
+        assert_eq!(date("19880818"), Ok(Some("1988-08-18".into())));
+        assert_eq!(date("198808181126+0215"), Ok(Some("1988-08-18".into())));
+        assert_eq!(date("1988"), Ok(Some("1988".into())));
+        assert_eq!(date(""), Ok(None));
+        assert_eq!(date("19881318"), Err(()));
+        assert_eq!(date("12"), Err(()));
+        assert_eq!(
+            date_time("198908181126+0215"),
+            Ok(Some("1989-08-18T11:26:00+02:15".into()))
+        );
+        assert_eq!(
+            date_time("20210817151943.4+0200"),
+            Ok(Some("2021-08-17T15:19:43.4+02:00".into()))
+        );
+        // No zone: the time cannot be stated in FHIR without guessing one.
+        assert_eq!(date_time("20290801070724"), Ok(Some("2029-08-01".into())));
+        assert_eq!(date_time("202908012570+0100"), Err(()));
+    }
+
+    #[test]
+    fn numbers_keep_their_value() {
+        assert_eq!(number("7.5"), Some(json!(7.5)));
+        assert_eq!(number("+12"), Some(json!(12)));
+        assert_eq!(number("-0.25"), Some(json!(-0.25)));
+        assert_eq!(number(".5"), Some(json!(0.5)));
+        assert_eq!(number("abc"), None);
+        assert_eq!(number("1e400"), None);
+        assert_eq!(number(""), None);
+    }
+}
