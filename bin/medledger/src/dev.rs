@@ -32,6 +32,9 @@ pub(crate) struct DevArgs {
     /// Address to serve FHIR on.
     #[arg(long, env = "MEDLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Address to serve HL7 v2 over MLLP on (writes act as the account `Organization/mllp-feed`).
+    #[arg(long, env = "MEDLEDGER_MLLP_LISTEN", default_value = "127.0.0.1:2575")]
+    mllp_listen: SocketAddr,
     /// Largest accepted request body, bytes.
     #[arg(long, default_value_t = 16 << 20)]
     max_body_bytes: usize,
@@ -142,6 +145,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mllp_stop = stop_rx.clone();
     let writer = LedgerWriter::start(
         store.clone(),
         chain.clone(),
@@ -192,6 +196,24 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let verifier =
         medledger_auth::TokenVerifier::new(medledger_auth::DEV_ISSUER, issuer.verifying_key());
+    let mllp_listener = tokio::net::TcpListener::bind(args.mllp_listen)
+        .await
+        .with_context(|| format!("binding {} for MLLP (--mllp-listen)", args.mllp_listen))?;
+    let mllp_addr = mllp_listener.local_addr()?;
+    let receiver = medledger_ingest::mllp::Receiver::new(
+        ingest.clone(),
+        store.clone(),
+        Arc::new(DevFeed {
+            issuer: issuer.clone(),
+            verifier: verifier.clone(),
+        }),
+    );
+    let mllp_task = tokio::spawn(medledger_ingest::mllp::serve(
+        mllp_listener,
+        receiver,
+        medledger_ingest::mllp::MllpConfig::default(),
+        mllp_stop,
+    ));
     let gate = Gate {
         verifier,
         limiter: Arc::new(RateLimiter::new(args.rate_limit, args.rate_burst)),
@@ -220,6 +242,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("MedLedger dev is running.");
     println!("  FHIR base URL: http://{addr}/fhir");
+    println!("  HL7 v2 (MLLP): {mllp_addr}");
     println!("  data dir:      {}", dir.display());
     println!(
         "  get a token:   scripts/medledger token --data-dir {} --subject Practitioner/dr-1 --role practitioner --scope 'user/*.cruds'",
@@ -232,6 +255,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(web::shutdown_signal())
         .await?;
     let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), mllp_task).await;
     match tokio::time::timeout(Duration::from_secs(10), writer_task).await {
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "ledger writer stopped with an error"),
         Ok(Err(e)) => tracing::error!(error = %e, "ledger writer task failed"),
@@ -266,4 +290,33 @@ pub(crate) fn app(
         },
         gauges,
     ))
+}
+
+/// The account MLLP writes act as in `medledger dev`: an organization feed with tokens from the
+/// dev issuer, minted again shortly before each expires.
+struct DevFeed {
+    issuer: medledger_auth::IssuerKey,
+    verifier: medledger_auth::TokenVerifier,
+}
+
+/// Subject of the dev MLLP feed's tokens.
+pub(crate) const DEV_FEED: &str = "Organization/mllp-feed";
+
+#[async_trait::async_trait]
+impl medledger_ingest::mllp::FeedCredential for DevFeed {
+    async fn caller(&self) -> Result<medledger_auth::Caller, medledger_http::ApiError> {
+        // Short-lived, like any token; one per message costs one ES256 signature.
+        let token = self.issuer.mint(
+            DEV_FEED,
+            "organization",
+            "system/*.cru",
+            medledger_auth::unix_now(),
+            300,
+        );
+        let claims = self
+            .verifier
+            .verify(&token)
+            .map_err(|e| medledger_http::ApiError::internal(format!("dev feed token: {e}")))?;
+        Ok(medledger_auth::Caller::new(claims, &token))
+    }
 }

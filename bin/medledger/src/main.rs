@@ -1,6 +1,8 @@
-//! The `medledger` binary: one subcommand per service, plus `dev`, `token` and `verify`.
+//! The `medledger` binary: one subcommand per service, plus `dev`, `token`, `verify` and
+//! `send-hl7`.
 
 mod dev;
+mod hl7;
 mod services;
 mod verify;
 mod web;
@@ -46,6 +48,9 @@ enum Command {
         #[arg(long)]
         public_key: bool,
     },
+    /// Send HL7 v2 message files over MLLP and print each acknowledgement (exit status 1 unless
+    /// every message was accepted).
+    SendHl7(hl7::SendArgs),
     /// Verify a proof bundle against the chain in a data dir (works while `dev` runs).
     Verify(verify::VerifyArgs),
     /// Ingest service: FHIR writes, ciphertext to IPFS, events via the outbox to Kafka.
@@ -240,6 +245,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Verify(args) => verify::run(args),
+        Command::SendHl7(args) => block_on(hl7::send(args)),
         Command::Ingest(args) => {
             let _telemetry = medledger_telemetry::init("medledger-ingest");
             block_on(async move {

@@ -6,8 +6,8 @@
 
 use crate::{
     AccessRequestRow, AccessRequestStore, AccountRow, AnchorRow, AuditFilter, AuditRow, AuditStore,
-    ConsentRow, ConsentStore, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordIndex,
-    RegistryQueue, StoreError, TreeHeadRow, VersionRow, VersionWrite,
+    ConsentRow, ConsentStore, DeadLetter, Hl7MessageLog, LeafRow, LedgerStore, OutboxEvent,
+    OwnerKeyStore, RecordIndex, RegistryQueue, StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
 
 fn row(id: &str, version: u64) -> VersionRow {
@@ -553,4 +553,44 @@ pub async fn registry_queue<S: ConsentStore + RegistryQueue>(s: &S) {
     let got = s.consent_registration("rc1", 1).await.unwrap().unwrap();
     assert_eq!(got.registration.as_deref(), Some(&b"{\"tx\":1}"[..]));
     assert!(s.consent_registration("rc1", 9).await.unwrap().is_none());
+}
+
+/// Accepted messages are remembered per sender and control id, the first acknowledgement wins,
+/// and dead letters are kept exactly, newest first.
+pub async fn hl7_message_log(s: &dyn Hl7MessageLog) {
+    assert_eq!(s.accepted("LAB|HOSP", "M1").await.unwrap(), None);
+    s.record_accepted("LAB|HOSP", "M1", "MSH|ack-1", 10)
+        .await
+        .unwrap();
+    s.record_accepted("LAB|HOSP", "M1", "MSH|ack-2", 11)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.accepted("LAB|HOSP", "M1").await.unwrap().as_deref(),
+        Some("MSH|ack-1")
+    );
+    // The control id is the sender's: another sender's M1 is another message.
+    assert_eq!(s.accepted("ADT|HOSP", "M1").await.unwrap(), None);
+    assert_eq!(s.accepted("LAB|HOSP", "M2").await.unwrap(), None);
+
+    assert!(s.dead_letters(10).await.unwrap().is_empty());
+    let letter = |id: &str, at: i64| DeadLetter {
+        id: id.into(),
+        received_at_ms: at,
+        sender: "LAB|HOSP".into(),
+        control_id: format!("C-{id}"),
+        code: 102,
+        reason: "OBX-5 is not a number (OBX-2 is NM)".into(),
+        sealed: vec![0, 1, 2, 255],
+    };
+    s.dead_letter(&letter("d1", 100)).await.unwrap();
+    s.dead_letter(&letter("d2", 200)).await.unwrap();
+    let mut unparsed = letter("d3", 300);
+    (unparsed.sender, unparsed.control_id, unparsed.code) = (String::new(), String::new(), 100);
+    s.dead_letter(&unparsed).await.unwrap();
+    assert_eq!(
+        s.dead_letters(10).await.unwrap(),
+        vec![unparsed, letter("d2", 200), letter("d1", 100)]
+    );
+    assert_eq!(s.dead_letters(1).await.unwrap().len(), 1);
 }

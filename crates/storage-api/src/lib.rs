@@ -461,3 +461,48 @@ pub trait AuditStore: Send + Sync + 'static {
     /// One row.
     async fn audit_event(&self, id: &str) -> Result<Option<AuditRow>, StoreError>;
 }
+
+/// An HL7 v2 message refused over MLLP, kept so nothing a sender transmitted is lost: an
+/// operator can read why and replay it once the cause is fixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Random id.
+    pub id: String,
+    /// When it arrived (Unix ms).
+    pub received_at_ms: i64,
+    /// MSH-3 and MSH-4 as sent (`""` when the message did not parse).
+    pub sender: String,
+    /// MSH-10 (`""` when the message did not parse).
+    pub control_id: String,
+    /// HL7 table 0357 error code of the NAK.
+    pub code: u16,
+    /// The NAK's reason (names segments and fields, never values).
+    pub reason: String,
+    /// The message as received, encrypted (it is PHI).
+    pub sealed: Vec<u8>,
+}
+
+/// What the MLLP listener remembers: the acknowledgement of each accepted message, so a message
+/// sent again (same MSH-10 from the same sender) is acknowledged without a second write, and
+/// the refused messages.
+#[async_trait::async_trait]
+pub trait Hl7MessageLog: Send + Sync + 'static {
+    /// The acknowledgement sent when `control_id` from `sender` was accepted, if it was.
+    async fn accepted(&self, sender: &str, control_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Remembers an accepted message's acknowledgement; a second call for the same message
+    /// keeps the first.
+    async fn record_accepted(
+        &self,
+        sender: &str,
+        control_id: &str,
+        ack: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Keeps a refused message.
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError>;
+
+    /// Refused messages, newest first, at most `limit`.
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
+}

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use medledger_storage_api::{
     AccessRequestRow, AccessRequestStore, AccountRegistration, AccountRow, AnchorRow, AuditFilter,
-    AuditRow, AuditStore, ConsentRegistration, ConsentRow, ConsentStore, LeafRow, LedgerStore,
-    OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, RegistryQueue, StoreError, TreeHeadRow,
-    VersionRow, VersionWrite,
+    AuditRow, AuditStore, ConsentRegistration, ConsentRow, ConsentStore, DeadLetter, Hl7MessageLog,
+    LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, RegistryQueue,
+    StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -266,6 +266,86 @@ fn audit_from_row(r: &PgRow) -> Result<AuditRow, StoreError> {
             .try_into()
             .map_err(|_| StoreError::Unavailable("audit salt is not 32 bytes".into()))?,
     })
+}
+
+#[async_trait::async_trait]
+impl Hl7MessageLog for PgStore {
+    async fn accepted(&self, sender: &str, control_id: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT ack FROM ingest.hl7_accepted WHERE sender = $1 AND control_id = $2",
+        )
+        .bind(sender)
+        .bind(control_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)
+    }
+
+    async fn record_accepted(
+        &self,
+        sender: &str,
+        control_id: &str,
+        ack: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ingest.hl7_accepted (sender, control_id, ack, accepted_at_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (sender, control_id) DO NOTHING",
+        )
+        .bind(sender)
+        .bind(control_id)
+        .bind(ack)
+        .bind(at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, l: &DeadLetter) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ingest.hl7_dead_letters \
+             (id, received_at_ms, sender, control_id, code, reason, sealed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&l.id)
+        .bind(l.received_at_ms)
+        .bind(&l.sender)
+        .bind(&l.control_id)
+        .bind(i32::from(l.code))
+        .bind(&l.reason)
+        .bind(&l.sealed)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, received_at_ms, sender, control_id, code, reason, sealed \
+             FROM ingest.hl7_dead_letters ORDER BY seq DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    id: r.try_get("id").map_err(err)?,
+                    received_at_ms: r.try_get("received_at_ms").map_err(err)?,
+                    sender: r.try_get("sender").map_err(err)?,
+                    control_id: r.try_get("control_id").map_err(err)?,
+                    code: u16::try_from(r.try_get::<i32, _>("code").map_err(err)?).map_err(
+                        |_| StoreError::Unavailable("dead letter code out of range".into()),
+                    )?,
+                    reason: r.try_get("reason").map_err(err)?,
+                    sealed: r.try_get("sealed").map_err(err)?,
+                })
+            })
+            .collect()
+    }
 }
 
 #[async_trait::async_trait]

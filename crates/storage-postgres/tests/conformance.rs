@@ -146,6 +146,15 @@ async fn meets_the_registry_queue_contract() {
 }
 
 #[tokio::test]
+async fn meets_the_hl7_message_log_contract() {
+    let db = TempDb::new().await;
+    let s = PgStore::connect(&db.url, 2).await.unwrap();
+    conformance::hl7_message_log(&s).await;
+    s.pool().close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
 async fn meets_the_access_request_contract() {
     let db = TempDb::new().await;
     let s = PgStore::connect(&db.url, 2).await.unwrap();

@@ -168,7 +168,12 @@ pub(crate) async fn run(
         let writer = custodian_ref
             .clone()
             .unwrap_or_else(|| rename("Practitioner/dr-9", i));
-        let writer_token = mint(&writer, "practitioner", "user/*.cruds");
+        let writer_role = if writer.starts_with("Organization/") {
+            "organization"
+        } else {
+            "practitioner"
+        };
+        let writer_token = mint(&writer, writer_role, "user/*.cruds");
         let patient = rename("Patient/p1", i);
 
         // The record: a patient and an observation (or a directory entry) by its custodian.

@@ -22,6 +22,8 @@ pub struct Dev {
     pub http: reqwest::Client,
     extra: Vec<String>,
     port: u16,
+    /// Where its MLLP listener is.
+    pub mllp: std::net::SocketAddr,
 }
 
 fn free_port() -> u16 {
@@ -54,8 +56,9 @@ impl Dev {
 
     pub async fn start_with(dir: &Path, extra: &[&str]) -> Dev {
         let port = free_port();
+        let mllp = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut d = Dev {
-            child: spawn(dir, port, extra),
+            child: spawn(dir, port, mllp, extra),
             dir: dir.to_path_buf(),
             base: format!("http://127.0.0.1:{port}/fhir"),
             token: String::new(),
@@ -65,6 +68,7 @@ impl Dev {
                 .unwrap(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             port,
+            mllp,
         };
         d.wait_ready().await;
         d.token = token(dir, "Practitioner/dr-1", "practitioner", "user/*.cruds");
@@ -100,7 +104,7 @@ impl Dev {
     /// Restarts on the same data dir and port after a kill.
     pub async fn restart(&mut self) {
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
-        self.child = spawn(&self.dir, self.port, &extra);
+        self.child = spawn(&self.dir, self.port, self.mllp, &extra);
         self.wait_ready().await;
     }
 
@@ -265,6 +269,7 @@ pub fn start_refused(dir: &Path) -> String {
         .args(["dev", "--data-dir"])
         .arg(dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--mllp-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -291,11 +296,12 @@ pub fn start_refused(dir: &Path) -> String {
     err
 }
 
-fn spawn(dir: &Path, port: u16, extra: &[&str]) -> Child {
+fn spawn(dir: &Path, port: u16, mllp: std::net::SocketAddr, extra: &[&str]) -> Child {
     Command::new(BIN)
         .args(["dev", "--data-dir"])
         .arg(dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--mllp-listen", &mllp.to_string()])
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

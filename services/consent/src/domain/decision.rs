@@ -3,7 +3,8 @@
 //! 1. the token's SMART scopes must cover the interaction and the type (else deny);
 //! 2. a patient always reaches their own records, within their scopes (their audit trail
 //!    included); an auditor reads the audit trail (`AuditEvent`) and nothing else;
-//! 3. a practitioner always keeps access to records they wrote (the custodian);
+//! 3. a practitioner always keeps access to records they wrote (the custodian), and so does an
+//!    organization account (an EHR or lab feed, such as the MLLP listener) for what it wrote;
 //! 4. records of no patient (directory resources owned by `Organization`) are shared among
 //!    practitioners and organizations;
 //! 5. break-glass: a verified practitioner stating a reason reads;
@@ -12,8 +13,9 @@
 //!    practitioners only;
 //! 8. otherwise deny.
 //!
-//! Writes of new patient data by practitioners are allowed within scopes (the writer becomes the
-//! custodian); updates and deletes need custody or the patient's own compartment.
+//! Writes of new patient data by practitioners and organizations are allowed within scopes (the
+//! writer becomes the custodian); updates and deletes need custody or the patient's own
+//! compartment.
 
 use medledger_auth::Claims;
 
@@ -130,7 +132,7 @@ pub fn decide(
         return Verdict::Permit(Basis::AuditTrail);
     }
     // 3. Custodian.
-    if practitioner && target.custodian == Some(me) {
+    if matches!(actor.role(), "practitioner" | "organization") && target.custodian == Some(me) {
         return Verdict::Permit(Basis::Custodian);
     }
     // New records: whoever writes them becomes their custodian.

@@ -219,6 +219,24 @@ pub fn table() -> Vec<Case> {
             ..case("custodian updates")
         },
         Case {
+            who: "Organization/lab-feed",
+            role: "organization",
+            scope: "system/*.cru",
+            interaction: Update,
+            custodian: Some("Organization/lab-feed"),
+            want: Ok(Basis::Custodian),
+            ..case("an organization feed updates what it wrote")
+        },
+        Case {
+            who: "Organization/lab-feed",
+            role: "organization",
+            scope: "system/*.cru",
+            interaction: Update,
+            custodian: Some("Organization/other-feed"),
+            want: Err("custodian"),
+            ..case("an organization feed cannot change another writer's records")
+        },
+        Case {
             interaction: Update,
             consents: vec![permit_dr1()],
             want: Err("custodian"),

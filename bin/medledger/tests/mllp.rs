@@ -1,0 +1,248 @@
+//! HL7 v2 over MLLP end to end against `medledger dev`: corpus and hand-written messages sent
+//! over TCP are acknowledged only once stored; the records they yield are readable over FHIR by
+//! the feed's account and verifiable on the ledger; a message sent again is acknowledged without
+//! a second write; a lab result never overwrites the patient's demographics; refused messages
+//! are NAKed with the HL7 error and kept, encrypted, as dead letters; `medledger send-hl7`
+//! reports each acknowledgement.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use medledger_hl7v2::{FrameDecoder, Message, frame};
+use serde_json::Value;
+use support::{BIN, Dev, token};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn corpus_message(name: &str) -> String {
+    let path = support::corpus().join("hl7v2/messages").join(name);
+    let text = String::from_utf8(std::fs::read(path).unwrap()).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("{l}\r"))
+        .collect()
+}
+
+struct Feed {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+}
+
+impl Feed {
+    async fn connect(dev: &Dev) -> Feed {
+        Feed {
+            stream: TcpStream::connect(dev.mllp).await.unwrap(),
+            decoder: FrameDecoder::new(1 << 20),
+        }
+    }
+
+    /// Sends raw bytes and waits for the next frame; `None` when the listener closed instead.
+    async fn exchange(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+        self.stream.write_all(bytes).await.unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(f) = self.decoder.next_frame().unwrap() {
+                return Some(f);
+            }
+            let n = tokio::time::timeout(Duration::from_secs(60), self.stream.read(&mut buf))
+                .await
+                .expect("an answer within a minute")
+                .unwrap();
+            if n == 0 {
+                return None;
+            }
+            self.decoder.push(&buf[..n]);
+        }
+    }
+
+    async fn send(&mut self, text: &str) -> Message {
+        let ack = self
+            .exchange(&frame(text.as_bytes()))
+            .await
+            .expect("an ACK");
+        Message::from_bytes(&ack).unwrap()
+    }
+}
+
+fn msa(ack: &Message) -> (String, String) {
+    (ack.value("MSA", 1).text(), ack.value("MSA", 2).text())
+}
+
+async fn heads(dev: &Dev, rt: &str) -> Vec<(String, i64)> {
+    let db = dev.db().await;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, version FROM record_heads WHERE resource_type = ? ORDER BY id")
+            .bind(rt)
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    db.close().await;
+    rows
+}
+
+const ORU: &str = "MSH|^~\\&|LIS|LAB|MEDLEDGER|HOSP|20240305101500+0100||ORU^R01^ORU_R01|LAB-1|P|2.5.1\r\
+PID|1||PATID1234^5^M11^test1&2.16.1&HCD^MR^GOOD HEALTH HOSPITAL||Labname^Only\r\
+OBR|1|ORD1|FIL1|58410-2^CBC panel^LN|||202403050900+0100\r\
+OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL^^UCUM|12.0-15.5|N|||F\r\
+OBX|2|ST|8251-1^Comment^LN||Sample slightly haemolysed||||||F\r";
+
+#[tokio::test]
+async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path()).await;
+    // MLLP writes act as the dev feed account; it is the custodian of what it wrote.
+    dev.token = token(
+        dir.path(),
+        "Organization/mllp-feed",
+        "organization",
+        "system/*.cru",
+    );
+    let mut feed = Feed::connect(&dev).await;
+
+    // An admission from the corpus: accepted once stored.
+    let a01 = corpus_message("ADT-A01-01.hl7");
+    let ack = feed.send(&a01).await;
+    assert_eq!(msa(&ack), ("AA".into(), "MSG00001".into()));
+    assert_eq!(ack.message_type().0, "ACK");
+    let patients = heads(&dev, "Patient").await;
+    assert_eq!(patients.len(), 1);
+    let (pid, version) = patients[0].clone();
+    assert_eq!(version, 1);
+    assert_eq!(pid.len(), 64, "a keyed pseudonym, not the MRN");
+    let r = dev.get(&format!("Patient/{pid}")).await;
+    assert_eq!(r.status(), 200);
+    let patient: Value = r.json().await.unwrap();
+    assert_eq!(patient["name"][0]["family"], "EVERYMAN");
+    assert_eq!(patient["birthDate"], "1988-08-18");
+    assert!(
+        patient["identifier"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["value"] == "PATID1234")
+    );
+    let encounters = heads(&dev, "Encounter").await;
+    assert_eq!(encounters.len(), 1);
+    let observations = heads(&dev, "Observation").await.len();
+    assert_eq!(observations, 1, "the ADT's one OBX");
+
+    // The patient's record is on the ledger: its proof verifies offline.
+    let proof = dev.proof(&format!("Patient/{pid}/_history/1")).await;
+    let (ok, out) = dev.verify(&proof, Some(&patient));
+    assert!(ok, "{out}");
+
+    // Sent again (a lost ACK): the same ACK, no second version.
+    let again = feed.send(&a01).await;
+    assert_eq!(again.control_id(), ack.control_id(), "the remembered ACK");
+    assert_eq!(heads(&dev, "Patient").await, patients);
+
+    // An update of the demographics (A08, a new control id) replaces the Patient.
+    let a08 = a01
+        .replacen("ADT^A01^ADT_A01|MSG00001", "ADT^A08^ADT_A01|MSG00002", 1)
+        .replace("EVERYMAN&&&&Aniston", "NEWNAME&&&&Aniston");
+    assert_eq!(msa(&feed.send(&a08).await).0, "AA");
+    assert_eq!(heads(&dev, "Patient").await, vec![(pid.clone(), 2)]);
+    let patient: Value = dev
+        .get(&format!("Patient/{pid}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(patient["name"][0]["family"], "NEWNAME");
+    assert_eq!(heads(&dev, "Encounter").await.len(), 1, "the same visit");
+
+    // A lab result for the same MRN: observations added, demographics untouched.
+    assert_eq!(msa(&feed.send(ORU).await), ("AA".into(), "LAB-1".into()));
+    assert_eq!(heads(&dev, "Patient").await, vec![(pid.clone(), 2)]);
+    let obs = heads(&dev, "Observation").await;
+    assert_eq!(
+        obs.len(),
+        observations + 1 + 2,
+        "A08's OBX and the two results"
+    );
+    let db = dev.db().await;
+    let owners: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT owner FROM record_heads WHERE resource_type = 'Observation'",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(owners, vec![format!("Patient/{pid}")]);
+
+    // Refusals: content (AE, 102), type (AR, 200), unparseable (AR, 100); each kept.
+    let bad = ORU.replace("LAB-1", "LAB-2").replace("||13.2|", "||high|");
+    let nak = feed.send(&bad).await;
+    assert_eq!(msa(&nak), ("AE".into(), "LAB-2".into()));
+    assert_eq!(nak.value("ERR", 3).component(1).text(), "102");
+    let siu = feed.send(&corpus_message("SIU-S12-01.hl7")).await;
+    assert_eq!(msa(&siu).0, "AR");
+    assert_eq!(siu.value("ERR", 3).component(1).text(), "200");
+    let garbage = feed.send("PID|1||nothing before me\r").await;
+    assert_eq!(msa(&garbage), ("AR".into(), String::new()));
+    assert_eq!(
+        heads(&dev, "Observation").await,
+        obs,
+        "nothing refused was stored"
+    );
+    let letters: Vec<(String, i64, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT control_id, code, reason, sealed FROM hl7_dead_letters ORDER BY seq",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let summary: Vec<(&str, i64)> = letters.iter().map(|l| (l.0.as_str(), l.1)).collect();
+    assert_eq!(summary, vec![("LAB-2", 102), ("MSG00012", 200), ("", 100)]);
+    for (_, _, reason, sealed) in &letters {
+        assert!(!reason.contains("Labname") && !reason.contains("high"));
+        assert!(
+            !sealed.windows(7).any(|w| w == b"Labname")
+                && !sealed.windows(7).any(|w| w == b"nothing"),
+            "dead letters are encrypted"
+        );
+    }
+
+    // Every write was audited as the feed's.
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE actor = 'Organization/mllp-feed'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(audited >= 3, "{audited} audit events of the feed");
+    db.close().await;
+
+    // Bytes outside a frame: the stream cannot be trusted further, so a NAK and the end.
+    let nak = feed.exchange(b"MSH|^~\\&|no start block\r").await.unwrap();
+    assert_eq!(msa(&Message::from_bytes(&nak).unwrap()).0, "AR");
+    assert_eq!(feed.exchange(b"").await, None, "closed");
+
+    // `medledger send-hl7` reports each ACK and fails when one is not accepted.
+    let files = tempfile::tempdir().unwrap();
+    let ok_file: PathBuf = files.path().join("oru.hl7");
+    std::fs::write(&ok_file, ORU.replace("LAB-1", "LAB-3").replace('\r', "\n")).unwrap();
+    let bad_file = files.path().join("bad.hl7");
+    std::fs::write(&bad_file, bad.replace("LAB-2", "LAB-4")).unwrap();
+    let out = Command::new(BIN)
+        .args(["send-hl7", "--to", &dev.mllp.to_string()])
+        .arg(&ok_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("AA LAB-3"));
+    let out = Command::new(BIN)
+        .args(["send-hl7", "--to", &dev.mllp.to_string()])
+        .arg(&bad_file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("AE LAB-4"));
+}

@@ -1,0 +1,20 @@
+-- HL7 v2 over MLLP (ingest's schema): the acknowledgement of every accepted message, so a
+-- message sent again (same MSH-10 from the same sender) is answered without a second write;
+-- and the refused messages, encrypted, with the reason they were refused.
+CREATE TABLE ingest.hl7_accepted (
+    sender TEXT NOT NULL,
+    control_id TEXT NOT NULL,
+    ack TEXT NOT NULL,
+    accepted_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (sender, control_id)
+);
+CREATE TABLE ingest.hl7_dead_letters (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    received_at_ms BIGINT NOT NULL,
+    sender TEXT NOT NULL,
+    control_id TEXT NOT NULL,
+    code INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    sealed BYTEA NOT NULL
+);

@@ -1,0 +1,365 @@
+//! HL7 v2 over MLLP: a TCP listener for legacy EHR and lab feeds. Each framed message is
+//! parsed, translated to one FHIR transaction Bundle (`medledger-hl7v2`) and written through
+//! the same path as FHIR REST (validated, encrypted, consent-checked, audited, on the ledger),
+//! then acknowledged.
+//!
+//! - Accepted (AA/CA) only once the Bundle has committed; its ACK is remembered, so a message
+//!   sent again (same MSH-10 from the same MSH-3/MSH-4) gets the same ACK and no second write.
+//! - Refused for its content or type (AE/AR, with an ERR segment): kept, encrypted, in the
+//!   dead-letter store with the reason.
+//! - When a store is unavailable the connection is closed without an ACK: MLLP senders resend
+//!   unacknowledged messages, so nothing is lost and nothing is refused for a transient fault.
+//!
+//! MLLP carries no credentials: every write acts as one configured feed account
+//! ([`FeedCredential`]), under its scopes and the access rules, and the listener should only be
+//! reachable from the feeds (loopback by default).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use medledger_auth::Caller;
+use medledger_hl7v2::{
+    AckCode, ErrorCondition, FrameDecoder, IdScheme, Message, ParseError, acknowledge, frame,
+    reject_unparsed, translate,
+};
+use medledger_http::ApiError;
+use medledger_keys::OwnerKeys;
+use medledger_storage_api::{DeadLetter, Hl7MessageLog};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+use crate::Ingest;
+
+/// Limits of the listener.
+#[derive(Debug, Clone)]
+pub struct MllpConfig {
+    /// Largest accepted message, bytes (the connection is refused and closed beyond).
+    pub max_message_bytes: usize,
+    /// A connection idle this long is closed (feeds reconnect).
+    pub idle_timeout: Duration,
+    /// Longest wait for the peer to take an acknowledgement.
+    pub write_timeout: Duration,
+    /// Connections served at once; more are closed on arrival.
+    pub max_connections: usize,
+}
+
+impl Default for MllpConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 1 << 20,
+            idle_timeout: Duration::from_secs(600),
+            write_timeout: Duration::from_secs(30),
+            max_connections: 64,
+        }
+    }
+}
+
+/// The account MLLP writes act as (the protocol itself carries no credentials).
+#[async_trait::async_trait]
+pub trait FeedCredential: Send + Sync + 'static {
+    /// A caller with a currently valid token.
+    async fn caller(&self) -> Result<Caller, ApiError>;
+}
+
+/// Resource ids from the owner keys' pseudonym key: stable per natural key, and revealing none.
+#[derive(Clone)]
+pub struct PseudonymIds(pub OwnerKeys);
+
+impl IdScheme for PseudonymIds {
+    fn stable_id(&self, label: &str) -> String {
+        // 64 hex characters: exactly FHIR's longest id.
+        self.0.pseudonym(label)
+    }
+}
+
+/// Owner of the key that seals dead letters.
+const DEAD_LETTER_OWNER: &str = "hl7v2/dead-letters";
+/// Associated data binding a sealed dead letter to its row.
+fn dead_letter_aad(id: &str) -> Vec<u8> {
+    format!("medledger/hl7v2-dead-letter/{id}").into_bytes()
+}
+
+/// A store or the credential failed: close without acknowledging, so the sender resends.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+/// Handles one message at a time; shared by every connection.
+#[derive(Clone)]
+pub struct Receiver {
+    ingest: Ingest,
+    log: Arc<dyn Hl7MessageLog>,
+    credential: Arc<dyn FeedCredential>,
+    ids: PseudonymIds,
+}
+
+impl Receiver {
+    /// Wires the receiver to the write path, its log and the feed account.
+    pub fn new(
+        ingest: Ingest,
+        log: Arc<dyn Hl7MessageLog>,
+        credential: Arc<dyn FeedCredential>,
+    ) -> Self {
+        let ids = PseudonymIds(ingest.keys.clone());
+        Self {
+            ingest,
+            log,
+            credential,
+            ids,
+        }
+    }
+
+    /// The acknowledgement of one MLLP payload, once its outcome is durable.
+    pub async fn handle(&self, payload: &[u8]) -> Result<String, Unavailable> {
+        let now_ms = unix_ms();
+        let ts = hl7_timestamp();
+        let ack_id = uuid::Uuid::new_v4().simple().to_string();
+        let msg = match Message::from_bytes(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                let code = match e {
+                    ParseError::MissingHeaderField(_) => 101,
+                    ParseError::BadEncodingCharacters => 102,
+                    _ => 100,
+                };
+                let why = ErrorCondition::new(AckCode::Reject, code, e.to_string());
+                self.dead_letter("", "", &why, payload, now_ms).await?;
+                tracing::info!(code, "MLLP message refused: {e}");
+                return Ok(reject_unparsed(&why, &ack_id, &ts));
+            }
+        };
+        let sender = msg.sender();
+        let control_id = msg.control_id();
+        if let Some(ack) = self
+            .log
+            .accepted(&sender, &control_id)
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?
+        {
+            tracing::debug!("MLLP message already accepted; acknowledged again");
+            return Ok(ack);
+        }
+        let (m, from, cid, aid, at) = (&msg, &sender, &control_id, &ack_id, &ts);
+        let refuse = |why: ErrorCondition| async move {
+            self.dead_letter(from, cid, &why, payload, now_ms).await?;
+            let (kind, event) = m.message_type();
+            tracing::info!(%kind, %event, code = why.code, reason = %why.text, "MLLP message refused");
+            Ok(acknowledge(m, Some(&why), aid, at))
+        };
+        let translation = match translate(&msg, &self.ids) {
+            Ok(t) => t,
+            Err(why) => return refuse(why).await,
+        };
+        // A result or order names the patient but does not own their demographics: its PID
+        // creates the Patient when none is stored, and never overwrites one.
+        let with_patient = translation.patient_authoritative
+            || self
+                .ingest
+                .index
+                .head("Patient", &translation.patient_id)
+                .await
+                .map_err(|e| Unavailable(e.to_string()))?
+                .is_none();
+        let caller = self
+            .credential
+            .caller()
+            .await
+            .map_err(|e| Unavailable(format!("the feed credential: {}", e.message)))?;
+        match self
+            .ingest
+            .bundle(&caller, translation.bundle(with_patient))
+            .await
+        {
+            Ok(_) => {
+                let ack = acknowledge(&msg, None, &ack_id, &ts);
+                if let Err(e) = self
+                    .log
+                    .record_accepted(&sender, &control_id, &ack, now_ms)
+                    .await
+                {
+                    // Stored, so acknowledged; a resend would rewrite the same ids.
+                    tracing::warn!(error = %e, "could not remember an accepted MLLP message");
+                }
+                Ok(ack)
+            }
+            Err(e) if e.status.as_u16() == 503 || e.status.as_u16() == 429 => {
+                Err(Unavailable(e.message))
+            }
+            Err(e) => {
+                let code = if e.status.as_u16() == 409 || e.status.as_u16() == 412 {
+                    206
+                } else {
+                    207
+                };
+                let why = ErrorCondition::new(
+                    AckCode::Error,
+                    code,
+                    format!(
+                        "refused by the record store ({}): {}",
+                        e.status.as_u16(),
+                        e.message
+                    ),
+                );
+                refuse(why).await
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        sender: &str,
+        control_id: &str,
+        why: &ErrorCondition,
+        payload: &[u8],
+        now_ms: i64,
+    ) -> Result<(), Unavailable> {
+        let key = self
+            .ingest
+            .keys
+            .get_or_create(DEAD_LETTER_OWNER)
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let sealed = medledger_crypto::seal(&key, &dead_letter_aad(&id), payload);
+        self.log
+            .dead_letter(&DeadLetter {
+                id,
+                received_at_ms: now_ms,
+                sender: sender.to_owned(),
+                control_id: control_id.to_owned(),
+                code: why.code,
+                reason: why.text.clone(),
+                sealed,
+            })
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The plaintext of a dead letter (for operators replaying it).
+    pub async fn open_dead_letter(&self, letter: &DeadLetter) -> Result<Vec<u8>, Unavailable> {
+        let key = self
+            .ingest
+            .keys
+            .get(DEAD_LETTER_OWNER)
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?
+            .ok_or_else(|| Unavailable("no dead-letter key".into()))?;
+        medledger_crypto::open(&key, &dead_letter_aad(&letter.id), &letter.sealed)
+            .map(|p| p.to_vec())
+            .map_err(|e| Unavailable(e.to_string()))
+    }
+}
+
+fn unix_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+/// Now as an HL7 DTM in UTC.
+fn hl7_timestamp() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}+0000",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Serves MLLP on `listener` until `shutdown` turns true; messages in flight finish first.
+pub async fn serve(
+    listener: TcpListener,
+    receiver: Receiver,
+    config: MllpConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                tracing::warn!(error = %e, "MLLP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "MLLP connection refused: too many connections");
+            continue;
+        };
+        let (receiver, config, stop) = (receiver.clone(), config.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(why) = connection(stream, &receiver, &config, stop).await {
+                tracing::info!(%peer, "MLLP connection closed: {why}");
+            }
+            drop(slot);
+        });
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    receiver: &Receiver,
+    config: &MllpConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let mut decoder = FrameDecoder::new(config.max_message_bytes);
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        loop {
+            let reply = match decoder.next_frame() {
+                Ok(Some(payload)) => receiver
+                    .handle(&payload)
+                    .await
+                    .map_err(|Unavailable(why)| format!("not acknowledged ({why})"))?,
+                Ok(None) => break,
+                Err(e) => {
+                    // The stream cannot be resynchronised: say why, then close.
+                    let why = ErrorCondition::new(AckCode::Reject, 100, e.to_string());
+                    let nak = reject_unparsed(
+                        &why,
+                        &uuid::Uuid::new_v4().simple().to_string(),
+                        &hl7_timestamp(),
+                    );
+                    let _ = tokio::time::timeout(
+                        config.write_timeout,
+                        stream.write_all(&frame(nak.as_bytes())),
+                    )
+                    .await;
+                    return Err(e.to_string());
+                }
+            };
+            tokio::time::timeout(
+                config.write_timeout,
+                stream.write_all(&frame(reply.as_bytes())),
+            )
+            .await
+            .map_err(|_| "the peer did not take its acknowledgement".to_owned())?
+            .map_err(|e| e.to_string())?;
+        }
+        let read = tokio::select! {
+            r = tokio::time::timeout(config.idle_timeout, stream.read(&mut buf)) => r,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let n = read
+            .map_err(|_| "idle".to_owned())?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return if decoder.has_partial() {
+                Err("closed in the middle of a message".into())
+            } else {
+                Ok(())
+            };
+        }
+        decoder.push(&buf[..n]);
+    }
+}
