@@ -705,6 +705,92 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no committed tree size in\n{writer}"));
     assert!(committed >= 3, "{writer}");
+
+    // HL7 v2 over MLLP into ingest: acknowledged once stored in PostgreSQL, read through query
+    // by the feed (the records' custodian), acknowledged again without a second write, and a
+    // refused message kept as a dead letter.
+    let mllp: std::net::SocketAddr = stack.env["MEDLEDGER_MLLP_ADDR"].parse().unwrap();
+    let mut feed = tokio::net::TcpStream::connect(mllp).await.unwrap();
+    let adt = "MSH|^~\\&|ADT|HOSP|MEDLEDGER|HOSP|20240301080000+0000||ADT^A01|DIST-1|P|2.5\r\
+               PID|1||MRN-77^^^HOSP^MR||Mllp^Dana||19800101|F\r\
+               PV1|1|I|||||||||||||||||V-1^^^HOSP\r";
+    let ack = mllp_exchange(&mut feed, adt).await;
+    assert_eq!(ack.value("MSA", 1).text(), "AA");
+    let pg = stack.pg().await;
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM ingest.record_versions WHERE resource_type = 'Patient' AND actor = 'Organization/mllp-feed'",
+    )
+    .fetch_all(&pg)
+    .await
+    .unwrap();
+    assert_eq!(ids.len(), 1);
+    let feed_token = support::token(
+        stack.run.path(),
+        "Organization/mllp-feed",
+        "organization",
+        "system/*.cru",
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let patient = loop {
+        let r = stack
+            .http
+            .get(stack.url("MEDLEDGER_FHIR_URL", &format!("Patient/{}", ids[0])))
+            .bearer_auth(&feed_token)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break r.json::<Value>().await.unwrap();
+        }
+        assert_eq!(r.status(), 503, "reading the MLLP patient");
+        assert!(Instant::now() < deadline, "never committed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(patient["name"][0]["family"], "Mllp");
+    let again = mllp_exchange(&mut feed, adt).await;
+    assert_eq!(again.control_id(), ack.control_id(), "the remembered ACK");
+    let nak = mllp_exchange(
+        &mut feed,
+        &adt.replace("DIST-1", "DIST-2")
+            .replace("19800101", "19801301"),
+    )
+    .await;
+    assert_eq!(nak.value("MSA", 1).text(), "AE");
+    let (versions, letters): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM ingest.record_versions WHERE actor = 'Organization/mllp-feed'), \
+                (SELECT COUNT(*) FROM ingest.hl7_dead_letters WHERE control_id = 'DIST-2' AND code = 102)",
+    )
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert_eq!(
+        (versions, letters),
+        (2, 1),
+        "Patient and Encounter once; one dead letter"
+    );
+    pg.close().await;
+}
+
+/// Sends one MLLP-framed message and parses the acknowledgement.
+async fn mllp_exchange(stream: &mut tokio::net::TcpStream, text: &str) -> medledger_hl7v2::Message {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(&medledger_hl7v2::frame(text.as_bytes()))
+        .await
+        .unwrap();
+    let mut decoder = medledger_hl7v2::FrameDecoder::new(1 << 20);
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(f) = decoder.next_frame().unwrap() {
+            return medledger_hl7v2::Message::from_bytes(&f).unwrap();
+        }
+        let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf))
+            .await
+            .expect("an ACK within a minute")
+            .unwrap();
+        assert!(n > 0, "the listener closed without acknowledging");
+        decoder.push(&buf[..n]);
+    }
 }
 
 /// Whether every record leaf is covered by a committed tree head, and how many there are

@@ -137,6 +137,38 @@ impl Default for HttpSection {
     }
 }
 
+/// The HL7 v2 MLLP listener of `medledger ingest` (off unless enabled).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MllpSection {
+    /// Whether to listen for HL7 v2 over MLLP.
+    pub(crate) enabled: bool,
+    /// Address to listen on (reachable from the feeds only: MLLP has no authentication).
+    pub(crate) listen: SocketAddr,
+    /// File holding the bearer token every MLLP write acts as (the feed's account); read again
+    /// for each message, so a renewed token takes effect without a restart.
+    pub(crate) token_file: PathBuf,
+    /// Largest accepted message, bytes.
+    pub(crate) max_message_bytes: usize,
+    /// Connections served at once.
+    pub(crate) max_connections: usize,
+    /// A connection idle this long is closed, seconds.
+    pub(crate) idle_timeout_secs: u64,
+}
+
+impl Default for MllpSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], 2575)),
+            token_file: PathBuf::from("/etc/medledger/mllp-feed.token"),
+            max_message_bytes: 1 << 20,
+            max_connections: 64,
+            idle_timeout_secs: 600,
+        }
+    }
+}
+
 /// The private chain holding RecordLog.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -251,6 +283,8 @@ pub(crate) struct IngestServiceConfig {
     pub(crate) consent: ConsentSection,
     /// Outbox rows published per batch.
     pub(crate) relay_batch: usize,
+    /// HL7 v2 over MLLP.
+    pub(crate) mllp: MllpSection,
 }
 
 impl Default for IngestServiceConfig {
@@ -265,6 +299,7 @@ impl Default for IngestServiceConfig {
             auth: AuthSection::default(),
             consent: ConsentSection::default(),
             relay_batch: 500,
+            mllp: MllpSection::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub(crate) async fn run(cfg: IngestServiceConfig) -> anyhow::Result<()> {
     let blobs = Arc::new(IpfsBlobStore::new(&cfg.ipfs.api_url).context("IPFS API URL")?);
     blobs.version().await.context("reaching the IPFS node")?;
     let gate = super::gate(&cfg.auth, &cfg.http).await?;
+    let verifier = gate.verifier.clone();
 
     // Writes do not wait for Kafka: they land in the outbox, and the relay delivers them
     // whenever the brokers are reachable.
@@ -63,7 +64,7 @@ pub(crate) async fn run(cfg: IngestServiceConfig) -> anyhow::Result<()> {
 
     let audit = medledger_audit::Auditor::new(store.clone());
     let ingest = Ingest::new(
-        store,
+        store.clone(),
         blobs,
         keys,
         Arc::new(cfg.consent.policy()?),
@@ -73,6 +74,36 @@ pub(crate) async fn run(cfg: IngestServiceConfig) -> anyhow::Result<()> {
             ..IngestConfig::default()
         },
     );
+    let mllp = if cfg.mllp.enabled {
+        let listener = tokio::net::TcpListener::bind(cfg.mllp.listen)
+            .await
+            .with_context(|| format!("binding {} for MLLP", cfg.mllp.listen))?;
+        let credential = Arc::new(TokenFileFeed {
+            path: cfg.mllp.token_file.clone(),
+            verifier,
+        });
+        // Fail at start, not at the first message, when the token cannot be used.
+        medledger_ingest::mllp::FeedCredential::caller(credential.as_ref())
+            .await
+            .map_err(|e| anyhow::anyhow!("mllp.token_file: {}", e.message))?;
+        let receiver =
+            medledger_ingest::mllp::Receiver::new(ingest.clone(), store.clone(), credential);
+        let limits = medledger_ingest::mllp::MllpConfig {
+            max_message_bytes: cfg.mllp.max_message_bytes,
+            max_connections: cfg.mllp.max_connections,
+            idle_timeout: Duration::from_secs(cfg.mllp.idle_timeout_secs),
+            ..medledger_ingest::mllp::MllpConfig::default()
+        };
+        tracing::info!(listen = %cfg.mllp.listen, "serving HL7 v2 over MLLP");
+        Some(tokio::spawn(medledger_ingest::mllp::serve(
+            listener,
+            receiver,
+            limits,
+            stop.subscribe(),
+        )))
+    } else {
+        None
+    };
     let app = crate::web::fhir_app(
         medledger_ingest::routes(ingest),
         gate,
@@ -80,6 +111,9 @@ pub(crate) async fn run(cfg: IngestServiceConfig) -> anyhow::Result<()> {
     );
     super::serve_until_signal(cfg.http.listen, app, "ingest").await?;
     let _ = stop.send(true);
+    if let Some(task) = mllp {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
     if tokio::time::timeout(Duration::from_secs(10), relay)
         .await
         .is_err()
@@ -130,4 +164,27 @@ async fn relay_loop(
         tracing::warn!(error = %e, "flushing the producer at shutdown");
     }
     alive.store(false, Ordering::Release);
+}
+
+/// The feed account of MLLP writes: a bearer token in a file, verified like any request's.
+struct TokenFileFeed {
+    path: std::path::PathBuf,
+    verifier: medledger_auth::TokenVerifier,
+}
+
+#[async_trait::async_trait]
+impl medledger_ingest::mllp::FeedCredential for TokenFileFeed {
+    async fn caller(&self) -> Result<medledger_auth::Caller, medledger_http::ApiError> {
+        let token = tokio::fs::read_to_string(&self.path).await.map_err(|e| {
+            medledger_http::ApiError::unavailable(
+                format!("reading {}: {e}", self.path.display()),
+                5,
+            )
+        })?;
+        let token = token.trim();
+        let claims = self.verifier.verify(token).map_err(|e| {
+            medledger_http::ApiError::unavailable(format!("the feed token: {e}"), 5)
+        })?;
+        Ok(medledger_auth::Caller::new(claims, token))
+    }
 }
