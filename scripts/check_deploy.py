@@ -556,7 +556,14 @@ def check_compose_stack(r: Runner) -> str:
             if c == "service_completed_successfully":
                 ensure(services[dep].get("restart") == "no", f"{n} waits for `{dep}` to complete, but it restarts")
         published = s.get("ports") or []
-        ensure(not published or n == "gateway", f"{n} publishes a port; only the gateway faces clients")
+        # Clients reach FHIR through the gateway only; HL7 v2 feeds reach ingest's MLLP port.
+        if n == "ingest":
+            targets = [str(p.get("target")) for p in published]
+            ensure(targets in ([], ["2575"]), f"ingest may publish MLLP (2575) only, not {targets}")
+            ensure(all(p.get("host_ip") == "127.0.0.1" for p in published),
+                   "ingest's MLLP port is published on loopback by default (MLLP has no authentication)")
+        else:
+            ensure(not published or n == "gateway", f"{n} publishes a port; only the gateway faces clients")
     gw_ports = services["gateway"].get("ports") or []
     ensure(len(gw_ports) == 1 and str(gw_ports[0]["target"]) == "8080", "the gateway must publish FHIR on 8080")
     ensure(gw_ports[0].get("host_ip") == "127.0.0.1", "the gateway is published on loopback by default")
