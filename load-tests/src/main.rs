@@ -1,4 +1,4 @@
-//! Load driver for MedLedger. Two modes:
+//! Load driver for MedLedger. Three modes:
 //!
 //! - `ingest` (the default): posts Synthea bundles as FHIR transactions over HTTP and reports
 //!   resources per second, bundle latency and commit lag (write acknowledged → `$verify`
@@ -6,7 +6,10 @@
 //! - `read`: writes a Patient and Observations through the API, waits until they are readable,
 //!   then reads them back (`GET /{type}/{id}`: consent check, ledger check, decryption and an
 //!   AuditEvent per read) as each reader in turn, and reports reads per second and latency
-//!   percentiles per reader.
+//!   percentiles per reader;
+//! - `mllp`: sends ORU^R01 lab results (three OBX each, a hundred patients) over MLLP, one
+//!   outstanding message per connection as MLLP's original mode requires, and reports
+//!   acknowledged messages per second and ACK latency.
 //!
 //! Bounded by design: a fixed number of rounds or requests against one base URL, loopback only
 //! in the project's scripts.
@@ -27,18 +30,23 @@ enum Mode {
     Ingest,
     /// Read records back as several readers; reads/s and latency percentiles.
     Read,
+    /// Send HL7 v2 lab results over MLLP; acknowledged messages/s and ACK latency.
+    Mllp,
 }
 
 #[derive(Parser, Debug)]
 #[command(about = "Load a MedLedger FHIR endpoint (ingest or reads) and measure it")]
 struct Args {
-    /// FHIR base URL, e.g. http://127.0.0.1:8080/fhir
-    #[arg(long)]
+    /// FHIR base URL, e.g. http://127.0.0.1:8080/fhir (ingest and read modes).
+    #[arg(long, default_value = "")]
     base: String,
     /// Bearer token (a practitioner with user/*.cruds). In read mode this practitioner writes
     /// the records and reads them back as their custodian.
-    #[arg(long, env = "MEDLEDGER_TOKEN")]
+    #[arg(long, env = "MEDLEDGER_TOKEN", default_value = "")]
     token: String,
+    /// MLLP mode: the listener's address.
+    #[arg(long, default_value = "127.0.0.1:2575")]
+    mllp: String,
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Mode::Ingest)]
     mode: Mode,
@@ -57,7 +65,7 @@ struct Args {
     /// Read mode: Observations written for the patient (the Patient itself is one more record).
     #[arg(long, default_value_t = 500)]
     records: usize,
-    /// Read mode: timed reads per reader.
+    /// Read mode: timed reads per reader; MLLP mode: messages sent.
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
     /// Read mode: id of the Patient to write (`PUT Patient/{id}`), the owner of every record.
@@ -125,9 +133,13 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
+    if args.mode != Mode::Mllp && (args.base.is_empty() || args.token.is_empty()) {
+        bail!("--base and --token are required in this mode");
+    }
     match args.mode {
         Mode::Ingest => ingest(&client, args).await,
         Mode::Read => read::run(&client, &args).await,
+        Mode::Mllp => mllp::run(&args).await,
     }
 }
 
@@ -561,5 +573,109 @@ mod read {
             all.add(done??)?;
         }
         Ok((started.elapsed(), all))
+    }
+}
+
+mod mllp {
+    //! MLLP mode.
+
+    use std::time::{Duration, Instant};
+
+    use anyhow::{Context, bail};
+    use hdrhistogram::Histogram;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::Args;
+
+    const PATIENTS: usize = 100;
+
+    /// The `n`th message: a lab result for one of a hundred patients, its own control id.
+    fn message(n: usize) -> Vec<u8> {
+        let p = n % PATIENTS;
+        format!(
+            "\x0bMSH|^~\\&|BENCH-LIS|BENCH-LAB|MEDLEDGER|HOSP|20240305101500+0100||ORU^R01^ORU_R01|BENCH-{n}|P|2.5.1\r\
+             PID|1||BENCH-MRN-{p}^^^BENCH-LAB^MR||Bench^Patient{p}||19700101|F\r\
+             OBR|1|ORD{n}|FIL{n}|58410-2^CBC panel^LN|||202403050900+0100\r\
+             OBX|1|NM|718-7^Hemoglobin^LN||13.{d}|g/dL^^UCUM|12.0-15.5|N|||F\r\
+             OBX|2|NM|6690-2^Leukocytes^LN||6.{d}|10*3/uL^^UCUM|4.0-11.0|N|||F\r\
+             OBX|3|ST|8251-1^Comment^LN||Bench sample {n}||||||F\r\x1c\r",
+            d = n % 10
+        )
+        .into_bytes()
+    }
+
+    pub(super) async fn run(args: &Args) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let per = args.requests.div_ceil(args.concurrency.max(1));
+        let mut tasks = Vec::new();
+        for c in 0..args.concurrency.max(1) {
+            let addr = args.mllp.clone();
+            let range = (c * per)..((c + 1) * per).min(args.requests);
+            tasks.push(tokio::spawn(async move { connection(&addr, range).await }));
+        }
+        let mut hist = Histogram::<u64>::new(3)?;
+        let mut refused = 0usize;
+        for t in tasks {
+            let (h, r) = t.await??;
+            hist.add(h)?;
+            refused += r;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "messages:           {} ({refused} not accepted)",
+            hist.len()
+        );
+        println!(
+            "throughput:         {:.0} messages/s ({:.0} resources/s: three Observations each, and {PATIENTS} Patients)",
+            hist.len() as f64 / secs,
+            hist.len() as f64 * 3.0 / secs
+        );
+        println!(
+            "ACK latency:        p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} connections)",
+            ms(0.5),
+            ms(0.99),
+            hist.max() as f64 / 1000.0,
+            args.concurrency
+        );
+        if refused > 0 {
+            bail!("{refused} messages were not accepted");
+        }
+        Ok(())
+    }
+
+    async fn connection(
+        addr: &str,
+        range: std::ops::Range<usize>,
+    ) -> anyhow::Result<(Histogram<u64>, usize)> {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        stream.set_nodelay(true)?;
+        let mut hist = Histogram::<u64>::new(3)?;
+        let mut refused = 0;
+        let mut buf = vec![0u8; 16 << 10];
+        for n in range {
+            let sent = Instant::now();
+            stream.write_all(&message(n)).await?;
+            let mut ack = Vec::new();
+            while !ack.ends_with(&[0x1c, 0x0d]) {
+                let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf))
+                    .await
+                    .context("no ACK within a minute")??;
+                if read == 0 {
+                    bail!("the listener closed the connection (message {n} not acknowledged)");
+                }
+                ack.extend_from_slice(&buf[..read]);
+            }
+            hist.record(sent.elapsed().as_micros() as u64)?;
+            // MSA-1 follows the first "MSA|" of the acknowledgement.
+            let text = String::from_utf8_lossy(&ack);
+            let code = text.split("MSA|").nth(1).and_then(|m| m.get(..2));
+            if !matches!(code, Some("AA" | "CA")) {
+                refused += 1;
+            }
+        }
+        Ok((hist, refused))
     }
 }

@@ -206,6 +206,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         Arc::new(DevFeed {
             issuer: issuer.clone(),
             verifier: verifier.clone(),
+            current: std::sync::Mutex::new(None),
         }),
     );
     let mllp_task = tokio::spawn(medledger_ingest::mllp::serve(
@@ -293,10 +294,11 @@ pub(crate) fn app(
 }
 
 /// The account MLLP writes act as in `medledger dev`: an organization feed with tokens from the
-/// dev issuer, minted again shortly before each expires.
+/// dev issuer, minted again a minute before each expires.
 struct DevFeed {
     issuer: medledger_auth::IssuerKey,
     verifier: medledger_auth::TokenVerifier,
+    current: std::sync::Mutex<Option<(medledger_auth::Caller, i64)>>,
 }
 
 /// Subject of the dev MLLP feed's tokens.
@@ -305,18 +307,27 @@ pub(crate) const DEV_FEED: &str = "Organization/mllp-feed";
 #[async_trait::async_trait]
 impl medledger_ingest::mllp::FeedCredential for DevFeed {
     async fn caller(&self) -> Result<medledger_auth::Caller, medledger_http::ApiError> {
-        // Short-lived, like any token; one per message costs one ES256 signature.
-        let token = self.issuer.mint(
-            DEV_FEED,
-            "organization",
-            "system/*.cru",
-            medledger_auth::unix_now(),
-            300,
-        );
+        let now = medledger_auth::unix_now();
+        let mut current = self
+            .current
+            .lock()
+            .map_err(|_| medledger_http::ApiError::internal("dev feed lock poisoned"))?;
+        if let Some((caller, exp)) = current.as_ref()
+            && *exp - now > 60
+        {
+            return Ok(caller.clone());
+        }
+        // Short-lived, like any token.
+        let ttl = 300;
+        let token = self
+            .issuer
+            .mint(DEV_FEED, "organization", "system/*.cru", now, ttl);
         let claims = self
             .verifier
             .verify(&token)
             .map_err(|e| medledger_http::ApiError::internal(format!("dev feed token: {e}")))?;
-        Ok(medledger_auth::Caller::new(claims, &token))
+        let caller = medledger_auth::Caller::new(claims, &token);
+        *current = Some((caller.clone(), now + ttl));
+        Ok(caller)
     }
 }

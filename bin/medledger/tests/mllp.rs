@@ -1,7 +1,7 @@
 //! HL7 v2 over MLLP end to end against `medledger dev`: corpus and hand-written messages sent
 //! over TCP are acknowledged only once stored; the records they yield are readable over FHIR by
 //! the feed's account and verifiable on the ledger; a message sent again is acknowledged without
-//! a second write; a lab result never overwrites the patient's demographics; refused messages
+//! a second write; a lab result never overwrites the patient's demographics or visit; refused messages
 //! are NAKed with the HL7 error and kept, encrypted, as dead letters; `medledger send-hl7`
 //! reports each acknowledgement.
 
@@ -87,6 +87,7 @@ async fn heads(dev: &Dev, rt: &str) -> Vec<(String, i64)> {
 
 const ORU: &str = "MSH|^~\\&|LIS|LAB|MEDLEDGER|HOSP|20240305101500+0100||ORU^R01^ORU_R01|LAB-1|P|2.5.1\r\
 PID|1||PATID1234^5^M11^test1&2.16.1&HCD^MR^GOOD HEALTH HOSPITAL||Labname^Only\r\
+PV1|1|O|||||||||||||||||40007716^^^AccMng&1.2&HCD^AM\r\
 OBR|1|ORD1|FIL1|58410-2^CBC panel^LN|||202403050900+0100\r\
 OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL^^UCUM|12.0-15.5|N|||F\r\
 OBX|2|ST|8251-1^Comment^LN||Sample slightly haemolysed||||||F\r";
@@ -156,9 +157,12 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     assert_eq!(patient["name"][0]["family"], "NEWNAME");
     assert_eq!(heads(&dev, "Encounter").await.len(), 1, "the same visit");
 
-    // A lab result for the same MRN: observations added, demographics untouched.
+    // A lab result for the same MRN and visit: observations added, demographics and the
+    // visit untouched.
+    let visit = heads(&dev, "Encounter").await;
     assert_eq!(msa(&feed.send(ORU).await), ("AA".into(), "LAB-1".into()));
     assert_eq!(heads(&dev, "Patient").await, vec![(pid.clone(), 2)]);
+    assert_eq!(heads(&dev, "Encounter").await, visit);
     let obs = heads(&dev, "Observation").await;
     assert_eq!(
         obs.len(),

@@ -31,28 +31,38 @@ pub struct Translation {
     pub patient_id: String,
     /// The Patient from PID.
     pub patient: Value,
-    /// Whether this message is authoritative for the patient's demographics (ADT): then the
-    /// Patient replaces the stored one; otherwise it is written only if none is stored yet.
-    pub patient_authoritative: bool,
     /// Encounter and Observations, each with its id.
     pub resources: Vec<Value>,
+    /// `Type/id` of what this message does not own: a result's Patient and Encounter belong to
+    /// the ADT feed, so they are written only when none is stored, never over a stored one.
+    /// Empty for ADT messages, which own both.
+    pub create_only: Vec<String>,
+}
+
+fn key_of(r: &Value) -> String {
+    format!(
+        "{}/{}",
+        r["resourceType"].as_str().unwrap_or_default(),
+        r["id"].as_str().unwrap_or_default()
+    )
 }
 
 impl Translation {
-    /// A FHIR transaction Bundle writing everything (the Patient only if `with_patient`), each
-    /// entry a `PUT` to its stable id, so the message is stored all or nothing.
-    pub fn bundle(&self, with_patient: bool) -> Value {
-        let patient = with_patient.then_some(&self.patient);
-        let entries: Vec<Value> = patient
-            .into_iter()
+    /// A FHIR transaction Bundle writing everything except the `create_only` resources in
+    /// `stored`, each entry a `PUT` to its stable id, so the message is stored all or nothing.
+    pub fn bundle(&self, stored: &[String]) -> Value {
+        let entries: Vec<Value> = std::iter::once(&self.patient)
             .chain(&self.resources)
+            .filter(|r| {
+                let key = key_of(r);
+                !(self.create_only.contains(&key) && stored.contains(&key))
+            })
             .map(|r| {
-                let rt = r["resourceType"].as_str().unwrap_or_default();
-                let id = r["id"].as_str().unwrap_or_default();
+                let key = key_of(r);
                 json!({
-                    "fullUrl": format!("{rt}/{id}"),
+                    "fullUrl": key,
                     "resource": r,
-                    "request": {"method": "PUT", "url": format!("{rt}/{id}")},
+                    "request": {"method": "PUT", "url": key},
                 })
             })
             .collect();
@@ -139,11 +149,23 @@ pub fn translate(msg: &Message, ids: &dyn IdScheme) -> Result<Translation, Trans
             _ => {}
         }
     }
+    let create_only = if authoritative {
+        Vec::new()
+    } else {
+        std::iter::once(&patient)
+            .chain(
+                resources
+                    .iter()
+                    .filter(|r| r["resourceType"] == "Encounter"),
+            )
+            .map(key_of)
+            .collect()
+    };
     Ok(Translation {
         patient_id,
         patient,
-        patient_authoritative: authoritative,
         resources,
+        create_only,
     })
 }
 

@@ -29,8 +29,9 @@ fn oru() -> Message {
 #[test]
 fn an_oru_result_becomes_observations_of_the_patient() {
     let t = translate(&oru(), &Plain).unwrap();
-    assert!(
-        !t.patient_authoritative,
+    assert_eq!(
+        t.create_only,
+        vec![format!("Patient/{}", t.patient_id)],
         "a lab result does not own demographics"
     );
     assert_eq!(t.patient["name"][0]["family"], "O&Brien", "escape decoded");
@@ -91,7 +92,7 @@ fn ids_are_stable_per_natural_key() {
          PV1|1|I|||||||||||||||||V-77^^^HOSP|||||||||||||||||||||||||20240301075500+0100\r";
     let adt = Message::parse(adt_text).unwrap();
     let t = translate(&adt, &Plain).unwrap();
-    assert!(t.patient_authoritative);
+    assert!(t.create_only.is_empty());
     assert_eq!(t.patient_id, a.patient_id);
     let e = &t.resources[0];
     assert_eq!(e["resourceType"], "Encounter");
@@ -118,7 +119,7 @@ fn ids_are_stable_per_natural_key() {
 #[test]
 fn the_bundle_is_a_transaction_of_puts_to_the_stable_ids() {
     let t = translate(&oru(), &Plain).unwrap();
-    let b = t.bundle(true);
+    let b = t.bundle(&[]);
     assert_eq!(b["type"], "transaction");
     let entries = b["entry"].as_array().unwrap();
     assert_eq!(entries.len(), 5);
@@ -130,7 +131,17 @@ fn the_bundle_is_a_transaction_of_puts_to_the_stable_ids() {
         );
         assert_eq!(e["request"], json!({"method": "PUT", "url": url}));
     }
-    assert_eq!(t.bundle(false)["entry"].as_array().unwrap().len(), 4);
+    let stored = [format!("Patient/{}", t.patient_id)];
+    assert_eq!(t.bundle(&stored)["entry"].as_array().unwrap().len(), 4);
+    // An ORU's visit is the ADT feed's too: written only when none is stored.
+    let with_visit = ORU.replace("\rOBR|", "\rPV1|1|I|||||||||||||||||V-9^^^HOSP\rOBR|");
+    let t = translate(&Message::parse(&with_visit).unwrap(), &Plain).unwrap();
+    assert_eq!(t.create_only.len(), 2);
+    assert_eq!(
+        t.bundle(&t.create_only)["entry"].as_array().unwrap().len(),
+        4
+    );
+    assert_eq!(t.bundle(&[])["entry"].as_array().unwrap().len(), 6);
 }
 
 #[test]

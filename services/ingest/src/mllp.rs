@@ -150,16 +150,22 @@ impl Receiver {
             Ok(t) => t,
             Err(why) => return refuse(why).await,
         };
-        // A result or order names the patient but does not own their demographics: its PID
-        // creates the Patient when none is stored, and never overwrites one.
-        let with_patient = translation.patient_authoritative
-            || self
+        // A result names the patient and visit but does not own them: its Patient and
+        // Encounter are written only where none is stored.
+        let mut stored = Vec::new();
+        for key in &translation.create_only {
+            let (rt, id) = key.split_once('/').unwrap_or_default();
+            if self
                 .ingest
                 .index
-                .head("Patient", &translation.patient_id)
+                .head(rt, id)
                 .await
                 .map_err(|e| Unavailable(e.to_string()))?
-                .is_none();
+                .is_some()
+            {
+                stored.push(key.clone());
+            }
+        }
         let caller = self
             .credential
             .caller()
@@ -167,7 +173,7 @@ impl Receiver {
             .map_err(|e| Unavailable(format!("the feed credential: {}", e.message)))?;
         match self
             .ingest
-            .bundle(&caller, translation.bundle(with_patient))
+            .bundle(&caller, translation.bundle(&stored))
             .await
         {
             Ok(_) => {
@@ -298,7 +304,7 @@ pub async fn serve(
         let (receiver, config, stop) = (receiver.clone(), config.clone(), shutdown.clone());
         tokio::spawn(async move {
             if let Err(why) = connection(stream, &receiver, &config, stop).await {
-                tracing::info!(%peer, "MLLP connection closed: {why}");
+                tracing::warn!(%peer, "MLLP connection closed: {why}");
             }
             drop(slot);
         });
@@ -350,9 +356,11 @@ async fn connection(
             r = tokio::time::timeout(config.idle_timeout, stream.read(&mut buf)) => r,
             _ = shutdown.changed() => return Ok(()),
         };
-        let n = read
-            .map_err(|_| "idle".to_owned())?
-            .map_err(|e| e.to_string())?;
+        let Ok(read) = read else {
+            // Idle: feeds reconnect when they have something to send.
+            return Ok(());
+        };
+        let n = read.map_err(|e| e.to_string())?;
         if n == 0 {
             return if decoder.has_partial() {
                 Err("closed in the middle of a message".into())
