@@ -710,11 +710,11 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
     // by the feed (the records' custodian), acknowledged again without a second write, and a
     // refused message kept as a dead letter.
     let mllp: std::net::SocketAddr = stack.env["MEDLEDGER_MLLP_ADDR"].parse().unwrap();
-    let mut feed = tokio::net::TcpStream::connect(mllp).await.unwrap();
+    let mut feed = support::Feed::connect(mllp).await;
     let adt = "MSH|^~\\&|ADT|HOSP|MEDLEDGER|HOSP|20240301080000+0000||ADT^A01|DIST-1|P|2.5\r\
                PID|1||MRN-77^^^HOSP^MR||Mllp^Dana||19800101|F\r\
                PV1|1|I|||||||||||||||||V-1^^^HOSP\r";
-    let ack = mllp_exchange(&mut feed, adt).await;
+    let ack = feed.send(adt).await;
     assert_eq!(ack.value("MSA", 1).text(), "AA");
     let pg = stack.pg().await;
     let ids: Vec<String> = sqlx::query_scalar(
@@ -747,14 +747,14 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(patient["name"][0]["family"], "Mllp");
-    let again = mllp_exchange(&mut feed, adt).await;
+    let again = feed.send(adt).await;
     assert_eq!(again.control_id(), ack.control_id(), "the remembered ACK");
-    let nak = mllp_exchange(
-        &mut feed,
-        &adt.replace("DIST-1", "DIST-2")
-            .replace("19800101", "19801301"),
-    )
-    .await;
+    let nak = feed
+        .send(
+            &adt.replace("DIST-1", "DIST-2")
+                .replace("19800101", "19801301"),
+        )
+        .await;
     assert_eq!(nak.value("MSA", 1).text(), "AE");
     let (versions, letters): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT COUNT(*) FROM ingest.record_versions WHERE actor = 'Organization/mllp-feed'), \
@@ -769,28 +769,6 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         "Patient and Encounter once; one dead letter"
     );
     pg.close().await;
-}
-
-/// Sends one MLLP-framed message and parses the acknowledgement.
-async fn mllp_exchange(stream: &mut tokio::net::TcpStream, text: &str) -> medledger_hl7v2::Message {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(&medledger_hl7v2::frame(text.as_bytes()))
-        .await
-        .unwrap();
-    let mut decoder = medledger_hl7v2::FrameDecoder::new(1 << 20);
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(f) = decoder.next_frame().unwrap() {
-            return medledger_hl7v2::Message::from_bytes(&f).unwrap();
-        }
-        let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf))
-            .await
-            .expect("an ACK within a minute")
-            .unwrap();
-        assert!(n > 0, "the listener closed without acknowledging");
-        decoder.push(&buf[..n]);
-    }
 }
 
 /// Whether every record leaf is covered by a committed tree head, and how many there are

@@ -11,13 +11,10 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
-use medledger_hl7v2::{FrameDecoder, Message, frame};
+use medledger_hl7v2::Message;
 use serde_json::Value;
-use support::{BIN, Dev, token};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use support::{BIN, Dev, Feed, token};
 
 fn corpus_message(name: &str) -> String {
     let path = support::corpus().join("hl7v2/messages").join(name);
@@ -26,47 +23,6 @@ fn corpus_message(name: &str) -> String {
         .filter(|l| !l.trim().is_empty())
         .map(|l| format!("{l}\r"))
         .collect()
-}
-
-struct Feed {
-    stream: TcpStream,
-    decoder: FrameDecoder,
-}
-
-impl Feed {
-    async fn connect(dev: &Dev) -> Feed {
-        Feed {
-            stream: TcpStream::connect(dev.mllp).await.unwrap(),
-            decoder: FrameDecoder::new(1 << 20),
-        }
-    }
-
-    /// Sends raw bytes and waits for the next frame; `None` when the listener closed instead.
-    async fn exchange(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
-        self.stream.write_all(bytes).await.unwrap();
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(f) = self.decoder.next_frame().unwrap() {
-                return Some(f);
-            }
-            let n = tokio::time::timeout(Duration::from_secs(60), self.stream.read(&mut buf))
-                .await
-                .expect("an answer within a minute")
-                .unwrap();
-            if n == 0 {
-                return None;
-            }
-            self.decoder.push(&buf[..n]);
-        }
-    }
-
-    async fn send(&mut self, text: &str) -> Message {
-        let ack = self
-            .exchange(&frame(text.as_bytes()))
-            .await
-            .expect("an ACK");
-        Message::from_bytes(&ack).unwrap()
-    }
 }
 
 fn msa(ack: &Message) -> (String, String) {
@@ -103,7 +59,7 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
         "organization",
         "system/*.cru",
     );
-    let mut feed = Feed::connect(&dev).await;
+    let mut feed = Feed::connect(dev.mllp).await;
 
     // An admission from the corpus: accepted once stored.
     let a01 = corpus_message("ADT-A01-01.hl7");

@@ -333,3 +333,47 @@ pub async fn outcome(r: reqwest::Response, status: u16) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// An MLLP client: one connection, one outstanding message at a time.
+pub struct Feed {
+    stream: tokio::net::TcpStream,
+    decoder: medledger_hl7v2::FrameDecoder,
+}
+
+impl Feed {
+    pub async fn connect(addr: std::net::SocketAddr) -> Feed {
+        Feed {
+            stream: tokio::net::TcpStream::connect(addr).await.unwrap(),
+            decoder: medledger_hl7v2::FrameDecoder::new(1 << 20),
+        }
+    }
+
+    /// Sends raw bytes and waits for the next frame; `None` when the listener closed instead.
+    pub async fn exchange(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(bytes).await.unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(f) = self.decoder.next_frame().unwrap() {
+                return Some(f);
+            }
+            let n = tokio::time::timeout(Duration::from_secs(60), self.stream.read(&mut buf))
+                .await
+                .expect("an answer within a minute")
+                .unwrap();
+            if n == 0 {
+                return None;
+            }
+            self.decoder.push(&buf[..n]);
+        }
+    }
+
+    /// Sends one message, framed, and parses its acknowledgement.
+    pub async fn send(&mut self, text: &str) -> medledger_hl7v2::Message {
+        let ack = self
+            .exchange(&medledger_hl7v2::frame(text.as_bytes()))
+            .await
+            .expect("an ACK");
+        medledger_hl7v2::Message::from_bytes(&ack).unwrap()
+    }
+}
