@@ -206,3 +206,27 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("AE LAB-4"));
 }
+
+/// Feeds send on several connections: results for one new patient arriving at once all get
+/// AA (the losers of the race to create the Patient retry), and the Patient is created once.
+#[tokio::test]
+async fn concurrent_results_for_one_new_patient_are_all_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let sends = (0..8).map(|i| {
+        let addr = dev.mllp;
+        async move {
+            let mut feed = Feed::connect(addr).await;
+            let text = ORU
+                .replace("LAB-1", &format!("RACE-{i}"))
+                .replace("PATID1234^5^M11^test1&2.16.1&HCD", "RACE-MRN^^^LAB");
+            msa(&feed.send(&text).await).0
+        }
+    });
+    let codes = futures::future::join_all(sends).await;
+    assert_eq!(codes, vec!["AA"; 8]);
+    let patients = heads(&dev, "Patient").await;
+    assert_eq!(patients.len(), 1);
+    assert_eq!(patients[0].1, 1, "created once, never overwritten");
+    assert_eq!(heads(&dev, "Observation").await.len(), 16);
+}

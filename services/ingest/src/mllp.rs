@@ -73,6 +73,9 @@ impl IdScheme for PseudonymIds {
     }
 }
 
+/// Writes of one message tried before a conflict is reported (AE 206).
+const CONFLICT_ATTEMPTS: u64 = 5;
+
 /// Owner of the key that seals dead letters.
 const DEAD_LETTER_OWNER: &str = "hl7v2/dead-letters";
 /// Associated data binding a sealed dead letter to its row.
@@ -150,32 +153,29 @@ impl Receiver {
             Ok(t) => t,
             Err(why) => return refuse(why).await,
         };
-        // A result names the patient and visit but does not own them: its Patient and
-        // Encounter are written only where none is stored.
-        let mut stored = Vec::new();
-        for key in &translation.create_only {
-            let (rt, id) = key.split_once('/').unwrap_or_default();
-            if self
-                .ingest
-                .index
-                .head(rt, id)
-                .await
-                .map_err(|e| Unavailable(e.to_string()))?
-                .is_some()
-            {
-                stored.push(key.clone());
-            }
-        }
         let caller = self
             .credential
             .caller()
             .await
             .map_err(|e| Unavailable(format!("the feed credential: {}", e.message)))?;
-        match self
-            .ingest
-            .bundle(&caller, translation.bundle(&stored))
-            .await
-        {
+        // Two messages about one patient or visit may race (feeds send on several
+        // connections): the loser's write conflicts, and is simply tried again on the new state.
+        let mut attempt = 0;
+        let written = loop {
+            attempt += 1;
+            let stored = self.stored(&translation.create_only).await?;
+            match self
+                .ingest
+                .bundle(&caller, translation.bundle(&stored))
+                .await
+            {
+                Err(e) if matches!(e.status.as_u16(), 409 | 412) && attempt < CONFLICT_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
+                }
+                other => break other,
+            }
+        };
+        match written {
             Ok(_) => {
                 let ack = acknowledge(&msg, None, &ack_id, &ts);
                 if let Err(e) = self
@@ -209,6 +209,25 @@ impl Receiver {
                 refuse(why).await
             }
         }
+    }
+
+    /// Which of `keys` (a result's Patient and Encounter) are stored already: those are not
+    /// written, since the ADT feed owns them.
+    async fn stored(&self, keys: &[String]) -> Result<Vec<String>, Unavailable> {
+        let mut stored = Vec::new();
+        for key in keys {
+            let (rt, id) = key.split_once('/').unwrap_or_default();
+            let head = self
+                .ingest
+                .index
+                .head(rt, id)
+                .await
+                .map_err(|e| Unavailable(e.to_string()))?;
+            if head.is_some() {
+                stored.push(key.clone());
+            }
+        }
+        Ok(stored)
     }
 
     async fn dead_letter(
