@@ -87,6 +87,8 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     assert_eq!(encounters.len(), 1);
     let observations = heads(&dev, "Observation").await.len();
     assert_eq!(observations, 1, "the ADT's one OBX");
+    assert_eq!(heads(&dev, "AllergyIntolerance").await.len(), 1, "AL1");
+    assert_eq!(heads(&dev, "Condition").await.len(), 1, "DG1");
 
     // The patient's record is on the ledger: its proof verifies offline.
     let proof = dev.proof(&format!("Patient/{pid}/_history/1")).await;
@@ -112,6 +114,18 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
         .unwrap();
     assert_eq!(patient["name"][0]["family"], "NEWNAME");
     assert_eq!(heads(&dev, "Encounter").await.len(), 1, "the same visit");
+    // The allergy list and the visit's diagnoses an ADT repeats update in place.
+    let allergies = heads(&dev, "AllergyIntolerance").await;
+    assert_eq!((allergies.len(), allergies[0].1), (1, 2));
+    let allergy: Value = dev
+        .get(&format!("AllergyIntolerance/{}", allergies[0].0))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(allergy["code"]["coding"][0]["display"], "PENICILLIN");
+    assert_eq!(allergy["patient"]["reference"], format!("Patient/{pid}"));
+    assert_eq!(heads(&dev, "Condition").await.len(), 1);
 
     // A lab result for the same MRN and visit: observations added, demographics and the
     // visit untouched.

@@ -1,7 +1,8 @@
 //! ADT and ORU messages as FHIR R4 resources: PID → Patient, PV1 → Encounter, OBX → Observation,
-//! following the HL7 v2-to-FHIR mapping guide where it is settled (identifiers, names, dates,
-//! patient class, value types) and stopping short of it elsewhere (no Practitioner, Location or
-//! Organization resources; other segments are not mapped).
+//! AL1 → AllergyIntolerance, DG1 → Condition, following the HL7 v2-to-FHIR mapping guide where
+//! it is settled (identifiers, names, dates, patient class, value types) and stopping short of it
+//! elsewhere (no Practitioner, Location or Organization resources; other segments are not
+//! mapped).
 //!
 //! Ids are stable so a message sent twice, or a later message about the same patient or visit,
 //! updates the same resources instead of creating copies: each is a keyed pseudonym
@@ -145,6 +146,19 @@ pub fn translate(msg: &Message, ids: &dyn IdScheme) -> Result<Translation, Trans
                     o["encounter"] = e.clone();
                 }
                 resources.push(o);
+            }
+            "AL1" => resources.push(allergy(msg, seg, &patient_id, &subject, ids)?),
+            "DG1" => {
+                let scope = encounter_ref
+                    .as_ref()
+                    .and_then(|e| e["reference"].as_str())
+                    .unwrap_or(&patient_id)
+                    .to_owned();
+                let mut c = diagnosis(msg, seg, &scope, &subject, ids)?;
+                if let Some(e) = &encounter_ref {
+                    c["encounter"] = e.clone();
+                }
+                resources.push(c);
             }
             _ => {}
         }
@@ -763,6 +777,125 @@ fn observation(
         .or(obr_time.map(str::to_owned));
     put(&mut o, "effectiveDateTime", json!(when));
     Ok(Value::Object(o))
+}
+
+/// AL1 → AllergyIntolerance: AL1-2 category (table 0127), AL1-3 allergen, AL1-4 severity as
+/// criticality (table 0128), AL1-5 reactions, AL1-6 identification date as their onset. Its id
+/// is the patient's and the allergen's, so the allergy list every ADT repeats updates in place.
+fn allergy(
+    msg: &Message,
+    al1: &Segment,
+    patient_id: &str,
+    subject: &Value,
+    ids: &dyn IdScheme,
+) -> Result<Value, ErrorCondition> {
+    let allergen = msg.field(al1, 3);
+    let code = codeable(allergen, None).ok_or_else(|| {
+        ErrorCondition::new(AckCode::Error, 101, "AL1-3 (allergen) is required").at("AL1", 3)
+    })?;
+    let category = match msg.field(al1, 2).component(1).raw() {
+        "DA" => "medication",
+        "FA" => "food",
+        "EA" | "AA" | "PA" | "LA" => "environment",
+        _ => "",
+    };
+    let criticality = match msg.field(al1, 4).component(1).raw() {
+        "SV" => "high",
+        "MO" | "MI" => "low",
+        "U" => "unable-to-assess",
+        _ => "",
+    };
+    let onset = date(msg.field(al1, 6).raw())
+        .map_err(|()| data_type("AL1", 6, "(identification date) is not a valid HL7 date"))?;
+    let reactions: Vec<Value> = msg
+        .repetitions(al1, 5)
+        .map(|r| r.text())
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let mut r = Map::new();
+            r.insert("manifestation".into(), json!([{"text": t}]));
+            put(&mut r, "onset", json!(onset));
+            Value::Object(r)
+        })
+        .collect();
+    let mut a = Map::new();
+    a.insert("resourceType".into(), json!("AllergyIntolerance"));
+    let label = format!("hl7v2/allergy|{patient_id}|{}", allergen.raw());
+    a.insert("id".into(), json!(ids.stable_id(&label)));
+    a.insert(
+        "clinicalStatus".into(),
+        json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]}),
+    );
+    a.insert("type".into(), json!("allergy"));
+    if !category.is_empty() {
+        a.insert("category".into(), json!([category]));
+    }
+    put(&mut a, "criticality", json!(criticality));
+    a.insert("code".into(), code);
+    a.insert("patient".into(), subject.clone());
+    put(&mut a, "reaction", Value::Array(reactions));
+    Ok(Value::Object(a))
+}
+
+/// DG1 → Condition, an encounter diagnosis: DG1-3 code (DG1-4 text when no code), DG1-5 as its
+/// onset, DG1-6 type as verification (F final → confirmed, A/W → provisional). Its id is the
+/// visit's (or, without one, the patient's) and the code's.
+fn diagnosis(
+    msg: &Message,
+    dg1: &Segment,
+    scope: &str,
+    subject: &Value,
+    ids: &dyn IdScheme,
+) -> Result<Value, ErrorCondition> {
+    let coded = msg.field(dg1, 3);
+    let described = msg.field(dg1, 4).text();
+    let code = codeable(coded, None)
+        .map(|mut c| {
+            if c.get("text").is_none() && !described.is_empty() {
+                c["text"] = json!(described);
+            }
+            c
+        })
+        .or_else(|| (!described.is_empty()).then(|| json!({"text": described})))
+        .ok_or_else(|| {
+            ErrorCondition::new(AckCode::Error, 101, "DG1-3 (diagnosis code) is required")
+                .at("DG1", 3)
+        })?;
+    let onset = date_time(msg.field(dg1, 5).raw()).map_err(|()| {
+        data_type(
+            "DG1",
+            5,
+            "(diagnosis date/time) is not a valid HL7 date/time",
+        )
+    })?;
+    let verification = match msg.field(dg1, 6).component(1).raw() {
+        "F" => "confirmed",
+        "A" | "W" => "provisional",
+        _ => "",
+    };
+    let key = if coded.is_empty() {
+        described.clone()
+    } else {
+        coded.raw().to_owned()
+    };
+    let mut c = Map::new();
+    c.insert("resourceType".into(), json!("Condition"));
+    let label = format!("hl7v2/condition|{scope}|{key}");
+    c.insert("id".into(), json!(ids.stable_id(&label)));
+    if !verification.is_empty() {
+        c.insert(
+            "verificationStatus".into(),
+            json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": verification}]}),
+        );
+    }
+    c.insert(
+        "category".into(),
+        json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "encounter-diagnosis"}]}]),
+    );
+    c.insert("code".into(), code);
+    c.insert("subject".into(), subject.clone());
+    put(&mut c, "onsetDateTime", json!(onset));
+    Ok(Value::Object(c))
 }
 
 fn quantity(msg: &Message, obx: &Segment, value: Value) -> Value {

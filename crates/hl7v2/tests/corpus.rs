@@ -198,6 +198,62 @@ fn adt_messages_translate_as_the_reference_converter_does() {
             }
         }
 
+        for (rt, field) in [("AllergyIntolerance", "code"), ("Condition", "code")] {
+            let theirs: BTreeSet<String> = of_type(&want, rt)
+                .iter()
+                .flat_map(|r| codes(&r[field]))
+                .collect();
+            let ours: Vec<&Value> = t
+                .resources
+                .iter()
+                .filter(|r| r["resourceType"] == rt)
+                .collect();
+            // One per AL1 or DG1; the converter also makes Conditions of other segments.
+            let segment = if rt == "Condition" { "DG1" } else { "AL1" };
+            let sent = m.segments().iter().filter(|s| s.id() == segment).count();
+            assert_eq!(ours.len(), sent, "{name}: {rt}");
+            for r in ours {
+                assert!(
+                    !codes(&r[field]).is_empty() && codes(&r[field]).is_subset(&theirs),
+                    "{name}: {rt} code"
+                );
+            }
+        }
+        for (a, w) in t
+            .resources
+            .iter()
+            .filter(|r| r["resourceType"] == "AllergyIntolerance")
+            .zip(of_type(&want, "AllergyIntolerance"))
+        {
+            assert_eq!(a["category"], w["category"], "{name}: allergy category");
+            assert_eq!(
+                a["criticality"], w["criticality"],
+                "{name}: allergy criticality"
+            );
+            assert_eq!(
+                a["reaction"][0]["manifestation"], w["reaction"][0]["manifestation"],
+                "{name}: reaction"
+            );
+        }
+        let their_onsets: Vec<i64> = of_type(&want, "Condition")
+            .iter()
+            .filter_map(|c| c["onsetDateTime"].as_str())
+            .filter(|t| t.len() > 10)
+            .map(instant)
+            .collect();
+        for c in t
+            .resources
+            .iter()
+            .filter(|r| r["resourceType"] == "Condition")
+        {
+            if let Some(onset) = c["onsetDateTime"].as_str().filter(|t| t.len() > 10) {
+                assert!(
+                    their_onsets.contains(&instant(onset)),
+                    "{name}: condition onset {onset}"
+                );
+            }
+        }
+
         let their_codes: BTreeSet<String> = of_type(&want, "Observation")
             .iter()
             .flat_map(|o| codes(&o["code"]))
