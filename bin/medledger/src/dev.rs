@@ -321,7 +321,7 @@ impl medledger_ingest::mllp::FeedCredential for DevFeed {
         let ttl = 300;
         let token = self
             .issuer
-            .mint(DEV_FEED, "organization", "system/*.cru", now, ttl);
+            .mint(DEV_FEED, "organization", "system/*.cu", now, ttl);
         let claims = self
             .verifier
             .verify(&token)

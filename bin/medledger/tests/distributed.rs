@@ -707,8 +707,8 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
     assert!(committed >= 3, "{writer}");
 
     // HL7 v2 over MLLP into ingest: acknowledged once stored in PostgreSQL, read through query
-    // by the feed (the records' custodian), acknowledged again without a second write, and a
-    // refused message kept as a dead letter.
+    // by the patient, acknowledged again without a second write, and a refused message kept as
+    // a dead letter.
     let mllp: std::net::SocketAddr = stack.env["MEDLEDGER_MLLP_ADDR"].parse().unwrap();
     let mut feed = support::Feed::connect(mllp).await;
     let adt = "MSH|^~\\&|ADT|HOSP|MEDLEDGER|HOSP|20240301080000+0000||ADT^A01|DIST-1|P|2.5\r\
@@ -724,11 +724,12 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
     .await
     .unwrap();
     assert_eq!(ids.len(), 1);
+    // The patient reads their own record (the feed writes but does not read).
     let feed_token = support::token(
         stack.run.path(),
-        "Organization/mllp-feed",
-        "organization",
-        "system/*.cru",
+        &format!("Patient/{}", ids[0]),
+        "patient",
+        "patient/*.rs",
     );
     let deadline = Instant::now() + Duration::from_secs(120);
     let patient = loop {

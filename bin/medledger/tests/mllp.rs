@@ -52,13 +52,6 @@ OBX|2|ST|8251-1^Comment^LN||Sample slightly haemolysed||||||F\r";
 async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_reasons() {
     let dir = tempfile::tempdir().unwrap();
     let mut dev = Dev::start(dir.path()).await;
-    // MLLP writes act as the dev feed account; it is the custodian of what it wrote.
-    dev.token = token(
-        dir.path(),
-        "Organization/mllp-feed",
-        "organization",
-        "system/*.cru",
-    );
     let mut feed = Feed::connect(dev.mllp).await;
 
     // An admission from the corpus: accepted once stored.
@@ -71,6 +64,21 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     let (pid, version) = patients[0].clone();
     assert_eq!(version, 1);
     assert_eq!(pid.len(), 64, "a keyed pseudonym, not the MRN");
+    // The feed (the writer) may not read what it wrote; the patient reads their own records.
+    dev.token = token(
+        dir.path(),
+        "Organization/mllp-feed",
+        "organization",
+        "system/*.cru",
+    );
+    let r = dev.get(&format!("Patient/{pid}")).await;
+    assert_eq!(r.status(), 404, "the feed's token is no way around consent");
+    dev.token = token(
+        dir.path(),
+        &format!("Patient/{pid}"),
+        "patient",
+        "patient/*.rs",
+    );
     let r = dev.get(&format!("Patient/{pid}")).await;
     assert_eq!(r.status(), 200);
     let patient: Value = r.json().await.unwrap();
@@ -158,10 +166,38 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     assert_eq!(siu.value("ERR", 3).component(1).text(), "200");
     let garbage = feed.send("PID|1||nothing before me\r").await;
     assert_eq!(msa(&garbage), ("AR".into(), String::new()));
+    // A training message is not a record of care (AR 202).
+    let training = feed
+        .send(
+            &ORU.replace("LAB-1", "LAB-T")
+                .replace("|P|2.5.1", "|T|2.5.1"),
+        )
+        .await;
+    assert_eq!(training.value("ERR", 3).component(1).text(), "202");
+    // The same control id on other content (a sender's counter reset) is neither taken for
+    // the earlier message nor stored: AE, kept.
+    let reused = feed.send(&ORU.replace("13.2", "14.1")).await;
+    assert_eq!(msa(&reused), ("AE".into(), "LAB-1".into()));
+    // Enhanced mode: MSH-15 NE asks for no accept acknowledgement, so the next frame is the
+    // ACK of the message after it.
+    let quiet = ORU
+        .replace("LAB-1", "LAB-NE")
+        .replace("FIL1", "FIL-NE")
+        .replace("|P|2.5.1\r", "|P|2.5.1|||NE|NE\r");
+    let loud = ORU.replace("LAB-1", "LAB-AL").replace("FIL1", "FIL-AL");
+    let mut both = medledger_hl7v2::frame(quiet.as_bytes());
+    both.extend(medledger_hl7v2::frame(loud.as_bytes()));
+    let next = Message::from_bytes(&feed.exchange(&both).await.unwrap()).unwrap();
+    assert_eq!(msa(&next), ("AA".into(), "LAB-AL".into()));
+    let mut expected = obs.clone();
+    let mut now = heads(&dev, "Observation").await;
+    now.retain(|o| expected.contains(o));
+    expected.sort();
+    assert_eq!(now, expected, "nothing refused was stored");
     assert_eq!(
-        heads(&dev, "Observation").await,
-        obs,
-        "nothing refused was stored"
+        heads(&dev, "Observation").await.len(),
+        obs.len() + 4,
+        "NE's and AL's results stored"
     );
     let letters: Vec<(String, i64, String, Vec<u8>)> = sqlx::query_as(
         "SELECT control_id, code, reason, sealed FROM hl7_dead_letters ORDER BY seq",
@@ -170,7 +206,16 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     .await
     .unwrap();
     let summary: Vec<(&str, i64)> = letters.iter().map(|l| (l.0.as_str(), l.1)).collect();
-    assert_eq!(summary, vec![("LAB-2", 102), ("MSG00012", 200), ("", 100)]);
+    assert_eq!(
+        summary,
+        vec![
+            ("LAB-2", 102),
+            ("MSG00012", 200),
+            ("", 100),
+            ("LAB-T", 202),
+            ("LAB-1", 207)
+        ]
+    );
     for (_, _, reason, sealed) in &letters {
         assert!(!reason.contains("Labname") && !reason.contains("high"));
         assert!(
@@ -194,6 +239,14 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     let nak = feed.exchange(b"MSH|^~\\&|no start block\r").await.unwrap();
     assert_eq!(msa(&Message::from_bytes(&nak).unwrap()).0, "AR");
     assert_eq!(feed.exchange(b"").await, None, "closed");
+    let db = dev.db().await;
+    let kept: (i64, String) =
+        sqlx::query_as("SELECT code, reason FROM hl7_dead_letters ORDER BY seq DESC LIMIT 1")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(kept.0, 100, "the unframed bytes are kept too: {}", kept.1);
+    db.close().await;
 
     // `medledger send-hl7` reports each ACK and fails when one is not accepted.
     let files = tempfile::tempdir().unwrap();
@@ -233,6 +286,7 @@ async fn concurrent_results_for_one_new_patient_are_all_accepted() {
             let mut feed = Feed::connect(addr).await;
             let text = ORU
                 .replace("LAB-1", &format!("RACE-{i}"))
+                .replace("FIL1", &format!("FIL-{i}"))
                 .replace("PATID1234^5^M11^test1&2.16.1&HCD", "RACE-MRN^^^LAB");
             msa(&feed.send(&text).await).0
         }

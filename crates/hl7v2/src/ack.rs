@@ -45,6 +45,8 @@ pub struct ErrorCondition {
     pub text: String,
     /// The segment id and field number at fault, when there is one.
     pub location: Option<(String, usize)>,
+    /// Which segment of that id (1 for the first), for ERR-2.
+    pub sequence: usize,
 }
 
 impl ErrorCondition {
@@ -55,12 +57,19 @@ impl ErrorCondition {
             code,
             text: text.into(),
             location: None,
+            sequence: 1,
         }
     }
 
     /// The same condition at `segment`-`field`.
     pub fn at(mut self, segment: &str, field: usize) -> Self {
         self.location = Some((segment.to_owned(), field));
+        self
+    }
+
+    /// The same condition in the `n`th segment of its id (1 for the first).
+    pub fn in_repetition(mut self, n: usize) -> Self {
+        self.sequence = n;
         self
     }
 
@@ -78,6 +87,18 @@ impl ErrorCondition {
             206 => "Application record locked",
             _ => "Application internal error",
         }
+    }
+}
+
+/// Whether the sender of `original` wants an acknowledgement of this outcome. Original mode
+/// (MSH-15 empty) always does; in enhanced mode MSH-15 says: AL always, NE never, ER only for a
+/// refusal, SU only for an acceptance (anything else: always, to be safe).
+pub fn ack_wanted(original: &Message, accepted: bool) -> bool {
+    match original.value("MSH", 15).component(1).raw() {
+        "NE" => false,
+        "ER" => !accepted,
+        "SU" => accepted,
+        _ => true,
     }
 }
 
@@ -140,7 +161,7 @@ fn finish(
         out.push_str(&format!("{f}{}", d.escape(&e.text)));
         out.push('\r');
         let location = e.location.as_ref().map_or(String::new(), |(seg, field)| {
-            format!("{}{c}1{c}{field}", d.escape(seg))
+            format!("{}{c}{}{c}{field}", d.escape(seg), e.sequence)
         });
         out.push_str(&format!(
             "ERR{f}{f}{location}{f}{code}{c}{name}{c}HL70357{f}E{f}{f}{f}{f}{text}",
@@ -210,6 +231,27 @@ mod tests {
             Message::parse(&ack).expect("parse").value("MSA", 1).text(),
             "CA"
         );
+    }
+
+    #[test]
+    fn enhanced_mode_sends_what_msh_15_asks_for() {
+        for (msh15, accepted, wanted) in [
+            ("", true, true),
+            ("", false, true),
+            ("|||AL", true, true),
+            ("|||NE", true, false),
+            ("|||NE", false, false),
+            ("|||ER", true, false),
+            ("|||ER", false, true),
+            ("|||SU", true, true),
+            ("|||SU", false, false),
+        ] {
+            assert_eq!(
+                ack_wanted(&message(msh15), accepted),
+                wanted,
+                "{msh15} {accepted}"
+            );
+        }
     }
 
     #[test]

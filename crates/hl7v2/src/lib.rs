@@ -11,7 +11,7 @@ pub mod message;
 pub mod mllp;
 pub mod translate;
 
-pub use ack::{AckCode, ErrorCondition, acknowledge, reject_unparsed};
+pub use ack::{AckCode, ErrorCondition, ack_wanted, acknowledge, reject_unparsed};
 pub use message::{Delimiters, Field, Message, ParseError, Segment, decode_text};
 pub use mllp::{FrameDecoder, FrameError, frame};
 pub use translate::{IdScheme, TranslateError, Translation, translate};

@@ -86,6 +86,11 @@ impl FrameDecoder {
         Ok(Some(payload))
     }
 
+    /// Everything buffered, taken out (what to keep when the stream is refused).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
     /// Whether bytes of an unfinished frame are buffered.
     pub fn has_partial(&self) -> bool {
         self.buf.iter().any(|b| !b.is_ascii_whitespace())

@@ -60,11 +60,14 @@ impl Translation {
             })
             .map(|r| {
                 let key = key_of(r);
-                json!({
-                    "fullUrl": key,
-                    "resource": r,
-                    "request": {"method": "PUT", "url": key},
-                })
+                // Written only if still absent at commit: a concurrent ADT that stores it first
+                // makes this a conflict, and the retry leaves it out.
+                let request = if self.create_only.contains(&key) {
+                    json!({"method": "PUT", "url": key, "ifNoneMatch": "*"})
+                } else {
+                    json!({"method": "PUT", "url": key})
+                };
+                json!({"fullUrl": key, "resource": r, "request": request})
             })
             .collect();
         json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
@@ -74,13 +77,21 @@ impl Translation {
 /// ADT events this translation refuses: merges, links and deletions change which records
 /// exist, and writing them as plain updates would be wrong.
 const UNSUPPORTED_ADT: &[&str] = &[
-    "A18", "A23", "A24", "A29", "A30", "A34", "A35", "A36", "A37", "A39", "A40", "A41", "A42",
-    "A44", "A45", "A46", "A47", "A48", "A49", "A50", "A51",
+    "A17", "A18", "A23", "A24", "A29", "A30", "A34", "A35", "A36", "A37", "A39", "A40", "A41",
+    "A42", "A43", "A44", "A45", "A46", "A47", "A48", "A49", "A50", "A51",
 ];
 
 /// Translates `msg`. Supported: ADT (all events but merges, links and deletions) and ORU^R01.
 pub fn translate(msg: &Message, ids: &dyn IdScheme) -> Result<Translation, TranslateError> {
+    // The sender's type and event are echoed in refusals: only their expected characters.
+    let tidy = |t: String| -> String {
+        t.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(7)
+            .collect()
+    };
     let (code, event) = msg.message_type();
+    let (code, event) = (tidy(code), tidy(event));
     let version = msg.value("MSH", 12).component(1).text();
     if !version.starts_with("2.") {
         return Err(
@@ -110,9 +121,29 @@ pub fn translate(msg: &Message, ids: &dyn IdScheme) -> Result<Translation, Trans
             .at("MSH", 9));
         }
     };
+    // Training and debugging messages (MSH-11 T, D) are not records of care.
+    if msg.value("MSH", 11).component(1).text() != "P" {
+        return Err(ErrorCondition::new(
+            AckCode::Reject,
+            202,
+            "MSH-11 (processing id) must be P (production); training and debugging messages are not stored",
+        )
+        .at("MSH", 11));
+    }
     let pid = msg.first("PID").ok_or_else(|| {
         ErrorCondition::new(AckCode::Error, 100, "the message has no PID segment").at("PID", 0)
     })?;
+    // Everything is filed under one patient: a message about several (an ORU with repeated
+    // patient groups) would put results under the wrong one.
+    if msg.segments().iter().filter(|s| s.id() == "PID").count() > 1 {
+        return Err(ErrorCondition::new(
+            AckCode::Error,
+            100,
+            "messages about more than one patient (several PID segments) are not supported; send one message per patient",
+        )
+        .at("PID", 0)
+        .in_repetition(2));
+    }
     let facility = msg.header().raw(4).to_owned();
     let (patient_id, patient) = patient(msg, pid, &facility, ids)?;
     let subject = json!({"reference": format!("Patient/{patient_id}")});
@@ -126,39 +157,62 @@ pub fn translate(msg: &Message, ids: &dyn IdScheme) -> Result<Translation, Trans
         resources.push(e);
     }
     let mut obr_time: Option<String> = None;
-    let mut n = 0usize;
+    let mut order: Option<String> = None;
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for seg in msg.segments() {
+        let n = {
+            let c = seen.entry(seg.id()).or_default();
+            *c += 1;
+            *c
+        };
+        let at = |e: ErrorCondition| e.in_repetition(n);
         match seg.id() {
             "OBR" => {
                 obr_time = date_time(msg.field(seg, 7).raw())
-                    .map_err(|()| data_type("OBR", 7, "is not a valid HL7 date/time"))?;
+                    .map_err(|()| at(data_type("OBR", 7, "is not a valid HL7 date/time")))?;
+                // The filler's (else the placer's) order number names the results for good:
+                // a preliminary result and its final version are one Observation.
+                order = [3, 2]
+                    .iter()
+                    .map(|&f| msg.field(seg, f).raw())
+                    .find(|o| !o.is_empty())
+                    .map(|o| format!("{facility}|{o}"));
             }
             "OBX" => {
-                n += 1;
-                let label = format!(
-                    "hl7v2/observation|{}|{}|{n}",
-                    msg.sender(),
-                    msg.control_id()
-                );
-                let mut o = observation(msg, seg, &subject, obr_time.as_deref())?;
+                let label = match &order {
+                    Some(o) => format!(
+                        "hl7v2/observation|{o}|{}|{}",
+                        msg.field(seg, 3).component(1).raw(),
+                        msg.field(seg, 4).raw()
+                    ),
+                    None => format!(
+                        "hl7v2/observation-of-message|{}|{}|{n}",
+                        msg.sender(),
+                        msg.control_id()
+                    ),
+                };
+                let mut o = observation(msg, seg, &subject, obr_time.as_deref()).map_err(at)?;
                 o["id"] = json!(ids.stable_id(&label));
                 if let Some(e) = &encounter_ref {
                     o["encounter"] = e.clone();
                 }
-                resources.push(o);
+                push_once(&mut resources, o);
             }
-            "AL1" => resources.push(allergy(msg, seg, &patient_id, &subject, ids)?),
+            "AL1" => push_once(
+                &mut resources,
+                allergy(msg, seg, &patient_id, &subject, ids).map_err(at)?,
+            ),
             "DG1" => {
                 let scope = encounter_ref
                     .as_ref()
                     .and_then(|e| e["reference"].as_str())
                     .unwrap_or(&patient_id)
                     .to_owned();
-                let mut c = diagnosis(msg, seg, &scope, &subject, ids)?;
+                let mut c = diagnosis(msg, seg, &scope, &subject, ids).map_err(at)?;
                 if let Some(e) = &encounter_ref {
                     c["encounter"] = e.clone();
                 }
-                resources.push(c);
+                push_once(&mut resources, c);
             }
             _ => {}
         }
@@ -181,6 +235,15 @@ pub fn translate(msg: &Message, ids: &dyn IdScheme) -> Result<Translation, Trans
         resources,
         create_only,
     })
+}
+
+/// Adds `r`, or replaces the resource with its id when a later segment repeats it (the same
+/// allergen twice, one OBX sent again under its order): one Bundle entry per id.
+fn push_once(resources: &mut Vec<Value>, r: Value) {
+    match resources.iter_mut().find(|x| key_of(x) == key_of(&r)) {
+        Some(x) => *x = r,
+        None => resources.push(r),
+    }
 }
 
 fn data_type(segment: &str, field: usize, what: &str) -> ErrorCondition {
@@ -269,74 +332,112 @@ fn codeable(v: Field<'_>, default_system: Option<&str>) -> Option<Value> {
     (!cc.is_empty()).then_some(Value::Object(cc))
 }
 
-/// An HL7 DTM as a FHIR `date` (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`). `Ok(None)` when empty;
-/// `Err` when not a date.
-fn date(raw: &str) -> Result<Option<String>, ()> {
-    let digits: String = raw.chars().take_while(char::is_ascii_digit).collect();
+/// An HL7 DTM split into its parts: `YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]`, every
+/// part checked (calendar dates included). `Ok(None)` when empty; `Err` when not a DTM.
+struct Dtm<'a> {
+    year: &'a str,
+    month: Option<&'a str>,
+    day: Option<&'a str>,
+    time: &'a str,
+    fraction: &'a str,
+    zone: Option<&'a str>,
+}
+
+fn dtm(raw: &str) -> Result<Option<Dtm<'_>>, ()> {
     if raw.is_empty() || raw == "\"\"" {
         return Ok(None);
     }
-    let (y, m, d) = match digits.len() {
-        4 => (&digits[..4], None, None),
-        6 => (&digits[..4], Some(&digits[4..6]), None),
-        n if n >= 8 => (&digits[..4], Some(&digits[4..6]), Some(&digits[6..8])),
-        _ => return Err(()),
-    };
-    let mut out = y.to_owned();
-    if let Some(m) = m {
-        let month: u32 = m.parse().map_err(|_| ())?;
-        if !(1..=12).contains(&month) {
-            return Err(());
-        }
-        out.push('-');
-        out.push_str(m);
-    }
-    if let Some(d) = d {
-        let day: u32 = d.parse().map_err(|_| ())?;
-        if !(1..=31).contains(&day) {
-            return Err(());
-        }
-        out.push('-');
-        out.push_str(d);
-    }
-    Ok(Some(out))
-}
-
-/// An HL7 DTM (`YYYY[MM[DD[HH[MM[SS[.S…]]]]]][±ZZZZ]`) as a FHIR `dateTime`. FHIR requires a
-/// time zone whenever a time is given, so a time without an offset is cut to its date rather
-/// than guessed.
-fn date_time(raw: &str) -> Result<Option<String>, ()> {
-    let Some(day) = date(raw)? else {
-        return Ok(None);
-    };
     let (local, zone) = match raw.find(['+', '-']) {
         Some(i) => (&raw[..i], Some(&raw[i..])),
         None => (raw, None),
     };
-    let (whole, fraction) = match local.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (local, None),
-    };
+    let (whole, fraction) = local.split_once('.').unwrap_or((local, ""));
+    let digits = |t: &str| t.chars().all(|c| c.is_ascii_digit());
+    if !digits(whole) || !matches!(whole.len(), 4 | 6 | 8 | 10 | 12 | 14) {
+        return Err(());
+    }
+    if local.contains('.')
+        && (whole.len() != 14 || fraction.is_empty() || fraction.len() > 4 || !digits(fraction))
+    {
+        return Err(());
+    }
+    let num = |t: &str| t.parse::<u32>().map_err(|_| ());
+    let year = &whole[..4];
+    if num(year)? == 0 {
+        return Err(());
+    }
+    let month = whole.get(4..6);
+    let day = whole.get(6..8);
+    if let Some(m) = month
+        && !(1..=12).contains(&num(m)?)
+    {
+        return Err(());
+    }
+    if let (Some(m), Some(d)) = (month, day) {
+        let y = num(year)?;
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let days = match num(m)? {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        if !(1..=days).contains(&num(d)?) {
+            return Err(());
+        }
+    }
     let time = whole.get(8..).unwrap_or("");
-    if time.is_empty() || zone.is_none() {
+    let limits = [23, 59, 59];
+    for (i, limit) in limits.iter().enumerate() {
+        if let Some(part) = time.get(i * 2..i * 2 + 2)
+            && num(part)? > *limit
+        {
+            return Err(());
+        }
+    }
+    if let Some(z) = zone {
+        // ±HHMM, at most 14 hours (the widest offset in use) and 59 minutes.
+        if z.len() != 5 || !digits(&z[1..]) || num(&z[1..3])? > 14 || num(&z[3..5])? > 59 {
+            return Err(());
+        }
+    }
+    Ok(Some(Dtm {
+        year,
+        month,
+        day,
+        time,
+        fraction,
+        zone,
+    }))
+}
+
+/// An HL7 DTM as a FHIR `date` (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`); time and zone are dropped.
+fn date(raw: &str) -> Result<Option<String>, ()> {
+    Ok(dtm(raw)?.map(|d| {
+        let mut out = d.year.to_owned();
+        for part in [d.month, d.day].into_iter().flatten() {
+            out.push('-');
+            out.push_str(part);
+        }
+        out
+    }))
+}
+
+/// An HL7 DTM as a FHIR `dateTime`. FHIR requires a time zone whenever a time is given, so a
+/// time without an offset is cut to its date rather than guessed.
+fn date_time(raw: &str) -> Result<Option<String>, ()> {
+    let Some(d) = dtm(raw)? else {
+        return Ok(None);
+    };
+    let day = date(raw)?.unwrap_or_default();
+    let (Some(zone), false) = (d.zone, d.time.is_empty()) else {
         return Ok(Some(day));
-    }
-    if !time.chars().all(|c| c.is_ascii_digit()) || !matches!(time.len(), 2 | 4 | 6) {
-        return Err(());
-    }
-    let zone = zone.unwrap_or_default();
-    if zone.len() != 5 || !zone[1..].chars().all(|c| c.is_ascii_digit()) {
-        return Err(());
-    }
-    let part = |i: usize| time.get(i..i + 2).unwrap_or("00");
-    let (h, mi, s) = (part(0), part(2), part(4));
-    if h > "23" || mi > "59" || s > "59" {
-        return Err(());
-    }
-    let mut out = format!("{day}T{h}:{mi}:{s}");
-    if let Some(f) = fraction.filter(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit())) {
+    };
+    let part = |i: usize| d.time.get(i..i + 2).unwrap_or("00");
+    let mut out = format!("{day}T{}:{}:{}", part(0), part(2), part(4));
+    if !d.fraction.is_empty() {
         out.push('.');
-        out.push_str(f);
+        out.push_str(d.fraction);
     }
     out.push_str(&format!("{}:{}", &zone[..3], &zone[3..]));
     Ok(Some(out))
@@ -738,10 +839,11 @@ fn observation(
                         o.insert("valueQuantity".into(), q);
                     }
                     _ => {
-                        o.insert(
-                            "valueString".into(),
-                            json!(value.raw().replace(msg.delimiters().component, " ")),
-                        );
+                        let parts: Vec<String> = (1..=4)
+                            .map(|c| value.component(c).text())
+                            .filter(|t| !t.is_empty())
+                            .collect();
+                        o.insert("valueString".into(), json!(parts.join(" ")));
                     }
                 }
             }
@@ -943,6 +1045,24 @@ mod tests {
         // No zone: the time cannot be stated in FHIR without guessing one.
         assert_eq!(date_time("20290801070724"), Ok(Some("2029-08-01".into())));
         assert_eq!(date_time("202908012570+0100"), Err(()));
+        for bad in [
+            "2024-01-01",
+            "20240101xyz",
+            "20230231",
+            "00000101",
+            "20240101120000+9999",
+            "202401011200.5",
+            "20240101120000.12345",
+            "2024010112+01",
+        ] {
+            assert_eq!(date_time(bad), Err(()), "{bad}");
+        }
+        assert_eq!(date("20240229"), Ok(Some("2024-02-29".into())));
+        assert_eq!(date("21000229"), Err(()), "not a leap year");
+        assert_eq!(
+            date_time("202401011200-0500"),
+            Ok(Some("2024-01-01T12:00:00-05:00".into()))
+        );
     }
 
     #[test]

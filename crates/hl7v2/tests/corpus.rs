@@ -290,12 +290,23 @@ fn what_is_not_supported_is_refused_with_the_hl7_error_code() {
                 assert_eq!(result.unwrap_err().code, 201, "{name}");
             }
             ("ADT", _) => assert!(result.is_ok(), "{name}"),
-            // Its second OBX has no OBX-3, which HL7 requires.
+            // A training message (MSH-11 T); as production, its second OBX has no OBX-3,
+            // which HL7 requires.
             ("ORU", _) => {
                 let e = result.unwrap_err();
                 assert_eq!(
                     (e.code, e.location),
-                    (101, Some(("OBX".into(), 3))),
+                    (202, Some(("MSH".into(), 11))),
+                    "{name}"
+                );
+                let text =
+                    String::from_utf8(bytes.clone())
+                        .unwrap()
+                        .replacen("|T|2.5.1|", "|P|2.5.1|", 1);
+                let e = translate(&Message::parse(&text).unwrap(), &Hashed).unwrap_err();
+                assert_eq!(
+                    (e.code, e.location, e.sequence),
+                    (101, Some(("OBX".into(), 3)), 2),
                     "{name}"
                 );
             }

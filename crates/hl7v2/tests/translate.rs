@@ -123,7 +123,9 @@ fn the_bundle_is_a_transaction_of_puts_to_the_stable_ids() {
     assert_eq!(b["type"], "transaction");
     let entries = b["entry"].as_array().unwrap();
     assert_eq!(entries.len(), 5);
-    for e in entries {
+    // The result's Patient: created only if none exists when the transaction commits.
+    assert_eq!(entries[0]["request"]["ifNoneMatch"], "*");
+    for e in &entries[1..] {
         let url = format!(
             "{}/{}",
             e["resource"]["resourceType"].as_str().unwrap(),
@@ -157,7 +159,7 @@ fn latin1_bytes_are_read_as_latin1() {
 #[test]
 fn refusals_name_the_hl7_error_and_where_it_is() {
     type Case = (String, u16, Option<(&'static str, usize)>);
-    let cases: [Case; 7] = [
+    let cases: [Case; 9] = [
         (
             ORU.replace(
                 "PID|1||555-44^^^HOSP&2.16.840.1.113883.19.5&ISO^MR",
@@ -184,6 +186,12 @@ fn refusals_name_the_hl7_error_and_where_it_is() {
             Some(("OBX", 3)),
         ),
         (ORU.replace("\rPID|", "\rZPI|"), 100, Some(("PID", 0))),
+        (ORU.replace("|P|2.5.1", "|T|2.5.1"), 202, Some(("MSH", 11))),
+        (
+            format!("{ORU}PID|2||777^^^HOSP^MR\r"),
+            100,
+            Some(("PID", 0)),
+        ),
     ];
     for (text, code, at) in cases {
         let e = translate(&Message::parse(&text).unwrap(), &Plain).unwrap_err();
@@ -214,4 +222,44 @@ fn messages_that_do_not_parse_say_why() {
         Message::parse(&ORU.replace("|LAB-0001|", "||")).unwrap_err(),
         ParseError::MissingHeaderField(_)
     ));
+}
+
+#[test]
+fn a_final_result_replaces_its_preliminary_version_and_repeats_collapse() {
+    let preliminary = translate(&oru(), &Plain).unwrap();
+    // The lab sends the final result later, as a new message of the same order (OBR-3).
+    let final_text = ORU
+        .replace("LAB-0001", "LAB-0002")
+        .replace("|P|||202403051000", "|F|||202403051000");
+    let fin = translate(&Message::parse(&final_text).unwrap(), &Plain).unwrap();
+    let ids = |t: &medledger_hl7v2::Translation| -> Vec<Value> {
+        t.resources.iter().map(|r| r["id"].clone()).collect()
+    };
+    assert_eq!(
+        ids(&fin),
+        ids(&preliminary),
+        "same order, same Observations"
+    );
+    assert_eq!(fin.resources[1]["status"], "final");
+    // A segment repeated in one message (the same allergen twice) is one entry.
+    let twice = format!(
+        "{ORU}AL1|1|DA|70618^Penicillin^RXNORM|SV|hives\rAL1|2|DA|70618^Penicillin^RXNORM|MO|rash\r"
+    );
+    let t = translate(&Message::parse(&twice).unwrap(), &Plain).unwrap();
+    let allergies: Vec<&Value> = t
+        .resources
+        .iter()
+        .filter(|r| r["resourceType"] == "AllergyIntolerance")
+        .collect();
+    assert_eq!(allergies.len(), 1);
+    assert_eq!(
+        allergies[0]["reaction"][0]["manifestation"][0]["text"], "rash",
+        "the later one"
+    );
+    assert_eq!(allergies[0]["category"], json!(["medication"]));
+    assert_eq!(allergies[0]["criticality"], "low");
+    assert_eq!(
+        t.bundle(&[])["entry"].as_array().unwrap().len(),
+        t.resources.len() + 1
+    );
 }

@@ -558,16 +558,20 @@ pub async fn registry_queue<S: ConsentStore + RegistryQueue>(s: &S) {
 /// Accepted messages are remembered per sender and control id, the first acknowledgement wins,
 /// and dead letters are kept exactly, newest first.
 pub async fn hl7_message_log(s: &dyn Hl7MessageLog) {
+    let accepted = |digest: &str, ack: &str| crate::AcceptedMessage {
+        digest: digest.into(),
+        ack: ack.into(),
+    };
     assert_eq!(s.accepted("LAB|HOSP", "M1").await.unwrap(), None);
-    s.record_accepted("LAB|HOSP", "M1", "MSH|ack-1", 10)
+    s.record_accepted("LAB|HOSP", "M1", &accepted("d1", "MSH|ack-1"), 10)
         .await
         .unwrap();
-    s.record_accepted("LAB|HOSP", "M1", "MSH|ack-2", 11)
+    s.record_accepted("LAB|HOSP", "M1", &accepted("d2", "MSH|ack-2"), 11)
         .await
         .unwrap();
     assert_eq!(
-        s.accepted("LAB|HOSP", "M1").await.unwrap().as_deref(),
-        Some("MSH|ack-1")
+        s.accepted("LAB|HOSP", "M1").await.unwrap(),
+        Some(accepted("d1", "MSH|ack-1"))
     );
     // The control id is the sender's: another sender's M1 is another message.
     assert_eq!(s.accepted("ADT|HOSP", "M1").await.unwrap(), None);

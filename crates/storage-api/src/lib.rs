@@ -482,21 +482,35 @@ pub struct DeadLetter {
     pub sealed: Vec<u8>,
 }
 
+/// An accepted HL7 v2 message as remembered for duplicate detection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedMessage {
+    /// Keyed digest of the message as received: the same control id on other content is not a
+    /// duplicate.
+    pub digest: String,
+    /// The acknowledgement sent.
+    pub ack: String,
+}
+
 /// What the MLLP listener remembers: the acknowledgement of each accepted message, so a message
 /// sent again (same MSH-10 from the same sender) is acknowledged without a second write, and
 /// the refused messages.
 #[async_trait::async_trait]
 pub trait Hl7MessageLog: Send + Sync + 'static {
-    /// The acknowledgement sent when `control_id` from `sender` was accepted, if it was.
-    async fn accepted(&self, sender: &str, control_id: &str) -> Result<Option<String>, StoreError>;
+    /// What was remembered when `control_id` from `sender` was accepted, if it was.
+    async fn accepted(
+        &self,
+        sender: &str,
+        control_id: &str,
+    ) -> Result<Option<AcceptedMessage>, StoreError>;
 
-    /// Remembers an accepted message's acknowledgement; a second call for the same message
-    /// keeps the first.
+    /// Remembers an accepted message; a second call for the same sender and control id keeps
+    /// the first.
     async fn record_accepted(
         &self,
         sender: &str,
         control_id: &str,
-        ack: &str,
+        accepted: &AcceptedMessage,
         at_ms: i64,
     ) -> Result<(), StoreError>;
 

@@ -4,6 +4,8 @@
 CREATE TABLE ingest.hl7_accepted (
     sender TEXT NOT NULL,
     control_id TEXT NOT NULL,
+    -- Keyed digest of the message: the same control id on other content is no duplicate.
+    digest TEXT NOT NULL,
     ack TEXT NOT NULL,
     accepted_at_ms BIGINT NOT NULL,
     PRIMARY KEY (sender, control_id)

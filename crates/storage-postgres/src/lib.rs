@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use medledger_storage_api::{
-    AccessRequestRow, AccessRequestStore, AccountRegistration, AccountRow, AnchorRow, AuditFilter,
-    AuditRow, AuditStore, ConsentRegistration, ConsentRow, ConsentStore, DeadLetter, Hl7MessageLog,
-    LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, RegistryQueue,
-    StoreError, TreeHeadRow, VersionRow, VersionWrite,
+    AcceptedMessage, AccessRequestRow, AccessRequestStore, AccountRegistration, AccountRow,
+    AnchorRow, AuditFilter, AuditRow, AuditStore, ConsentRegistration, ConsentRow, ConsentStore,
+    DeadLetter, Hl7MessageLog, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead,
+    RecordIndex, RegistryQueue, StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -270,31 +270,37 @@ fn audit_from_row(r: &PgRow) -> Result<AuditRow, StoreError> {
 
 #[async_trait::async_trait]
 impl Hl7MessageLog for PgStore {
-    async fn accepted(&self, sender: &str, control_id: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT ack FROM ingest.hl7_accepted WHERE sender = $1 AND control_id = $2",
+    async fn accepted(
+        &self,
+        sender: &str,
+        control_id: &str,
+    ) -> Result<Option<AcceptedMessage>, StoreError> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT digest, ack FROM ingest.hl7_accepted WHERE sender = $1 AND control_id = $2",
         )
         .bind(sender)
         .bind(control_id)
         .fetch_optional(&self.pool)
         .await
-        .map_err(err)
+        .map_err(err)?;
+        Ok(row.map(|(digest, ack)| AcceptedMessage { digest, ack }))
     }
 
     async fn record_accepted(
         &self,
         sender: &str,
         control_id: &str,
-        ack: &str,
+        accepted: &AcceptedMessage,
         at_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO ingest.hl7_accepted (sender, control_id, ack, accepted_at_ms) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (sender, control_id) DO NOTHING",
+            "INSERT INTO ingest.hl7_accepted (sender, control_id, digest, ack, accepted_at_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sender, control_id) DO NOTHING",
         )
         .bind(sender)
         .bind(control_id)
-        .bind(ack)
+        .bind(&accepted.digest)
+        .bind(&accepted.ack)
         .bind(at_ms)
         .execute(&self.pool)
         .await

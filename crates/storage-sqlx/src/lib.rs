@@ -10,10 +10,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use medledger_storage_api::{
-    AccessRequestRow, AccessRequestStore, AccountRegistration, AccountRow, AnchorRow, AuditFilter,
-    AuditRow, AuditStore, ConsentRegistration, ConsentRow, ConsentStore, DeadLetter, Hl7MessageLog,
-    LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead, RecordIndex, RegistryQueue,
-    StoreError, TreeHeadRow, VersionRow, VersionWrite,
+    AcceptedMessage, AccessRequestRow, AccessRequestStore, AccountRegistration, AccountRow,
+    AnchorRow, AuditFilter, AuditRow, AuditStore, ConsentRegistration, ConsentRow, ConsentStore,
+    DeadLetter, Hl7MessageLog, LeafRow, LedgerStore, OutboxEvent, OwnerKeyStore, RecordHead,
+    RecordIndex, RegistryQueue, StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -893,29 +893,37 @@ impl AuditStore for SqliteStore {
 
 #[async_trait::async_trait]
 impl Hl7MessageLog for SqliteStore {
-    async fn accepted(&self, sender: &str, control_id: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT ack FROM hl7_accepted WHERE sender = ? AND control_id = ?")
-            .bind(sender)
-            .bind(control_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)
+    async fn accepted(
+        &self,
+        sender: &str,
+        control_id: &str,
+    ) -> Result<Option<AcceptedMessage>, StoreError> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT digest, ack FROM hl7_accepted WHERE sender = ? AND control_id = ?",
+        )
+        .bind(sender)
+        .bind(control_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(row.map(|(digest, ack)| AcceptedMessage { digest, ack }))
     }
 
     async fn record_accepted(
         &self,
         sender: &str,
         control_id: &str,
-        ack: &str,
+        accepted: &AcceptedMessage,
         at_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO hl7_accepted (sender, control_id, ack, accepted_at_ms) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (sender, control_id) DO NOTHING",
+            "INSERT INTO hl7_accepted (sender, control_id, digest, ack, accepted_at_ms) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (sender, control_id) DO NOTHING",
         )
         .bind(sender)
         .bind(control_id)
-        .bind(ack)
+        .bind(&accepted.digest)
+        .bind(&accepted.ack)
         .bind(at_ms)
         .execute(&self.pool)
         .await

@@ -12,19 +12,19 @@
 //!
 //! MLLP carries no credentials: every write acts as one configured feed account
 //! ([`FeedCredential`]), under its scopes and the access rules, and the listener should only be
-//! reachable from the feeds (loopback by default).
+//! reachable from the feeds (`medledger dev` binds loopback).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use medledger_auth::Caller;
 use medledger_hl7v2::{
-    AckCode, ErrorCondition, FrameDecoder, IdScheme, Message, ParseError, acknowledge, frame,
-    reject_unparsed, translate,
+    AckCode, ErrorCondition, FrameDecoder, IdScheme, Message, ParseError, ack_wanted, acknowledge,
+    frame, reject_unparsed, translate,
 };
 use medledger_http::ApiError;
 use medledger_keys::OwnerKeys;
-use medledger_storage_api::{DeadLetter, Hl7MessageLog};
+use medledger_storage_api::{AcceptedMessage, DeadLetter, Hl7MessageLog};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -40,6 +40,8 @@ pub struct MllpConfig {
     pub idle_timeout: Duration,
     /// Longest wait for the peer to take an acknowledgement.
     pub write_timeout: Duration,
+    /// Longest time one message may take to arrive once it has started.
+    pub frame_timeout: Duration,
     /// Connections served at once; more are closed on arrival.
     pub max_connections: usize,
 }
@@ -50,6 +52,7 @@ impl Default for MllpConfig {
             max_message_bytes: 1 << 20,
             idle_timeout: Duration::from_secs(600),
             write_timeout: Duration::from_secs(30),
+            frame_timeout: Duration::from_secs(60),
             max_connections: 64,
         }
     }
@@ -112,8 +115,34 @@ impl Receiver {
         }
     }
 
-    /// The acknowledgement of one MLLP payload, once its outcome is durable.
-    pub async fn handle(&self, payload: &[u8]) -> Result<String, Unavailable> {
+    /// The acknowledgement to send for one MLLP payload, once its outcome is durable; `None`
+    /// when the sender asked for none (enhanced mode, MSH-15).
+    pub async fn handle(&self, payload: &[u8]) -> Result<Option<String>, Unavailable> {
+        let ack = self.answer(payload).await?;
+        let Ok(original) = Message::from_bytes(payload) else {
+            return Ok(Some(ack));
+        };
+        let accepted = Message::parse(&ack)
+            .map(|a| matches!(a.value("MSA", 1).raw(), "AA" | "CA"))
+            .unwrap_or(false);
+        Ok(ack_wanted(&original, accepted).then_some(ack))
+    }
+
+    /// Keeps bytes that could not be framed (data outside a frame, a frame over the size
+    /// limit, cut at it) as a dead letter, and returns the reject to send before closing.
+    pub async fn refuse_unframed(&self, bytes: &[u8], why: &str) -> Result<String, Unavailable> {
+        let condition = ErrorCondition::new(AckCode::Reject, 100, why);
+        self.dead_letter("", "", &condition, bytes, unix_ms())
+            .await?;
+        Ok(reject_unparsed(
+            &condition,
+            &uuid::Uuid::new_v4().simple().to_string(),
+            &hl7_timestamp(),
+        ))
+    }
+
+    /// The acknowledgement of one payload, whether or not the sender wants it.
+    async fn answer(&self, payload: &[u8]) -> Result<String, Unavailable> {
         let now_ms = unix_ms();
         let ts = hl7_timestamp();
         let ack_id = uuid::Uuid::new_v4().simple().to_string();
@@ -133,15 +162,16 @@ impl Receiver {
         };
         let sender = msg.sender();
         let control_id = msg.control_id();
-        if let Some(ack) = self
+        // Keyed, so the log holds no bare hash of PHI; ISO 8859-1 decoding keeps every byte.
+        let digest = self.ingest.keys.pseudonym(&format!(
+            "hl7v2/message|{}",
+            medledger_hl7v2::decode_text(payload)
+        ));
+        let seen = self
             .log
             .accepted(&sender, &control_id)
             .await
-            .map_err(|e| Unavailable(e.to_string()))?
-        {
-            tracing::debug!("MLLP message already accepted; acknowledged again");
-            return Ok(ack);
-        }
+            .map_err(|e| Unavailable(e.to_string()))?;
         let (m, from, cid, aid, at) = (&msg, &sender, &control_id, &ack_id, &ts);
         let refuse = |why: ErrorCondition| async move {
             self.dead_letter(from, cid, &why, payload, now_ms).await?;
@@ -149,6 +179,24 @@ impl Receiver {
             tracing::info!(%kind, %event, code = why.code, reason = %why.text, "MLLP message refused");
             Ok(acknowledge(m, Some(&why), aid, at))
         };
+        match seen {
+            Some(earlier) if earlier.digest == digest => {
+                tracing::debug!("MLLP message already accepted; acknowledged again");
+                return Ok(earlier.ack);
+            }
+            // A reused control id (a sender's counter reset): not the message accepted before,
+            // so neither acknowledged as it nor stored over it; kept for an operator.
+            Some(_) => {
+                return refuse(ErrorCondition::new(
+                    AckCode::Error,
+                    207,
+                    "MSH-10 (message control id) was already used by this sender for another message",
+                )
+                .at("MSH", 10))
+                .await;
+            }
+            None => {}
+        }
         let translation = match translate(&msg, &self.ids) {
             Ok(t) => t,
             Err(why) => return refuse(why).await,
@@ -178,9 +226,13 @@ impl Receiver {
         match written {
             Ok(_) => {
                 let ack = acknowledge(&msg, None, &ack_id, &ts);
+                let remembered = AcceptedMessage {
+                    digest,
+                    ack: ack.clone(),
+                };
                 if let Err(e) = self
                     .log
-                    .record_accepted(&sender, &control_id, &ack, now_ms)
+                    .record_accepted(&sender, &control_id, &remembered, now_ms)
                     .await
                 {
                     // Stored, so acknowledged; a resend would rewrite the same ids.
@@ -188,7 +240,9 @@ impl Receiver {
                 }
                 Ok(ack)
             }
-            Err(e) if e.status.as_u16() == 503 || e.status.as_u16() == 429 => {
+            // Any server-side failure may pass (a store, the key material, consent over
+            // gRPC): not acknowledged, so the sender resends rather than drops the message.
+            Err(e) if e.status.is_server_error() || e.status.as_u16() == 429 => {
                 Err(Unavailable(e.message))
             }
             Err(e) => {
@@ -339,22 +393,27 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let mut decoder = FrameDecoder::new(config.max_message_bytes);
     let mut buf = vec![0u8; 64 << 10];
+    // When the message being received must be complete: a peer trickling bytes cannot hold a
+    // connection slot longer than this per message.
+    let mut frame_deadline: Option<tokio::time::Instant> = None;
     loop {
         loop {
             let reply = match decoder.next_frame() {
-                Ok(Some(payload)) => receiver
-                    .handle(&payload)
-                    .await
-                    .map_err(|Unavailable(why)| format!("not acknowledged ({why})"))?,
+                Ok(Some(payload)) => {
+                    frame_deadline = None;
+                    receiver
+                        .handle(&payload)
+                        .await
+                        .map_err(|Unavailable(why)| format!("not acknowledged ({why})"))?
+                }
                 Ok(None) => break,
                 Err(e) => {
-                    // The stream cannot be resynchronised: say why, then close.
-                    let why = ErrorCondition::new(AckCode::Reject, 100, e.to_string());
-                    let nak = reject_unparsed(
-                        &why,
-                        &uuid::Uuid::new_v4().simple().to_string(),
-                        &hl7_timestamp(),
-                    );
+                    // The stream cannot be resynchronised: keep what came, say why, close.
+                    let kept = decoder.take_buffered();
+                    let nak = receiver
+                        .refuse_unframed(&kept, &e.to_string())
+                        .await
+                        .map_err(|Unavailable(why)| format!("{e}; not kept ({why})"))?;
                     let _ = tokio::time::timeout(
                         config.write_timeout,
                         stream.write_all(&frame(nak.as_bytes())),
@@ -362,6 +421,9 @@ async fn connection(
                     .await;
                     return Err(e.to_string());
                 }
+            };
+            let Some(reply) = reply else {
+                continue;
             };
             tokio::time::timeout(
                 config.write_timeout,
@@ -371,11 +433,24 @@ async fn connection(
             .map_err(|_| "the peer did not take its acknowledgement".to_owned())?
             .map_err(|e| e.to_string())?;
         }
+        if decoder.has_partial() && frame_deadline.is_none() {
+            frame_deadline = Some(tokio::time::Instant::now() + config.frame_timeout);
+        }
+        let wait = match frame_deadline {
+            Some(d) => d
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(config.idle_timeout),
+            None => config.idle_timeout,
+        };
         let read = tokio::select! {
-            r = tokio::time::timeout(config.idle_timeout, stream.read(&mut buf)) => r,
+            r = tokio::time::timeout(wait, stream.read(&mut buf)) => r,
             _ = shutdown.changed() => return Ok(()),
         };
         let Ok(read) = read else {
+            if frame_deadline.is_some() {
+                // Nothing acknowledged: the sender resends the whole message.
+                return Err("a message took too long to arrive".into());
+            }
             // Idle: feeds reconnect when they have something to send.
             return Ok(());
         };

@@ -311,3 +311,32 @@ async fn a_batch_never_stores_an_entry_whose_referenced_entry_failed() {
     assert_eq!(f.store.referenced_cids().await.unwrap().len(), 2);
     assert_eq!(f.blocks.list_blocks().unwrap().len(), 2);
 }
+
+/// `ifNoneMatch: *` on a PUT entry creates the record with that id, and fails the transaction
+/// (409, nothing stored) once the record exists.
+#[tokio::test]
+async fn a_put_with_if_none_match_creates_only_when_absent() {
+    let f = fixture().await;
+    let bundle = |family: &str| {
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p-once", "name": [{"family": family}]},
+             "request": {"method": "PUT", "url": "Patient/p-once", "ifNoneMatch": "*"}},
+            {"resource": obs("Patient/p-once"), "request": {"method": "POST", "url": "Observation"}}
+        ]})
+    };
+    let out = f.ingest.bundle(&doctor(), bundle("First")).await.unwrap();
+    assert_eq!(out["entry"][0]["response"]["status"], "201 Created");
+    let e = f
+        .ingest
+        .bundle(&doctor(), bundle("Second"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, StatusCode::CONFLICT);
+    let head = f.store.head("Patient", "p-once").await.unwrap().unwrap();
+    assert_eq!(head.version, 1, "the first stays");
+    let other = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p-x"},
+         "request": {"method": "PUT", "url": "Patient/p-x", "ifNoneMatch": "W/\"1\""}}]});
+    let e = f.ingest.bundle(&doctor(), other).await.unwrap_err();
+    assert_eq!(e.status, StatusCode::BAD_REQUEST);
+}

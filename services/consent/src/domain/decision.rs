@@ -3,8 +3,10 @@
 //! 1. the token's SMART scopes must cover the interaction and the type (else deny);
 //! 2. a patient always reaches their own records, within their scopes (their audit trail
 //!    included); an auditor reads the audit trail (`AuditEvent`) and nothing else;
-//! 3. a practitioner always keeps access to records they wrote (the custodian), and so does an
-//!    organization account (an EHR or lab feed, such as the MLLP listener) for what it wrote;
+//! 3. a practitioner always keeps access to records they wrote (the custodian); an organization
+//!    account (an EHR or lab feed, such as the MLLP listener) may update and delete what it
+//!    wrote, but reads only as anyone else does (a feed's token must not become a way around
+//!    the patient's consent);
 //! 4. records of no patient (directory resources owned by `Organization`) are shared among
 //!    practitioners and organizations;
 //! 5. break-glass: a verified practitioner stating a reason reads;
@@ -132,7 +134,11 @@ pub fn decide(
         return Verdict::Permit(Basis::AuditTrail);
     }
     // 3. Custodian.
-    if matches!(actor.role(), "practitioner" | "organization") && target.custodian == Some(me) {
+    let writes = matches!(
+        target.interaction,
+        Interaction::Update | Interaction::Delete
+    );
+    if target.custodian == Some(me) && (practitioner || actor.role() == "organization" && writes) {
         return Verdict::Permit(Basis::Custodian);
     }
     // New records: whoever writes them becomes their custodian.

@@ -237,6 +237,14 @@ pub fn table() -> Vec<Case> {
             ..case("an organization feed cannot change another writer's records")
         },
         Case {
+            who: "Organization/lab-feed",
+            role: "organization",
+            scope: "system/*.cru",
+            custodian: Some("Organization/lab-feed"),
+            want: Err("consent"),
+            ..case("an organization feed does not read what it wrote")
+        },
+        Case {
             interaction: Update,
             consents: vec![permit_dr1()],
             want: Err("custodian"),

@@ -14,7 +14,7 @@ use medledger_http::{ApiError, etag};
 use serde_json::{Value, json};
 
 use super::write::{Ingest, Op, Prepared, WriteOutcome, new_id};
-use medledger_fhir::now_instant;
+use medledger_fhir::{now_instant, valid_id};
 
 /// Whether a Bundle is processed atomically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +196,34 @@ impl Ingest {
                         let (rt, id) = path
                             .split_once('/')
                             .ok_or_else(|| ApiError::bad_request("PUT url must be Type/id"))?;
+                        // `ifNoneMatch: *` (HTTP's "only if none exists"): a create with this
+                        // id, which conflicts (409) when the record exists by commit time.
+                        match e.pointer("/request/ifNoneMatch").and_then(Value::as_str) {
+                            Some("*") if e.pointer("/request/ifMatch").is_none() => {
+                                if !valid_id(id) {
+                                    return Err(ApiError::bad_request(format!(
+                                        "'{id}' is not a valid FHIR id"
+                                    )));
+                                }
+                                let value = resource()?;
+                                if value.get("id").and_then(Value::as_str) != Some(id) {
+                                    return Err(ApiError::bad_request(
+                                        "the resource id must match the id in the URL",
+                                    ));
+                                }
+                                return Ok(Op::Create {
+                                    rt: rt.to_owned(),
+                                    id: id.to_owned(),
+                                    value,
+                                });
+                            }
+                            Some(_) => {
+                                return Err(ApiError::bad_request(
+                                    "ifNoneMatch on PUT must be \"*\" (and without ifMatch)",
+                                ));
+                            }
+                            None => {}
+                        }
                         let if_match = match e.pointer("/request/ifMatch").and_then(Value::as_str) {
                             Some(v) => Some(
                                 medledger_http::parse_if_match(v)
