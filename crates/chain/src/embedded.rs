@@ -537,15 +537,8 @@ impl crate::Registry for EmbeddedChain {
         commitment: [u8; 32],
         authorization: [u8; 32],
     ) -> Result<crate::RecordedChange, ChainError> {
-        let call = ConsentRegistry::recordGrantCall {
-            consentId: consent_id.into(),
-            patient: patient.into(),
-            commitment: commitment.into(),
-            authorization: authorization.into(),
-        };
-        let receipt = self
-            .send(self.registry_address()?, sol_input(&call))
-            .await?;
+        let call = registry::grant_call(consent_id, patient, commitment, authorization);
+        let receipt = self.send(self.registry_address()?, call.into()).await?;
         self.consent_change_of(receipt).await
     }
 
@@ -555,14 +548,8 @@ impl crate::Registry for EmbeddedChain {
         patient: [u8; 32],
         authorization: [u8; 32],
     ) -> Result<crate::RecordedChange, ChainError> {
-        let call = ConsentRegistry::recordRevocationCall {
-            consentId: consent_id.into(),
-            patient: patient.into(),
-            authorization: authorization.into(),
-        };
-        let receipt = self
-            .send(self.registry_address()?, sol_input(&call))
-            .await?;
+        let call = registry::revocation_call(consent_id, patient, authorization);
+        let receipt = self.send(self.registry_address()?, call.into()).await?;
         self.consent_change_of(receipt).await
     }
 
@@ -570,12 +557,8 @@ impl crate::Registry for EmbeddedChain {
         &self,
         consent_id: [u8; 32],
     ) -> Result<crate::OnChainConsent, ChainError> {
-        let call = ConsentRegistry::consentStateCall {
-            consentId: consent_id.into(),
-        };
-        let output = self
-            .call(self.registry_address()?, sol_input(&call))
-            .await?;
+        let call = registry::consent_state_call(consent_id);
+        let output = self.call(self.registry_address()?, call.into()).await?;
         registry::consent_state_of(&output)
     }
 

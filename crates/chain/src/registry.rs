@@ -149,6 +149,47 @@ pub(crate) fn require_change(
         .ok_or_else(|| ChainError::Decode("the receipt holds no consent change event".into()))
 }
 
+/// `ConsentRegistry.recordGrant` call data (both backends send the same bytes).
+pub(crate) fn grant_call(
+    consent_id: [u8; 32],
+    patient: [u8; 32],
+    commitment: [u8; 32],
+    authorization: [u8; 32],
+) -> Vec<u8> {
+    use alloy::sol_types::SolCall;
+    ConsentRegistry::recordGrantCall {
+        consentId: consent_id.into(),
+        patient: patient.into(),
+        commitment: commitment.into(),
+        authorization: authorization.into(),
+    }
+    .abi_encode()
+}
+
+/// `ConsentRegistry.recordRevocation` call data.
+pub(crate) fn revocation_call(
+    consent_id: [u8; 32],
+    patient: [u8; 32],
+    authorization: [u8; 32],
+) -> Vec<u8> {
+    use alloy::sol_types::SolCall;
+    ConsentRegistry::recordRevocationCall {
+        consentId: consent_id.into(),
+        patient: patient.into(),
+        authorization: authorization.into(),
+    }
+    .abi_encode()
+}
+
+/// `ConsentRegistry.consentState` call data.
+pub(crate) fn consent_state_call(consent_id: [u8; 32]) -> Vec<u8> {
+    use alloy::sol_types::SolCall;
+    ConsentRegistry::consentStateCall {
+        consentId: consent_id.into(),
+    }
+    .abi_encode()
+}
+
 /// The state from `consentState`'s ABI-encoded output.
 pub(crate) fn consent_state_of(output: &[u8]) -> Result<OnChainConsent, ChainError> {
     use alloy::sol_types::SolCall;

@@ -637,15 +637,10 @@ impl crate::Registry for RpcRegistry {
         commitment: [u8; 32],
         authorization: [u8; 32],
     ) -> Result<crate::RecordedChange, ChainError> {
-        let call = ConsentRegistry::recordGrantCall {
-            consentId: consent_id.into(),
-            patient: patient.into(),
-            commitment: commitment.into(),
-            authorization: authorization.into(),
-        };
+        let call = crate::registry::grant_call(consent_id, patient, commitment, authorization);
         let receipt = self
             .client
-            .transact(self.consent_registry, call.abi_encode(), "recordGrant")
+            .transact(self.consent_registry, call, "recordGrant")
             .await?;
         self.change(&receipt)
     }
@@ -656,14 +651,10 @@ impl crate::Registry for RpcRegistry {
         patient: [u8; 32],
         authorization: [u8; 32],
     ) -> Result<crate::RecordedChange, ChainError> {
-        let call = ConsentRegistry::recordRevocationCall {
-            consentId: consent_id.into(),
-            patient: patient.into(),
-            authorization: authorization.into(),
-        };
+        let call = crate::registry::revocation_call(consent_id, patient, authorization);
         let receipt = self
             .client
-            .transact(self.consent_registry, call.abi_encode(), "recordRevocation")
+            .transact(self.consent_registry, call, "recordRevocation")
             .await?;
         self.change(&receipt)
     }
@@ -672,13 +663,8 @@ impl crate::Registry for RpcRegistry {
         &self,
         consent_id: [u8; 32],
     ) -> Result<crate::OnChainConsent, ChainError> {
-        let call = ConsentRegistry::consentStateCall {
-            consentId: consent_id.into(),
-        };
-        let out = self
-            .client
-            .call(self.consent_registry, call.abi_encode())
-            .await?;
+        let call = crate::registry::consent_state_call(consent_id);
+        let out = self.client.call(self.consent_registry, call).await?;
         crate::registry::consent_state_of(&out)
     }
 
