@@ -266,9 +266,10 @@ impl Message {
     /// Parses a message.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = text.trim_start_matches('\u{feff}');
+        // Values are kept as sent, trailing spaces included; blank lines between segments
+        // (CR LF pairs, a trailing newline) are not segments.
         let mut lines = text
             .split(['\r', '\n'])
-            .map(|l| l.trim_end_matches(' '))
             .filter(|l| !l.trim().is_empty());
         let header = lines.next().ok_or(ParseError::Empty)?.trim_start();
         if !header.starts_with("MSH") {
