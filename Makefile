@@ -45,9 +45,10 @@ fmt: ## format the code
 contracts: tools ## rebuild the committed contract artifacts from contracts/src
 	scripts/build-contracts
 
-bench: ## benchmarks: criterion (parse+encrypt+hash, consent decision) and the load-test driver against medledger dev (FHIR ingest, reads, MLLP)
+bench: ## benchmarks: criterion (parse+encrypt+hash, consent decision, proof check) and the load-test driver against medledger dev (FHIR ingest, reads, MLLP)
 	cargo bench -p medledger-ingest --bench write_path
 	cargo bench -p medledger-consent --bench check_access
+	cargo bench -p medledger-ledger --bench verify
 	scripts/bench-ingest
 	scripts/bench-read
 	scripts/bench-mllp

@@ -268,9 +268,7 @@ impl Message {
         let text = text.trim_start_matches('\u{feff}');
         // Values are kept as sent, trailing spaces included; blank lines between segments
         // (CR LF pairs, a trailing newline) are not segments.
-        let mut lines = text
-            .split(['\r', '\n'])
-            .filter(|l| !l.trim().is_empty());
+        let mut lines = text.split(['\r', '\n']).filter(|l| !l.trim().is_empty());
         let header = lines.next().ok_or(ParseError::Empty)?.trim_start();
         if !header.starts_with("MSH") {
             return Err(ParseError::NoHeader);
