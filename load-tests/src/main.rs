@@ -1,4 +1,4 @@
-//! Load driver for MedLedger. Three modes:
+//! Load driver for MedLedger. Four modes:
 //!
 //! - `ingest` (the default): posts Synthea bundles as FHIR transactions over HTTP and reports
 //!   resources per second, bundle latency and commit lag (write acknowledged → `$verify`
@@ -7,6 +7,8 @@
 //!   then reads them back (`GET /{type}/{id}`: consent check, ledger check, decryption and an
 //!   AuditEvent per read) as each reader in turn, and reports reads per second and latency
 //!   percentiles per reader;
+//! - `create`: single `POST Observation` creates started at a fixed rate (open loop), and
+//!   reports latency percentiles;
 //! - `mllp`: sends ORU^R01 lab results (three OBX each, a hundred patients) over MLLP, one
 //!   outstanding message per connection as MLLP's original mode requires, and reports
 //!   acknowledged messages per second and ACK latency.
@@ -32,6 +34,8 @@ enum Mode {
     Read,
     /// Send HL7 v2 lab results over MLLP; acknowledged messages/s and ACK latency.
     Mllp,
+    /// Single creates (`POST Observation`) at a fixed rate; latency percentiles.
+    Create,
 }
 
 #[derive(Parser, Debug)]
@@ -44,6 +48,10 @@ struct Args {
     /// the records and reads them back as their custodian.
     #[arg(long, env = "MEDLEDGER_TOKEN", default_value = "")]
     token: String,
+    /// Create mode: requests started per second, whatever the responses take (open loop, so a
+    /// slow response does not slow the offered load).
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
     /// MLLP mode: the listener's address.
     #[arg(long, default_value = "127.0.0.1:2575")]
     mllp: String,
@@ -140,7 +148,62 @@ async fn main() -> anyhow::Result<()> {
         Mode::Ingest => ingest(&client, args).await,
         Mode::Read => read::run(&client, &args).await,
         Mode::Mllp => mllp::run(&args).await,
+        Mode::Create => create(&client, &args).await,
     }
+}
+
+/// Create mode: `--requests` single Observation creates, one started every `1/--rate` s.
+async fn create(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
+    let url = format!("{}/Observation", args.base.trim_end_matches('/'));
+    let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(args.requests);
+    for n in 0..args.requests {
+        ticker.tick().await;
+        let (client, url, token) = (client.clone(), url.clone(), args.token.clone());
+        let body = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "subject": {"reference": format!("Patient/bench-create-{}", n % 50)},
+            "valueQuantity": {"value": 60 + (n % 40), "unit": "/min"}});
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let r = client
+                .post(&url)
+                .bearer_auth(&token)
+                .header("content-type", "application/fhir+json")
+                .body(serde_json::to_vec(&body)?)
+                .send()
+                .await?;
+            let status = r.status();
+            r.bytes().await?;
+            if status != 201 {
+                bail!("create answered {status}");
+            }
+            Ok::<_, anyhow::Error>(sent.elapsed())
+        }));
+    }
+    let mut hist = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        hist.record(t.await??.as_micros() as u64)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "creates:            {} at {} offered/s ({:.0} completed/s)",
+        hist.len(),
+        args.rate,
+        hist.len() as f64 / secs
+    );
+    println!(
+        "latency:            p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        hist.max() as f64 / 1000.0
+    );
+    Ok(())
 }
 
 /// Ingest mode: the Synthea corpus as transactions, then commit lag.
