@@ -45,11 +45,12 @@ fmt: ## format the code
 contracts: tools ## rebuild the committed contract artifacts from contracts/src
 	scripts/build-contracts
 
-bench: ## benchmarks: criterion (parse+encrypt+hash, consent decision, proof check) and the load-test driver against medledger dev (FHIR ingest, reads, MLLP)
+bench: ## benchmarks: criterion (parse+encrypt+hash, consent decision, proof check) and the load-test driver against medledger dev (FHIR ingest, reads, MLLP, single creates)
 	cargo bench -p medledger-ingest --bench write_path
 	cargo bench -p medledger-consent --bench check_access
 	cargo bench -p medledger-ledger --bench verify
 	scripts/bench-ingest
 	scripts/bench-read
 	scripts/bench-mllp
+	scripts/bench-create
 	scripts/bench-distributed
