@@ -1,6 +1,7 @@
-//! `medledger send-hl7`: a minimal MLLP sender, for trying the listener and for scripts. One
-//! connection; each file is one message, sent once its acknowledgement for the previous one has
-//! arrived (MLLP's original mode allows one outstanding message).
+//! HL7 v2 tools. `medledger send-hl7`: a minimal MLLP sender, for trying the listener and for
+//! scripts; one connection, each file one message, sent once the previous one's
+//! acknowledgement has arrived (MLLP's original mode allows one outstanding message).
+//! `medledger dead-letters`: what the listener refused, and why.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -99,4 +100,97 @@ mod tests {
         assert_eq!(segments_with_cr(b"MSH|a\r\nPID|b"), b"MSH|a\rPID|b\r");
         assert_eq!(segments_with_cr(b"MSH|a\rPID|b\r\r\n"), b"MSH|a\rPID|b\r");
     }
+}
+
+/// Arguments of `medledger dead-letters`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct DeadLettersArgs {
+    /// Data directory of `medledger dev` (works while it runs).
+    #[arg(long, env = "MEDLEDGER_DATA_DIR", conflicts_with = "postgres_url")]
+    data_dir: Option<PathBuf>,
+    /// Or ingest's PostgreSQL (distributed mode), with `--master-key-file`.
+    #[arg(long, requires = "master_key_file")]
+    postgres_url: Option<String>,
+    /// Ingest's master key file (distributed mode).
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
+    /// Print this dead letter's message, decrypted (it is PHI), instead of the list; send it
+    /// again with `medledger send-hl7` once the cause is fixed.
+    #[arg(long)]
+    show: Option<String>,
+    /// Most dead letters listed, newest first.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+}
+
+/// `medledger dead-letters`: the HL7 v2 messages the MLLP listener refused, newest first, with
+/// why; or one of them decrypted.
+pub(crate) async fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<()> {
+    use medledger_storage_api::Hl7MessageLog;
+    let (log, keys): (std::sync::Arc<dyn Hl7MessageLog>, medledger_keys::OwnerKeys) =
+        match (&args.data_dir, &args.postgres_url) {
+            (Some(dir), _) => {
+                let store = std::sync::Arc::new(
+                    medledger_storage_sqlx::SqliteStore::open_read_only(&dir.join("state.db"))
+                        .await
+                        .context("opening the data dir's state database")?,
+                );
+                let master = std::sync::Arc::new(medledger_keys::FileMasterKey::load(
+                    &dir.join("keys").join("master.key"),
+                )?);
+                (store.clone(), medledger_keys::OwnerKeys::new(store, master))
+            }
+            (None, Some(url)) => {
+                let store = std::sync::Arc::new(
+                    medledger_storage_postgres::PgStore::connect(url, 2)
+                        .await
+                        .context("connecting to PostgreSQL")?,
+                );
+                let file = args
+                    .master_key_file
+                    .as_ref()
+                    .context("--master-key-file is required with --postgres-url")?;
+                let master = std::sync::Arc::new(medledger_keys::FileMasterKey::load(file)?);
+                (store.clone(), medledger_keys::OwnerKeys::new(store, master))
+            }
+            (None, None) => bail!("give --data-dir, or --postgres-url with --master-key-file"),
+        };
+    // Newest first; a shown letter is looked up among all of them.
+    let letters = log
+        .dead_letters(if args.show.is_some() {
+            u32::MAX
+        } else {
+            args.limit
+        })
+        .await?;
+    if let Some(id) = &args.show {
+        let letter = letters
+            .iter()
+            .find(|l| &l.id == id)
+            .with_context(|| format!("no dead letter {id}"))?;
+        let message = medledger_ingest::mllp::open_dead_letter(&keys, letter)
+            .await
+            .map_err(anyhow::Error::msg)?
+            .context("no dead-letter key in this store")?;
+        // Segments one per line, as files for `send-hl7` hold them.
+        let text = medledger_hl7v2::decode_text(&message).replace('\r', "\n");
+        println!("{}", text.trim_end());
+        return Ok(());
+    }
+    for l in letters {
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(l.received_at_ms) * 1_000_000,
+        )
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+        println!(
+            "{}\t{at}\t{}\t{}\t{}\t{}",
+            l.id, l.code, l.sender, l.control_id, l.reason
+        );
+    }
+    Ok(())
 }

@@ -1,5 +1,5 @@
-//! The `medledger` binary: one subcommand per service, plus `dev`, `token`, `verify` and
-//! `send-hl7`.
+//! The `medledger` binary: one subcommand per service, plus `dev`, `token`, `verify`,
+//! `send-hl7` and `dead-letters`.
 
 mod dev;
 mod hl7;
@@ -51,6 +51,9 @@ enum Command {
     /// Send HL7 v2 message files over MLLP and print each acknowledgement (exit status 1 unless
     /// every message was accepted).
     SendHl7(hl7::SendArgs),
+    /// List the HL7 v2 messages the MLLP listener refused (newest first, with why), or show one
+    /// decrypted to fix and send again.
+    DeadLetters(hl7::DeadLettersArgs),
     /// Verify a proof bundle against the chain in a data dir (works while `dev` runs).
     Verify(verify::VerifyArgs),
     /// Ingest service: FHIR writes, ciphertext to IPFS, events via the outbox to Kafka.
@@ -246,6 +249,7 @@ fn main() -> ExitCode {
         },
         Command::Verify(args) => verify::run(args),
         Command::SendHl7(args) => block_on(hl7::send(args)),
+        Command::DeadLetters(args) => block_on(hl7::dead_letters(args)),
         Command::Ingest(args) => {
             let _telemetry = medledger_telemetry::init("medledger-ingest");
             block_on(async move {

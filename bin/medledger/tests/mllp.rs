@@ -225,6 +225,45 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
         );
     }
 
+    // `medledger dead-letters` lists them with why, and shows one decrypted, while dev runs.
+    let listed = Command::new(BIN)
+        .args(["dead-letters", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let line = listed
+        .lines()
+        .find(|l| l.contains("\tLAB-2\t"))
+        .unwrap_or_else(|| panic!("LAB-2 listed in\n{listed}"));
+    assert!(
+        line.contains("\t102\t") && line.contains("OBX-5 is not a number"),
+        "{line}"
+    );
+    assert!(!listed.contains("Labname"), "the list holds no PHI");
+    let id = line.split('\t').next().unwrap();
+    let shown = Command::new(BIN)
+        .args(["dead-letters", "--data-dir"])
+        .arg(dir.path())
+        .args(["--show", id])
+        .output()
+        .unwrap();
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let shown = String::from_utf8(shown.stdout).unwrap();
+    assert!(
+        shown.starts_with("MSH|") && shown.contains("||high|"),
+        "{shown}"
+    );
+
     // Every write was audited as the feed's.
     let audited: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM audit_events WHERE actor = 'Organization/mllp-feed'",

@@ -314,20 +314,24 @@ impl Receiver {
             .map_err(|e| Unavailable(e.to_string()))?;
         Ok(())
     }
+}
 
-    /// The plaintext of a dead letter (for operators replaying it).
-    pub async fn open_dead_letter(&self, letter: &DeadLetter) -> Result<Vec<u8>, Unavailable> {
-        let key = self
-            .ingest
-            .keys
-            .get(DEAD_LETTER_OWNER)
-            .await
-            .map_err(|e| Unavailable(e.to_string()))?
-            .ok_or_else(|| Unavailable("no dead-letter key".into()))?;
-        medledger_crypto::open(&key, &dead_letter_aad(&letter.id), &letter.sealed)
-            .map(|p| p.to_vec())
-            .map_err(|e| Unavailable(e.to_string()))
-    }
+/// The message a dead letter holds, decrypted (for an operator who reads or replays it: this
+/// is PHI). `None` when no dead letter was ever sealed with these keys.
+pub async fn open_dead_letter(
+    keys: &OwnerKeys,
+    letter: &DeadLetter,
+) -> Result<Option<Vec<u8>>, String> {
+    let Some(key) = keys
+        .get(DEAD_LETTER_OWNER)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    medledger_crypto::open(&key, &dead_letter_aad(&letter.id), &letter.sealed)
+        .map(|p| Some(p.to_vec()))
+        .map_err(|e| format!("dead letter {}: {e}", letter.id))
 }
 
 fn unix_ms() -> i64 {
