@@ -337,3 +337,58 @@ async fn concurrent_results_for_one_new_patient_are_all_accepted() {
     assert_eq!(patients[0].1, 1, "created once, never overwritten");
     assert_eq!(heads(&dev, "Observation").await.len(), 16);
 }
+
+/// One address cannot take every connection slot: beyond 16 at once its connections are
+/// closed on arrival, and a slot it frees is usable again.
+#[tokio::test]
+async fn connections_per_peer_are_limited() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(Feed::connect(dev.mllp).await);
+    }
+    // Each held connection is served (an ACK comes back).
+    let ack = held[15].send(&ORU.replace("LAB-1", "PEER-16")).await;
+    assert_eq!(msa(&ack).0, "AA");
+    let mut extra = tokio::net::TcpStream::connect(dev.mllp).await.unwrap();
+    let mut byte = [0u8; 1];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), extra.read(&mut byte))
+        .await
+        .expect("closed promptly")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the 17th connection is closed unanswered");
+    drop(held.pop());
+    // The freed slot: retried until the server has seen the close (a refused attempt is
+    // closed or reset by the server).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        use tokio::io::AsyncWriteExt;
+        let mut again = tokio::net::TcpStream::connect(dev.mllp).await.unwrap();
+        let framed = medledger_hl7v2::frame(ORU.replace("LAB-1", "PEER-17").as_bytes());
+        let mut decoder = medledger_hl7v2::FrameDecoder::new(1 << 20);
+        let mut buf = [0u8; 4096];
+        let mut answer = None;
+        if again.write_all(&framed).await.is_ok() {
+            while answer.is_none() {
+                match again.read(&mut buf).await {
+                    Ok(n) if n > 0 => {
+                        decoder.push(&buf[..n]);
+                        answer = decoder.next_frame().unwrap();
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if let Some(ack) = answer {
+            assert_eq!(msa(&Message::from_bytes(&ack).unwrap()).0, "AA");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was never freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -44,6 +44,8 @@ pub struct MllpConfig {
     pub frame_timeout: Duration,
     /// Connections served at once; more are closed on arrival.
     pub max_connections: usize,
+    /// Connections served at once from one peer address.
+    pub max_connections_per_peer: usize,
 }
 
 impl Default for MllpConfig {
@@ -54,6 +56,7 @@ impl Default for MllpConfig {
             write_timeout: Duration::from_secs(30),
             frame_timeout: Duration::from_secs(60),
             max_connections: 64,
+            max_connections_per_peer: 16,
         }
     }
 }
@@ -360,11 +363,17 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    // Connections per peer address, so one host cannot take every slot.
+    let per_peer: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+        Arc::default();
+    let mut running = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         };
+        // Forget the connections that have ended.
+        while running.try_join_next().is_some() {}
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
@@ -378,13 +387,71 @@ pub async fn serve(
             tracing::warn!(%peer, "MLLP connection refused: too many connections");
             continue;
         };
+        let Some(peer_slot) = PeerSlot::take(&per_peer, peer.ip(), config.max_connections_per_peer)
+        else {
+            tracing::warn!(%peer, "MLLP connection refused: too many connections from this address");
+            continue;
+        };
         let (receiver, config, stop) = (receiver.clone(), config.clone(), shutdown.clone());
-        tokio::spawn(async move {
+        running.spawn(async move {
             if let Err(why) = connection(stream, &receiver, &config, stop).await {
                 tracing::warn!(%peer, "MLLP connection closed: {why}");
             }
-            drop(slot);
+            drop((slot, peer_slot));
         });
+    }
+    // Messages in flight finish (and are acknowledged) before the listener returns; each
+    // connection stops at its next read.
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while running.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "MLLP connections still busy at shutdown; unacknowledged messages are resent"
+        );
+    }
+}
+
+/// One connection counted against its peer address while it lives.
+struct PeerSlot {
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl PeerSlot {
+    fn take(
+        counts: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+        limit: usize,
+    ) -> Option<Self> {
+        let mut map = counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(ip).or_default();
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
     }
 }
 

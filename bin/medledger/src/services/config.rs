@@ -152,6 +152,8 @@ pub(crate) struct MllpSection {
     pub(crate) max_message_bytes: usize,
     /// Connections served at once.
     pub(crate) max_connections: usize,
+    /// Connections served at once from one peer address.
+    pub(crate) max_connections_per_peer: usize,
     /// A connection idle this long is closed, seconds.
     pub(crate) idle_timeout_secs: u64,
 }
@@ -164,6 +166,7 @@ impl Default for MllpSection {
             token_file: PathBuf::from("/etc/medledger/mllp-feed.token"),
             max_message_bytes: 1 << 20,
             max_connections: 64,
+            max_connections_per_peer: 16,
             idle_timeout_secs: 600,
         }
     }

@@ -91,6 +91,7 @@ pub(crate) async fn run(cfg: IngestServiceConfig) -> anyhow::Result<()> {
         let limits = medledger_ingest::mllp::MllpConfig {
             max_message_bytes: cfg.mllp.max_message_bytes,
             max_connections: cfg.mllp.max_connections,
+            max_connections_per_peer: cfg.mllp.max_connections_per_peer,
             idle_timeout: Duration::from_secs(cfg.mllp.idle_timeout_secs),
             ..medledger_ingest::mllp::MllpConfig::default()
         };
