@@ -121,14 +121,8 @@ impl Receiver {
     /// The acknowledgement to send for one MLLP payload, once its outcome is durable; `None`
     /// when the sender asked for none (enhanced mode, MSH-15).
     pub async fn handle(&self, payload: &[u8]) -> Result<Option<String>, Unavailable> {
-        let ack = self.answer(payload).await?;
-        let Ok(original) = Message::from_bytes(payload) else {
-            return Ok(Some(ack));
-        };
-        let accepted = Message::parse(&ack)
-            .map(|a| matches!(a.value("MSA", 1).raw(), "AA" | "CA"))
-            .unwrap_or(false);
-        Ok(ack_wanted(&original, accepted).then_some(ack))
+        let (ack, wanted) = self.answer(payload).await?;
+        Ok(wanted.then_some(ack))
     }
 
     /// Keeps bytes that could not be framed (data outside a frame, a frame over the size
@@ -144,8 +138,8 @@ impl Receiver {
         ))
     }
 
-    /// The acknowledgement of one payload, whether or not the sender wants it.
-    async fn answer(&self, payload: &[u8]) -> Result<String, Unavailable> {
+    /// The acknowledgement of one payload, and whether the sender wants it.
+    async fn answer(&self, payload: &[u8]) -> Result<(String, bool), Unavailable> {
         let now_ms = unix_ms();
         let ts = hl7_timestamp();
         let ack_id = uuid::Uuid::new_v4().simple().to_string();
@@ -160,7 +154,8 @@ impl Receiver {
                 let why = ErrorCondition::new(AckCode::Reject, code, e.to_string());
                 self.dead_letter("", "", &why, payload, now_ms).await?;
                 tracing::info!(code, "MLLP message refused: {e}");
-                return Ok(reject_unparsed(&why, &ack_id, &ts));
+                // Without a header there is no MSH-15 to ask otherwise.
+                return Ok((reject_unparsed(&why, &ack_id, &ts), true));
             }
         };
         let sender = msg.sender();
@@ -180,12 +175,12 @@ impl Receiver {
             self.dead_letter(from, cid, &why, payload, now_ms).await?;
             let (kind, event) = m.message_type();
             tracing::info!(%kind, %event, code = why.code, reason = %why.text, "MLLP message refused");
-            Ok(acknowledge(m, Some(&why), aid, at))
+            Ok((acknowledge(m, Some(&why), aid, at), ack_wanted(m, false)))
         };
         match seen {
             Some(earlier) if earlier.digest == digest => {
                 tracing::debug!("MLLP message already accepted; acknowledged again");
-                return Ok(earlier.ack);
+                return Ok((earlier.ack, ack_wanted(&msg, true)));
             }
             // A reused control id (a sender's counter reset): not the message accepted before,
             // so neither acknowledged as it nor stored over it; kept for an operator.
@@ -241,7 +236,7 @@ impl Receiver {
                     // Stored, so acknowledged; a resend would rewrite the same ids.
                     tracing::warn!(error = %e, "could not remember an accepted MLLP message");
                 }
-                Ok(ack)
+                Ok((ack, ack_wanted(&msg, true)))
             }
             // Any server-side failure may pass (a store, the key material, consent over
             // gRPC): not acknowledged, so the sender resends rather than drops the message.
