@@ -495,7 +495,13 @@ pub struct RpcRegistry {
     client: Client,
     roles: Address,
     consent_registry: Address,
+    /// Blocks asked for per `eth_getLogs` (nodes limit the range one call may cover).
+    log_range: u64,
 }
+
+/// Default block range of one `eth_getLogs` call: within common node limits (Besu, geth and
+/// hosted providers accept at least this many blocks per call).
+const LOG_RANGE: u64 = 10_000;
 
 impl std::fmt::Debug for RpcRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -522,6 +528,7 @@ impl RpcLedger {
             client: self.client.clone(),
             roles,
             consent_registry,
+            log_range: LOG_RANGE,
         })
     }
 }
@@ -541,7 +548,14 @@ impl RpcRegistry {
             client,
             roles,
             consent_registry,
+            log_range: LOG_RANGE,
         })
+    }
+
+    /// The same registry, asking `eth_getLogs` for at most `blocks` blocks per call.
+    pub fn with_log_range(mut self, blocks: u64) -> Self {
+        self.log_range = blocks.max(1);
+        self
     }
 
     async fn view_bool<C: SolCall<Return = bool>>(
@@ -701,19 +715,38 @@ impl crate::Registry for RpcRegistry {
         &self,
         consent_id: [u8; 32],
     ) -> Result<Vec<crate::RecordedChange>, ChainError> {
-        // `consentId` is the first indexed topic of both change events.
-        let filter = alloy::rpc::types::Filter::new()
-            .address(self.consent_registry)
-            .topic1(B256::from(consent_id))
-            .from_block(0);
-        let logs = timed("eth_getLogs", async {
+        // `consentId` is the first indexed topic of both change events. Asked in windows of
+        // `log_range` blocks from genesis, since nodes limit one call's range (this runs only
+        // to recover after a crash, so the number of calls matters little).
+        let latest = timed("eth_blockNumber", async {
             self.client
                 .provider
-                .get_logs(&filter)
+                .get_block_number()
                 .await
                 .map_err(rpc_error)
         })
         .await?;
+        let mut logs = Vec::new();
+        let mut from = 0u64;
+        while from <= latest {
+            let to = from.saturating_add(self.log_range - 1).min(latest);
+            let filter = alloy::rpc::types::Filter::new()
+                .address(self.consent_registry)
+                .topic1(B256::from(consent_id))
+                .from_block(from)
+                .to_block(to);
+            logs.extend(
+                timed("eth_getLogs", async {
+                    self.client
+                        .provider
+                        .get_logs(&filter)
+                        .await
+                        .map_err(rpc_error)
+                })
+                .await?,
+            );
+            from = to + 1;
+        }
         let mut out = Vec::new();
         for log in logs {
             let at = crate::registry::Landed {

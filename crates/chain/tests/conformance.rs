@@ -148,6 +148,16 @@ async fn json_rpc_registry_on_anvil_meets_the_registry_contract() {
     });
     let () = a;
     assert_eq!(ledger.tree_head_count().await.unwrap(), 5);
+    // The history is the same when asked a block at a time (a node's log-range limit).
+    let whole = medledger_chain::Registry::consent_history(&registry, [0xc1; 32])
+        .await
+        .unwrap();
+    assert_eq!(whole.len(), 3);
+    let paged =
+        medledger_chain::Registry::consent_history(&registry.clone().with_log_range(1), [0xc1; 32])
+            .await
+            .unwrap();
+    assert_eq!(paged, whole);
     let reader = medledger_chain::RpcRegistry::connect_read_only(
         &anvil.url,
         deployed.roles,
