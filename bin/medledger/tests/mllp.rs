@@ -25,6 +25,22 @@ fn corpus_message(name: &str) -> String {
         .collect()
 }
 
+/// `medledger dead-letters --data-dir DIR EXTRA…`, which must succeed; its output.
+fn dead_letters(dir: &std::path::Path, extra: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(["dead-letters", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn msa(ack: &Message) -> (String, String) {
     (ack.value("MSA", 1).text(), ack.value("MSA", 2).text())
 }
@@ -226,17 +242,7 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     }
 
     // `medledger dead-letters` lists them with why, and shows one decrypted, while dev runs.
-    let listed = Command::new(BIN)
-        .args(["dead-letters", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        listed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listed.stderr)
-    );
-    let listed = String::from_utf8(listed.stdout).unwrap();
+    let listed = dead_letters(dir.path(), &[]);
     let line = listed
         .lines()
         .find(|l| l.contains("\tLAB-2\t"))
@@ -247,18 +253,7 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     );
     assert!(!listed.contains("Labname"), "the list holds no PHI");
     let id = line.split('\t').next().unwrap();
-    let shown = Command::new(BIN)
-        .args(["dead-letters", "--data-dir"])
-        .arg(dir.path())
-        .args(["--show", id])
-        .output()
-        .unwrap();
-    assert!(
-        shown.status.success(),
-        "{}",
-        String::from_utf8_lossy(&shown.stderr)
-    );
-    let shown = String::from_utf8(shown.stdout).unwrap();
+    let shown = dead_letters(dir.path(), &["--show", id]);
     assert!(
         shown.starts_with("MSH|") && shown.contains("||high|"),
         "{shown}"
