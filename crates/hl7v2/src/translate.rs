@@ -413,14 +413,19 @@ fn dtm(raw: &str) -> Result<Option<Dtm<'_>>, ()> {
 
 /// An HL7 DTM as a FHIR `date` (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`); time and zone are dropped.
 fn date(raw: &str) -> Result<Option<String>, ()> {
-    Ok(dtm(raw)?.map(|d| {
-        let mut out = d.year.to_owned();
-        for part in [d.month, d.day].into_iter().flatten() {
+    Ok(dtm(raw)?.map(|d| d.day()))
+}
+
+impl Dtm<'_> {
+    /// The date part as FHIR writes it.
+    fn day(&self) -> String {
+        let mut out = self.year.to_owned();
+        for part in [self.month, self.day].into_iter().flatten() {
             out.push('-');
             out.push_str(part);
         }
         out
-    }))
+    }
 }
 
 /// An HL7 DTM as a FHIR `dateTime`. FHIR requires a time zone whenever a time is given, so a
@@ -429,7 +434,7 @@ fn date_time(raw: &str) -> Result<Option<String>, ()> {
     let Some(d) = dtm(raw)? else {
         return Ok(None);
     };
-    let day = date(raw)?.unwrap_or_default();
+    let day = d.day();
     let (Some(zone), false) = (d.zone, d.time.is_empty()) else {
         return Ok(Some(day));
     };
