@@ -25,14 +25,15 @@ fn corpus_message(name: &str) -> String {
         .collect()
 }
 
+/// The `medledger` binary run with `args`.
+fn medledger(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
 /// `medledger dead-letters --data-dir DIR EXTRA…`, which must succeed; its output.
 fn dead_letters(dir: &std::path::Path, extra: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(["dead-letters", "--data-dir"])
-        .arg(dir)
-        .args(extra)
-        .output()
-        .unwrap();
+    let dir = dir.to_str().unwrap();
+    let out = medledger(&[&["dead-letters", "--data-dir", dir], extra].concat());
     assert!(
         out.status.success(),
         "{}",
@@ -288,22 +289,15 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     std::fs::write(&ok_file, ORU.replace("LAB-1", "LAB-3").replace('\r', "\n")).unwrap();
     let bad_file = files.path().join("bad.hl7");
     std::fs::write(&bad_file, bad.replace("LAB-2", "LAB-4")).unwrap();
-    let out = Command::new(BIN)
-        .args(["send-hl7", "--to", &dev.mllp.to_string()])
-        .arg(&ok_file)
-        .output()
-        .unwrap();
+    let to = dev.mllp.to_string();
+    let out = medledger(&["send-hl7", "--to", &to, ok_file.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("AA LAB-3"));
-    let out = Command::new(BIN)
-        .args(["send-hl7", "--to", &dev.mllp.to_string()])
-        .arg(&bad_file)
-        .output()
-        .unwrap();
+    let out = medledger(&["send-hl7", "--to", &to, bad_file.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("AE LAB-4"));
 }
