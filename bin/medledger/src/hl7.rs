@@ -142,7 +142,7 @@ pub(crate) async fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<()> {
             }
             (None, Some(url)) => {
                 let store = std::sync::Arc::new(
-                    medledger_storage_postgres::PgStore::connect(url, 2)
+                    medledger_storage_sqlx::PgStore::connect(url, 2)
                         .await
                         .context("connecting to PostgreSQL")?,
                 );

@@ -472,11 +472,12 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         "consent verify failed: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let salt: Vec<u8> = sqlx::query_scalar("SELECT salt FROM consent.accounts WHERE account = $1")
-        .bind("Practitioner/dr-2")
-        .fetch_one(&stack.pg().await)
-        .await
-        .unwrap();
+    let salt: Vec<u8> =
+        sqlx::query_scalar("SELECT salt FROM consent.consent_accounts WHERE account = $1")
+            .bind("Practitioner/dr-2")
+            .fetch_one(&stack.pg().await)
+            .await
+            .unwrap();
     let account = medledger_ledger::registry::account_commitment(
         &salt.try_into().unwrap(),
         "Practitioner/dr-2",
@@ -648,18 +649,19 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
 
     // The events went through Kafka: the ledger holds exactly the three versions written.
     let pg = stack.pg().await;
-    let leaves: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger.leaves WHERE kind = 1")
-        .fetch_one(&pg)
-        .await
-        .unwrap();
+    let leaves: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM ledger.ledger_leaves WHERE kind = 1")
+            .fetch_one(&pg)
+            .await
+            .unwrap();
     assert_eq!(leaves, 3);
     // And every AuditEvent (writes, reads, the refused read, consent calls), from ingest's outbox
     // and the audit schema's, reached the log as its own leaf.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (events, logged): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM audit.events), \
-                    (SELECT COUNT(*) FROM ledger.leaves l JOIN audit.events e \
+            "SELECT (SELECT COUNT(*) FROM audit.audit_events), \
+                    (SELECT COUNT(*) FROM ledger.ledger_leaves l JOIN audit.audit_events e \
                        ON l.kind = 3 AND l.subject = 'AuditEvent/' || e.id)",
         )
         .fetch_one(&pg)
@@ -677,7 +679,7 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let refused: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit.events WHERE outcome = '4' AND actor = 'Practitioner/dr-2'",
+        "SELECT COUNT(*) FROM audit.audit_events WHERE outcome = '4' AND actor = 'Practitioner/dr-2'",
     )
     .fetch_one(&pg)
     .await
@@ -785,9 +787,9 @@ fn alive(pid: i32) -> bool {
 /// (audit leaves share the log, so the tree is larger than the number of records).
 async fn records_committed(pg: &sqlx::PgPool) -> (bool, i64) {
     let (records, last, head): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM ledger.leaves WHERE kind = 1), \
-                (SELECT MAX(leaf_index) FROM ledger.leaves WHERE kind = 1), \
-                (SELECT MAX(tree_size) FROM ledger.tree_heads)",
+        "SELECT (SELECT COUNT(*) FROM ledger.ledger_leaves WHERE kind = 1), \
+                (SELECT MAX(leaf_index) FROM ledger.ledger_leaves WHERE kind = 1), \
+                (SELECT MAX(tree_size) FROM ledger.ledger_tree_heads)",
     )
     .fetch_one(pg)
     .await
@@ -848,11 +850,12 @@ async fn a_ledger_writer_killed_mid_batch_commits_every_acknowledged_version_exa
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let subjects: Vec<String> =
-        sqlx::query_scalar("SELECT subject FROM ledger.leaves WHERE kind = 1 ORDER BY leaf_index")
-            .fetch_all(&pg)
-            .await
-            .unwrap();
+    let subjects: Vec<String> = sqlx::query_scalar(
+        "SELECT subject FROM ledger.ledger_leaves WHERE kind = 1 ORDER BY leaf_index",
+    )
+    .fetch_all(&pg)
+    .await
+    .unwrap();
     let mut sorted = subjects.clone();
     sorted.sort();
     sorted.dedup();

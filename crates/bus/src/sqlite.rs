@@ -1,13 +1,13 @@
 //! The embedded bus: an append-only log table in SQLite plus committed offsets per group.
 //!
 //! The log lives in the same database as the record index, so ingest appends its event in the
-//! same transaction as the index row ([`append_in_tx`]): the write and its event are one atomic
+//! same transaction as the index row ([`append`]): the write and its event are one atomic
 //! step, which is what the transactional outbox achieves in distributed mode. The embedded bus
 //! has one partition per topic; a total order implies per-key order.
 
 use std::time::Duration;
 
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{SqliteConnection, SqlitePool};
 use tokio::time::Instant;
 
 use crate::{BusError, BusRecord, EventBus, EventPublisher, Subscription};
@@ -34,9 +34,9 @@ fn err(e: sqlx::Error) -> BusError {
     BusError::Unavailable(e.to_string())
 }
 
-/// Appends an event inside a caller's transaction (the embedded outbox).
-pub async fn append_in_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+/// Appends an event on `conn`: inside a caller's transaction, it is the embedded outbox.
+pub async fn append(
+    conn: &mut SqliteConnection,
     topic: &str,
     key: &[u8],
     payload: &[u8],
@@ -45,7 +45,7 @@ pub async fn append_in_tx(
         .bind(topic)
         .bind(key)
         .bind(payload)
-        .execute(&mut **tx)
+        .execute(conn)
         .await?;
     Ok(())
 }
@@ -81,9 +81,7 @@ impl SqliteBus {
 impl EventPublisher for SqliteBus {
     async fn publish(&self, topic: &str, key: &[u8], payload: &[u8]) -> Result<(), BusError> {
         let mut tx = self.pool.begin().await.map_err(err)?;
-        append_in_tx(&mut tx, topic, key, payload)
-            .await
-            .map_err(err)?;
+        append(&mut tx, topic, key, payload).await.map_err(err)?;
         tx.commit().await.map_err(err)
     }
 }

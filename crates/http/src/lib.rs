@@ -447,6 +447,7 @@ impl From<medledger_storage_api::StoreError> for ApiError {
         match e {
             S::Conflict { .. } => ApiError::conflict(e.to_string()),
             S::Unavailable(_) => ApiError::unavailable("the record index is unavailable", 1),
+            S::Corrupt(_) => ApiError::integrity(e.to_string()),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Storage ports: the record index, owner keys and the ledger's leaves and tree heads, with the
-//! types they exchange. Implementations: SQLite (`medledger-storage-sqlx`) and, with the
-//! distributed mode, PostgreSQL.
+//! types they exchange. One implementation serves both backends: `medledger-storage-sqlx`, on
+//! SQLite (embedded) and PostgreSQL (distributed).
 //!
 //! Nothing here ever holds resource plaintext: rows carry ids, versions, CIDs, wrapped keys and
 //! commitments only.
@@ -21,9 +21,13 @@ pub enum StoreError {
         /// The version found.
         found: Option<u64>,
     },
-    /// The database failed or is unreachable.
+    /// The database failed or is unreachable; trying again later may succeed.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A stored row holds what its type cannot (a commitment that is not 32 bytes, a negative
+    /// version): the data is damaged, and trying again will not help.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
 }
 
 /// The current state of one logical resource.

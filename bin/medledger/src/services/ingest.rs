@@ -8,7 +8,7 @@ use anyhow::Context;
 use medledger_blobstore::IpfsBlobStore;
 use medledger_bus_kafka::{KafkaBus, KafkaConfig};
 use medledger_ingest::{Ingest, IngestConfig};
-use medledger_storage_postgres::{Outbox, OutboxRelay};
+use medledger_storage_sqlx::{Outbox, OutboxRelay};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -38,7 +38,7 @@ pub(crate) async fn run(cfg: IngestServiceConfig) -> anyhow::Result<()> {
     let gauges: crate::web::Gauges = Arc::new(move || {
         let pool = pool.clone();
         Box::pin(async move {
-            medledger_storage_postgres::outbox_backlog(&pool)
+            medledger_storage_sqlx::outbox_backlog(&pool)
                 .await
                 .map(|n| medledger_telemetry::metrics::Gauge {
                     name: "medledger_outbox_backlog",

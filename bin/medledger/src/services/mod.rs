@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use medledger_http::{Gate, RateLimiter};
 use medledger_keys::{FileMasterKey, OwnerKeys};
-use medledger_storage_postgres::PgStore;
+use medledger_storage_sqlx::PgStore;
 
 use self::config::{AuthSection, HttpSection, PostgresSection};
 

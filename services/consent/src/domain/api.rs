@@ -75,6 +75,7 @@ fn store_error(e: StoreError) -> ApiError {
             ApiError::conflict("another change to this Consent came first; read it and retry")
         }
         StoreError::Unavailable(_) => ApiError::unavailable("the consent store is unavailable", 1),
+        StoreError::Corrupt(_) => ApiError::integrity(e.to_string()),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The outbox relays: publish `ingest.outbox` (record events, and the audits of writes) and
+//! The outbox relays of PostgreSQL: publish `ingest.outbox` (record events, and the audits of writes) and
 //! `audit.outbox` (the audits of reads and consent changes) rows to the event bus, oldest first.
 //!
 //! An acknowledged write has its event in the outbox, committed with the index rows, so a bus
@@ -12,46 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use medledger_bus::EventPublisher;
+
+use crate::Outbox;
 use sqlx::Row;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::watch;
 
-/// NOTIFY channel a write raises when it adds `ingest.outbox` rows.
-pub const CHANNEL: &str = "medledger_outbox";
-
-/// The outboxes, each with its own relay lock and wake-up channel, so the ingest relay and the
-/// audit relay never wait for each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outbox {
-    /// `ingest.outbox`, written with the record index.
-    Ingest,
-    /// `audit.outbox`, written with the audit trail.
-    Audit,
-}
-
-impl Outbox {
-    /// The table.
-    pub fn table(self) -> &'static str {
-        match self {
-            Self::Ingest => "ingest.outbox",
-            Self::Audit => "audit.outbox",
-        }
-    }
-
-    /// The NOTIFY channel its writers raise.
-    pub fn channel(self) -> &'static str {
-        match self {
-            Self::Ingest => CHANNEL,
-            Self::Audit => "medledger_audit_outbox",
-        }
-    }
-
-    /// Advisory lock key serialising its relays ("mlrelay", "mlaudit").
-    fn lock(self) -> i64 {
-        match self {
-            Self::Ingest => 0x006d_6c72_656c_6179,
-            Self::Audit => 0x006d_6c61_7564_6974,
-        }
+/// Advisory lock key serialising the relays of `outbox` ("mlrelay", "mlaudit").
+fn lock_of(outbox: Outbox) -> i64 {
+    match outbox {
+        Outbox::Ingest => 0x006d_6c72_656c_6179,
+        Outbox::Audit => 0x006d_6c61_7564_6974,
     }
 }
 
@@ -151,7 +122,7 @@ impl OutboxRelay {
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     ) -> Result<usize, RelayError> {
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(self.outbox.lock())
+            .bind(lock_of(self.outbox))
             .fetch_one(&mut **tx)
             .await?;
         if !locked {

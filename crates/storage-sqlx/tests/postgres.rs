@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use medledger_storage_api::{OutboxEvent, RecordIndex, VersionWrite, conformance};
-use medledger_storage_postgres::{PgStore, testing::TempDb};
+use medledger_storage_sqlx::{PgStore, testing::TempDb};
 
 #[tokio::test]
 async fn meets_the_record_index_contract() {
@@ -159,6 +159,51 @@ async fn meets_the_access_request_contract() {
     let db = TempDb::new().await;
     let s = PgStore::connect(&db.url, 2).await.unwrap();
     conformance::access_requests(&s).await;
+    s.pool().close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_its_own_error() {
+    let db = TempDb::new().await;
+    let s = PgStore::connect(&db.url, 2).await.unwrap();
+    medledger_storage_sqlx::testing::corrupt_rows_are_their_own_error(&s).await;
+    s.pool().close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn each_service_keeps_its_tables_in_its_own_schema_under_the_shared_names() {
+    let db = TempDb::new().await;
+    let s = PgStore::connect(&db.url, 2).await.unwrap();
+    let tables: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_schema::text, table_name::text FROM information_schema.tables \
+         WHERE table_schema IN ('ingest', 'ledger', 'consent', 'audit') ORDER BY 1, 2",
+    )
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    let names: Vec<String> = tables.iter().map(|(s, t)| format!("{s}.{t}")).collect();
+    assert_eq!(
+        names,
+        [
+            "audit.audit_events",
+            "audit.outbox",
+            "consent.consent_access_requests",
+            "consent.consent_accounts",
+            "consent.consent_subjects",
+            "consent.consent_versions",
+            "ingest.hl7_accepted",
+            "ingest.hl7_dead_letters",
+            "ingest.outbox",
+            "ingest.owner_keys",
+            "ingest.record_heads",
+            "ingest.record_versions",
+            "ledger.ledger_anchors",
+            "ledger.ledger_leaves",
+            "ledger.ledger_tree_heads",
+        ]
+    );
     s.pool().close().await;
     db.drop_db().await;
 }

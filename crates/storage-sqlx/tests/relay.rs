@@ -11,7 +11,7 @@ use medledger_bus::{BusError, EventBus, EventPublisher, SqliteBus, Subscription}
 use medledger_storage_api::{
     AuditRow, AuditStore, OutboxEvent, RecordIndex, VersionRow, VersionWrite,
 };
-use medledger_storage_postgres::{Outbox, OutboxRelay, PgStore, testing::TempDb};
+use medledger_storage_sqlx::{Outbox, OutboxRelay, PgStore, testing::TempDb};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
 /// The embedded bus, which can be switched off to play a broker outage.
@@ -199,7 +199,7 @@ async fn the_audit_relay_publishes_audit_rows_and_leaves_the_ingest_outbox_alone
     task.await.unwrap();
     // The record event is still waiting for the ingest relay.
     assert_eq!(
-        medledger_storage_postgres::outbox_backlog(store.pool())
+        medledger_storage_sqlx::outbox_backlog(store.pool())
             .await
             .unwrap(),
         1
