@@ -1,27 +1,24 @@
 //! `medledger dev`: every service in one process on embedded backends. This is the one place
-//! where the embedded backends are chosen and wired to the services.
+//! where the embedded backends are chosen; the services, their loops, readiness and shutdown
+//! are wired as in distributed mode (`process.rs`, `wiring.rs`), so the two differ only in what
+//! they construct here.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
+use medledger_audit::Auditor;
 use medledger_blobstore::LocalBlockstore;
 use medledger_bus::SqliteBus;
 use medledger_chain::EmbeddedChain;
-use medledger_consent::{ConsentPolicy, Enrolment};
-use medledger_http::{Gate, RateLimiter};
-use medledger_ingest::{Ingest, IngestConfig};
-use medledger_keys::{FileMasterKey, OwnerKeys};
-use medledger_ledger_writer::{Anchorer, LedgerWriter, LedgerWriterConfig, Registrar};
-use medledger_query::{Query, QueryConfig};
+use medledger_consent::Enrolment;
+use medledger_http::{HttpConfig, Shell};
 use medledger_storage_sqlx::SqliteStore;
-use tokio::sync::watch;
 
-use crate::web;
+use crate::process::Process;
+use crate::wiring;
 
 /// Arguments of `medledger dev`.
 #[derive(clap::Args, Debug)]
@@ -57,21 +54,14 @@ pub(crate) struct DevArgs {
     test_clock_file: Option<PathBuf>,
 }
 
-/// The clock consent decisions use: the system's, or the test clock file's.
-pub(crate) fn consent_clock(file: Option<PathBuf>) -> Arc<dyn Fn() -> i64 + Send + Sync> {
-    Arc::new(move || {
-        file.as_ref()
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or_else(medledger_auth::unix_now)
-    })
-}
-
 pub(crate) fn issuer_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("keys").join("dev-issuer.pem")
 }
 
-/// Builds the application and serves it until SIGINT/SIGTERM.
+/// Subject of the dev MLLP feed's tokens.
+pub(crate) const DEV_FEED: &str = "Organization/mllp-feed";
+
+/// Opens the embedded backends, starts every service on them and serves until SIGINT/SIGTERM.
 pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -80,9 +70,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             .await
             .context("opening the state database")?,
     );
-    let master_path = dir.join("keys").join("master.key");
-    let master_existed = master_path.exists();
-    let master = Arc::new(FileMasterKey::load_or_create(&master_path)?);
+    let keys = wiring::owner_keys(store.clone(), &dir.join("keys").join("master.key"), true)
+        .await
+        .context("keys/master.key")?;
     let issuer = medledger_auth::IssuerKey::load_or_create(&issuer_key_path(dir))?;
     let blocks = Arc::new(LocalBlockstore::open(&dir.join("blobs"))?);
     let (chain_dir, public_dir) = (dir.join("chain"), dir.join("public-chain"));
@@ -98,152 +88,128 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     })
     .await??;
     let bus = Arc::new(SqliteBus::new(store.pool().clone()));
-    let keys = OwnerKeys::new(store.clone(), master);
-    if let Err(e) = keys.check_master_key().await {
-        if !master_existed {
-            // Leave the data dir as found, so the right key can simply be put back.
-            let _ = std::fs::remove_file(&master_path);
-        }
-        anyhow::bail!(
-            "keys/master.key is not the master key of this data dir ({e}); restore the original key file"
-        );
-    }
-    // Accounts are enrolled from the dev issuer's tokens (`medledger token` names the role).
-    let clock = consent_clock(args.test_clock_file.clone());
-    let policy = Arc::new(ConsentPolicy::with_clock(
-        store.clone(),
-        Enrolment::FromTokens,
-        clock.clone(),
-    ));
-
     // One audit trail in the same database: a write's AuditEvent commits with the write, and a
     // read's is stored (and on the bus for the ledger writer) before the read answers.
-    let audit = medledger_audit::Auditor::new(store.clone());
-    let ingest = Ingest::new(
-        store.clone(),
-        blocks.clone(),
-        keys.clone(),
-        policy.clone(),
-        audit.clone(),
-        IngestConfig {
-            max_body_bytes: args.max_body_bytes,
-            ..IngestConfig::default()
-        },
-    );
-    let query = Query::new(
-        store.clone(),
-        blocks.clone(),
-        keys,
-        store.clone(),
-        policy,
-        audit.clone(),
-        QueryConfig {
-            // Anchors follow tree heads within about one anchor interval.
-            anchor_wait: Duration::from_millis(args.anchor_interval_ms.saturating_mul(3)),
-            ..QueryConfig::default()
-        },
-    );
+    let audit = Auditor::new(store.clone());
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mllp_stop = stop_rx.clone();
-    let writer = LedgerWriter::start(
-        store.clone(),
-        chain.clone(),
-        bus,
-        LedgerWriterConfig {
+    // Accounts are enrolled from the dev issuer's tokens (`medledger token` names the role).
+    let consent = medledger_consent::Service::new(
+        medledger_consent::Ports {
+            store: store.clone(),
+            requests: store.clone(),
+            registry: store.clone(),
+            records: store.clone(),
+            audit: audit.clone(),
+            clock: wiring::consent_clock(args.test_clock_file.clone()),
+        },
+        Enrolment::FromTokens,
+    );
+    let policy = consent.policy();
+    let writer = medledger_ledger_writer::Service::start(
+        medledger_ledger_writer::Ports {
+            store: store.clone(),
+            ledger: chain.clone(),
+            bus,
+            anchor: Some(public_chain as Arc<dyn medledger_chain::AnchorChain>),
+            registry: Some((
+                store.clone() as Arc<dyn medledger_storage_api::RegistryQueue>,
+                chain as Arc<dyn medledger_chain::Registry>,
+            )),
+        },
+        medledger_ledger_writer::Settings {
             batch_interval: Duration::from_millis(args.commit_interval_ms),
-            ..LedgerWriterConfig::default()
+            anchor_interval: Duration::from_millis(args.anchor_interval_ms),
+            registrar_interval: Duration::from_millis(100),
+            ..medledger_ledger_writer::Settings::default()
         },
     )
     .await
     .context("starting the ledger writer")?;
-    // Only once the writer has reconciled the log with the chain: a store that is missing or
-    // behind would make every blob look like garbage.
-    let b = blocks.clone();
-    let removed = ingest
-        .collect_orphans(blocks.list_blocks()?, move |c| b.object_blocks(c))
-        .await
-        .map_err(|e| anyhow::anyhow!("collecting orphaned blobs: {}", e.message))?;
-    if removed > 0 {
-        tracing::info!(removed, "removed blobs left by interrupted writes");
-    }
-    let writer_alive = Arc::new(AtomicBool::new(true));
-    let alive = writer_alive.clone();
-    let anchorer = Anchorer::new(
-        store.clone(),
-        chain.clone(),
-        public_chain,
-        Duration::from_millis(args.anchor_interval_ms),
-    );
-    let anchor_stop = stop_rx.clone();
-    let registrar = Registrar::new(store.clone(), chain.clone(), Duration::from_millis(100));
-    let registrar_stop = stop_rx.clone();
-    let writer_task = tokio::spawn(async move {
-        // The loops run until shutdown; any one failing stops all: proofs stop being made.
-        let result = tokio::try_join!(
-            writer.run(stop_rx),
-            anchorer.run(anchor_stop),
-            registrar.run(registrar_stop)
-        )
-        .map(|_| ());
-        // Without a ledger writer, new versions never become readable: stop reporting ready.
-        alive.store(false, Ordering::Release);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "ledger writer stopped");
-        }
-        result
-    });
 
     let verifier =
         medledger_auth::TokenVerifier::new(medledger_auth::DEV_ISSUER, issuer.verifying_key());
-    let mllp_listener = tokio::net::TcpListener::bind(args.mllp_listen)
-        .await
-        .with_context(|| format!("binding {} for MLLP (--mllp-listen)", args.mllp_listen))?;
-    let mllp_addr = mllp_listener.local_addr()?;
-    let receiver = medledger_ingest::mllp::Receiver::new(
-        ingest.clone(),
-        store.clone(),
-        Arc::new(DevFeed {
-            issuer: issuer.clone(),
-            verifier: verifier.clone(),
-            current: std::sync::Mutex::new(None),
-        }),
-    );
-    let mllp_task = tokio::spawn(medledger_ingest::mllp::serve(
-        mllp_listener,
-        receiver,
-        medledger_ingest::mllp::MllpConfig::default(),
-        mllp_stop,
-    ));
-    let gate = Gate {
-        verifier,
-        limiter: Arc::new(RateLimiter::new(args.rate_limit, args.rate_burst)),
-    };
-    let gauges = web::ledger_gauges(store.clone());
-    let consents = medledger_consent::ConsentApi::new(
-        store.clone(),
-        store.clone(),
-        Enrolment::FromTokens,
-        clock,
-        audit,
+    let mut ingest_config = medledger_ingest::Config::default();
+    ingest_config.mllp.enabled = true;
+    ingest_config.mllp.listen = args.mllp_listen;
+    let ingest = medledger_ingest::Service::start(
+        medledger_ingest::Ports {
+            index: store.clone(),
+            blobs: blocks.clone(),
+            keys: keys.clone(),
+            policy: policy.clone(),
+            audit: audit.clone(),
+            messages: store.clone(),
+            feed: Arc::new(medledger_ingest::mllp::MintedFeed::new(
+                issuer,
+                verifier.clone(),
+                DEV_FEED,
+            )),
+        },
+        &ingest_config,
     )
-    .with_registry(store.clone());
-    let app = app(
-        ingest,
-        query,
-        consents,
-        gate,
-        args.max_body_bytes,
-        writer_alive,
-        gauges,
-    );
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    .await
+    .map_err(|e| anyhow::anyhow!("{e} (--mllp-listen)"))?;
+    // Only once the writer has reconciled the log with the chain: a store that is missing or
+    // behind would make every blob look like garbage. Before writes are accepted.
+    let b = blocks.clone();
+    let removed = ingest
+        .ingest()
+        .collect_orphans(blocks.list_blocks()?, move |c| b.object_blocks(c))
         .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let addr = listener.local_addr()?;
+        .map_err(|e| anyhow::anyhow!("collecting orphaned blobs: {e}"))?;
+    if removed > 0 {
+        tracing::info!(removed, "removed blobs left by interrupted writes");
+    }
+    let query = medledger_query::Service::new(
+        medledger_query::Ports {
+            index: store.clone(),
+            blobs: blocks,
+            keys,
+            ledger: store.clone(),
+            policy,
+            audit,
+        },
+        medledger_query::Settings {
+            // Anchors follow tree heads within about one anchor interval.
+            anchor_wait: Duration::from_millis(args.anchor_interval_ms.saturating_mul(3)),
+            ..medledger_query::Settings::default()
+        },
+    );
+
+    // One base URL for all of it; the probes on the same listener.
+    let mut process = Process::new(false);
+    let http = HttpConfig {
+        listen: args.listen,
+        max_body_bytes: args.max_body_bytes,
+        rate_limit: args.rate_limit,
+        rate_burst: args.rate_burst,
+    };
+    let shell = Shell::new(
+        http.gate(verifier),
+        http.max_body_bytes,
+        wiring::capability(),
+        process.readiness(),
+    )
+    .with_gauges(medledger_ledger_writer::gauges(store));
+    // Consent's static `/Consent` routes take precedence over the generic `/{type}` ones.
+    let app = shell.app(
+        ingest
+            .routes()
+            .merge(query.routes())
+            .merge(consent.routes()),
+    );
+    let mllp_addr = ingest.mllp_addr();
+    let stop = process.shutdown();
+    process.spawn("ledger writer", writer.run(stop.clone()));
+    process.spawn("MLLP listener", async move {
+        ingest.run(stop).await.map_err(anyhow::Error::from_boxed)
+    });
+    let addr = process.serve("FHIR listener", args.listen, app).await?;
     println!("MedLedger dev is running.");
     println!("  FHIR base URL: http://{addr}/fhir");
-    println!("  HL7 v2 (MLLP): {mllp_addr}");
+    if let Some(mllp) = mllp_addr {
+        println!("  HL7 v2 (MLLP): {mllp}");
+    }
     println!("  data dir:      {}", dir.display());
     println!(
         "  get a token:   scripts/medledger token --data-dir {} --subject Practitioner/dr-1 --role practitioner --scope 'user/*.cruds'",
@@ -252,82 +218,5 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!(
         "                 (from the repository root; with an installed binary: medledger token …)"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(web::shutdown_signal())
-        .await?;
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(10), mllp_task).await;
-    match tokio::time::timeout(Duration::from_secs(10), writer_task).await {
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "ledger writer stopped with an error"),
-        Ok(Err(e)) => tracing::error!(error = %e, "ledger writer task failed"),
-        Err(_) => tracing::warn!("ledger writer did not stop in time"),
-        Ok(Ok(Ok(()))) => {}
-    }
-    Ok(())
-}
-
-/// The HTTP application of `medledger dev`: every FHIR interaction under `/fhir`, probes at the
-/// root.
-pub(crate) fn app(
-    ingest: Ingest,
-    query: Query,
-    consents: medledger_consent::ConsentApi,
-    gate: Gate,
-    max_body: usize,
-    writer_alive: Arc<AtomicBool>,
-    gauges: web::Gauges,
-) -> Router {
-    // Consent's static `/Consent` routes take precedence over the generic `/{type}` ones.
-    let routes = medledger_ingest::routes(ingest)
-        .merge(medledger_query::routes(query))
-        .merge(medledger_consent::http::routes(consents));
-    web::fhir_app(routes, gate, max_body).merge(web::probes(
-        move || {
-            if writer_alive.load(Ordering::Acquire) {
-                Ok(())
-            } else {
-                Err("ledger writer stopped")
-            }
-        },
-        gauges,
-    ))
-}
-
-/// The account MLLP writes act as in `medledger dev`: an organization feed with tokens from the
-/// dev issuer, minted again a minute before each expires.
-struct DevFeed {
-    issuer: medledger_auth::IssuerKey,
-    verifier: medledger_auth::TokenVerifier,
-    current: std::sync::Mutex<Option<(medledger_auth::Caller, i64)>>,
-}
-
-/// Subject of the dev MLLP feed's tokens.
-pub(crate) const DEV_FEED: &str = "Organization/mllp-feed";
-
-#[async_trait::async_trait]
-impl medledger_ingest::mllp::FeedCredential for DevFeed {
-    async fn caller(&self) -> Result<medledger_auth::Caller, medledger_http::ApiError> {
-        let now = medledger_auth::unix_now();
-        let mut current = self
-            .current
-            .lock()
-            .map_err(|_| medledger_http::ApiError::internal("dev feed lock poisoned"))?;
-        if let Some((caller, exp)) = current.as_ref()
-            && *exp - now > 60
-        {
-            return Ok(caller.clone());
-        }
-        // Short-lived, like any token.
-        let ttl = 300;
-        let token = self
-            .issuer
-            .mint(DEV_FEED, "organization", "system/*.cu", now, ttl);
-        let claims = self
-            .verifier
-            .verify(&token)
-            .map_err(|e| medledger_http::ApiError::internal(format!("dev feed token: {e}")))?;
-        let caller = medledger_auth::Caller::new(claims, &token);
-        *current = Some((caller.clone(), now + ttl));
-        Ok(caller)
-    }
+    process.run().await
 }

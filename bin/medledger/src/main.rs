@@ -1,11 +1,13 @@
 //! The `medledger` binary: one subcommand per service, plus `dev`, `token`, `verify`,
 //! `send-hl7` and `dead-letters`.
 
+mod configuration;
 mod dev;
 mod hl7;
+mod process;
 mod services;
 mod verify;
-mod web;
+mod wiring;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -133,7 +135,7 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> ExitCo
 }
 
 fn config_check(service: &str, file: Option<&std::path::Path>) -> ExitCode {
-    use services::config::{
+    use configuration::{
         ConsentServiceConfig, GatewayServiceConfig, IngestServiceConfig, LedgerWriterServiceConfig,
         QueryServiceConfig, load,
     };
@@ -186,7 +188,7 @@ fn redact_passwords(v: &mut serde_json::Value) {
 }
 
 fn config_keys(service: &str) -> ExitCode {
-    use services::config::{
+    use configuration::{
         ConsentServiceConfig, GatewayServiceConfig, IngestServiceConfig, LedgerWriterServiceConfig,
         QueryServiceConfig, env_keys,
     };
@@ -253,28 +255,28 @@ fn main() -> ExitCode {
         Command::Ingest(args) => {
             let _telemetry = medledger_telemetry::init("medledger-ingest");
             block_on(async move {
-                let cfg = services::config::load("INGEST", args.config.as_deref())?;
+                let cfg = configuration::load("INGEST", args.config.as_deref())?;
                 services::run_ingest(cfg).await
             })
         }
         Command::Query(args) => {
             let _telemetry = medledger_telemetry::init("medledger-query");
             block_on(async move {
-                let cfg = services::config::load("QUERY", args.config.as_deref())?;
+                let cfg = configuration::load("QUERY", args.config.as_deref())?;
                 services::run_query(cfg).await
             })
         }
         Command::LedgerWriter(args) => {
             let _telemetry = medledger_telemetry::init("medledger-ledger-writer");
             block_on(async move {
-                let cfg = services::config::load("LEDGER_WRITER", args.config.as_deref())?;
+                let cfg = configuration::load("LEDGER_WRITER", args.config.as_deref())?;
                 services::run_ledger_writer(cfg).await
             })
         }
         Command::Gateway(args) => {
             let _telemetry = medledger_telemetry::init("medledger-gateway");
             block_on(async move {
-                let cfg = services::config::load("GATEWAY", args.config.as_deref())?;
+                let cfg = configuration::load("GATEWAY", args.config.as_deref())?;
                 services::run_gateway(cfg).await
             })
         }
@@ -295,7 +297,7 @@ fn main() -> ExitCode {
         Command::Consent(args) => {
             let _telemetry = medledger_telemetry::init("medledger-consent");
             block_on(async move {
-                let cfg = services::config::load("CONSENT", args.config.as_deref())?;
+                let cfg = configuration::load("CONSENT", args.config.as_deref())?;
                 services::run_consent(cfg).await
             })
         }

@@ -339,6 +339,44 @@ async fn bad_input_is_rejected_and_nothing_is_stored() {
     );
     let big = json!({"resourceType": "Patient", "name": [{"text": "x".repeat(30000)}]});
     outcome(dev.post("Patient", &big).await, 413).await;
+    // A member named twice: RFC 8259 leaves its meaning open, FHIR forbids it.
+    for twice in [
+        r#"{"resourceType":"Patient","gender":"male","gender":"female"}"#,
+        r#"{"resourceType":"Patient","resourceType":"Observation","status":"final","code":{"text":"x"}}"#,
+        r#"{"resourceType":"Patient","name":[{"family":"A","family":"B"}]}"#,
+    ] {
+        let diag = outcome(raw(twice, "application/fhir+json").await.unwrap(), 400).await;
+        assert!(diag.contains("appears twice"), "{diag}");
+    }
+    // A reference whose id is no FHIR id names no resource, wherever it is.
+    outcome(dev.post("Observation", &observation("..")).await, 422).await;
+    let mut performer = observation("p-1");
+    performer["performer"] = json!([{"reference": "Practitioner/.."}]);
+    let diag = outcome(dev.post("Observation", &performer).await, 422).await;
+    assert!(diag.contains("performer.reference"), "{diag}");
+    // Two entries sharing one fullUrl make references to it ambiguous.
+    let shared = "urn:uuid:33333333-3333-3333-3333-333333333333";
+    let twice = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": shared, "resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": shared, "resource": patient(), "request": {"method": "POST", "url": "Patient"}}
+    ]});
+    let diag = outcome(dev.post("", &twice).await, 400).await;
+    assert!(diag.starts_with("entry 1:"), "{diag}");
+    // A Consent id that is no FHIR id, and access requests nobody could decide.
+    let consent = json!({"resourceType": "Consent", "id": "a b", "status": "active"});
+    outcome(dev.put("Consent/a%20b", &consent, &[]).await, 400).await;
+    let end = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let ask = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "purpose", "valueCode": "TREAT"},
+        {"name": "end", "valueDateTime": end}
+    ]});
+    outcome(dev.post("Patient/nobody/$request-access", &ask).await, 404).await;
+    outcome(dev.post("Patient/a%20b/$request-access", &ask).await, 400).await;
+    for table in ["consent_access_requests", "consent_versions"] {
+        assert_eq!(dev.count(table).await, 0, "{table}");
+    }
 
     // A transaction with one invalid entry stores nothing at all, blobs included.
     let blobs_before = dev.blob_files();
@@ -401,6 +439,28 @@ async fn bad_input_is_rejected_and_nothing_is_stored() {
         b["entry"][1]["response"]["outcome"]["resourceType"],
         "OperationOutcome"
     );
+    assert_eq!(dev.count("record_versions").await, 1);
+    // A delete whose If-Match names another version changes nothing.
+    let stored = b["entry"][0]["response"]["location"].as_str().unwrap();
+    let target = stored.split("/_history").next().unwrap();
+    let r = dev
+        .send(
+            reqwest::Method::DELETE,
+            target,
+            &json!({}),
+            &[("if-match", "W/\"7\"")],
+        )
+        .await;
+    outcome(r, 412).await;
+    let r = dev
+        .send(
+            reqwest::Method::DELETE,
+            "Patient/never-was",
+            &json!({}),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
+    outcome(r, 412).await;
     assert_eq!(dev.count("record_versions").await, 1);
 }
 

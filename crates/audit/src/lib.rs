@@ -3,9 +3,15 @@
 //!
 //! Services describe what happened as an [`Entry`] (who, what, about which patient, why, with
 //! what outcome); [`Auditor`] turns entries into AuditEvent resources, stores them in the
-//! [`AuditStore`] together with an [`AuditRecorded`] event for the ledger writer, and only then
+//! [`AuditStore`] together with an [`AuditRecorded`](medledger_proto::v1::AuditRecorded) event for the ledger writer, and only then
 //! lets the caller answer. A write stores its audit rows in the write's own transaction
 //! ([`Auditor::prepare`]), so an acknowledged write is never missing from the trail.
+//!
+//! Every service audits the same way, at its domain boundary: an operation opens an [`Audit`]
+//! ([`Auditor::begin`]), tells it what it learns on the way (the patient, the version touched,
+//! why a refusal looks as it does), and ends with [`Audit::finish`], which derives the outcome
+//! from the operation's result (its error's [`Category`]) and stores the event before the result
+//! may be answered.
 //!
 //! What is kept: references (`Practitioner/dr-1`, `Observation/o1/_history/2`), codes, the
 //! stated purpose and break-glass reason. Never resource content. Rows are not encrypted under
@@ -16,7 +22,7 @@
 use std::sync::Arc;
 
 use medledger_auth::Caller;
-use medledger_proto::v1::AuditRecorded;
+use medledger_error::{Categorized, Category};
 use medledger_proto::{AUDIT_TOPIC, Message};
 use medledger_storage_api::{AuditFilter, AuditRow, AuditStore, OutboxEvent, StoreError};
 use rand::RngCore;
@@ -70,12 +76,12 @@ impl Outcome {
         }
     }
 
-    /// The outcome of an HTTP answer with `status`.
-    pub fn of_status(status: u16) -> Self {
-        match status {
-            200..=399 => Self::Success,
-            400..=499 => Self::Refused,
-            _ => Self::Failed,
+    /// The outcome of an interaction that failed with `category`.
+    pub fn of(category: Category) -> Self {
+        if category.is_failure() {
+            Self::Failed
+        } else {
+            Self::Refused
         }
     }
 }
@@ -129,9 +135,7 @@ impl Entry {
     /// About the record owner `owner`: a patient when it is `Patient/{id}`, no one otherwise
     /// (directory data owned by `Organization`).
     pub fn about(mut self, owner: Option<&str>) -> Self {
-        self.patient = owner
-            .filter(|o| o.starts_with("Patient/"))
-            .map(str::to_owned);
+        self.patient = patient_of(owner);
         self
     }
 
@@ -147,6 +151,14 @@ impl Entry {
         self.detail = detail;
         self
     }
+}
+
+/// The patient a record of `owner` is about: `Patient/{id}`, or no one for directory data
+/// (owned by `Organization`).
+fn patient_of(owner: Option<&str>) -> Option<String> {
+    owner
+        .filter(|o| o.starts_with("Patient/"))
+        .map(str::to_owned)
 }
 
 /// The AuditEvent resource for `entry`.
@@ -314,12 +326,8 @@ impl Auditor {
                 // Keyed by the event, not the patient: audit events need no order among
                 // themselves, and a key must not name anyone.
                 key: id.as_bytes().to_vec(),
-                payload: AuditRecorded {
-                    event_id: id.clone(),
-                    commitment: commitment.to_vec(),
-                    recorded_at_ms: ms,
-                }
-                .encode_to_vec(),
+                payload: medledger_ledger::events::audit_event(id.clone(), commitment, ms)
+                    .encode_to_vec(),
             });
             rows.push(AuditRow {
                 id,
@@ -363,12 +371,123 @@ impl Auditor {
     }
 }
 
+/// The audit trail could not store an event: the audited answer must not go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the audit trail is unavailable")]
+pub struct AuditUnavailable;
+
+impl Categorized for AuditUnavailable {
+    fn category(&self) -> Category {
+        Category::UNAVAILABLE
+    }
+}
+
+/// One audited interaction at a domain boundary, from [`Auditor::begin`] to [`Audit::finish`].
+#[must_use = "an interaction is audited only when its Audit is finished"]
+#[derive(Debug)]
+pub struct Audit {
+    auditor: Auditor,
+    entry: Entry,
+    /// Why the interaction was refused, when its answer does not say (or says otherwise).
+    refusal: Option<String>,
+    /// Whether a success is already in the trail (stored with the write it describes).
+    written: bool,
+    more: Vec<Entry>,
+}
+
+impl Audit {
+    /// The interaction is about the record owner `owner` (see [`Entry::about`]).
+    pub fn about(&mut self, owner: Option<&str>) -> &mut Self {
+        self.entry.patient = patient_of(owner);
+        self
+    }
+
+    /// The patient the interaction is about, once known.
+    pub fn patient(&self) -> Option<&str> {
+        self.entry.patient.as_deref()
+    }
+
+    /// What the interaction touched, replacing what was said before (a read learns the
+    /// version it served).
+    pub fn touching(&mut self, reference: impl Into<String>) -> &mut Self {
+        self.entry.what = vec![reference.into()];
+        self
+    }
+
+    /// The interaction was refused for `detail`, whatever its answer shows: a denied read
+    /// answers like an unknown record, a search over records one may not see answers an empty
+    /// result; the trail records the refusal and why.
+    pub fn refused(&mut self, detail: impl Into<String>) -> &mut Self {
+        self.refusal = Some(detail.into());
+        self
+    }
+
+    /// A success needs no event of its own: the write stored its events in its own
+    /// transaction ([`Auditor::prepare`]).
+    pub fn written(&mut self) -> &mut Self {
+        self.written = true;
+        self
+    }
+
+    /// Another event to store with this one, whatever the outcome (a batch's refused entries).
+    pub fn also(&mut self, entry: Entry) -> &mut Self {
+        self.more.push(entry);
+        self
+    }
+
+    /// Stores the interaction's event with the outcome of `result` (success, or the error's
+    /// category and diagnostics), then returns `result`; if the event cannot be stored, the
+    /// answer is [`AuditUnavailable`] instead: nothing goes out unaudited.
+    pub async fn finish<T, E>(self, result: Result<T, E>) -> Result<T, E>
+    where
+        E: Categorized + From<AuditUnavailable>,
+    {
+        let Self {
+            auditor,
+            entry,
+            refusal,
+            written,
+            mut more,
+        } = self;
+        match (&result, refusal) {
+            (Ok(_), Some(why)) => more.push(entry.ended(Outcome::Refused, Some(why))),
+            (Ok(_), None) if written => {}
+            (Ok(_), None) => more.push(entry),
+            (Err(e), why) => {
+                let detail = why.unwrap_or_else(|| e.diagnostics());
+                more.push(entry.ended(Outcome::of(e.category()), Some(detail)));
+            }
+        }
+        match auditor.record(&more).await {
+            Ok(()) => result,
+            Err(e) => {
+                tracing::warn!(error = %e, source = more.first().map_or("", |m| m.source), "could not record an audit event");
+                Err(AuditUnavailable.into())
+            }
+        }
+    }
+}
+
+impl Auditor {
+    /// Opens the audit of one interaction described by `entry`; see [`Audit`].
+    pub fn begin(&self, entry: Entry) -> Audit {
+        Audit {
+            auditor: self.clone(),
+            entry,
+            refusal: None,
+            written: false,
+            more: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
     use medledger_auth::Claims;
+    use medledger_proto::v1::AuditRecorded;
 
     fn caller(sub: &str, role: &str) -> Caller {
         let claims: Claims = serde_json::from_value(json!({

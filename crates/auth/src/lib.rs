@@ -28,11 +28,13 @@ use p256::pkcs8::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod config;
 mod jwk;
 mod rsa_key;
 mod source;
 mod verify;
 
+pub use config::AuthConfig;
 pub use jwk::{Jwk, JwkSet, KeySet, MIN_RSA_BITS, SharedKeySet};
 pub use rsa_key::RsaIssuerKey;
 pub use source::{JwksCache, JwksOptions, JwksSource};

@@ -17,6 +17,23 @@ pub use local::LocalBlockstore;
 
 use bytes::Bytes;
 
+/// The IPFS node's RPC API (the `ipfs` section of a service's configuration in distributed
+/// mode).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpfsConfig {
+    /// RPC API base URL (Kubo's, or IPFS Cluster's proxy).
+    pub api_url: String,
+}
+
+impl Default for IpfsConfig {
+    fn default() -> Self {
+        Self {
+            api_url: "http://127.0.0.1:5001".to_owned(),
+        }
+    }
+}
+
 /// Failures of a blob store.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -34,6 +51,25 @@ pub enum BlobError {
     /// The backend failed (disk, network).
     #[error("blob store unavailable: {0}")]
     Unavailable(String),
+}
+
+impl medledger_error::Categorized for BlobError {
+    fn category(&self) -> medledger_error::Category {
+        use medledger_error::Category;
+        match self {
+            // A blob the index refers to must be there and intact: anything else is evidence
+            // of loss or tampering, not a transient fault.
+            Self::NotFound(_) | Self::Corrupt { .. } => Category::Integrity,
+            Self::Unavailable(_) => Category::UNAVAILABLE,
+        }
+    }
+
+    fn diagnostics(&self) -> String {
+        match self {
+            Self::Unavailable(_) => "the blob store is unavailable".to_owned(),
+            other => format!("integrity check failed: {other}"),
+        }
+    }
 }
 
 /// A store of immutable objects named by the CID of their content.

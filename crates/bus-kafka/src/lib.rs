@@ -47,6 +47,17 @@ pub struct KafkaConfig {
 }
 
 impl KafkaConfig {
+    /// The client `client_id` of the brokers and topics a service's configuration names.
+    pub fn of(brokers: &medledger_bus::BrokerConfig, client_id: &str) -> Self {
+        Self {
+            brokers: brokers.brokers.clone(),
+            partitions: brokers.partitions,
+            replication: brokers.replication,
+            client_id: client_id.to_owned(),
+            timeout: Duration::from_millis(brokers.timeout_ms),
+        }
+    }
+
     /// Defaults for `brokers`: three partitions, replication 1, 30 s timeout.
     pub fn new(brokers: impl Into<String>) -> Self {
         Self {

@@ -14,6 +14,32 @@ pub use sqlite::SqliteBus;
 
 use std::time::Duration;
 
+/// Where the Kafka brokers are and the shape of the topics a service creates (the `kafka`
+/// section of its configuration in distributed mode; `medledger-bus-kafka` connects to it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Bootstrap servers, `host:port[,host:port…]`.
+    pub brokers: String,
+    /// Partitions of topics created if missing.
+    pub partitions: i32,
+    /// Replication factor of topics created if missing.
+    pub replication: i32,
+    /// Longest wait for a broker acknowledgement, milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".to_owned(),
+            partitions: 6,
+            replication: 1,
+            timeout_ms: 30_000,
+        }
+    }
+}
+
 /// A bus failure.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {

@@ -6,6 +6,7 @@
 
 pub mod canonical;
 pub mod compartment;
+pub mod json;
 pub mod outcome;
 pub mod primitives;
 pub mod references;
@@ -14,9 +15,12 @@ pub mod validate;
 
 pub use canonical::canonical_json;
 pub use compartment::{Owner, owner_of};
+pub use json::parse_strict;
 pub use outcome::{IssueCode, operation_outcome};
-pub use primitives::{now_instant, valid_id};
-pub use references::{rewrite_references, unresolved_urn_references};
+pub use primitives::{etag, etag_version, now_instant, valid_id};
+pub use references::{
+    first_invalid_reference, rewrite_references, unresolved_urn_references, valid_reference,
+};
 pub use types::all_accepted_types;
 pub use types::{AcceptedType, accepted_type};
 pub use validate::{FhirError, validate_resource};

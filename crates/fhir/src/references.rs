@@ -1,5 +1,6 @@
-//! Rewriting references inside a resource, for transaction Bundles whose entries refer to each
-//! other by `fullUrl` (`urn:uuid:…`) before the server has assigned ids (FHIR R4 §3.1.0.11.2).
+//! References inside a resource: rewriting them for transaction Bundles whose entries refer to
+//! each other by `fullUrl` (`urn:uuid:…`) before the server has assigned ids (FHIR R4
+//! §3.1.0.11.2), and checking that a relative one names a resource at all.
 
 use std::collections::HashMap;
 
@@ -57,6 +58,50 @@ pub fn unresolved_urn_references(
     }
 }
 
+/// Whether a `reference` string can name a resource: a contained one (`#id`), a `urn:uuid:` or
+/// `urn:oid:` (resolved within a Bundle), an absolute URL, or relative `Type/id` or
+/// `Type/id/_history/vid` with valid ids. A conditional reference (`Patient?identifier=…`) or an
+/// id that is not an id (`Patient/..`) names nothing stored here.
+pub fn valid_reference(r: &str) -> bool {
+    if r.starts_with('#') || r.starts_with("urn:uuid:") || r.starts_with("urn:oid:") {
+        return true;
+    }
+    if let Some((scheme, _)) = r.split_once("://") {
+        return !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphabetic());
+    }
+    let parts: Vec<&str> = r.split('/').collect();
+    let type_name = |t: &str| {
+        t.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
+            && t.bytes().all(|b| b.is_ascii_alphanumeric())
+    };
+    match parts.as_slice() {
+        [t, id] => type_name(t) && crate::valid_id(id),
+        [t, id, "_history", vid] => type_name(t) && crate::valid_id(id) && crate::valid_id(vid),
+        _ => false,
+    }
+}
+
+/// The path of the first `reference` in `value` that names no resource ([`valid_reference`]).
+pub fn first_invalid_reference(value: &Value, path: &mut String) -> Option<String> {
+    match value {
+        Value::Object(obj) => obj.iter().find_map(|(k, v)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(k);
+            let found = match (k.as_str(), v) {
+                ("reference", Value::String(s)) if !valid_reference(s) => Some(path.clone()),
+                _ => first_invalid_reference(v, path),
+            };
+            path.truncate(len);
+            found
+        }),
+        Value::Array(items) => items.iter().find_map(|v| first_invalid_reference(v, path)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +126,38 @@ mod tests {
             &mut missing,
         );
         assert_eq!(missing, vec!["urn:uuid:9"]);
+    }
+
+    #[test]
+    fn relative_references_must_name_a_resource() {
+        for ok in [
+            "Patient/p-1",
+            "Observation/o.1/_history/2",
+            "#contained",
+            "urn:uuid:0b1c",
+            "urn:oid:1.2.3",
+            "https://other.example/fhir/Patient/7",
+        ] {
+            assert!(valid_reference(ok), "{ok}");
+        }
+        for bad in [
+            "Patient/..",
+            "Patient/.",
+            "Patient/",
+            "Patient",
+            "Patient/a/b",
+            "patient/1",
+            "Patient?identifier=x|1",
+            "Patient/1/_history/..",
+            "://x",
+        ] {
+            assert!(!valid_reference(bad), "{bad}");
+        }
+        let v = serde_json::json!({"subject": {"reference": "Patient/1"},
+            "performer": [{"reference": "Practitioner/ok"}, {"reference": "Practitioner/.."}]});
+        assert_eq!(
+            first_invalid_reference(&v, &mut String::new()).as_deref(),
+            Some("performer.reference")
+        );
     }
 }

@@ -27,6 +27,17 @@ pub enum FhirError {
     },
 }
 
+impl medledger_error::Categorized for FhirError {
+    fn category(&self) -> medledger_error::Category {
+        use medledger_error::Category;
+        match self {
+            Self::Malformed(_) => Category::Malformed,
+            Self::UnknownType(_) | Self::UnsupportedType(_) => Category::NotSupported,
+            Self::Invalid { .. } => Category::Unprocessable,
+        }
+    }
+}
+
 /// Checks that `value` is a well-formed resource of an accepted type and returns its type name.
 ///
 /// fhir-sdk ignores elements it does not know, so after parsing the model is serialised back and
@@ -71,6 +82,11 @@ pub fn validate_resource(value: &Value) -> Result<String, FhirError> {
     }
     if let Some(path) = first_unknown(value, &back, &mut String::new()) {
         return Err(invalid(format!("unknown element '{path}'")));
+    }
+    if let Some(path) = crate::first_invalid_reference(value, &mut String::new()) {
+        return Err(invalid(format!(
+            "'{path}' names no resource (Type/id with a valid FHIR id, #contained, urn:uuid: or an absolute URL)"
+        )));
     }
     Ok(rt)
 }

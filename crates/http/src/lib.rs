@@ -1,8 +1,11 @@
-//! FHIR HTTP plumbing shared by the services: OperationOutcome errors, bearer authentication and
-//! FHIR JSON request bodies.
+//! The HTTP edge every service shares: the application shell its routes sit in ([`Shell`]:
+//! bearer authentication, rate and body limits, timeouts, spans, probes), OperationOutcome
+//! errors, and FHIR JSON request bodies.
 //!
-//! Every error a client can see is built by [`ApiError`]'s `IntoResponse`, the one place where
-//! error categories become HTTP statuses and OperationOutcomes.
+//! Every error a client can see is an [`ApiError`]; [`status_of`] is the one place where error
+//! categories become HTTP statuses and OperationOutcome issue codes.
+
+pub mod shell;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,125 +17,113 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use medledger_auth::{AuthError, Caller, TokenVerifier};
+pub use medledger_error::{Categorized, Category, Failure};
+pub use medledger_fhir::etag;
 use medledger_fhir::{IssueCode, operation_outcome};
 use serde_json::Value;
+pub use shell::{
+    Gauge, Gauges, HttpConfig, Readiness, Ready, Shell, no_gauges, probes, with_request_spans,
+};
 
 /// Media type of FHIR JSON.
 pub const FHIR_JSON: &str = "application/fhir+json";
 
-/// A client-visible failure.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// OperationOutcome issue code.
-    pub code: IssueCode,
-    /// Diagnostics: safe for the client, never PHI or secrets.
-    pub message: String,
-    /// Seconds for `Retry-After` (503, 429).
-    pub retry_after: Option<u64>,
+/// A failure as the HTTP edge answers it: an OperationOutcome with the status its category
+/// maps to ([`status_of`]). Any categorized error converts into one, so handlers use `?` on
+/// domain results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError(pub Failure);
+
+impl<E: Categorized> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        Self(Failure::of(&e))
+    }
 }
 
 impl ApiError {
-    /// An error with a status, issue code and message.
-    pub fn new(status: StatusCode, code: IssueCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
+    /// A failure of `category` saying `message` (client-safe: never PHI or secrets).
+    pub fn new(category: Category, message: impl Into<String>) -> Self {
+        Self(Failure::new(category, message))
     }
-    /// 400 invalid.
-    pub fn bad_request(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, IssueCode::Invalid, m)
+
+    /// Its category.
+    pub fn category(&self) -> Category {
+        self.0.category
     }
-    /// 404.
-    pub fn not_found(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, IssueCode::NotFound, m)
+
+    /// Its diagnostics.
+    pub fn message(&self) -> &str {
+        &self.0.message
     }
-    /// 410.
-    pub fn gone(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::GONE, IssueCode::Deleted, m)
+
+    /// The HTTP status it is answered with.
+    pub fn status(&self) -> StatusCode {
+        status_of(self.0.category).0
     }
-    /// 403.
-    pub fn forbidden(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, IssueCode::Forbidden, m)
-    }
-    /// 409.
-    pub fn conflict(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, IssueCode::Conflict, m)
-    }
-    /// 412.
-    pub fn precondition_failed(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::PRECONDITION_FAILED, IssueCode::Conflict, m)
-    }
-    /// 422.
-    pub fn unprocessable(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, IssueCode::Invalid, m)
-    }
-    /// 500 for a failed integrity check: the stored data does not match what was committed.
-    /// Nothing of the record is returned.
-    pub fn integrity(m: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            IssueCode::Exception,
-            format!("integrity check failed: {}", m.into()),
-        )
-    }
-    /// 500 for an internal failure (details are logged, not returned).
-    pub fn internal(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, IssueCode::Exception, m)
-    }
-    /// 503 with `Retry-After`.
-    pub fn unavailable(m: impl Into<String>, retry_after: u64) -> Self {
-        Self {
-            retry_after: Some(retry_after),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, IssueCode::Transient, m)
-        }
-    }
-    /// Maps a resource validation failure to 400 (structure, type) or 422 (content).
-    pub fn from_fhir(e: &medledger_fhir::FhirError) -> Self {
-        use medledger_fhir::FhirError as F;
-        match e {
-            F::Malformed(_) => {
-                Self::new(StatusCode::BAD_REQUEST, IssueCode::Structure, e.to_string())
-            }
-            F::UnknownType(_) | F::UnsupportedType(_) => Self::new(
-                StatusCode::BAD_REQUEST,
-                IssueCode::NotSupported,
-                e.to_string(),
-            ),
-            F::Invalid { .. } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                IssueCode::Invalid,
-                e.to_string(),
-            ),
-        }
-    }
+
     /// The OperationOutcome body.
     pub fn outcome(&self) -> Value {
-        operation_outcome(self.code, &self.message)
+        outcome_of(&self.0)
     }
+}
+
+/// The one mapping from an error category to HTTP: the status, and the OperationOutcome issue
+/// code (FHIR R4 §3.1.0.4 and the RESTful API's error table).
+pub fn status_of(category: Category) -> (StatusCode, IssueCode) {
+    match category {
+        Category::NotFound => (StatusCode::NOT_FOUND, IssueCode::NotFound),
+        Category::Gone => (StatusCode::GONE, IssueCode::Deleted),
+        Category::Malformed => (StatusCode::BAD_REQUEST, IssueCode::Structure),
+        Category::Invalid => (StatusCode::BAD_REQUEST, IssueCode::Invalid),
+        Category::NotSupported => (StatusCode::BAD_REQUEST, IssueCode::NotSupported),
+        Category::NotAllowed => (StatusCode::METHOD_NOT_ALLOWED, IssueCode::NotSupported),
+        Category::UnsupportedMedia => (StatusCode::UNSUPPORTED_MEDIA_TYPE, IssueCode::NotSupported),
+        Category::Unprocessable => (StatusCode::UNPROCESSABLE_ENTITY, IssueCode::Invalid),
+        Category::Conflict => (StatusCode::CONFLICT, IssueCode::Conflict),
+        Category::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, IssueCode::Conflict),
+        Category::Unauthenticated => (StatusCode::UNAUTHORIZED, IssueCode::Login),
+        Category::Forbidden => (StatusCode::FORBIDDEN, IssueCode::Forbidden),
+        Category::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, IssueCode::TooCostly),
+        Category::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, IssueCode::Throttled),
+        Category::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, IssueCode::Transient),
+        Category::Integrity | Category::Internal => {
+            (StatusCode::INTERNAL_SERVER_ERROR, IssueCode::Exception)
+        }
+    }
+}
+
+/// The OperationOutcome of `failure`.
+pub fn outcome_of(failure: &Failure) -> Value {
+    operation_outcome(status_of(failure.category).1, &failure.message)
+}
+
+/// `201 Created`: a status as a Bundle entry's `response.status` gives it.
+pub fn status_line(status: StatusCode) -> String {
+    format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        let status = self.status();
+        if status.is_server_error() {
             // Logged once here, inside the request span; messages never carry PHI.
-            tracing::warn!(status = self.status.as_u16(), message = %self.message, "request failed");
+            tracing::warn!(status = status.as_u16(), message = %self.0.message, "request failed");
         }
-        let mut resp = fhir_json(self.status, &self.outcome());
-        if let Some(s) = self.retry_after {
+        let mut resp = fhir_json(status, &self.outcome());
+        if let Some(s) = self.0.category.retry_after() {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the body was not read, so the connection cannot carry another request.
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"medledger\""),
@@ -189,8 +180,7 @@ impl<S: Send + Sync> FromRequest<S> for FhirBody {
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         if !is_json_media_type(req.headers()) {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                IssueCode::NotSupported,
+                Category::UnsupportedMedia,
                 "Content-Type must be application/fhir+json or application/json",
             ));
         }
@@ -200,8 +190,7 @@ impl<S: Send + Sync> FromRequest<S> for FhirBody {
             .map_or(16 << 20, |l| l.0);
         let too_large = || {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                IssueCode::TooCostly,
+                Category::TooLarge,
                 format!("request body exceeds {limit} bytes"),
             )
         };
@@ -222,16 +211,12 @@ impl<S: Send + Sync> FromRequest<S> for FhirBody {
                 if over_limit {
                     too_large()
                 } else {
-                    ApiError::bad_request("the request body could not be read")
+                    ApiError::new(Category::Invalid, "the request body could not be read")
                 }
             })?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                IssueCode::Structure,
-                format!("malformed JSON: {e}"),
-            )
-        })?;
+        // Duplicate members are refused, not resolved (FHIR JSON forbids them).
+        let value: Value = medledger_fhir::parse_strict(&bytes)
+            .map_err(|e| ApiError::new(Category::Malformed, format!("malformed JSON: {e}")))?;
         Ok(FhirBody(value))
     }
 }
@@ -252,7 +237,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromR
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(t)| FhirPath(t))
-            .map_err(|_| ApiError::bad_request("malformed URL path"))
+            .map_err(|_| ApiError::new(Category::Invalid, "malformed URL path"))
     }
 }
 
@@ -351,13 +336,13 @@ pub async fn require_bearer(
     match result {
         Ok(claims) => {
             if let Err(wait) = gate.limiter.check(&claims.sub) {
-                let mut e = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    IssueCode::Throttled,
+                return ApiError::new(
+                    Category::Throttled {
+                        retry_after_secs: wait,
+                    },
                     "request rate limit exceeded",
-                );
-                e.retry_after = Some(wait);
-                return e.into_response();
+                )
+                .into_response();
             }
             // `token` is Some here: verification succeeded on it.
             let mut caller = Caller::new(claims, token.unwrap_or_default());
@@ -366,9 +351,7 @@ pub async fn require_bearer(
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        Err(e) => {
-            ApiError::new(StatusCode::UNAUTHORIZED, IssueCode::Login, e.to_string()).into_response()
-        }
+        Err(e) => ApiError::new(Category::Unauthenticated, e.to_string()).into_response(),
     }
 }
 
@@ -381,11 +364,6 @@ pub fn http_date(instant: &str) -> Option<String> {
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
     t.format(&fmt).ok()
-}
-
-/// `W/"n"` for a version.
-pub fn etag(version: u64) -> String {
-    format!("W/\"{version}\"")
 }
 
 /// A version's FHIR response: the stored bytes with `ETag`, `Last-Modified` and, given the
@@ -428,49 +406,10 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .map(|v| {
             v.to_str()
                 .ok()
-                .and_then(parse_if_match)
-                .ok_or_else(|| ApiError::bad_request("malformed If-Match"))
+                .and_then(medledger_fhir::etag_version)
+                .ok_or_else(|| ApiError::new(Category::Invalid, "malformed If-Match"))
         })
         .transpose()
-}
-
-/// Parses an `If-Match` value (`W/"3"` or `"3"`) into a version.
-pub fn parse_if_match(v: &str) -> Option<u64> {
-    let v = v.trim();
-    let v = v.strip_prefix("W/").unwrap_or(v);
-    v.trim_matches('"').parse().ok()
-}
-
-impl From<medledger_storage_api::StoreError> for ApiError {
-    fn from(e: medledger_storage_api::StoreError) -> Self {
-        use medledger_storage_api::StoreError as S;
-        match e {
-            S::Conflict { .. } => ApiError::conflict(e.to_string()),
-            S::Unavailable(_) => ApiError::unavailable("the record index is unavailable", 1),
-            S::Corrupt(_) => ApiError::integrity(e.to_string()),
-        }
-    }
-}
-
-impl From<medledger_blobstore::BlobError> for ApiError {
-    fn from(e: medledger_blobstore::BlobError) -> Self {
-        use medledger_blobstore::BlobError as B;
-        match e {
-            B::Unavailable(_) => ApiError::unavailable("the blob store is unavailable", 1),
-            B::NotFound(_) | B::Corrupt { .. } => ApiError::integrity(e.to_string()),
-        }
-    }
-}
-
-impl From<medledger_keys::KeyError> for ApiError {
-    fn from(e: medledger_keys::KeyError) -> Self {
-        use medledger_keys::KeyError as K;
-        match e {
-            K::Store(s) => s.into(),
-            K::Unwrap(_) => ApiError::integrity(e.to_string()),
-            K::Master(_) => ApiError::internal("key material unavailable"),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -478,11 +417,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn if_match_forms() {
-        assert_eq!(parse_if_match("W/\"3\""), Some(3));
-        assert_eq!(parse_if_match("\"12\""), Some(12));
-        assert_eq!(parse_if_match("x"), None);
-        assert_eq!(etag(4), "W/\"4\"");
+    fn http_dates() {
         assert_eq!(
             http_date("2026-11-21T20:16:34.123Z").as_deref(),
             Some("Sat, 21 Nov 2026 20:16:34 GMT")
@@ -501,7 +436,12 @@ mod tests {
 
     #[test]
     fn errors_are_operation_outcomes() {
-        let e = ApiError::unavailable("not committed yet", 2);
+        let e = ApiError::new(
+            Category::Unavailable {
+                retry_after_secs: 2,
+            },
+            "not committed yet",
+        );
         let r = e.clone().into_response();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use medledger_crypto::{Key, commitment, owner_key_aad, unwrap_key, wrap_key};
+use medledger_error::Categorized;
 use medledger_storage_api::{OwnerKeyStore, StoreError};
 use tokio::sync::RwLock;
 
@@ -27,6 +28,25 @@ pub enum KeyError {
     /// The master key file could not be read or created.
     #[error(transparent)]
     Master(#[from] medledger_crypto::CryptoError),
+}
+
+impl Categorized for KeyError {
+    fn category(&self) -> medledger_error::Category {
+        use medledger_error::Category;
+        match self {
+            Self::Store(e) => e.category(),
+            Self::Unwrap(_) => Category::Integrity,
+            Self::Master(_) => Category::Internal,
+        }
+    }
+
+    fn diagnostics(&self) -> String {
+        match self {
+            Self::Store(e) => e.diagnostics(),
+            Self::Unwrap(_) => format!("integrity check failed: {self}"),
+            Self::Master(_) => "key material unavailable".to_owned(),
+        }
+    }
 }
 
 /// Where the master key comes from. The embedded form reads a file in the data dir; a KMS-backed

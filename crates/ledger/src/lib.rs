@@ -4,6 +4,7 @@
 //! with a format byte and a kind tag, so record versions, consent changes and audit events can
 //! share one log without one kind ever being read as another.
 
+pub mod events;
 pub mod registry;
 
 use medledger_merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};

@@ -8,6 +8,26 @@
 #[cfg(any(test, feature = "test-utils"))]
 pub mod conformance;
 
+/// Where a service's PostgreSQL store is (the `postgres` section of its configuration in
+/// distributed mode; `medledger-storage-sqlx` connects to it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// `postgres://user@host:port/db`; the service's schema is created by its migrations.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/medledger".to_owned(),
+            max_connections: 16,
+        }
+    }
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -28,6 +48,26 @@ pub enum StoreError {
     /// version): the data is damaged, and trying again will not help.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl medledger_error::Categorized for StoreError {
+    fn category(&self) -> medledger_error::Category {
+        use medledger_error::Category;
+        match self {
+            Self::Conflict { .. } => Category::Conflict,
+            Self::Unavailable(_) => Category::UNAVAILABLE,
+            Self::Corrupt(_) => Category::Integrity,
+        }
+    }
+
+    fn diagnostics(&self) -> String {
+        match self {
+            // The database's own message names hosts and statements: for the log, not clients.
+            Self::Unavailable(_) => "the store is unavailable".to_owned(),
+            Self::Corrupt(why) => format!("integrity check failed: stored data is corrupt ({why})"),
+            Self::Conflict { .. } => self.to_string(),
+        }
+    }
 }
 
 /// The current state of one logical resource.

@@ -16,7 +16,7 @@ use medledger_bus::EventPublisher;
 use crate::Outbox;
 use sqlx::Row;
 use sqlx::postgres::{PgListener, PgPool};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Advisory lock key serialising the relays of `outbox` ("mlrelay", "mlaudit").
 fn lock_of(outbox: Outbox) -> i64 {
@@ -176,12 +176,12 @@ impl OutboxRelay {
         backlog_of(&self.pool, self.outbox).await
     }
 
-    /// Relays until `shutdown` turns true, waking on each outbox NOTIFY and retrying failures
-    /// with backoff.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Relays until `shutdown`, waking on each outbox NOTIFY and retrying failures with
+    /// backoff.
+    pub async fn run(self, shutdown: CancellationToken) {
         let mut listener: Option<PgListener> = None;
         let mut backoff = Duration::from_millis(100);
-        while !*shutdown.borrow() {
+        while !shutdown.is_cancelled() {
             if listener.is_none() {
                 listener = match PgListener::connect_with(&self.pool).await {
                     Ok(mut l) => match l.listen(self.outbox.channel()).await {
@@ -207,7 +207,7 @@ impl OutboxRelay {
                     tracing::warn!(error = %e, "outbox relay failed; will retry");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => {}
+                        () = shutdown.cancelled() => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
@@ -226,7 +226,7 @@ impl OutboxRelay {
             tokio::select! {
                 _ = wake => {}
                 _ = tokio::time::sleep(self.idle_poll) => {}
-                _ = shutdown.changed() => {}
+                () = shutdown.cancelled() => {}
             }
         }
     }

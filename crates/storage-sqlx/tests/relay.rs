@@ -148,14 +148,15 @@ async fn a_running_relay_is_woken_by_new_writes() {
     let store = PgStore::connect(&db.url, 4).await.unwrap();
     let bus = sqlite_bus(dir.path()).await;
     let relay = OutboxRelay::new(store.pool().clone(), Arc::new(bus.clone()), 100);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
     let task = tokio::spawn(relay.run(stopped));
     let mut sub = bus.subscribe("g", "records").await.unwrap();
     for i in 0..3u8 {
         write(&store, &format!("w{i}"), i).await;
         assert_eq!(drain(sub.as_mut(), 1).await, vec![i]);
     }
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap();
     store.pool().close().await;
     db.drop_db().await;
@@ -174,7 +175,8 @@ async fn the_audit_relay_publishes_audit_rows_and_leaves_the_ingest_outbox_alone
         Arc::new(bus.clone()),
         100,
     );
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
     let task = tokio::spawn(relay.run(stopped));
     let mut sub = bus.subscribe("g", "audit").await.unwrap();
     for i in 0..3u8 {
@@ -195,7 +197,7 @@ async fn the_audit_relay_publishes_audit_rows_and_leaves_the_ingest_outbox_alone
         store.record_audit(&[row], &[ev]).await.unwrap();
         assert_eq!(drain(sub.as_mut(), 1).await, vec![i]);
     }
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap();
     // The record event is still waiting for the ingest relay.
     assert_eq!(

@@ -16,6 +16,13 @@ pub struct Gauge {
     pub value: f64,
 }
 
+/// Gauges a process reports at scrape time (queried then, so they are never stale).
+pub type Gauges = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Gauge>> + Send>>
+        + Send
+        + Sync,
+>;
+
 fn requests() -> &'static Mutex<BTreeMap<(String, u16), u64>> {
     static REQUESTS: OnceLock<Mutex<BTreeMap<(String, u16), u64>>> = OnceLock::new();
     REQUESTS.get_or_init(Mutex::default)

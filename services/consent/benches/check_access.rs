@@ -21,13 +21,11 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use hdrhistogram::Histogram;
+use medledger_access::{AccessPolicy, AccessQuery, Decision, Interaction};
 use medledger_auth::{Caller, DEV_ISSUER, IssuerKey, TokenVerifier, unix_now};
 use medledger_consent::domain::consent::{ConsentRecord, parse_consent};
 use medledger_consent::domain::decision::{Actor, Circumstances, Target, Verdict, decide};
-use medledger_consent::{
-    AccessControlService, AccessPolicy, AccessQuery, ConsentPolicy, Decision, Enrolment,
-    GrpcAccessPolicy, Interaction,
-};
+use medledger_consent::{AccessControlService, ConsentPolicy, Enrolment, GrpcAccessPolicy};
 use medledger_storage_api::{AccountRow, ConsentRow, ConsentStore};
 use medledger_storage_sqlx::SqliteStore;
 use serde_json::{Value, json};

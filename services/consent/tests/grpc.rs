@@ -6,11 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use medledger_access::testing::ScopePolicy;
+use medledger_access::{AccessError, AccessPolicy, AccessQuery, Decision, Interaction};
 use medledger_auth::{Caller, DEV_ISSUER, IssuerKey, TokenVerifier, unix_now};
-use medledger_consent::{
-    AccessControlService, AccessError, AccessPolicy, AccessQuery, Decision, GrpcAccessPolicy,
-    Interaction, ScopePolicy,
-};
+use medledger_consent::{AccessControlService, GrpcAccessPolicy};
 
 async fn serve(key: &IssuerKey) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

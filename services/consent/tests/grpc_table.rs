@@ -9,11 +9,9 @@ mod table;
 use std::sync::Arc;
 use std::time::Duration;
 
+use medledger_access::{AccessError, AccessPolicy, AccessQuery, Decision};
 use medledger_auth::{Caller, DEV_ISSUER, IssuerKey, TokenVerifier};
-use medledger_consent::{
-    AccessControlService, AccessError, AccessPolicy, AccessQuery, ConsentPolicy, Decision,
-    Enrolment, GrpcAccessPolicy,
-};
+use medledger_consent::{AccessControlService, ConsentPolicy, Enrolment, GrpcAccessPolicy};
 use medledger_storage_api::{AccountRow, ConsentRow, ConsentStore};
 use medledger_storage_sqlx::SqliteStore;
 
@@ -133,7 +131,7 @@ async fn the_stored_role_decides_not_the_tokens_claim() {
     let got = client
         .check(AccessQuery {
             caller: &caller,
-            interaction: medledger_consent::Interaction::Create,
+            interaction: medledger_access::Interaction::Create,
             resource_type: "Observation",
             owner: Some("Patient/p2"),
             custodian: None,

@@ -5,7 +5,7 @@
 
 mod table;
 
-use medledger_consent::Interaction;
+use medledger_access::Interaction;
 use medledger_consent::domain::consent::{ConsentStatus, parse_consent};
 use medledger_consent::domain::decision::{Actor, Basis, Circumstances, Target, Verdict, decide};
 use proptest::prelude::*;

@@ -7,6 +7,7 @@
 //! hop-by-hop headers, caps request bodies and bounds every upstream call with a timeout.
 //! Failures of its own are FHIR `OperationOutcome`s, like the services'.
 
+pub mod config;
 pub mod route;
 
 use std::sync::Arc;
@@ -21,9 +22,9 @@ use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use medledger_fhir::IssueCode;
-use medledger_http::ApiError;
+use medledger_http::{ApiError, Category};
 
+pub use config::Config;
 pub use route::{Upstream, route};
 
 /// Where each kind of request goes, and the limits applied on the way.
@@ -91,10 +92,10 @@ fn target(base: &Uri, original: &Uri) -> Result<Uri, ApiError> {
     let scheme = base.scheme_str().unwrap_or("http");
     let authority = base
         .authority()
-        .ok_or_else(|| ApiError::internal("gateway upstream has no host"))?;
+        .ok_or_else(|| ApiError::new(Category::Internal, "gateway upstream has no host"))?;
     format!("{scheme}://{authority}{path}")
         .parse()
-        .map_err(|_| ApiError::bad_request("malformed URL path"))
+        .map_err(|_| ApiError::new(Category::Invalid, "malformed URL path"))
 }
 
 /// Whether a failed upstream request failed because the client's body passed the limit.
@@ -126,7 +127,9 @@ async fn proxy(gw: &Inner, req: Request) -> Result<Response, ApiError> {
         (Upstream::Query, _) => &config.query,
         (Upstream::Consent, Some(consent)) => consent,
         // `route` only answers Consent when a consent upstream is configured.
-        (Upstream::Consent, None) => return Err(ApiError::internal("no consent upstream")),
+        (Upstream::Consent, None) => {
+            return Err(ApiError::new(Category::Internal, "no consent upstream"));
+        }
     };
     let declared = req
         .headers()
@@ -135,8 +138,7 @@ async fn proxy(gw: &Inner, req: Request) -> Result<Response, ApiError> {
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > config.max_body_bytes as u64) {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            IssueCode::TooCostly,
+            Category::TooLarge,
             format!(
                 "request body is larger than {} bytes",
                 config.max_body_bytes
@@ -154,15 +156,14 @@ async fn proxy(gw: &Inner, req: Request) -> Result<Response, ApiError> {
     let resp = match sent {
         Err(_) => {
             tracing::warn!(?upstream, "upstream did not answer in time");
-            return Err(ApiError::unavailable(
+            return Err(ApiError::new(
+                Category::UNAVAILABLE,
                 "the service behind the gateway did not answer in time",
-                1,
             ));
         }
         Ok(Err(e)) if over_limit(&e) => {
             return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                IssueCode::TooCostly,
+                Category::TooLarge,
                 format!(
                     "request body is larger than {} bytes",
                     config.max_body_bytes
@@ -171,9 +172,9 @@ async fn proxy(gw: &Inner, req: Request) -> Result<Response, ApiError> {
         }
         Ok(Err(e)) => {
             tracing::warn!(?upstream, error = %e, "upstream request failed");
-            return Err(ApiError::unavailable(
+            return Err(ApiError::new(
+                Category::UNAVAILABLE,
                 "the service behind the gateway is not reachable",
-                1,
             ));
         }
         Ok(Ok(r)) => r,

@@ -5,12 +5,114 @@
 //! data key → put the ciphertext in the blob store → commit the index row and its event in one
 //! transaction. If the commit fails, the blobs written for it are removed, so a failed request
 //! leaves no index row, no event, no leaf and no orphan.
+//!
+//! The service's shape: [`Config`], the [`Ports`] it needs, [`Service::start`] (binds and checks
+//! what can fail at start), [`Service::app`] (the complete router) and [`Service::run`] (the
+//! MLLP listener, until shutdown).
 
 pub mod config;
 pub mod domain;
+pub mod error;
 pub mod http;
 pub mod mllp;
 
-pub use config::IngestConfig;
-pub use domain::Ingest;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use medledger_access::AccessPolicy;
+use medledger_audit::Auditor;
+use medledger_blobstore::BlobStore;
+use medledger_http::Shell;
+use medledger_keys::OwnerKeys;
+use medledger_storage_api::{Hl7MessageLog, RecordIndex};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, MllpConfig};
+pub use domain::{Ingest, Limits};
+pub use error::IngestError;
 pub use http::routes;
+
+/// What the ingest service needs from the world, chosen where the backends are.
+pub struct Ports {
+    /// The record index (and its outbox).
+    pub index: Arc<dyn RecordIndex>,
+    /// Where ciphertext goes.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Owner keys under the master key, checked against the store.
+    pub keys: OwnerKeys,
+    /// Who decides access.
+    pub policy: Arc<dyn AccessPolicy>,
+    /// The audit trail.
+    pub audit: Auditor,
+    /// What the MLLP listener remembers: accepted messages and dead letters.
+    pub messages: Arc<dyn Hl7MessageLog>,
+    /// The account MLLP writes act as.
+    pub feed: Arc<dyn mllp::FeedCredential>,
+}
+
+/// The ingest service, started.
+pub struct Service {
+    ingest: Ingest,
+    mllp: Option<(TcpListener, mllp::Receiver, MllpConfig)>,
+}
+
+impl Service {
+    /// Wires the domain to `ports`; with MLLP enabled, binds its listener and checks that the
+    /// feed's credential is usable, so a misconfiguration stops start-up, not the first message.
+    pub async fn start(ports: Ports, config: &Config) -> Result<Self, axum::BoxError> {
+        let ingest = Ingest::new(
+            ports.index,
+            ports.blobs,
+            ports.keys,
+            ports.policy,
+            ports.audit,
+            Limits::default(),
+        );
+        let mllp = if config.mllp.enabled {
+            let listener = TcpListener::bind(config.mllp.listen)
+                .await
+                .map_err(|e| format!("binding {} for MLLP: {e}", config.mllp.listen))?;
+            ports
+                .feed
+                .caller()
+                .await
+                .map_err(|e| format!("the MLLP feed's credential: {}", e.message))?;
+            let receiver = mllp::Receiver::new(ingest.clone(), ports.messages, ports.feed);
+            Some((listener, receiver, config.mllp.clone()))
+        } else {
+            None
+        };
+        Ok(Self { ingest, mllp })
+    }
+
+    /// The domain.
+    pub fn ingest(&self) -> &Ingest {
+        &self.ingest
+    }
+
+    /// Where the MLLP listener is, when it is enabled.
+    pub fn mllp_addr(&self) -> Option<SocketAddr> {
+        self.mllp.as_ref().and_then(|(l, _, _)| l.local_addr().ok())
+    }
+
+    /// The FHIR routes, for a shell that holds other services' routes too.
+    pub fn routes(&self) -> Router {
+        routes(self.ingest.clone())
+    }
+
+    /// The complete application: the routes in `shell`.
+    pub fn app(&self, shell: &Shell) -> Router {
+        shell.app(self.routes())
+    }
+
+    /// Serves MLLP, when enabled, until `shutdown` (messages in flight finish first).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), axum::BoxError> {
+        if let Some((listener, receiver, config)) = self.mllp {
+            tracing::info!(listen = %config.listen, "serving HL7 v2 over MLLP");
+            mllp::serve(listener, receiver, config, shutdown).await;
+        }
+        Ok(())
+    }
+}

@@ -18,54 +18,125 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use medledger_auth::Caller;
+use medledger_error::{Categorized, Category, Failure};
 use medledger_hl7v2::{
     AckCode, ErrorCondition, FrameDecoder, IdScheme, Message, ParseError, ack_wanted, acknowledge,
     frame, reject_unparsed, translate,
 };
-use medledger_http::ApiError;
 use medledger_keys::OwnerKeys;
 use medledger_storage_api::{AcceptedMessage, DeadLetter, Hl7MessageLog};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::Ingest;
+use crate::config::MllpConfig;
 
-/// Limits of the listener.
-#[derive(Debug, Clone)]
-pub struct MllpConfig {
-    /// Largest accepted message, bytes (the connection is refused and closed beyond).
-    pub max_message_bytes: usize,
-    /// A connection idle this long is closed (feeds reconnect).
-    pub idle_timeout: Duration,
-    /// Longest wait for the peer to take an acknowledgement.
-    pub write_timeout: Duration,
-    /// Longest time one message may take to arrive once it has started.
-    pub frame_timeout: Duration,
-    /// Connections served at once; more are closed on arrival.
-    pub max_connections: usize,
-    /// Connections served at once from one peer address.
-    pub max_connections_per_peer: usize,
-}
-
-impl Default for MllpConfig {
-    fn default() -> Self {
-        Self {
-            max_message_bytes: 1 << 20,
-            idle_timeout: Duration::from_secs(600),
-            write_timeout: Duration::from_secs(30),
-            frame_timeout: Duration::from_secs(60),
-            max_connections: 64,
-            max_connections_per_peer: 16,
-        }
-    }
-}
+/// Longest wait for the peer to take an acknowledgement.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest time one message may take to arrive once it has started.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The account MLLP writes act as (the protocol itself carries no credentials).
 #[async_trait::async_trait]
 pub trait FeedCredential: Send + Sync + 'static {
     /// A caller with a currently valid token.
-    async fn caller(&self) -> Result<Caller, ApiError>;
+    async fn caller(&self) -> Result<Caller, Failure>;
+}
+
+/// A feed account whose bearer token is in a file (`mllp.token_file`), verified like any
+/// request's and read again for each message, so it can be renewed in place.
+#[derive(Debug)]
+pub struct TokenFileFeed {
+    /// The token file.
+    pub path: std::path::PathBuf,
+    /// Verifies it.
+    pub verifier: medledger_auth::TokenVerifier,
+}
+
+#[async_trait::async_trait]
+impl FeedCredential for TokenFileFeed {
+    async fn caller(&self) -> Result<Caller, Failure> {
+        let unusable = |why: String| {
+            Failure::new(
+                Category::Unavailable {
+                    retry_after_secs: 5,
+                },
+                why,
+            )
+        };
+        let token = tokio::fs::read_to_string(&self.path)
+            .await
+            .map_err(|e| unusable(format!("reading {}: {e}", self.path.display())))?;
+        let token = token.trim();
+        let claims = self
+            .verifier
+            .verify(token)
+            .map_err(|e| unusable(format!("the feed token: {e}")))?;
+        Ok(Caller::new(claims, token))
+    }
+}
+
+/// A feed account whose tokens are minted from an issuer key held here (`medledger dev`'s
+/// `Organization/mllp-feed`), short-lived like any token and minted again a minute before each
+/// expires.
+pub struct MintedFeed {
+    issuer: medledger_auth::IssuerKey,
+    verifier: medledger_auth::TokenVerifier,
+    subject: String,
+    current: std::sync::Mutex<Option<(Caller, i64)>>,
+}
+
+impl std::fmt::Debug for MintedFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedFeed")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MintedFeed {
+    /// An organization feed `subject` (scopes `system/*.cu`) with tokens from `issuer`.
+    pub fn new(
+        issuer: medledger_auth::IssuerKey,
+        verifier: medledger_auth::TokenVerifier,
+        subject: &str,
+    ) -> Self {
+        Self {
+            issuer,
+            verifier,
+            subject: subject.to_owned(),
+            current: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl FeedCredential for MintedFeed {
+    async fn caller(&self) -> Result<Caller, Failure> {
+        let now = medledger_auth::unix_now();
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((caller, exp)) = current.as_ref()
+            && *exp - now > 60
+        {
+            return Ok(caller.clone());
+        }
+        let ttl = 300;
+        let token = self
+            .issuer
+            .mint(&self.subject, "organization", "system/*.cu", now, ttl);
+        let claims = self
+            .verifier
+            .verify(&token)
+            .map_err(|e| Failure::new(Category::Internal, format!("feed token: {e}")))?;
+        let caller = Caller::new(claims, &token);
+        *current = Some((caller.clone(), now + ttl));
+        Ok(caller)
+    }
 }
 
 /// Resource ids from the owner keys' pseudonym key: stable per natural key, and revealing none.
@@ -76,6 +147,25 @@ impl IdScheme for PseudonymIds {
     fn stable_id(&self, label: &str) -> String {
         // 64 hex characters: exactly FHIR's longest id.
         self.0.pseudonym(label)
+    }
+}
+
+/// Whether a write lost a race with another (and is worth trying again on the new state).
+fn is_conflict(c: Category) -> bool {
+    matches!(c, Category::Conflict | Category::PreconditionFailed)
+}
+
+/// The one mapping of an error category to an HL7 v2 acknowledgement: the HL7 table 0357 code
+/// of the AE sent for a refused message, or `None` for a failure of the server (a store, the
+/// key material, consent over gRPC, the rate limit), which is not acknowledged at all, so the
+/// sender resends rather than drops the message.
+pub fn refusal_code(c: Category) -> Option<u16> {
+    if c.is_failure() || c.is_transient() {
+        None
+    } else if is_conflict(c) {
+        Some(206)
+    } else {
+        Some(207)
     }
 }
 
@@ -215,7 +305,7 @@ impl Receiver {
                 .bundle(&caller, translation.bundle(&stored))
                 .await
             {
-                Err(e) if matches!(e.status.as_u16(), 409 | 412) && attempt < CONFLICT_ATTEMPTS => {
+                Err(e) if is_conflict(e.category()) && attempt < CONFLICT_ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
                 }
                 other => break other,
@@ -238,28 +328,17 @@ impl Receiver {
                 }
                 Ok((ack, ack_wanted(&msg, true)))
             }
-            // Any server-side failure may pass (a store, the key material, consent over
-            // gRPC): not acknowledged, so the sender resends rather than drops the message.
-            Err(e) if e.status.is_server_error() || e.status.as_u16() == 429 => {
-                Err(Unavailable(e.message))
-            }
-            Err(e) => {
-                let code = if e.status.as_u16() == 409 || e.status.as_u16() == 412 {
-                    206
-                } else {
-                    207
-                };
-                let why = ErrorCondition::new(
-                    AckCode::Error,
-                    code,
-                    format!(
-                        "refused by the record store ({}): {}",
-                        e.status.as_u16(),
-                        e.message
-                    ),
-                );
-                refuse(why).await
-            }
+            Err(e) => match refusal_code(e.category()) {
+                None => Err(Unavailable(e.diagnostics())),
+                Some(code) => {
+                    let why = ErrorCondition::new(
+                        AckCode::Error,
+                        code,
+                        format!("refused by the record store: {}", e.diagnostics()),
+                    );
+                    refuse(why).await
+                }
+            },
         }
     }
 
@@ -350,12 +429,12 @@ fn hl7_timestamp() -> String {
     )
 }
 
-/// Serves MLLP on `listener` until `shutdown` turns true; messages in flight finish first.
+/// Serves MLLP on `listener` until `shutdown`; messages in flight finish first.
 pub async fn serve(
     listener: TcpListener,
     receiver: Receiver,
     config: MllpConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(config.max_connections));
     // Connections per peer address, so one host cannot take every slot.
@@ -365,7 +444,7 @@ pub async fn serve(
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.changed() => break,
+            () = shutdown.cancelled() => break,
         };
         // Forget the connections that have ended.
         while running.try_join_next().is_some() {}
@@ -454,10 +533,11 @@ async fn connection(
     mut stream: TcpStream,
     receiver: &Receiver,
     config: &MllpConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let mut decoder = FrameDecoder::new(config.max_message_bytes);
+    let idle = Duration::from_secs(config.idle_timeout_secs);
     let mut buf = vec![0u8; 64 << 10];
     // When the message being received must be complete: a peer trickling bytes cannot hold a
     // connection slot longer than this per message.
@@ -481,7 +561,7 @@ async fn connection(
                         .await
                         .map_err(|Unavailable(why)| format!("{e}; not kept ({why})"))?;
                     let _ = tokio::time::timeout(
-                        config.write_timeout,
+                        WRITE_TIMEOUT,
                         stream.write_all(&frame(nak.as_bytes())),
                     )
                     .await;
@@ -491,26 +571,23 @@ async fn connection(
             let Some(reply) = reply else {
                 continue;
             };
-            tokio::time::timeout(
-                config.write_timeout,
-                stream.write_all(&frame(reply.as_bytes())),
-            )
-            .await
-            .map_err(|_| "the peer did not take its acknowledgement".to_owned())?
-            .map_err(|e| e.to_string())?;
+            tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&frame(reply.as_bytes())))
+                .await
+                .map_err(|_| "the peer did not take its acknowledgement".to_owned())?
+                .map_err(|e| e.to_string())?;
         }
         if decoder.has_partial() && frame_deadline.is_none() {
-            frame_deadline = Some(tokio::time::Instant::now() + config.frame_timeout);
+            frame_deadline = Some(tokio::time::Instant::now() + FRAME_TIMEOUT);
         }
         let wait = match frame_deadline {
             Some(d) => d
                 .saturating_duration_since(tokio::time::Instant::now())
-                .min(config.idle_timeout),
-            None => config.idle_timeout,
+                .min(idle),
+            None => idle,
         };
         let read = tokio::select! {
             r = tokio::time::timeout(wait, stream.read(&mut buf)) => r,
-            _ = shutdown.changed() => return Ok(()),
+            () = shutdown.cancelled() => return Ok(()),
         };
         let Ok(read) = read else {
             if frame_deadline.is_some() {

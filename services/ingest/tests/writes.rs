@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use medledger_access::testing::ScopePolicy;
 use medledger_auth::{Caller, Claims};
 use medledger_blobstore::LocalBlockstore;
-use medledger_consent::ScopePolicy;
-use medledger_ingest::{Ingest, IngestConfig};
+use medledger_error::Categorized;
+use medledger_ingest::{Ingest, IngestError, Limits};
 use medledger_keys::{FileMasterKey, OwnerKeys};
 use medledger_storage_api::RecordIndex;
 use medledger_storage_sqlx::SqliteStore;
@@ -37,7 +38,7 @@ async fn fixture() -> Fixture {
         keys,
         Arc::new(ScopePolicy),
         medledger_audit::Auditor::new(store.clone()),
-        IngestConfig::default(),
+        Limits::default(),
     );
     Fixture {
         _dir: dir,
@@ -63,6 +64,25 @@ fn doctor() -> Caller {
     Caller::new(claims, "unused: the in-process policy reads the claims")
 }
 
+/// The HTTP status the edge answers a refused write with.
+trait Status {
+    fn status(&self) -> StatusCode;
+}
+
+impl Status for IngestError {
+    fn status(&self) -> StatusCode {
+        medledger_http::status_of(self.category()).0
+    }
+}
+
+impl Fixture {
+    /// A Bundle through the domain, its outcome rendered as the HTTP edge renders it.
+    async fn bundle(&self, caller: &Caller, bundle: Value) -> Result<Value, IngestError> {
+        let out = self.ingest.bundle(caller, bundle).await?;
+        Ok(medledger_ingest::http::response_bundle(&out))
+    }
+}
+
 fn patient() -> Value {
     json!({"resourceType": "Patient", "gender": "female"})
 }
@@ -79,16 +99,24 @@ async fn a_failed_transaction_stores_nothing_and_removes_its_blobs() {
         {"resource": obs("urn:uuid:p"), "request": {"method": "POST", "url": "Observation"}},
         {"resource": {"resourceType": "Observation", "status": "not-a-status", "code": {"text": "x"}}, "request": {"method": "POST", "url": "Observation"}}
     ]});
-    let e = f.ingest.bundle(&doctor(), bundle).await.unwrap_err();
-    assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(e.message.starts_with("entry 2:"), "{}", e.message);
+    let e = f.bundle(&doctor(), bundle).await.unwrap_err();
+    assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        e.diagnostics().starts_with("entry 2:"),
+        "{}",
+        e.diagnostics()
+    );
     assert!(f.store.referenced_cids().await.unwrap().is_empty());
     assert!(
         f.blocks.list_blocks().unwrap().is_empty(),
         "blobs of the failed transaction remain"
     );
-    // Nor are its versions in the audit trail: nothing was written.
-    assert!(audit_trail(&f).await.is_empty());
+    // Nor are its versions in the audit trail: nothing was written. The trail holds the
+    // refusal of the Bundle alone (recorded at the domain boundary, as every refusal is).
+    let trail = audit_trail(&f).await;
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(trail[0]["outcome"], "4");
+    assert_eq!(trail[0]["entity"][0]["what"]["reference"], "Bundle");
 }
 
 async fn audit_trail(f: &Fixture) -> Vec<serde_json::Value> {
@@ -113,7 +141,7 @@ async fn transactions_rewrite_urn_references_and_assign_owners() {
         {"fullUrl": "urn:uuid:p", "resource": patient(), "request": {"method": "POST", "url": "Patient"}},
         {"fullUrl": "urn:uuid:o", "resource": {"resourceType": "Organization", "id": "org-1", "name": "X"}, "request": {"method": "PUT", "url": "/Organization/org-1"}}
     ]});
-    let out = f.ingest.bundle(&doctor(), bundle).await.unwrap();
+    let out = f.bundle(&doctor(), bundle).await.unwrap();
     let loc = |i: usize| {
         out["entry"][i]["response"]["location"]
             .as_str()
@@ -192,7 +220,7 @@ async fn update_and_delete_rules() {
             .create(&c, "Observation", bad)
             .await
             .unwrap_err()
-            .status,
+            .status(),
         StatusCode::UNPROCESSABLE_ENTITY
     );
 
@@ -203,7 +231,7 @@ async fn update_and_delete_rules() {
         .await
         .unwrap_err();
     assert_eq!(
-        e.status,
+        e.status(),
         StatusCode::UNPROCESSABLE_ENTITY,
         "owner change must be refused"
     );
@@ -214,7 +242,7 @@ async fn update_and_delete_rules() {
         .update(&c, "Observation", &o.id, body.clone(), Some(7))
         .await
         .unwrap_err();
-    assert_eq!(e.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(e.status(), StatusCode::PRECONDITION_FAILED);
     let u = f
         .ingest
         .update(&c, "Observation", &o.id, body.clone(), Some(1))
@@ -229,7 +257,7 @@ async fn update_and_delete_rules() {
             .update(&c, "Observation", &o.id, no_id, None)
             .await
             .unwrap_err()
-            .status,
+            .status(),
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
@@ -237,13 +265,13 @@ async fn update_and_delete_rules() {
             .update(&c, "Observation", "bad id!", body, None)
             .await
             .unwrap_err()
-            .status,
+            .status(),
         StatusCode::BAD_REQUEST
     );
 
     assert!(
         f.ingest
-            .delete(&c, "Observation", "nope")
+            .delete(&c, "Observation", "nope", None)
             .await
             .unwrap()
             .is_none(),
@@ -252,7 +280,7 @@ async fn update_and_delete_rules() {
     assert!(f.store.head("Observation", "nope").await.unwrap().is_none());
     assert_eq!(
         f.ingest
-            .delete(&c, "Observation", &o.id)
+            .delete(&c, "Observation", &o.id, None)
             .await
             .unwrap()
             .unwrap()
@@ -261,7 +289,7 @@ async fn update_and_delete_rules() {
     );
     assert!(
         f.ingest
-            .delete(&c, "Observation", &o.id)
+            .delete(&c, "Observation", &o.id, None)
             .await
             .unwrap()
             .is_none(),
@@ -282,8 +310,8 @@ async fn a_resource_may_appear_once_per_transaction() {
     let f = fixture().await;
     let put = |g: &str| json!({"resource": {"resourceType": "Patient", "id": "p", "gender": g}, "request": {"method": "PUT", "url": "Patient/p"}});
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [put("male"), put("female")]});
-    let e = f.ingest.bundle(&doctor(), bundle).await.unwrap_err();
-    assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    let e = f.bundle(&doctor(), bundle).await.unwrap_err();
+    assert_eq!(e.status(), StatusCode::BAD_REQUEST);
     assert!(f.store.head("Patient", "p").await.unwrap().is_none());
 }
 
@@ -296,7 +324,7 @@ async fn a_batch_never_stores_an_entry_whose_referenced_entry_failed() {
         {"resource": obs("urn:uuid:good"), "request": {"method": "POST", "url": "Observation"}},
         {"fullUrl": "urn:uuid:good", "resource": patient(), "request": {"method": "POST", "url": "Patient"}}
     ]});
-    let out = f.ingest.bundle(&doctor(), bundle).await.unwrap();
+    let out = f.bundle(&doctor(), bundle).await.unwrap();
     let status = |i: usize| {
         out["entry"][i]["response"]["status"]
             .as_str()
@@ -324,19 +352,15 @@ async fn a_put_with_if_none_match_creates_only_when_absent() {
             {"resource": obs("Patient/p-once"), "request": {"method": "POST", "url": "Observation"}}
         ]})
     };
-    let out = f.ingest.bundle(&doctor(), bundle("First")).await.unwrap();
+    let out = f.bundle(&doctor(), bundle("First")).await.unwrap();
     assert_eq!(out["entry"][0]["response"]["status"], "201 Created");
-    let e = f
-        .ingest
-        .bundle(&doctor(), bundle("Second"))
-        .await
-        .unwrap_err();
-    assert_eq!(e.status, StatusCode::CONFLICT);
+    let e = f.bundle(&doctor(), bundle("Second")).await.unwrap_err();
+    assert_eq!(e.status(), StatusCode::CONFLICT);
     let head = f.store.head("Patient", "p-once").await.unwrap().unwrap();
     assert_eq!(head.version, 1, "the first stays");
     let other = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
         {"resource": {"resourceType": "Patient", "id": "p-x"},
          "request": {"method": "PUT", "url": "Patient/p-x", "ifNoneMatch": "W/\"1\""}}]});
-    let e = f.ingest.bundle(&doctor(), other).await.unwrap_err();
-    assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    let e = f.bundle(&doctor(), other).await.unwrap_err();
+    assert_eq!(e.status(), StatusCode::BAD_REQUEST);
 }

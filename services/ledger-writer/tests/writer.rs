@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use medledger_bus::{EventBus, EventPublisher, SqliteBus};
 use medledger_chain::{EmbeddedChain, Ledger};
 use medledger_ledger::{AuditLeaf, LeafKind};
-use medledger_ledger_writer::{LedgerWriter, LedgerWriterConfig};
+use medledger_ledger_writer::{LedgerWriter, Settings};
 use medledger_merkle::MerkleTree;
 use medledger_proto::v1::{AuditRecorded, DeadLetter, RecordVersionStored};
 use medledger_proto::{AUDIT_TOPIC, DEAD_LETTER_TOPIC, Message, RECORDS_TOPIC};
 use medledger_storage_api::LedgerStore;
 use medledger_storage_sqlx::SqliteStore;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 fn event(id: &str, version: u64) -> Vec<u8> {
     RecordVersionStored {
@@ -78,9 +78,9 @@ async fn embedded() -> (
 #[tokio::test]
 async fn events_become_leaves_and_heads_on_chain_exactly_once() {
     let (_dir, store, chain, bus) = embedded().await;
-    let config = LedgerWriterConfig {
+    let config = Settings {
         batch_interval: Duration::from_millis(10),
-        ..LedgerWriterConfig::default()
+        ..Settings::default()
     };
 
     for (id, v) in [("a", 1), ("b", 1), ("a", 2)] {
@@ -97,7 +97,8 @@ async fn events_become_leaves_and_heads_on_chain_exactly_once() {
         .await
         .unwrap();
 
-    let (stop, rx) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let rx = stop.clone();
     let writer = LedgerWriter::start(store.clone(), chain.clone(), bus.clone(), config.clone())
         .await
         .unwrap();
@@ -126,12 +127,12 @@ async fn events_become_leaves_and_heads_on_chain_exactly_once() {
         .await
         .unwrap();
     wait_for_size(&store, 4).await;
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap().unwrap();
 
     // Restarting resumes from committed offsets: nothing is logged or committed twice.
     let count = chain.tree_head_count().await.unwrap();
-    let (_stop, rx) = watch::channel(false);
+    let rx = CancellationToken::new();
     let writer = LedgerWriter::start(store.clone(), chain.clone(), bus, config)
         .await
         .unwrap();
@@ -164,10 +165,11 @@ async fn audit_events_share_the_log_with_records_and_are_logged_once() {
     bus.publish(AUDIT_TOPIC, b"x", &AuditRecorded::default().encode_to_vec())
         .await
         .unwrap();
-    let (stop, rx) = watch::channel(false);
-    let config = LedgerWriterConfig {
+    let stop = CancellationToken::new();
+    let rx = stop.clone();
+    let config = Settings {
         batch_interval: Duration::from_millis(10),
-        ..LedgerWriterConfig::default()
+        ..Settings::default()
     };
     let writer = LedgerWriter::start(store.clone(), chain.clone(), bus.clone(), config)
         .await
@@ -195,19 +197,19 @@ async fn audit_events_share_the_log_with_records_and_are_logged_once() {
             .source_topic,
         AUDIT_TOPIC
     );
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap().unwrap();
 }
 
 #[test]
 fn leaf_of_rejects_incomplete_events() {
     let mut ev = RecordVersionStored::decode(event("a", 1).as_slice()).unwrap();
-    assert!(medledger_ledger_writer::domain::leaf_of(&ev).is_ok());
+    assert!(medledger_ledger::events::record_leaf(&ev).is_ok());
     ev.commitment = vec![1, 2, 3];
-    assert!(medledger_ledger_writer::domain::leaf_of(&ev).is_err());
+    assert!(medledger_ledger::events::record_leaf(&ev).is_err());
     ev.commitment = vec![7; 32];
     ev.version = 0;
-    assert!(medledger_ledger_writer::domain::leaf_of(&ev).is_err());
+    assert!(medledger_ledger::events::record_leaf(&ev).is_err());
 }
 
 /// Stores a tree head committed on `chain` as the writer would.
@@ -345,11 +347,12 @@ async fn the_anchor_loop_keeps_up_with_the_writer() {
     );
     let (private, public) = chains(dir.path()).await;
     let bus = Arc::new(SqliteBus::new(store.pool().clone()));
-    let config = LedgerWriterConfig {
+    let config = Settings {
         batch_interval: Duration::from_millis(10),
-        ..LedgerWriterConfig::default()
+        ..Settings::default()
     };
-    let (stop, rx) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let rx = stop.clone();
     let writer = LedgerWriter::start(store.clone(), private.clone(), bus.clone(), config)
         .await
         .unwrap();
@@ -383,7 +386,7 @@ async fn the_anchor_loop_keeps_up_with_the_writer() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop.send(true).unwrap();
+    stop.cancel();
     writing.await.unwrap().unwrap();
     anchoring.await.unwrap().unwrap();
 }

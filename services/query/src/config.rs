@@ -1,10 +1,58 @@
-//! Query configuration.
+//! `medledger query`'s configuration ([`Config`]), and the read path's [`Settings`].
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// Settings of the query service.
+use medledger_access::ConsentEndpoint;
+use medledger_auth::AuthConfig;
+use medledger_blobstore::IpfsConfig;
+use medledger_http::HttpConfig;
+use medledger_storage_api::PostgresConfig;
+use serde::{Deserialize, Serialize};
+
+/// The query service's configuration: the file and `MEDLEDGER_QUERY_…` variables; every key is
+/// documented in `docs/configuration.md`, and an unknown one is refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// FHIR listener.
+    pub http: HttpConfig,
+    /// Health probes and `/metrics`.
+    pub admin_listen: SocketAddr,
+    /// Reads the ingest schema (index, owner keys) and the ledger schema (leaves, heads).
+    pub postgres: PostgresConfig,
+    /// Where ciphertext is read from.
+    pub ipfs: IpfsConfig,
+    /// The master key (the same file as ingest's).
+    pub master_key_file: PathBuf,
+    /// Token verification.
+    pub auth: AuthConfig,
+    /// Who decides access.
+    pub consent: ConsentEndpoint,
+    /// How long `$verify` waits for a public anchor covering the tree head, milliseconds
+    /// (0: answer at once, with an `anchor` section only if one exists).
+    pub anchor_wait_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::default(),
+            admin_listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
+            postgres: PostgresConfig::default(),
+            ipfs: IpfsConfig::default(),
+            master_key_file: PathBuf::from("/etc/medledger/master.key"),
+            auth: AuthConfig::default(),
+            consent: ConsentEndpoint::default(),
+            anchor_wait_ms: 0,
+        }
+    }
+}
+
+/// How the read path waits and names its chains.
 #[derive(Debug, Clone)]
-pub struct QueryConfig {
+pub struct Settings {
     /// How long a read waits for a just-written version to reach the ledger log before 503.
     pub ledger_wait: Duration,
     /// How long `$verify` waits for a tree head covering the version before 503.
@@ -18,7 +66,7 @@ pub struct QueryConfig {
     pub anchor_wait: Duration,
 }
 
-impl Default for QueryConfig {
+impl Default for Settings {
     fn default() -> Self {
         Self {
             ledger_wait: Duration::from_secs(3),
@@ -26,6 +74,18 @@ impl Default for QueryConfig {
             chain_network: "embedded-evm".to_owned(),
             anchor_network: "embedded-evm".to_owned(),
             anchor_wait: Duration::ZERO,
+        }
+    }
+}
+
+impl Settings {
+    /// The settings of `medledger query`: its chains are reached over JSON-RPC.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            chain_network: "json-rpc".to_owned(),
+            anchor_network: "json-rpc".to_owned(),
+            anchor_wait: Duration::from_millis(config.anchor_wait_ms),
+            ..Self::default()
         }
     }
 }

@@ -3,29 +3,35 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use medledger_bus_kafka::KafkaBus;
-use medledger_chain::{Address, AnchorChain, Ledger, RpcAnchor, RpcLedger};
-use medledger_ledger_writer::{Anchorer, LedgerWriter, LedgerWriterConfig, Registrar};
-use tokio::sync::watch;
+use medledger_bus_kafka::{KafkaBus, KafkaConfig};
+use medledger_chain::{Address, AnchorChain, Ledger, Registry, RpcAnchor, RpcLedger};
+use medledger_storage_api::RegistryQueue;
 
-use super::config::LedgerWriterServiceConfig;
+use crate::process::Process;
 
-/// Resolves when the session holding the writer lock is gone (PostgreSQL restarted, the
+/// Fails when the session holding the writer lock is gone (PostgreSQL restarted, the
 /// connection broke): from then on a standby may take over, so this writer must stop.
-async fn lock_lost(mut conn: sqlx::PgConnection) {
+async fn hold_lock(
+    mut conn: sqlx::PgConnection,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
     loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
         let ping = tokio::time::timeout(
             Duration::from_secs(5),
             sqlx::query("SELECT 1").execute(&mut conn),
         )
         .await;
         if !matches!(ping, Ok(Ok(_))) {
-            return;
+            anyhow::bail!(
+                "lost the writer lock's database session; stopping so that a standby can take over"
+            );
         }
     }
 }
@@ -60,10 +66,11 @@ async fn become_active(pool: &sqlx::PgPool) -> anyhow::Result<sqlx::PgConnection
     }
 }
 
-pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
+pub(crate) async fn run(cfg: medledger_ledger_writer::Config) -> anyhow::Result<()> {
+    let mut process = Process::new(true);
     let store = super::postgres(&cfg.postgres).await?;
     let active = become_active(store.pool()).await?;
-    let bus = KafkaBus::connect(cfg.kafka.client("medledger-ledger-writer"))
+    let bus = KafkaBus::connect(KafkaConfig::of(&cfg.kafka, "medledger-ledger-writer"))
         .await
         .context("connecting to Kafka")?;
     bus.ensure_topics(&medledger_proto::ALL_TOPICS)
@@ -78,7 +85,7 @@ pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
     )
     .await
     .context("connecting to the chain")?;
-    let registrar = match (
+    let registry: Option<(Arc<dyn RegistryQueue>, Arc<dyn Registry>)> = match (
         cfg.chain.roles_address.trim(),
         cfg.chain.consent_registry_address.trim(),
     ) {
@@ -98,15 +105,11 @@ pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
                 .registry(roles, registry)
                 .await
                 .context("connecting to Roles and ConsentRegistry")?;
-            Some(Registrar::new(
-                store.clone(),
-                Arc::new(chain),
-                Duration::from_millis(cfg.registrar_interval_ms),
-            ))
+            Some((store.clone(), Arc::new(chain)))
         }
     };
     let ledger = Arc::new(ledger);
-    let anchorer = match cfg.anchor.rpc_url.trim() {
+    let anchor: Option<Arc<dyn AnchorChain>> = match cfg.anchor.rpc_url.trim() {
         "" => {
             tracing::warn!(
                 "anchor.rpc_url is empty: tree heads are not anchored on a public chain"
@@ -127,79 +130,31 @@ pub(crate) async fn run(cfg: LedgerWriterServiceConfig) -> anyhow::Result<()> {
             .await
             .context("connecting to the public chain's Anchor")?;
             tracing::info!(anchor = %anchor.anchor(), chain = AnchorChain::chain_id(&anchor), "anchoring on the public chain");
-            Some(Anchorer::new(
-                store.clone(),
-                ledger.clone(),
-                Arc::new(anchor),
-                Duration::from_millis(cfg.anchor.interval_ms),
-            ))
+            Some(Arc::new(anchor))
         }
     };
-    let writer = LedgerWriter::start(
-        store.clone(),
-        ledger,
-        Arc::new(bus),
-        LedgerWriterConfig {
-            batch_interval: Duration::from_millis(cfg.batch_interval_ms),
-            max_batch: cfg.max_batch,
-            group: cfg.group.clone(),
+    let writer = medledger_ledger_writer::Service::start(
+        medledger_ledger_writer::Ports {
+            store: store.clone(),
+            ledger,
+            bus: Arc::new(bus),
+            anchor,
+            registry,
         },
+        medledger_ledger_writer::Settings::of(&cfg),
     )
     .await
     .context("starting the ledger writer")?;
-    let alive = Arc::new(AtomicBool::new(true));
-    let probe = alive.clone();
-    super::serve_admin(
-        cfg.admin_listen,
-        move || {
-            if probe.load(Ordering::Acquire) {
-                Ok(())
-            } else {
-                Err("ledger writer stopped")
-            }
-        },
-        crate::web::ledger_gauges(store),
-    )
-    .await?;
+    process
+        .serve(
+            "admin listener",
+            cfg.admin_listen,
+            medledger_http::probes(process.readiness(), medledger_ledger_writer::gauges(store)),
+        )
+        .await?;
     tracing::info!(size = writer.size(), "ledger writer running");
-    let (stop, stopped) = watch::channel(false);
-    let anchor_stop = stopped.clone();
-    let registrar_stop = stopped.clone();
-    // Any loop failing ends all (try_join), so readiness reflects the whole writer.
-    let mut task = tokio::spawn(async move {
-        let anchoring = async move {
-            match anchorer {
-                Some(a) => a.run(anchor_stop).await,
-                None => Ok(()),
-            }
-        };
-        let registering = async move {
-            match registrar {
-                Some(r) => r.run(registrar_stop).await,
-                None => Ok(()),
-            }
-        };
-        tokio::try_join!(writer.run(stopped), anchoring, registering).map(|_| ())
-    });
-    tokio::select! {
-        _ = lock_lost(active) => {
-            alive.store(false, Ordering::Release);
-            let _ = stop.send(true);
-            task.abort();
-            anyhow::bail!("lost the writer lock's database session; stopping so that a standby can take over");
-        }
-        _ = crate::web::shutdown_signal() => {
-            let _ = stop.send(true);
-            match tokio::time::timeout(Duration::from_secs(10), &mut task).await {
-                Ok(Ok(r)) => r.context("ledger writer")?,
-                Ok(Err(e)) => return Err(e.into()),
-                Err(_) => tracing::warn!("ledger writer did not stop in time"),
-            }
-        }
-        r = &mut task => {
-            alive.store(false, Ordering::Release);
-            r?.context("ledger writer stopped")?;
-        }
-    }
-    Ok(())
+    let stop = process.shutdown();
+    process.spawn("ledger writer", writer.run(stop.clone()));
+    process.spawn("writer lock", hold_lock(active, stop));
+    process.run().await
 }

@@ -1,38 +1,45 @@
-//! `medledger query`: verified FHIR reads from PostgreSQL (index and ledger) and IPFS.
+//! `medledger query`: verified FHIR reads from PostgreSQL (index and ledger) and IPFS,
+//! decisions from the consent service.
 
-use std::sync::Arc;
+use medledger_audit::Auditor;
+use medledger_http::Shell;
 
-use anyhow::Context;
-use medledger_blobstore::IpfsBlobStore;
-use medledger_query::{Query, QueryConfig};
+use crate::process::Process;
+use crate::wiring;
 
-use super::config::QueryServiceConfig;
-
-pub(crate) async fn run(cfg: QueryServiceConfig) -> anyhow::Result<()> {
+pub(crate) async fn run(cfg: medledger_query::Config) -> anyhow::Result<()> {
+    let mut process = Process::new(true);
     let store = super::postgres(&cfg.postgres).await?;
-    let keys = super::owner_keys(store.clone(), &cfg.master_key_file).await?;
-    let blobs = Arc::new(IpfsBlobStore::new(&cfg.ipfs.api_url).context("IPFS API URL")?);
-    blobs.version().await.context("reaching the IPFS node")?;
-    let gate = super::gate(&cfg.auth, &cfg.http).await?;
-    super::serve_admin(cfg.admin_listen, || Ok(()), crate::web::no_gauges()).await?;
-    let query = Query::new(
-        store.clone(),
-        blobs,
-        keys,
-        store.clone(),
-        Arc::new(cfg.consent.policy()?),
-        medledger_audit::Auditor::new(store),
-        QueryConfig {
-            chain_network: "json-rpc".to_owned(),
-            anchor_network: "json-rpc".to_owned(),
-            anchor_wait: std::time::Duration::from_millis(cfg.anchor_wait_ms),
-            ..QueryConfig::default()
+    let keys = wiring::owner_keys(store.clone(), &cfg.master_key_file, false).await?;
+    let blobs = super::ipfs(&cfg.ipfs).await?;
+    let verifier = cfg
+        .auth
+        .verifier(process.shutdown().cancelled_owned())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let query = medledger_query::Service::new(
+        medledger_query::Ports {
+            index: store.clone(),
+            blobs,
+            keys,
+            ledger: store.clone(),
+            policy: super::consent_policy(&cfg.consent)?,
+            audit: Auditor::new(store),
         },
+        medledger_query::Settings::of(&cfg),
     );
-    let app = crate::web::fhir_app(
-        medledger_query::routes(query),
-        gate,
+    let shell = Shell::new(
+        cfg.http.gate(verifier),
         cfg.http.max_body_bytes,
+        wiring::capability(),
+        process.readiness(),
     );
-    super::serve_until_signal(cfg.http.listen, app, "query").await
+    process
+        .serve("admin listener", cfg.admin_listen, shell.probes())
+        .await?;
+    let addr = process
+        .serve("FHIR listener", cfg.http.listen, query.app(&shell))
+        .await?;
+    tracing::info!(%addr, "query serving FHIR");
+    process.run().await
 }

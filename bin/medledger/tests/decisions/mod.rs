@@ -19,7 +19,7 @@ mod table;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use medledger_consent::Interaction;
+use medledger_access::Interaction;
 use reqwest::Method;
 use serde_json::{Value, json};
 

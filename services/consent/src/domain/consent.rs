@@ -112,16 +112,16 @@ impl ConsentRecord {
 /// Why a `Consent` resource cannot be used. Messages name elements, never values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct ConsentError(pub String);
+pub struct InvalidConsent(pub String);
 
-fn err(m: impl Into<String>) -> ConsentError {
-    ConsentError(m.into())
+fn err(m: impl Into<String>) -> InvalidConsent {
+    InvalidConsent(m.into())
 }
 
 /// The `patient-privacy` scope (http://terminology.hl7.org/CodeSystem/consentscope).
 const PRIVACY_SCOPE: &str = "patient-privacy";
 
-fn instant(v: &Value, what: &str) -> Result<Option<i64>, ConsentError> {
+fn instant(v: &Value, what: &str) -> Result<Option<i64>, InvalidConsent> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) => {
@@ -144,7 +144,7 @@ fn strings<'a>(
     list: &'a Value,
     what: &str,
     pick: impl Fn(&'a Value) -> Option<&'a str>,
-) -> Result<Vec<String>, ConsentError> {
+) -> Result<Vec<String>, InvalidConsent> {
     match list {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => items
@@ -163,7 +163,7 @@ fn provision(
     v: &Value,
     depth: usize,
     parent: Option<ProvisionType>,
-) -> Result<Provision, ConsentError> {
+) -> Result<Provision, InvalidConsent> {
     if depth > 8 {
         return Err(err("provisions nest deeper than 8 levels"));
     }
@@ -212,7 +212,7 @@ fn provision(
 
 /// Reads a `Consent` resource (already validated as FHIR R4) into a [`ConsentRecord`]: it must
 /// have scope `patient-privacy`, a `patient` reference to `Patient/{id}` and a root provision.
-pub fn parse_consent(id: &str, resource: &Value) -> Result<ConsentRecord, ConsentError> {
+pub fn parse_consent(id: &str, resource: &Value) -> Result<ConsentRecord, InvalidConsent> {
     if resource["resourceType"] != "Consent" {
         return Err(err("not a Consent"));
     }

@@ -7,7 +7,7 @@ use medledger_storage_api::{ConsentStore, StoreError};
 
 use super::consent::{ConsentRecord, parse_consent};
 use super::decision::{Actor, Circumstances, Target, Verdict, decide};
-use super::policy::{AccessError, AccessPolicy, AccessQuery, Decision};
+use medledger_access::{AccessError, AccessPolicy, AccessQuery, Decision};
 
 /// How accounts come to exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

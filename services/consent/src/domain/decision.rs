@@ -22,8 +22,7 @@
 use medledger_auth::Claims;
 
 use super::consent::{Access, ConsentRecord, ProvisionType};
-use super::policy::Interaction;
-use super::scopes::{ScopeGrant, scope_grant};
+use medledger_access::{Interaction, ScopeGrant, Scopes};
 
 /// Who is asking, as the decision sees it.
 #[derive(Debug, Clone, Copy)]
@@ -110,12 +109,11 @@ pub fn decide(
 ) -> Verdict {
     let owner_patient = target.owner.filter(|o| o.starts_with("Patient/"));
     // 1. Scopes.
-    match scope_grant(
-        &actor.claims.scope,
+    match Scopes::parse(&actor.claims.scope).grant(
         target.resource_type,
         target.interaction,
         owner_patient,
-        actor.claims.patient_context(),
+        actor.claims.patient_context().as_deref(),
         target.categories,
     ) {
         ScopeGrant::Allowed => {}

@@ -4,5 +4,3 @@ pub mod api;
 pub mod consent;
 pub mod consent_policy;
 pub mod decision;
-pub mod policy;
-pub mod scopes;

@@ -9,7 +9,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request};
 
-use crate::domain::policy::{AccessError, AccessPolicy, AccessQuery, Decision};
+use medledger_access::{AccessError, AccessPolicy, AccessQuery, Decision};
 
 /// Asks the consent service at one endpoint; every call is bounded by a timeout and fails
 /// closed ([`AccessError::Unavailable`]) when no answer comes.

@@ -9,7 +9,7 @@ mod client;
 mod server;
 
 pub use client::GrpcAccessPolicy;
-pub use server::{AccessControlService, MAX_REQUEST_BYTES};
+pub use server::{AccessControlService, MAX_REQUEST_BYTES, status_of};
 
 /// Metadata key carrying `Bearer <JWT>`.
 const AUTHORIZATION: &str = "authorization";

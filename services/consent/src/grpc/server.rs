@@ -7,7 +7,8 @@ use medledger_proto::v1::access_control_server::{AccessControl, AccessControlSer
 use medledger_proto::v1::{CheckAccessRequest, CheckAccessResponse};
 use tonic::{Request, Response, Status};
 
-use crate::domain::policy::{AccessError, AccessPolicy, AccessQuery, Decision, Interaction};
+use medledger_access::{AccessError, AccessPolicy, AccessQuery, Decision, Interaction};
+use medledger_error::{Categorized, Category, Failure};
 
 /// Largest accepted request message. A `CheckAccess` request is a few hundred bytes; anything
 /// near this is not a real request.
@@ -39,6 +40,31 @@ impl AccessControlService {
     }
 }
 
+/// The one mapping from an error category to a gRPC status.
+pub fn status_of(e: &impl Categorized) -> Status {
+    let message = e.diagnostics();
+    match e.category() {
+        Category::NotFound | Category::Gone => Status::not_found(message),
+        Category::Malformed
+        | Category::Invalid
+        | Category::NotSupported
+        | Category::UnsupportedMedia
+        | Category::Unprocessable => Status::invalid_argument(message),
+        Category::NotAllowed | Category::Forbidden => Status::permission_denied(message),
+        Category::Conflict => Status::aborted(message),
+        Category::PreconditionFailed => Status::failed_precondition(message),
+        Category::Unauthenticated => Status::unauthenticated(message),
+        Category::TooLarge | Category::Throttled { .. } => Status::resource_exhausted(message),
+        Category::Unavailable { .. } => Status::unavailable(message),
+        Category::Integrity => Status::data_loss(message),
+        Category::Internal => Status::internal(message),
+    }
+}
+
+fn refused(category: Category, message: impl Into<String>) -> Status {
+    status_of(&Failure::new(category, message))
+}
+
 fn bearer<T>(req: &Request<T>) -> Result<&str, Status> {
     req.metadata()
         .get(super::AUTHORIZATION)
@@ -48,7 +74,7 @@ fn bearer<T>(req: &Request<T>) -> Result<&str, Status> {
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim)
-        .ok_or_else(|| Status::unauthenticated("a bearer token is required"))
+        .ok_or_else(|| refused(Category::Unauthenticated, "a bearer token is required"))
 }
 
 /// FHIR type names are ASCII letters; anything else is not a type and is refused before it
@@ -67,16 +93,23 @@ impl AccessControl for AccessControlService {
         let claims = self
             .verifier
             .verify(token)
-            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+            .map_err(|e| refused(Category::Unauthenticated, e.to_string()))?;
         let mut caller = Caller::new(claims, token);
         let r = req.into_inner();
         let stated = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
         caller.purpose = stated(&r.purpose_of_use);
         caller.break_glass_reason = stated(&r.break_glass_reason);
-        let interaction = Interaction::from_letter(&r.interaction)
-            .ok_or_else(|| Status::invalid_argument("interaction must be one of c, r, u, d, s"))?;
+        let interaction = Interaction::from_letter(&r.interaction).ok_or_else(|| {
+            refused(
+                Category::Invalid,
+                "interaction must be one of c, r, u, d, s",
+            )
+        })?;
         if !valid_type(&r.resource_type) {
-            return Err(Status::invalid_argument("resource_type is not a FHIR type"));
+            return Err(refused(
+                Category::Invalid,
+                "resource_type is not a FHIR type",
+            ));
         }
         let query = AccessQuery {
             caller: &caller,
@@ -95,7 +128,7 @@ impl AccessControl for AccessControlService {
                 permitted: false,
                 reason,
             },
-            Err(AccessError::Unavailable(why)) => return Err(Status::unavailable(why)),
+            Err(e @ AccessError::Unavailable(_)) => return Err(status_of(&e)),
         };
         Ok(Response::new(answer))
     }

@@ -4,8 +4,8 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
+use medledger_access::Interaction::{self, *};
 use medledger_auth::Claims;
-use medledger_consent::Interaction::{self, *};
 use medledger_consent::domain::consent::{ConsentRecord, parse_consent};
 use medledger_consent::domain::decision::{Actor, Basis, Circumstances, Target, Verdict, decide};
 use serde_json::{Value, json};

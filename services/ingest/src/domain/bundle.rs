@@ -7,14 +7,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use medledger_audit::{Action, Entry, Outcome};
+use medledger_audit::{Action, Audit, Entry, Outcome};
 use medledger_auth::Caller;
+use medledger_error::Categorized;
+use medledger_fhir::valid_id;
 use medledger_fhir::{rewrite_references, unresolved_urn_references};
-use medledger_http::{ApiError, etag};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::write::{Ingest, Op, Prepared, WriteOutcome, new_id};
-use medledger_fhir::{now_instant, valid_id};
+use crate::IngestError;
 
 /// Whether a Bundle is processed atomically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,44 +26,53 @@ pub enum BundleKind {
     Batch,
 }
 
-fn entry_error(i: usize, e: &ApiError) -> ApiError {
-    ApiError {
-        message: format!("entry {i}: {}", e.message),
-        ..e.clone()
-    }
-}
-
-fn status_line(code: u16) -> String {
-    let reason = axum::http::StatusCode::from_u16(code)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("");
-    format!("{code} {reason}")
-}
-
-fn success_entry(o: &WriteOutcome) -> Value {
-    match &o.resource {
-        Some(_) => json!({"response": {
-            "status": status_line(if o.created { 201 } else { 200 }),
-            "location": format!("{}/{}/_history/{}", o.resource_type, o.id, o.version),
-            "etag": etag(o.version),
-            "lastModified": o.last_updated,
-        }}),
-        None => json!({"response": {"status": status_line(204), "etag": etag(o.version)}}),
-    }
+/// What a Bundle did, entry by entry, for the edge to render (`transaction-response` or
+/// `batch-response` over HTTP, an acknowledgement over MLLP).
+#[derive(Debug)]
+pub struct BundleOutcome {
+    /// Transaction or batch.
+    pub kind: BundleKind,
+    /// Per entry, in Bundle order: the version written (`None` for a delete that changed
+    /// nothing), or why the entry failed (batch only: a failed transaction is an error).
+    pub entries: Vec<Result<Option<WriteOutcome>, IngestError>>,
 }
 
 impl Ingest {
-    /// `POST /` with a Bundle of type `batch` or `transaction`; returns the response Bundle.
-    pub async fn bundle(&self, caller: &Caller, bundle: Value) -> Result<Value, ApiError> {
+    /// `POST /` with a Bundle of type `batch` or `transaction` (FHIR R4 §3.1.0.11), audited: each
+    /// committed version's AuditEvent is stored with it, each refused batch entry's and a
+    /// refused Bundle's before this returns.
+    pub async fn bundle(
+        &self,
+        caller: &Caller,
+        bundle: Value,
+    ) -> Result<BundleOutcome, IngestError> {
+        let interaction = match bundle.get("type").and_then(Value::as_str) {
+            Some("batch") => "batch",
+            _ => "transaction",
+        };
+        let mut audit = self
+            .audit
+            .begin(Entry::by(caller, "ingest", interaction, Action::Execute).touching("Bundle"));
+        let result = self.bundle_in(caller, bundle, &mut audit).await;
+        audit.finish(result).await
+    }
+
+    async fn bundle_in(
+        &self,
+        caller: &Caller,
+        bundle: Value,
+        audit: &mut Audit,
+    ) -> Result<BundleOutcome, IngestError> {
         if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-            return Err(ApiError::bad_request("POST to the base URL takes a Bundle"));
+            return Err(IngestError::Invalid(
+                "POST to the base URL takes a Bundle".into(),
+            ));
         }
         let kind = match bundle.get("type").and_then(Value::as_str) {
             Some("transaction") => BundleKind::Transaction,
             Some("batch") => BundleKind::Batch,
             other => {
-                return Err(ApiError::bad_request(format!(
+                return Err(IngestError::Invalid(format!(
                     "Bundle.type must be 'batch' or 'transaction', not {}",
                     other.map_or("missing".to_owned(), |t| format!("'{t}'"))
                 )));
@@ -71,46 +81,60 @@ impl Ingest {
         let entries = match bundle.get("entry") {
             None => Vec::new(),
             Some(Value::Array(e)) => e.clone(),
-            Some(_) => return Err(ApiError::bad_request("Bundle.entry must be an array")),
+            Some(_) => return Err(IngestError::Invalid("Bundle.entry must be an array".into())),
         };
-        if entries.len() > self.config.max_bundle_entries {
-            return Err(ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                medledger_fhir::IssueCode::TooCostly,
-                format!(
-                    "a Bundle may hold at most {} entries",
-                    self.config.max_bundle_entries
-                ),
-            ));
+        if entries.len() > self.limits.max_bundle_entries {
+            return Err(IngestError::TooLarge(format!(
+                "a Bundle may hold at most {} entries",
+                self.limits.max_bundle_entries
+            )));
+        }
+        // bdl-7: a fullUrl names one entry; a second would make references to it ambiguous.
+        let mut full_urls = HashSet::new();
+        for (i, e) in entries.iter().enumerate() {
+            if let Some(full) = e.get("fullUrl").and_then(Value::as_str)
+                && !full_urls.insert(full)
+            {
+                return Err(IngestError::entry(
+                    i,
+                    IngestError::Invalid("its fullUrl is another entry's too".into()),
+                ));
+            }
         }
         let planned = self.plan(&entries);
-        let response_type = match kind {
-            BundleKind::Transaction => "transaction-response",
-            BundleKind::Batch => "batch-response",
-        };
-        let out_entries = match kind {
+        let entries = match kind {
             BundleKind::Transaction => {
                 let ops = planned
                     .into_iter()
                     .enumerate()
-                    .map(|(i, r)| r.map_err(|e| entry_error(i, &e)))
+                    .map(|(i, r)| r.map_err(|e| IngestError::entry(i, e)))
                     .collect::<Result<Vec<_>, _>>()?;
-                self.transaction(caller, ops).await?
+                let written = self.transaction(caller, ops).await?;
+                audit.written();
+                written.into_iter().map(Ok).collect()
             }
             BundleKind::Batch => {
                 let out = self.batch(caller, planned, &links(&entries)).await;
-                self.audit_refused_entries(caller, &out).await?;
+                // The committed entries were audited with their commits; the refused ones are
+                // recorded with this Bundle's audit, before the response reports them.
+                for (i, r) in out.iter().enumerate() {
+                    if let Err(e) = r {
+                        audit.also(
+                            Entry::by(caller, "ingest", "batch", Action::Execute)
+                                .touching(format!("Bundle.entry[{i}]"))
+                                .ended(Outcome::of(e.category()), Some(e.diagnostics())),
+                        );
+                    }
+                }
+                audit.written();
                 out
             }
         };
-        let (now, _) = now_instant();
-        Ok(
-            json!({"resourceType": "Bundle", "id": new_id(), "type": response_type, "timestamp": now, "entry": out_entries}),
-        )
+        Ok(BundleOutcome { kind, entries })
     }
 
     /// Turns entries into operations, assigning ids and resolving `urn:uuid:` references.
-    fn plan(&self, entries: &[Value]) -> Vec<Result<Op, ApiError>> {
+    fn plan(&self, entries: &[Value]) -> Vec<Result<Op, IngestError>> {
         // Pass 1: ids for every entry with a fullUrl, so references can be rewritten.
         let mut ids: HashMap<String, String> = HashMap::new();
         let mut assigned: Vec<Option<String>> = Vec::with_capacity(entries.len());
@@ -149,28 +173,28 @@ impl Ingest {
                 let method = e
                     .pointer("/request/method")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| ApiError::bad_request("request.method is required"))?;
+                    .ok_or_else(|| IngestError::Invalid("request.method is required".into()))?;
                 let url = e
                     .pointer("/request/url")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| ApiError::bad_request("request.url is required"))?;
+                    .ok_or_else(|| IngestError::Invalid("request.url is required".into()))?;
                 if e.pointer("/request/ifNoneExist").is_some()
                     || e.pointer("/request/ifMatch").is_some() && method != "PUT"
                 {
-                    return Err(ApiError::bad_request(
-                        "conditional requests in Bundles are not supported yet",
+                    return Err(IngestError::Invalid(
+                        "conditional requests in Bundles are not supported yet".into(),
                     ));
                 }
                 let path = url.split('?').next().unwrap_or(url).trim_matches('/');
-                let resource = || -> Result<Value, ApiError> {
+                let resource = || -> Result<Value, IngestError> {
                     let mut v = e.get("resource").cloned().ok_or_else(|| {
-                        ApiError::bad_request(format!("{method} needs entry.resource"))
+                        IngestError::Invalid(format!("{method} needs entry.resource"))
                     })?;
                     rewrite_references(&mut v, &ids);
                     let mut missing = Vec::new();
                     unresolved_urn_references(&v, &ids, &mut missing);
                     if let Some(m) = missing.first() {
-                        return Err(ApiError::bad_request(format!(
+                        return Err(IngestError::Invalid(format!(
                             "reference '{m}' matches no entry's fullUrl"
                         )));
                     }
@@ -179,7 +203,9 @@ impl Ingest {
                 match method {
                     "POST" => {
                         if path.contains('/') {
-                            return Err(ApiError::bad_request("POST url must be a resource type"));
+                            return Err(IngestError::Invalid(
+                                "POST url must be a resource type".into(),
+                            ));
                         }
                         let id = id.unwrap_or_else(new_id);
                         let mut value = resource()?;
@@ -193,22 +219,22 @@ impl Ingest {
                         })
                     }
                     "PUT" => {
-                        let (rt, id) = path
-                            .split_once('/')
-                            .ok_or_else(|| ApiError::bad_request("PUT url must be Type/id"))?;
+                        let (rt, id) = path.split_once('/').ok_or_else(|| {
+                            IngestError::Invalid("PUT url must be Type/id".into())
+                        })?;
                         // `ifNoneMatch: *` (HTTP's "only if none exists"): a create with this
                         // id, which conflicts (409) when the record exists by commit time.
                         match e.pointer("/request/ifNoneMatch").and_then(Value::as_str) {
                             Some("*") if e.pointer("/request/ifMatch").is_none() => {
                                 if !valid_id(id) {
-                                    return Err(ApiError::bad_request(format!(
+                                    return Err(IngestError::Invalid(format!(
                                         "'{id}' is not a valid FHIR id"
                                     )));
                                 }
                                 let value = resource()?;
                                 if value.get("id").and_then(Value::as_str) != Some(id) {
-                                    return Err(ApiError::bad_request(
-                                        "the resource id must match the id in the URL",
+                                    return Err(IngestError::Invalid(
+                                        "the resource id must match the id in the URL".into(),
                                     ));
                                 }
                                 return Ok(Op::Create {
@@ -218,17 +244,18 @@ impl Ingest {
                                 });
                             }
                             Some(_) => {
-                                return Err(ApiError::bad_request(
-                                    "ifNoneMatch on PUT must be \"*\" (and without ifMatch)",
+                                return Err(IngestError::Invalid(
+                                    "ifNoneMatch on PUT must be \"*\" (and without ifMatch)".into(),
                                 ));
                             }
                             None => {}
                         }
                         let if_match = match e.pointer("/request/ifMatch").and_then(Value::as_str) {
-                            Some(v) => Some(
-                                medledger_http::parse_if_match(v)
-                                    .ok_or_else(|| ApiError::bad_request("malformed ifMatch"))?,
-                            ),
+                            Some(v) => {
+                                Some(medledger_fhir::etag_version(v).ok_or_else(|| {
+                                    IngestError::Invalid("malformed ifMatch".into())
+                                })?)
+                            }
                             None => None,
                         };
                         Ok(Op::Update {
@@ -239,15 +266,16 @@ impl Ingest {
                         })
                     }
                     "DELETE" => {
-                        let (rt, id) = path
-                            .split_once('/')
-                            .ok_or_else(|| ApiError::bad_request("DELETE url must be Type/id"))?;
+                        let (rt, id) = path.split_once('/').ok_or_else(|| {
+                            IngestError::Invalid("DELETE url must be Type/id".into())
+                        })?;
                         Ok(Op::Delete {
                             rt: rt.to_owned(),
                             id: id.to_owned(),
+                            if_match: None,
                         })
                     }
-                    other => Err(ApiError::bad_request(format!(
+                    other => Err(IngestError::Invalid(format!(
                         "request.method '{other}' is not supported in Bundles"
                     ))),
                 }
@@ -255,11 +283,15 @@ impl Ingest {
             .collect()
     }
 
-    async fn transaction(&self, caller: &Caller, ops: Vec<Op>) -> Result<Vec<Value>, ApiError> {
+    async fn transaction(
+        &self,
+        caller: &Caller,
+        ops: Vec<Op>,
+    ) -> Result<Vec<Option<WriteOutcome>>, IngestError> {
         let mut seen = HashSet::new();
         for op in &ops {
             if !seen.insert(op.key()) {
-                return Err(ApiError::bad_request(format!(
+                return Err(IngestError::Invalid(format!(
                     "{} appears more than once in the transaction",
                     op.key()
                 )));
@@ -279,7 +311,7 @@ impl Ingest {
                 }
                 Ok(None) => slots.push(None),
                 Err(e) => {
-                    failure.get_or_insert(entry_error(i, &e));
+                    failure.get_or_insert(IngestError::entry(i, e));
                     slots.push(None);
                 }
             }
@@ -288,13 +320,15 @@ impl Ingest {
             self.discard(&prepared).await;
             return Err(e);
         }
-        let outcomes = self.commit(caller, prepared).await?;
+        let mut outcomes: Vec<Option<WriteOutcome>> = self
+            .commit(caller, prepared)
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect();
         Ok(slots
             .into_iter()
-            .map(|slot| match slot {
-                Some(i) => success_entry(&outcomes[i]),
-                None => json!({"response": {"status": status_line(204)}}),
-            })
+            .map(|slot| slot.and_then(|i| outcomes[i].take()))
             .collect())
     }
 
@@ -304,9 +338,9 @@ impl Ingest {
     async fn batch(
         &self,
         caller: &Caller,
-        planned: Vec<Result<Op, ApiError>>,
+        planned: Vec<Result<Op, IngestError>>,
         links: &[(Option<String>, Vec<String>)],
-    ) -> Vec<Value> {
+    ) -> Vec<Result<Option<WriteOutcome>, IngestError>> {
         let prepared = futures::future::join_all(planned.into_iter().map(|r| async move {
             match r {
                 Ok(op) => self
@@ -346,7 +380,7 @@ impl Ingest {
                 {
                     let failed = std::mem::replace(
                         &mut slots[i],
-                        Slot::Failed(ApiError::bad_request(format!(
+                        Slot::Failed(IngestError::Invalid(format!(
                             "refers to entry {j}, which failed"
                         ))),
                     );
@@ -376,50 +410,25 @@ impl Ingest {
         slots
             .into_iter()
             .map(|s| match s {
-                Slot::Done(v) => v,
-                Slot::Failed(e) => json!({"response": {"status": status_line(e.status.as_u16()), "outcome": e.outcome()}}),
-                Slot::Ready(_) => json!({"response": {"status": status_line(500)}}),
+                Slot::Done(v) => Ok(v),
+                Slot::Failed(e) => Err(e),
+                Slot::Ready(_) => Err(IngestError::Internal(
+                    "an entry was left uncommitted".into(),
+                )),
             })
             .collect()
-    }
-
-    /// Records the refused entries of a batch (the committed ones were audited with their
-    /// commit), before the response reports them.
-    async fn audit_refused_entries(&self, caller: &Caller, out: &[Value]) -> Result<(), ApiError> {
-        let entries: Vec<Entry> = out
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| {
-                let status = e["response"]["status"].as_str()?;
-                let code: u16 = status.split(' ').next()?.parse().ok()?;
-                (code >= 400).then(|| {
-                    Entry::by(caller, "ingest", "batch", Action::Execute)
-                        .touching(format!("Bundle.entry[{i}]"))
-                        .ended(
-                            Outcome::of_status(code),
-                            e["response"]["outcome"]["issue"][0]["diagnostics"]
-                                .as_str()
-                                .map(str::to_owned),
-                        )
-                })
-            })
-            .collect();
-        self.audit.record(&entries).await.map_err(|e| {
-            tracing::warn!(error = %e, "could not record the audit events of refused batch entries");
-            ApiError::unavailable("the audit trail is unavailable", 1)
-        })
     }
 
     async fn commit_slot(&self, caller: &Caller, slot: Slot) -> Slot {
         match slot {
             Slot::Ready(Some(p)) => match self.commit(caller, vec![*p]).await {
                 Ok(mut o) => o.pop().map_or_else(
-                    || Slot::Failed(ApiError::internal("no outcome")),
-                    |o| Slot::Done(success_entry(&o)),
+                    || Slot::Failed(IngestError::Internal("no outcome".into())),
+                    |o| Slot::Done(Some(o)),
                 ),
                 Err(e) => Slot::Failed(e),
             },
-            Slot::Ready(None) => Slot::Done(json!({"response": {"status": status_line(204)}})),
+            Slot::Ready(None) => Slot::Done(None),
             other => other,
         }
     }
@@ -429,10 +438,10 @@ impl Ingest {
 enum Slot {
     /// Prepared (blob stored), not committed; `None` for a no-op delete.
     Ready(Option<Box<Prepared>>),
-    /// Committed; the response entry.
-    Done(Value),
+    /// Committed (`None`: a delete that changed nothing).
+    Done(Option<WriteOutcome>),
     /// Refused.
-    Failed(ApiError),
+    Failed(IngestError),
 }
 
 /// Each entry's `fullUrl` and the `urn:` references its resource makes.

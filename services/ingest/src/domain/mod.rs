@@ -3,4 +3,4 @@
 pub mod bundle;
 pub mod write;
 
-pub use write::{Ingest, Prepared, WriteOutcome};
+pub use write::{Ingest, Limits, Prepared, WriteOutcome};

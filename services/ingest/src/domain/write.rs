@@ -4,20 +4,34 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use medledger_audit::{Action, Auditor, Entry, Outcome};
+use medledger_access::{AccessPolicy, AccessQuery, Interaction, Scopes};
+use medledger_audit::{Action, Audit, Auditor, Entry};
 use medledger_auth::Caller;
 use medledger_blobstore::{BlobStore, Cid};
-use medledger_consent::{AccessPolicy, AccessQuery, Interaction};
 use medledger_crypto::{commitment, new_salt, seal_version, version_aad};
 use medledger_fhir::{Owner, canonical_json, owner_of, validate_resource};
 use medledger_fhir::{now_instant, valid_id};
-use medledger_http::ApiError;
 use medledger_keys::OwnerKeys;
-use medledger_proto::{Message, RECORDS_TOPIC, v1::RecordVersionStored};
+use medledger_proto::{Message, RECORDS_TOPIC};
 use medledger_storage_api::{OutboxEvent, RecordIndex, VersionRow, VersionWrite};
 use serde_json::{Value, json};
 
-use crate::IngestConfig;
+use crate::IngestError;
+
+/// How much one request may ask of the write path.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most entries accepted in one batch or transaction Bundle (413 beyond).
+    pub max_bundle_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bundle_entries: 10_000,
+        }
+    }
+}
 
 /// The ingest service's domain object.
 #[derive(Clone)]
@@ -27,7 +41,7 @@ pub struct Ingest {
     pub(crate) keys: OwnerKeys,
     pub(crate) policy: Arc<dyn AccessPolicy>,
     pub(crate) audit: Auditor,
-    pub(crate) config: IngestConfig,
+    pub(crate) limits: Limits,
 }
 
 /// A version ready to commit: encrypted and in the blob store, not yet in the index.
@@ -84,13 +98,14 @@ pub(crate) enum Op {
     Delete {
         rt: String,
         id: String,
+        if_match: Option<u64>,
     },
 }
 
 impl Op {
     pub(crate) fn key(&self) -> String {
         match self {
-            Op::Create { rt, id, .. } | Op::Update { rt, id, .. } | Op::Delete { rt, id } => {
+            Op::Create { rt, id, .. } | Op::Update { rt, id, .. } | Op::Delete { rt, id, .. } => {
                 format!("{rt}/{id}")
             }
         }
@@ -105,7 +120,7 @@ impl Ingest {
         keys: OwnerKeys,
         policy: Arc<dyn AccessPolicy>,
         audit: Auditor,
-        config: IngestConfig,
+        limits: Limits,
     ) -> Self {
         Self {
             index,
@@ -113,51 +128,7 @@ impl Ingest {
             keys,
             policy,
             audit,
-            config,
-        }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &IngestConfig {
-        &self.config
-    }
-
-    /// Records a refused or failed write of `target` (`Type/id`, or `Type` for a create). The
-    /// record's owner, when it exists, is looked up so the patient sees the attempt too. A
-    /// failure to record turns the answer into 503: nothing goes out unaudited.
-    pub async fn audit_failure(
-        &self,
-        caller: &Caller,
-        interaction: &str,
-        action: Action,
-        target: &str,
-        owner: Option<String>,
-        err: ApiError,
-    ) -> ApiError {
-        let owner = match (owner, target.split_once('/')) {
-            (Some(o), _) => Some(o),
-            (None, Some((rt, id))) => self
-                .index
-                .head(rt, id)
-                .await
-                .ok()
-                .flatten()
-                .map(|h| h.owner),
-            (None, None) => None,
-        };
-        let entry = Entry::by(caller, "ingest", interaction, action)
-            .about(owner.as_deref())
-            .touching(target)
-            .ended(
-                Outcome::of_status(err.status.as_u16()),
-                Some(err.message.clone()),
-            );
-        match self.audit.record(&[entry]).await {
-            Ok(()) => err,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not record the audit event of a refused write");
-                ApiError::unavailable("the audit trail is unavailable", 1)
-            }
+            limits,
         }
     }
 
@@ -168,26 +139,23 @@ impl Ingest {
         caller: &Caller,
         interaction: Interaction,
         rt: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), IngestError> {
         if rt == "Consent" {
             // Consents are the consent service's, where they take effect on every decision;
             // stored here they would be records that decide nothing.
-            return Err(ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                medledger_fhir::IssueCode::NotSupported,
-                "Consent resources are kept by the consent service (/fhir/Consent through the gateway)",
+            return Err(IngestError::NotSupported(
+                "Consent resources are kept by the consent service (/fhir/Consent through the gateway)".into(),
             ));
         }
         if rt == "AuditEvent" {
             // The audit trail is written by the servers that saw the interactions; an event a
             // client could write would prove nothing.
-            return Err(ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                medledger_fhir::IssueCode::NotSupported,
-                "AuditEvents are recorded by MedLedger itself and cannot be written",
+            return Err(IngestError::NotAllowed(
+                "AuditEvents are recorded by MedLedger itself and cannot be written".into(),
             ));
         }
-        medledger_consent::require_scope_reach(caller, rt, interaction)
+        medledger_access::require_reach(&Scopes::parse(&caller.claims.scope), rt, interaction)?;
+        Ok(())
     }
 
     /// Denies (403) unless the policy permits this write on a record of `owner` whose current
@@ -199,7 +167,7 @@ impl Ingest {
         rt: &str,
         owner: &str,
         custodian: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), IngestError> {
         self.policy
             .permit(AccessQuery {
                 caller,
@@ -209,8 +177,8 @@ impl Ingest {
                 custodian,
                 categories: None,
             })
-            .await
-            .map_err(ApiError::from)
+            .await?;
+        Ok(())
     }
 
     /// Who wrote the current version of `rt/id`.
@@ -219,15 +187,15 @@ impl Ingest {
         rt: &str,
         id: &str,
         version: u64,
-    ) -> Result<Option<String>, ApiError> {
+    ) -> Result<Option<String>, IngestError> {
         Ok(self.index.version(rt, id, version).await?.map(|r| r.actor))
     }
 
     /// Checks that `value` is a valid resource of type `rt`.
-    pub(crate) fn validate_as(&self, rt: &str, value: &Value) -> Result<(), ApiError> {
-        let body_type = validate_resource(value).map_err(|e| ApiError::from_fhir(&e))?;
+    pub(crate) fn validate_as(&self, rt: &str, value: &Value) -> Result<(), IngestError> {
+        let body_type = validate_resource(value)?;
         if body_type != rt {
-            return Err(ApiError::bad_request(format!(
+            return Err(IngestError::Invalid(format!(
                 "resourceType '{body_type}' does not match the URL type '{rt}'"
             )));
         }
@@ -244,7 +212,7 @@ impl Ingest {
         mut value: Value,
         expected: Option<u64>,
         prev_owner: Option<&str>,
-    ) -> Result<Prepared, ApiError> {
+    ) -> Result<Prepared, IngestError> {
         let version = expected.map_or(1, |v| v + 1);
         let owner = owner_of(rt, id, &value).label();
         let interaction = if expected.is_some() {
@@ -270,25 +238,25 @@ impl Ingest {
             .is_some_and(|pid| !valid_id(pid))
         {
             // The owner names a key and is stored in clear: it must be a real id, not free text.
-            return Err(ApiError::unprocessable(
-                "the patient reference is not a valid FHIR id (Patient/[A-Za-z0-9-.]{1,64})",
+            return Err(IngestError::Unprocessable(
+                "the patient reference is not a valid FHIR id (Patient/[A-Za-z0-9-.]{1,64})".into(),
             ));
         }
         if let Some(prev) = prev_owner
             && prev != owner
         {
-            return Err(ApiError::unprocessable(format!(
+            return Err(IngestError::Unprocessable(format!(
                 "an update may not move {rt}/{id} to another patient compartment (owner would change)"
             )));
         }
         let (last_updated, now_ms) = now_instant();
         let obj = value
             .as_object_mut()
-            .ok_or_else(|| ApiError::bad_request("a resource must be a JSON object"))?;
+            .ok_or_else(|| IngestError::Invalid("a resource must be a JSON object".into()))?;
         obj.insert("id".into(), Value::String(id.to_owned()));
         let meta = obj.entry("meta").or_insert_with(|| json!({}));
         if !meta.is_object() {
-            return Err(ApiError::unprocessable("meta must be an object"));
+            return Err(IngestError::Unprocessable("meta must be an object".into()));
         }
         meta["versionId"] = Value::String(version.to_string());
         meta["lastUpdated"] = Value::String(last_updated.clone());
@@ -360,18 +328,7 @@ impl Ingest {
 
     fn event_for(&self, row: &VersionRow, now_ms: i64) -> OutboxEvent {
         let pseudonym = self.keys.pseudonym(&row.owner);
-        let ev = RecordVersionStored {
-            event_id: new_id(),
-            resource_type: row.resource_type.clone(),
-            id: row.id.clone(),
-            version: row.version,
-            cid: row.cid.clone().unwrap_or_default(),
-            commitment: row.commitment.map(|c| c.to_vec()).unwrap_or_default(),
-            deleted: row.deleted,
-            recorded_at_ms: now_ms,
-            actor: row.actor.clone(),
-            owner_pseudonym: pseudonym.clone(),
-        };
+        let ev = medledger_ledger::events::record_event(row, new_id(), pseudonym.clone(), now_ms);
         OutboxEvent {
             topic: RECORDS_TOPIC.to_owned(),
             key: pseudonym.into_bytes(),
@@ -385,7 +342,7 @@ impl Ingest {
         &self,
         caller: &Caller,
         prepared: Vec<Prepared>,
-    ) -> Result<Vec<WriteOutcome>, ApiError> {
+    ) -> Result<Vec<WriteOutcome>, IngestError> {
         let writes: Vec<VersionWrite> = prepared.iter().map(|p| p.write.clone()).collect();
         let mut events: Vec<OutboxEvent> = prepared.iter().map(|p| p.event.clone()).collect();
         let entries: Vec<Entry> = prepared
@@ -439,7 +396,7 @@ impl Ingest {
         &self,
         caller: &Caller,
         op: Op,
-    ) -> Result<Option<Prepared>, ApiError> {
+    ) -> Result<Option<Prepared>, IngestError> {
         match op {
             Op::Create { rt, id, value } => {
                 self.scope_precheck(caller, Interaction::Create, &rt)?;
@@ -457,7 +414,7 @@ impl Ingest {
             } => {
                 self.scope_precheck(caller, Interaction::Update, &rt)?;
                 if !valid_id(&id) {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(IngestError::Invalid(format!(
                         "'{id}' is not a valid FHIR id"
                     )));
                 }
@@ -465,32 +422,19 @@ impl Ingest {
                 match value.get("id").and_then(Value::as_str) {
                     Some(body_id) if body_id == id => {}
                     Some(_) => {
-                        return Err(ApiError::bad_request(
-                            "the resource id does not match the id in the URL",
+                        return Err(IngestError::Invalid(
+                            "the resource id does not match the id in the URL".into(),
                         ));
                     }
                     None => {
-                        return Err(ApiError::bad_request(
-                            "an update must carry the resource id in the body",
+                        return Err(IngestError::Invalid(
+                            "an update must carry the resource id in the body".into(),
                         ));
                     }
                 }
                 let head = self.index.head(&rt, &id).await?;
                 if let Some(want) = if_match {
-                    match &head {
-                        Some(h) if h.version == want => {}
-                        Some(h) => {
-                            return Err(ApiError::precondition_failed(format!(
-                                "If-Match W/\"{want}\" but the current version is {}",
-                                h.version
-                            )));
-                        }
-                        None => {
-                            return Err(ApiError::precondition_failed(format!(
-                                "If-Match W/\"{want}\" but {rt}/{id} does not exist"
-                            )));
-                        }
-                    }
+                    check_if_match(want, head.as_ref().map(|h| h.version), &rt, &id)?;
                 }
                 let (expected, owner) = (
                     head.as_ref().map(|h| h.version),
@@ -501,11 +445,15 @@ impl Ingest {
                         .await?,
                 ))
             }
-            Op::Delete { rt, id } => {
+            Op::Delete { rt, id, if_match } => {
                 self.scope_precheck(caller, Interaction::Delete, &rt)?;
+                let head = self.index.head(&rt, &id).await?;
+                if let Some(want) = if_match {
+                    check_if_match(want, head.as_ref().map(|h| h.version), &rt, &id)?;
+                }
                 // FHIR R4 §3.1.0.7.1: deleting a resource that does not exist, or is already
                 // deleted, succeeds (204) and changes nothing.
-                let Some(head) = self.index.head(&rt, &id).await? else {
+                let Some(head) = head else {
                     return Ok(None);
                 };
                 if head.deleted {
@@ -531,12 +479,35 @@ impl Ingest {
         }
     }
 
-    /// Prepares and commits one write.
-    async fn write(&self, caller: &Caller, op: Op) -> Result<Option<WriteOutcome>, ApiError> {
-        match self.prepare_op(caller, op).await? {
-            Some(p) => Ok(Some(one(self.commit(caller, vec![p]).await?)?)),
-            None => Ok(None),
+    /// Prepares and commits one write, audited: a committed version's AuditEvent is stored
+    /// with it, a refusal's by `audit`.
+    async fn write(
+        &self,
+        caller: &Caller,
+        op: Op,
+        audit: &mut Audit,
+    ) -> Result<Option<WriteOutcome>, IngestError> {
+        let target = op.key();
+        let result = match self.prepare_op(caller, op).await {
+            Ok(Some(p)) => self.commit(caller, vec![p]).await.and_then(one).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match &result {
+            Ok(Some(_)) => {
+                audit.written();
+            }
+            _ if audit.patient().is_none() => {
+                // So the patient sees the attempt too: the record's owner, when it exists.
+                if let Some((rt, id)) = target.split_once('/')
+                    && let Ok(Some(head)) = self.index.head(rt, id).await
+                {
+                    audit.about(Some(&head.owner));
+                }
+            }
+            _ => {}
         }
+        result
     }
 
     /// `POST /{type}`.
@@ -545,15 +516,24 @@ impl Ingest {
         caller: &Caller,
         rt: &str,
         value: Value,
-    ) -> Result<WriteOutcome, ApiError> {
+    ) -> Result<WriteOutcome, IngestError> {
+        let mut audit = self
+            .audit
+            .begin(Entry::by(caller, "ingest", "create", Action::Create).touching(rt));
+        if rt != "Patient" {
+            // The owner the body names, so a refused create reaches the patient's trail (a new
+            // Patient has no owner to tell yet).
+            audit.about(Some(&owner_label(rt, "", &value)));
+        }
         let op = Op::Create {
             rt: rt.to_owned(),
             id: new_id(),
             value,
         };
-        self.write(caller, op)
-            .await?
-            .ok_or_else(|| ApiError::internal("create produced no version"))
+        let result = self.write(caller, op, &mut audit).await.and_then(|o| {
+            o.ok_or_else(|| IngestError::Internal("create produced no version".into()))
+        });
+        audit.finish(result).await
     }
 
     /// `PUT /{type}/{id}` (update, or create with a client-chosen id).
@@ -564,33 +544,41 @@ impl Ingest {
         id: &str,
         value: Value,
         if_match: Option<u64>,
-    ) -> Result<WriteOutcome, ApiError> {
+    ) -> Result<WriteOutcome, IngestError> {
+        let mut audit = self.audit.begin(
+            Entry::by(caller, "ingest", "update", Action::Update).touching(format!("{rt}/{id}")),
+        );
         let op = Op::Update {
             rt: rt.to_owned(),
             id: id.to_owned(),
             value,
             if_match,
         };
-        self.write(caller, op)
-            .await?
-            .ok_or_else(|| ApiError::internal("update produced no version"))
+        let result = self.write(caller, op, &mut audit).await.and_then(|o| {
+            o.ok_or_else(|| IngestError::Internal("update produced no version".into()))
+        });
+        audit.finish(result).await
     }
 
-    /// `DELETE /{type}/{id}`. Deleting a deleted or unknown resource is a no-op (204).
+    /// `DELETE /{type}/{id}`. Deleting a deleted or unknown resource is a no-op (204), unless
+    /// `if_match` names a version that is not the current one (412).
     pub async fn delete(
         &self,
         caller: &Caller,
         rt: &str,
         id: &str,
-    ) -> Result<Option<WriteOutcome>, ApiError> {
-        self.write(
-            caller,
-            Op::Delete {
-                rt: rt.to_owned(),
-                id: id.to_owned(),
-            },
-        )
-        .await
+        if_match: Option<u64>,
+    ) -> Result<Option<WriteOutcome>, IngestError> {
+        let mut audit = self.audit.begin(
+            Entry::by(caller, "ingest", "delete", Action::Delete).touching(format!("{rt}/{id}")),
+        );
+        let op = Op::Delete {
+            rt: rt.to_owned(),
+            id: id.to_owned(),
+            if_match,
+        };
+        let result = self.write(caller, op, &mut audit).await;
+        audit.finish(result).await
     }
 
     /// Removes blobs no index row refers to (left by a crash between blob write and commit).
@@ -601,11 +589,11 @@ impl Ingest {
         &self,
         all_blocks: Vec<Cid>,
         blocks_of: impl Fn(&Cid) -> Result<Vec<Cid>, E>,
-    ) -> Result<usize, ApiError> {
+    ) -> Result<usize, IngestError> {
         let mut live = std::collections::HashSet::new();
         for cid in self.index.referenced_cids().await? {
             let c: Cid = cid.parse().map_err(|_| {
-                ApiError::integrity(format!("the index holds an unparseable CID '{cid}'"))
+                IngestError::Integrity(format!("the index holds an unparseable CID '{cid}'"))
             })?;
             match blocks_of(&c) {
                 Ok(blocks) => live.extend(blocks),
@@ -631,9 +619,22 @@ impl Ingest {
     }
 }
 
-fn one(mut v: Vec<WriteOutcome>) -> Result<WriteOutcome, ApiError> {
+fn one(mut v: Vec<WriteOutcome>) -> Result<WriteOutcome, IngestError> {
     v.pop()
-        .ok_or_else(|| ApiError::internal("write produced no outcome"))
+        .ok_or_else(|| IngestError::Internal("write produced no outcome".into()))
+}
+
+/// `If-Match: W/"want"` against the current version (`None`: the record does not exist).
+fn check_if_match(want: u64, current: Option<u64>, rt: &str, id: &str) -> Result<(), IngestError> {
+    match current {
+        Some(v) if v == want => Ok(()),
+        Some(v) => Err(IngestError::PreconditionFailed(format!(
+            "If-Match W/\"{want}\" but the current version is {v}"
+        ))),
+        None => Err(IngestError::PreconditionFailed(format!(
+            "If-Match W/\"{want}\" but {rt}/{id} does not exist"
+        ))),
+    }
 }
 
 /// The owner of a not-yet-stored resource, for callers that need it before preparing.

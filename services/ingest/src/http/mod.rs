@@ -1,4 +1,5 @@
-//! HTTP routes of the ingest service (mounted under `/fhir` by the caller, behind bearer auth).
+//! HTTP routes of the ingest service (mounted under `/fhir`, behind bearer auth): the FHIR
+//! create, update, delete and Bundle interactions, and how their outcomes are rendered.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -6,11 +7,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::{Extension, Router};
 use medledger_auth::Caller;
-use medledger_http::{ApiError, FhirBody, FhirPath, base_url, etag, fhir_json};
+use medledger_http::{
+    ApiError, Failure, FhirBody, FhirPath, base_url, etag, fhir_json, outcome_of, status_line,
+    status_of,
+};
+use serde_json::{Value, json};
 
-use medledger_audit::Action;
-
-use crate::domain::write::owner_label;
+use crate::domain::bundle::{BundleKind, BundleOutcome};
 use crate::domain::{Ingest, WriteOutcome};
 
 /// The interactions this router serves, for the CapabilityStatement.
@@ -51,19 +54,13 @@ async fn create(
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
     if headers.contains_key("if-none-exist") {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            medledger_http::Category::Invalid,
             "conditional create (If-None-Exist) is not supported yet",
         ));
     }
-    // The owner named by the body, for the audit trail if the create is refused (a new
-    // Patient has no owner to tell yet).
-    let owner = (rt != "Patient").then(|| owner_label(&rt, "", &body));
-    match ingest.create(&caller, &rt, body).await {
-        Ok(o) => Ok(written(&o, &base_url(&headers))),
-        Err(e) => Err(ingest
-            .audit_failure(&caller, "create", Action::Create, &rt, owner, e)
-            .await),
-    }
+    let o = ingest.create(&caller, &rt, body).await?;
+    Ok(written(&o, &base_url(&headers)))
 }
 
 async fn update(
@@ -73,33 +70,19 @@ async fn update(
     headers: HeaderMap,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
-    let target = format!("{rt}/{id}");
-    let result = match medledger_http::if_match(&headers) {
-        Ok(if_match) => ingest.update(&caller, &rt, &id, body, if_match).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(o) => Ok(written(&o, &base_url(&headers))),
-        Err(e) => Err(ingest
-            .audit_failure(&caller, "update", Action::Update, &target, None, e)
-            .await),
-    }
+    let if_match = medledger_http::if_match(&headers)?;
+    let o = ingest.update(&caller, &rt, &id, body, if_match).await?;
+    Ok(written(&o, &base_url(&headers)))
 }
 
 async fn delete(
     State(ingest): State<Ingest>,
     Extension(caller): Extension<Caller>,
     FhirPath((rt, id)): FhirPath<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let o = match ingest.delete(&caller, &rt, &id).await {
-        Ok(o) => o,
-        Err(e) => {
-            let target = format!("{rt}/{id}");
-            return Err(ingest
-                .audit_failure(&caller, "delete", Action::Delete, &target, None, e)
-                .await);
-        }
-    };
+    let if_match = medledger_http::if_match(&headers)?;
+    let o = ingest.delete(&caller, &rt, &id, if_match).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if let Some(o) = o
         && let Ok(v) = HeaderValue::from_str(&etag(o.version))
@@ -114,12 +97,46 @@ async fn bundle(
     Extension(caller): Extension<Caller>,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
-    match ingest.bundle(&caller, body).await {
-        Ok(out) => Ok(fhir_json(StatusCode::OK, &out)),
-        // A refused Bundle stored nothing; its entries' accepted writes (batch) were audited
-        // as they committed.
-        Err(e) => Err(ingest
-            .audit_failure(&caller, "transaction", Action::Execute, "Bundle", None, e)
-            .await),
-    }
+    let outcome = ingest.bundle(&caller, body).await?;
+    Ok(fhir_json(StatusCode::OK, &response_bundle(&outcome)))
+}
+
+/// The `transaction-response` or `batch-response` Bundle (FHIR R4 §3.1.0.11.4).
+pub fn response_bundle(outcome: &BundleOutcome) -> Value {
+    let response_type = match outcome.kind {
+        BundleKind::Transaction => "transaction-response",
+        BundleKind::Batch => "batch-response",
+    };
+    let entries: Vec<Value> = outcome
+        .entries
+        .iter()
+        .map(|r| match r {
+            Ok(Some(o)) if o.resource.is_some() => json!({"response": {
+                "status": status_line(if o.created { StatusCode::CREATED } else { StatusCode::OK }),
+                "location": format!("{}/{}/_history/{}", o.resource_type, o.id, o.version),
+                "etag": etag(o.version),
+                "lastModified": o.last_updated,
+            }}),
+            Ok(Some(o)) => json!({"response": {
+                "status": status_line(StatusCode::NO_CONTENT),
+                "etag": etag(o.version),
+            }}),
+            Ok(None) => json!({"response": {"status": status_line(StatusCode::NO_CONTENT)}}),
+            Err(e) => {
+                let failure = Failure::of(e);
+                json!({"response": {
+                    "status": status_line(status_of(failure.category).0),
+                    "outcome": outcome_of(&failure),
+                }})
+            }
+        })
+        .collect();
+    let (now, _) = medledger_fhir::now_instant();
+    json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "type": response_type,
+        "timestamp": now,
+        "entry": entries,
+    })
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use medledger_chain::{AnchorChain, ChainCommit, Checkpoint, Ledger};
 use medledger_storage_api::{AnchorRow, LedgerStore};
-use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::WriterError;
 
@@ -51,13 +51,13 @@ impl Anchorer {
         self.anchored_size
     }
 
-    /// Anchors until `shutdown` turns true. A failed attempt (public chain away, store busy) is
+    /// Anchors until `shutdown`. A failed attempt (public chain away, store busy) is
     /// retried with backoff; only an anchor history that contradicts the store ends the loop
     /// with [`WriterError::Inconsistent`].
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), WriterError> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), WriterError> {
         let mut backoff = Duration::from_secs(1);
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return Ok(());
             }
             let wait = match self.anchor_latest().await {
@@ -76,7 +76,7 @@ impl Anchorer {
             let deadline = Instant::now() + wait;
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => {}
-                _ = shutdown.changed() => {}
+                () = shutdown.cancelled() => {}
             }
         }
     }

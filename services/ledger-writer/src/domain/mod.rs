@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use medledger_bus::{BusRecord, EventBus, Subscription};
 use medledger_chain::Ledger;
-use medledger_ledger::{AuditLeaf, LeafKind, RecordLeaf};
+use medledger_ledger::events::{audit_leaf, record_leaf};
 use medledger_merkle::MerkleTree;
 use medledger_proto::v1::{AuditRecorded, DeadLetter, RecordVersionStored};
 use medledger_proto::{AUDIT_TOPIC, DEAD_LETTER_TOPIC, Message, RECORDS_TOPIC};
 use medledger_storage_api::{LeafRow, LedgerStore, TreeHeadRow};
-use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use crate::LedgerWriterConfig;
+use crate::Settings;
 
 /// Failures that stop the writer from starting.
 #[derive(Debug, thiserror::Error)]
@@ -44,67 +44,9 @@ pub struct LedgerWriter {
     store: Arc<dyn LedgerStore>,
     ledger: Arc<dyn Ledger>,
     bus: Arc<dyn EventBus>,
-    config: LedgerWriterConfig,
+    config: Settings,
     tree: MerkleTree,
     committed_size: u64,
-}
-
-/// Turns a record event into its leaf.
-pub fn leaf_of(ev: &RecordVersionStored) -> Result<LeafRow, &'static str> {
-    let commitment = if ev.deleted {
-        [0u8; 32]
-    } else {
-        ev.commitment
-            .as_slice()
-            .try_into()
-            .map_err(|_| "commitment is not 32 bytes")?
-    };
-    if ev.resource_type.is_empty() || ev.id.is_empty() || ev.version == 0 {
-        return Err("event lacks type, id or version");
-    }
-    let leaf = RecordLeaf {
-        resource_type: ev.resource_type.clone(),
-        id: ev.id.clone(),
-        version: ev.version,
-        cid: ev.cid.clone(),
-        commitment: hex::encode(commitment),
-        recorded_at_ms: ev.recorded_at_ms,
-        actor: ev.actor.clone(),
-        deleted: ev.deleted,
-    };
-    let bytes = leaf.encode().map_err(|_| "leaf does not encode")?;
-    Ok(LeafRow {
-        index: 0,
-        kind: LeafKind::RecordVersion as u8,
-        subject: leaf.subject(),
-        version: ev.version,
-        leaf: bytes,
-    })
-}
-
-/// Turns an audit event into its leaf.
-pub fn audit_leaf_of(ev: &AuditRecorded) -> Result<LeafRow, &'static str> {
-    let commitment: [u8; 32] = ev
-        .commitment
-        .as_slice()
-        .try_into()
-        .map_err(|_| "commitment is not 32 bytes")?;
-    if ev.event_id.is_empty() {
-        return Err("event lacks an id");
-    }
-    let leaf = AuditLeaf {
-        id: ev.event_id.clone(),
-        commitment: hex::encode(commitment),
-        recorded_at_ms: ev.recorded_at_ms,
-    };
-    let bytes = leaf.encode().map_err(|_| "leaf does not encode")?;
-    Ok(LeafRow {
-        index: 0,
-        kind: LeafKind::AuditEvent as u8,
-        subject: leaf.subject(),
-        version: 1,
-        leaf: bytes,
-    })
 }
 
 /// The leaf of a bus record, by its topic.
@@ -112,11 +54,11 @@ fn parse(r: &BusRecord) -> Result<LeafRow, &'static str> {
     if r.topic == AUDIT_TOPIC {
         AuditRecorded::decode(r.payload.as_slice())
             .map_err(|_| "undecodable payload")
-            .and_then(|ev| audit_leaf_of(&ev))
+            .and_then(|ev| audit_leaf(&ev))
     } else {
         RecordVersionStored::decode(r.payload.as_slice())
             .map_err(|_| "undecodable payload")
-            .and_then(|ev| leaf_of(&ev))
+            .and_then(|ev| record_leaf(&ev))
     }
 }
 
@@ -126,7 +68,7 @@ impl LedgerWriter {
         store: Arc<dyn LedgerStore>,
         ledger: Arc<dyn Ledger>,
         bus: Arc<dyn EventBus>,
-        config: LedgerWriterConfig,
+        config: Settings,
     ) -> Result<Self, WriterError> {
         let leaves = store.leaves().await?;
         let tree = MerkleTree::from_leaf_hashes(
@@ -209,8 +151,8 @@ impl LedgerWriter {
         self.tree.size()
     }
 
-    /// Runs until `shutdown` turns true.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), WriterError> {
+    /// Runs until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), WriterError> {
         // Record versions and audit events share the log; each topic has its own subscription
         // (and offsets), polled in turn.
         let mut subs = [
@@ -226,13 +168,13 @@ impl LedgerWriter {
         let mut oldest_pending: Option<Instant> = None;
         let mut backoff = Duration::from_millis(100);
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 break;
             }
             turn = (turn + 1) % subs.len();
             let polled = tokio::select! {
                 r = subs[turn].poll(self.config.max_batch, Duration::from_millis(25)) => r,
-                _ = shutdown.changed() => continue,
+                () = shutdown.cancelled() => continue,
             };
             let records = match polled {
                 Ok(r) => r,
@@ -246,7 +188,7 @@ impl LedgerWriter {
                 // The subscription has moved past these records, so they are retried here until
                 // they are stored; skipping them would lose leaves.
                 while let Err(e) = self.append(&records).await {
-                    if matches!(e, WriterError::Inconsistent(_)) || *shutdown.borrow() {
+                    if matches!(e, WriterError::Inconsistent(_)) || shutdown.is_cancelled() {
                         return Err(e);
                     }
                     tracing::warn!(error = %e, "storing leaves failed; retrying");

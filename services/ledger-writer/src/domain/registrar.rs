@@ -20,7 +20,7 @@ use medledger_ledger::registry::{
     role_id,
 };
 use medledger_storage_api::{AccountRegistration, ConsentRegistration, RegistryQueue};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::WriterError;
 
@@ -43,12 +43,12 @@ impl Registrar {
         Self { queue, chain, idle }
     }
 
-    /// Runs until `shutdown` turns true; chain and store failures are retried with backoff.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), WriterError> {
+    /// Runs until `shutdown`; chain and store failures are retried with backoff.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WriterError> {
         let mut backoff = Duration::from_millis(200);
         let mut authorised = false;
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return Ok(());
             }
             let pass = async {
@@ -73,7 +73,7 @@ impl Registrar {
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
+                () = shutdown.cancelled() => {}
             }
         }
     }

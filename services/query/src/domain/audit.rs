@@ -7,14 +7,14 @@
 
 use std::collections::HashMap;
 
-use medledger_audit::{Action, Entry, Outcome};
+use medledger_access::{AccessError, AccessQuery, Interaction, Scopes};
+use medledger_audit::{Action, Entry};
 use medledger_auth::Caller;
-use medledger_consent::{AccessError, AccessQuery, Interaction};
-use medledger_http::ApiError;
 use medledger_storage_api::{AuditFilter, AuditRow};
 use serde_json::Value;
 
 use super::Query;
+use crate::QueryError;
 
 /// Most events one search returns.
 pub const MAX_COUNT: u32 = 1000;
@@ -35,7 +35,7 @@ pub struct AuditSearch {
 impl AuditSearch {
     /// Parses the query string; unknown parameters are refused (400) rather than ignored, so a
     /// caller never mistakes an unfiltered answer for a filtered one.
-    pub fn parse(params: &HashMap<String, String>) -> Result<Self, ApiError> {
+    pub fn parse(params: &HashMap<String, String>) -> Result<Self, QueryError> {
         let mut out = Self::default();
         for (k, v) in params {
             let v = v.clone();
@@ -47,7 +47,7 @@ impl AuditSearch {
                         format!("Patient/{v}")
                     };
                     if !medledger_fhir::valid_id(&p["Patient/".len()..]) {
-                        return Err(ApiError::bad_request("patient must be Patient/{id}"));
+                        return Err(QueryError::Invalid("patient must be Patient/{id}".into()));
                     }
                     out.patient = Some(p);
                 }
@@ -55,11 +55,11 @@ impl AuditSearch {
                 "_count" => {
                     let n: u32 = v
                         .parse()
-                        .map_err(|_| ApiError::bad_request("_count must be a number"))?;
+                        .map_err(|_| QueryError::Invalid("_count must be a number".into()))?;
                     out.count = Some(n.clamp(1, MAX_COUNT));
                 }
                 other => {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(QueryError::Invalid(format!(
                         "unsupported AuditEvent search parameter '{other}' (patient, agent, _count)"
                     )));
                 }
@@ -77,7 +77,7 @@ impl Query {
         caller: &Caller,
         interaction: Interaction,
         patient: Option<&str>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, QueryError> {
         let query = AccessQuery {
             caller,
             interaction,
@@ -89,7 +89,7 @@ impl Query {
         match self.policy.permit(query).await {
             Ok(()) => Ok(true),
             Err(AccessError::Denied(_)) => Ok(false),
-            Err(e) => Err(ApiError::from(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -99,80 +99,75 @@ impl Query {
         &self,
         caller: &Caller,
         mut search: AuditSearch,
-    ) -> Result<Vec<AuditRow>, ApiError> {
-        medledger_consent::require_scope_reach(caller, "AuditEvent", Interaction::Search)?;
+    ) -> Result<Vec<AuditRow>, QueryError> {
+        medledger_access::require_reach(
+            &Scopes::parse(&caller.claims.scope),
+            "AuditEvent",
+            Interaction::Search,
+        )?;
         if search.patient.is_none() && caller.claims.role == "patient" {
             search.patient = caller.claims.patient_context();
         }
-        let allowed = self
-            .may_read_audit(caller, Interaction::Search, search.patient.as_deref())
-            .await?;
-        let rows = if allowed {
-            self.audit
+        let mut audit = self.audit.begin(
+            Entry::by(caller, "query", "search-type", Action::Read)
+                .about(search.patient.as_deref())
+                .touching("AuditEvent"),
+        );
+        let result = async {
+            if !self
+                .may_read_audit(caller, Interaction::Search, search.patient.as_deref())
+                .await?
+            {
+                // A search over records one may not see finds none; the trail says why.
+                audit.refused("access denied by the consent decision");
+                return Ok(Vec::new());
+            }
+            Ok(self
+                .audit
                 .list(&AuditFilter {
                     patient: search.patient.clone(),
                     actor: search.agent.clone(),
                     since_ms: None,
                     limit: search.count.unwrap_or(DEFAULT_COUNT),
                 })
-                .await?
-        } else {
-            Vec::new()
-        };
-        let mut entry = Entry::by(caller, "query", "search-type", Action::Read)
-            .about(search.patient.as_deref())
-            .touching("AuditEvent");
-        if !allowed {
-            entry = entry.ended(
-                Outcome::Refused,
-                Some("access denied by the consent decision".into()),
-            );
+                .await?)
         }
-        self.audit.record(&[entry]).await.map_err(|e| {
-            tracing::warn!(error = %e, "could not record the audit event of an audit search");
-            ApiError::unavailable("the audit trail is unavailable", 1)
-        })?;
-        Ok(rows)
+        .await;
+        audit.finish(result).await
     }
 
     /// `GET /AuditEvent/{id}`: one event, if `caller` may see it (else 404, like an unknown
     /// one).
-    pub async fn audit_event(&self, caller: &Caller, id: &str) -> Result<AuditRow, ApiError> {
-        medledger_consent::require_scope_reach(caller, "AuditEvent", Interaction::Read)?;
-        let row = self.audit.get(id).await?;
-        let allowed = match &row {
-            Some(r) => {
-                self.may_read_audit(caller, Interaction::Read, r.patient.as_deref())
-                    .await?
+    pub async fn audit_event(&self, caller: &Caller, id: &str) -> Result<AuditRow, QueryError> {
+        medledger_access::require_reach(
+            &Scopes::parse(&caller.claims.scope),
+            "AuditEvent",
+            Interaction::Read,
+        )?;
+        let mut audit = self.audit.begin(
+            Entry::by(caller, "query", "read", Action::Read).touching(format!("AuditEvent/{id}")),
+        );
+        let unknown = || QueryError::NotFound(format!("AuditEvent/{id} is not known"));
+        let result = async {
+            let row = self.audit.get(id).await?.ok_or_else(unknown)?;
+            audit.about(row.patient.as_deref());
+            if self
+                .may_read_audit(caller, Interaction::Read, row.patient.as_deref())
+                .await?
+            {
+                Ok(row)
+            } else {
+                audit.refused("access denied by the consent decision");
+                Err(unknown())
             }
-            None => false,
-        };
-        let mut entry = Entry::by(caller, "query", "read", Action::Read)
-            .about(row.as_ref().and_then(|r| r.patient.as_deref()))
-            .touching(format!("AuditEvent/{id}"));
-        if !allowed {
-            entry = entry.ended(
-                Outcome::Refused,
-                Some(if row.is_some() {
-                    "access denied by the consent decision".into()
-                } else {
-                    format!("AuditEvent/{id} is not known")
-                }),
-            );
         }
-        self.audit.record(&[entry]).await.map_err(|e| {
-            tracing::warn!(error = %e, "could not record the audit event of an audit read");
-            ApiError::unavailable("the audit trail is unavailable", 1)
-        })?;
-        match row {
-            Some(r) if allowed => Ok(r),
-            _ => Err(ApiError::not_found(format!("AuditEvent/{id} is not known"))),
-        }
+        .await;
+        audit.finish(result).await
     }
 }
 
 /// A stored AuditEvent as JSON.
-pub fn resource_of(row: &AuditRow) -> Result<Value, ApiError> {
+pub fn resource_of(row: &AuditRow) -> Result<Value, QueryError> {
     serde_json::from_slice(&row.resource)
-        .map_err(|_| ApiError::integrity(format!("AuditEvent/{} is unreadable", row.id)))
+        .map_err(|_| QueryError::Integrity(format!("AuditEvent/{} is unreadable", row.id)))
 }

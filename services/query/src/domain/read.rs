@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use medledger_audit::{Action, Auditor, Entry, Outcome};
+use medledger_access::{AccessError, AccessPolicy, AccessQuery, Interaction, Scopes};
+use medledger_audit::{Action, Audit, Auditor, Entry};
 use medledger_auth::Caller;
 use medledger_blobstore::{BlobStore, Cid};
-use medledger_consent::{AccessError, AccessPolicy, AccessQuery, Interaction};
 use medledger_crypto::{commitment, open_version, version_aad};
-use medledger_http::ApiError;
 use medledger_keys::OwnerKeys;
 use medledger_ledger::{LeafKind, RecordLeaf};
 use medledger_merkle::MerkleTree;
@@ -17,7 +16,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use crate::QueryConfig;
+use crate::{QueryError, Settings};
 
 const RECORD: u8 = LeafKind::RecordVersion as u8;
 
@@ -30,18 +29,9 @@ pub struct Query {
     pub(crate) ledger: Arc<dyn LedgerStore>,
     pub(crate) policy: Arc<dyn AccessPolicy>,
     pub(crate) audit: Auditor,
-    pub(crate) config: QueryConfig,
+    pub(crate) config: Settings,
     /// The log's Merkle tree, extended from the ledger store as proofs are requested.
     pub(crate) tree: Arc<Mutex<MerkleTree>>,
-}
-
-/// What a read found out on the way, for its AuditEvent.
-#[derive(Debug, Default)]
-struct ReadTrace {
-    /// The record's owner, once the index row was read.
-    owner: Option<String>,
-    /// Whether the consent decision refused it.
-    denied: bool,
 }
 
 /// A version that passed every check.
@@ -65,7 +55,7 @@ impl Query {
         ledger: Arc<dyn LedgerStore>,
         policy: Arc<dyn AccessPolicy>,
         audit: Auditor,
-        config: QueryConfig,
+        config: Settings,
     ) -> Self {
         Self {
             index,
@@ -90,7 +80,7 @@ impl Query {
         owner: &str,
         custodian: &str,
         categories: Option<&[String]>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, QueryError> {
         let query = AccessQuery {
             caller,
             interaction: Interaction::Read,
@@ -104,7 +94,7 @@ impl Query {
             Err(AccessError::Denied(_)) => Ok(false),
             Err(e) => {
                 tracing::debug!(%subject, "no access decision");
-                Err(ApiError::from(e))
+                Err(e.into())
             }
         }
     }
@@ -120,36 +110,24 @@ impl Query {
         rt: &str,
         id: &str,
         vid: Option<u64>,
-    ) -> Result<VerifiedVersion, ApiError> {
-        let mut trace = ReadTrace::default();
-        let result = self.read_checked(caller, rt, id, vid, &mut trace).await;
-        let target = match (&result, vid) {
-            (Ok(v), _) => format!("{rt}/{id}/_history/{}", v.row.version),
-            (Err(_), Some(v)) => format!("{rt}/{id}/_history/{v}"),
-            (Err(_), None) => format!("{rt}/{id}"),
-        };
+    ) -> Result<VerifiedVersion, QueryError> {
         let action = if interaction == "operation" {
             Action::Execute
         } else {
             Action::Read
         };
-        let mut entry = Entry::by(caller, "query", interaction, action)
-            .about(trace.owner.as_deref())
-            .touching(target);
-        if let Err(e) = &result {
-            // A denial answers like an unknown record; the trail says what really happened.
-            let detail = if trace.denied {
-                "access denied by the consent decision".to_owned()
-            } else {
-                e.message.clone()
-            };
-            entry = entry.ended(Outcome::of_status(e.status.as_u16()), Some(detail));
+        let target = match vid {
+            Some(v) => format!("{rt}/{id}/_history/{v}"),
+            None => format!("{rt}/{id}"),
+        };
+        let mut audit = self
+            .audit
+            .begin(Entry::by(caller, "query", interaction, action).touching(target));
+        let result = self.read_checked(caller, rt, id, vid, &mut audit).await;
+        if let Ok(v) = &result {
+            audit.touching(format!("{rt}/{id}/_history/{}", v.row.version));
         }
-        if let Err(e) = self.audit.record(&[entry]).await {
-            tracing::warn!(error = %e, "could not record the audit event of a read");
-            return Err(ApiError::unavailable("the audit trail is unavailable", 1));
-        }
-        result
+        audit.finish(result).await
     }
 
     async fn read_checked(
@@ -158,13 +136,15 @@ impl Query {
         rt: &str,
         id: &str,
         vid: Option<u64>,
-        trace: &mut ReadTrace,
-    ) -> Result<VerifiedVersion, ApiError> {
+        audit: &mut Audit,
+    ) -> Result<VerifiedVersion, QueryError> {
+        // Parsed once for both scope questions of this read.
+        let scopes = Scopes::parse(&caller.claims.scope);
         // Before any lookup: scopes that cannot reach the type at all give 403 and reveal
         // nothing about which records exist.
-        medledger_consent::require_scope_reach(caller, rt, Interaction::Read)?;
+        medledger_access::require_reach(&scopes, rt, Interaction::Read)?;
         if medledger_fhir::accepted_type(rt) != medledger_fhir::AcceptedType::Yes {
-            return Err(ApiError::not_found(format!(
+            return Err(QueryError::NotFound(format!(
                 "resource type '{rt}' is not served here"
             )));
         }
@@ -174,14 +154,14 @@ impl Query {
         let logged = self.ledger.latest_logged_version(RECORD, &subject).await?;
         let head = self.index.head(rt, id).await?;
         let head = match (head, logged) {
-            (None, None) => return Err(ApiError::not_found(format!("{subject} is not known"))),
+            (None, None) => return Err(QueryError::NotFound(format!("{subject} is not known"))),
             (None, Some(_)) => {
-                return Err(ApiError::integrity(format!(
+                return Err(QueryError::Integrity(format!(
                     "{subject} is in the ledger but missing from the index"
                 )));
             }
             (Some(h), Some(l)) if l > h.version => {
-                return Err(ApiError::integrity(format!(
+                return Err(QueryError::Integrity(format!(
                     "the index says version {} of {subject} is current but the ledger holds version {l}",
                     h.version
                 )));
@@ -190,49 +170,45 @@ impl Query {
         };
         let version = vid.unwrap_or(head.version);
         if version == 0 || version > head.version {
-            return Err(ApiError::not_found(format!(
+            return Err(QueryError::NotFound(format!(
                 "{subject} has no version {version}"
             )));
         }
         let row = self.index.version(rt, id, version).await?.ok_or_else(|| {
-            ApiError::integrity(format!(
+            QueryError::Integrity(format!(
                 "{subject} version {version} is missing from the index"
             ))
         })?;
-        trace.owner = Some(row.owner.clone());
-        let unknown = || ApiError::not_found(format!("{subject} is not known"));
+        audit.about(Some(&row.owner));
+        let unknown = || QueryError::NotFound(format!("{subject} is not known"));
+        // A denial answers like an unknown record; the trail says what really happened.
+        let denied = |audit: &mut Audit| {
+            audit.refused("access denied by the consent decision");
+            unknown()
+        };
         // Decided before the record is touched further; a caller whose only chance is a
         // `?category=` scope is decided again once the categories are known (after decryption,
         // nothing of which is returned unless that second decision allows it).
         let permitted = self
             .authorize(caller, &subject, rt, &row.owner, &row.actor, None)
             .await?;
-        let needs_categories = !permitted && has_category_scope(&caller.claims.scope, rt);
+        let needs_categories = !permitted && scopes.restricted_by_category(rt, Interaction::Read);
         if !permitted && !needs_categories {
-            trace.denied = true;
-            return Err(unknown());
+            return Err(denied(audit));
         }
         let leaf = self.wait_for_leaf(&subject, version).await?;
         let logged_leaf = RecordLeaf::decode(&leaf.leaf)
-            .map_err(|e| ApiError::integrity(format!("ledger leaf unreadable: {e}")))?;
-        let row_commitment = row
-            .commitment
-            .map(hex::encode)
-            .unwrap_or_else(|| hex::encode([0u8; 32]));
-        if logged_leaf.cid != row.cid.clone().unwrap_or_default()
-            || logged_leaf.commitment != row_commitment
-            || logged_leaf.deleted != row.deleted
-        {
-            return Err(ApiError::integrity(format!(
+            .map_err(|e| QueryError::Integrity(format!("ledger leaf unreadable: {e}")))?;
+        if !logged_leaf.matches_row(&row) {
+            return Err(QueryError::Integrity(format!(
                 "the index entry of {subject} version {version} does not match the ledger"
             )));
         }
         if row.deleted {
             if needs_categories {
-                trace.denied = true;
-                return Err(unknown());
+                return Err(denied(audit));
             }
-            return Err(ApiError::gone(format!("{subject} was deleted")));
+            return Err(QueryError::Gone(format!("{subject} was deleted")));
         }
         let cid: Cid = row
             .cid
@@ -240,7 +216,7 @@ impl Query {
             .unwrap_or_default()
             .parse()
             .map_err(|_| {
-                ApiError::integrity(format!(
+                QueryError::Integrity(format!(
                     "{subject} version {version} has an unparseable CID"
                 ))
             })?;
@@ -249,15 +225,15 @@ impl Query {
             .keys
             .get(&row.owner)
             .await?
-            .ok_or_else(|| ApiError::gone(format!("{subject} has been erased")))?;
+            .ok_or_else(|| QueryError::Gone(format!("{subject} has been erased")))?;
         let aad = version_aad(rt, id, version, &row.owner);
         let opened = open_version(&key, &aad, &blob, &row.wrapped_key).map_err(|_| {
-            ApiError::integrity(format!(
+            QueryError::Integrity(format!(
                 "{subject} version {version} does not decrypt under its own identity"
             ))
         })?;
         if Some(commitment(&opened.salt, &opened.body)) != row.commitment {
-            return Err(ApiError::integrity(format!(
+            return Err(QueryError::Integrity(format!(
                 "{subject} version {version} does not match its commitment"
             )));
         }
@@ -274,8 +250,7 @@ impl Query {
                 )
                 .await?
             {
-                trace.denied = true;
-                return Err(unknown());
+                return Err(denied(audit));
             }
         }
         Ok(VerifiedVersion {
@@ -287,31 +262,21 @@ impl Query {
     }
 
     /// The leaf of a version, waiting briefly for a write that has not reached the log yet.
-    async fn wait_for_leaf(&self, subject: &str, version: u64) -> Result<LeafRow, ApiError> {
+    async fn wait_for_leaf(&self, subject: &str, version: u64) -> Result<LeafRow, QueryError> {
         let deadline = Instant::now() + self.config.ledger_wait;
         loop {
             if let Some(l) = self.ledger.leaf_for(RECORD, subject, version).await? {
                 return Ok(l);
             }
             if Instant::now() >= deadline {
-                return Err(ApiError::unavailable(
-                    format!("{subject} version {version} is not in the ledger yet"),
-                    1,
-                ));
+                return Err(QueryError::NotYet {
+                    message: format!("{subject} version {version} is not in the ledger yet"),
+                    retry_after_secs: 1,
+                });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-/// Whether some scope restricts `rt` by `?category=` (only then can categories change a denial).
-fn has_category_scope(scopes: &str, rt: &str) -> bool {
-    scopes.split_whitespace().any(|s| {
-        s.contains("?category=")
-            && s.split_once('/')
-                .and_then(|(_, rest)| rest.split_once('.'))
-                .is_some_and(|(t, _)| t == "*" || t == rt)
-    })
 }
 
 /// A resource's `category` codings as `code` and `system|code`.

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use medledger_auth::Caller;
-use medledger_http::ApiError;
 use medledger_ledger::{
     AnchorLocation, ChainLocation, LeafKind, PROOF_FORMAT, ProofBundle, RecordLeaf, TreeHead,
 };
@@ -11,6 +10,7 @@ use medledger_storage_api::{AnchorRow, TreeHeadRow};
 use tokio::time::Instant;
 
 use super::Query;
+use crate::QueryError;
 
 impl Query {
     /// Builds the proof bundle of `rt/id/_history/vid`, waiting up to the configured time for a
@@ -21,7 +21,7 @@ impl Query {
         rt: &str,
         id: &str,
         vid: u64,
-    ) -> Result<ProofBundle, ApiError> {
+    ) -> Result<ProofBundle, QueryError> {
         let v = self.read(caller, "operation", rt, id, Some(vid)).await?;
         let head = self.wait_for_head(v.leaf.index).await?;
         let anchor = self.wait_for_anchor(head.tree_size).await?;
@@ -33,17 +33,17 @@ impl Query {
                     tree.push(&l.leaf);
                 }
             }
-            let integrity = |e: medledger_merkle::MerkleError| ApiError::integrity(e.to_string());
+            let integrity = |e: medledger_merkle::MerkleError| QueryError::Integrity(e.to_string());
             if tree.root_at(head.tree_size).map_err(integrity)? != head.root {
-                return Err(ApiError::integrity(
-                    "the stored log does not match the committed tree head",
+                return Err(QueryError::Integrity(
+                    "the stored log does not match the committed tree head".into(),
                 ));
             }
             let consistency = match &anchor {
                 Some(a) => {
                     if tree.root_at(a.tree_size).map_err(integrity)? != a.root {
-                        return Err(ApiError::integrity(
-                            "the stored log does not match the anchored checkpoint",
+                        return Err(QueryError::Integrity(
+                            "the stored log does not match the anchored checkpoint".into(),
                         ));
                     }
                     tree.consistency_proof(head.tree_size, a.tree_size)
@@ -57,7 +57,7 @@ impl Query {
             (inclusion, consistency)
         };
         let leaf =
-            RecordLeaf::decode(&v.leaf.leaf).map_err(|e| ApiError::integrity(e.to_string()))?;
+            RecordLeaf::decode(&v.leaf.leaf).map_err(|e| QueryError::Integrity(e.to_string()))?;
         Ok(ProofBundle {
             format: PROOF_FORMAT.to_owned(),
             leaf_kind: LeafKind::RecordVersion,
@@ -100,7 +100,7 @@ impl Query {
 
     /// The first anchored checkpoint covering a head of `tree_size`, waiting up to the
     /// configured time; `None` when there is none yet.
-    async fn wait_for_anchor(&self, tree_size: u64) -> Result<Option<AnchorRow>, ApiError> {
+    async fn wait_for_anchor(&self, tree_size: u64) -> Result<Option<AnchorRow>, QueryError> {
         let deadline = Instant::now() + self.config.anchor_wait;
         loop {
             if let Some(a) = self.ledger.anchor_covering(tree_size).await? {
@@ -113,17 +113,17 @@ impl Query {
         }
     }
 
-    async fn wait_for_head(&self, leaf_index: u64) -> Result<TreeHeadRow, ApiError> {
+    async fn wait_for_head(&self, leaf_index: u64) -> Result<TreeHeadRow, QueryError> {
         let deadline = Instant::now() + self.config.verify_wait;
         loop {
             if let Some(h) = self.ledger.tree_head_covering(leaf_index).await? {
                 return Ok(h);
             }
             if Instant::now() >= deadline {
-                return Err(ApiError::unavailable(
-                    "this version is not committed to the chain yet",
-                    2,
-                ));
+                return Err(QueryError::NotYet {
+                    message: "this version is not committed to the chain yet".into(),
+                    retry_after_secs: 2,
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

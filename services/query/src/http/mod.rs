@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use medledger_auth::Caller;
-use medledger_http::{ApiError, FhirPath, fhir_json};
+use medledger_http::{ApiError, Category, FhirPath, fhir_json};
 use serde_json::{Value, json};
 
 use crate::domain::audit::{AuditSearch, resource_of};
@@ -75,7 +75,7 @@ async fn audit_read(
 
 fn parse_vid(vid: &str) -> Result<u64, ApiError> {
     vid.parse()
-        .map_err(|_| ApiError::not_found(format!("'{vid}' is not a version id")))
+        .map_err(|_| ApiError::new(Category::NotFound, format!("'{vid}' is not a version id")))
 }
 
 async fn read(
@@ -105,7 +105,8 @@ async fn verify(
     FhirPath((rt, id, vid)): FhirPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let bundle = q.proof(&caller, &rt, &id, parse_vid(&vid)?).await?;
-    let body = serde_json::to_value(&bundle).map_err(|e| ApiError::internal(e.to_string()))?;
+    let body = serde_json::to_value(&bundle)
+        .map_err(|e| ApiError::new(Category::Internal, e.to_string()))?;
     let mut resp = fhir_json(StatusCode::OK, &body);
     // A proof bundle is plain JSON, not a FHIR resource.
     resp.headers_mut().insert(

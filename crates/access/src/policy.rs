@@ -1,6 +1,7 @@
-//! The access decision port and this release's policy.
+//! The access decision port: what is asked, what is answered.
 
-use medledger_auth::{Caller, Claims};
+use medledger_auth::Caller;
+use medledger_error::{Categorized, Category};
 
 /// FHIR interactions, by their SMART v2 permission letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,15 @@ pub enum AccessError {
     Unavailable(String),
 }
 
+impl Categorized for AccessError {
+    fn category(&self) -> Category {
+        match self {
+            Self::Denied(_) => Category::Forbidden,
+            Self::Unavailable(_) => Category::UNAVAILABLE,
+        }
+    }
+}
+
 /// "May this actor do this?" — answered in-process in dev mode, over gRPC in distributed mode.
 #[async_trait::async_trait]
 pub trait AccessPolicy: Send + Sync + 'static {
@@ -92,92 +102,5 @@ pub trait AccessPolicy: Send + Sync + 'static {
             Decision::Permit => Ok(()),
             Decision::Deny(reason) => Err(AccessError::Denied(reason)),
         }
-    }
-}
-
-/// Scope check plus role check: practitioners act within their scopes; every other role is
-/// denied until consent rules exist.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ScopePolicy;
-
-impl ScopePolicy {
-    /// The decision for verified `claims`; pure, so the gRPC server and the in-process policy
-    /// decide identically.
-    pub fn decide(claims: &Claims, interaction: Interaction, resource_type: &str) -> Decision {
-        if !super::scopes::scope_allows(&claims.scope, resource_type, interaction) {
-            return Decision::Deny(format!(
-                "token scopes do not permit '{}' on {}",
-                interaction.letter(),
-                resource_type
-            ));
-        }
-        if claims.role != "practitioner" {
-            return Decision::Deny(format!("role '{}' may not access records yet", claims.role));
-        }
-        Decision::Permit
-    }
-}
-
-#[async_trait::async_trait]
-impl AccessPolicy for ScopePolicy {
-    async fn check(&self, q: AccessQuery<'_>) -> Result<Decision, AccessError> {
-        Ok(Self::decide(
-            &q.caller.claims,
-            q.interaction,
-            q.resource_type,
-        ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn claims(role: &str, scope: &str) -> Caller {
-        Caller::new(
-            Claims {
-                iss: "x".into(),
-                sub: "Practitioner/dr-1".into(),
-                aud: "medledger".into(),
-                exp: 0,
-                iat: 0,
-                scope: scope.into(),
-                role: role.into(),
-                fhir_user: None,
-                jti: String::new(),
-                patient: None,
-            },
-            "token",
-        )
-    }
-
-    #[tokio::test]
-    async fn decisions() {
-        let p = ScopePolicy;
-        fn q(c: &Caller, i: Interaction) -> AccessQuery<'_> {
-            AccessQuery {
-                caller: c,
-                interaction: i,
-                resource_type: "Observation",
-                owner: None,
-                custodian: None,
-                categories: None,
-            }
-        }
-        let doc = claims("practitioner", "user/*.cruds");
-        assert_eq!(
-            p.check(q(&doc, Interaction::Create)).await,
-            Ok(Decision::Permit)
-        );
-        let reader = claims("practitioner", "user/*.rs");
-        assert!(matches!(
-            p.check(q(&reader, Interaction::Create)).await,
-            Ok(Decision::Deny(_))
-        ));
-        let patient = claims("patient", "user/*.cruds");
-        assert!(matches!(
-            p.check(q(&patient, Interaction::Read)).await,
-            Ok(Decision::Deny(_))
-        ));
     }
 }

@@ -1,0 +1,66 @@
+//! What `medledger dev` and the service subcommands do alike once their backends are chosen:
+//! the master-key check, the deployment's CapabilityStatement, the consent clock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use medledger_keys::{FileMasterKey, OwnerKeys};
+use medledger_storage_api::OwnerKeyStore;
+
+/// Owner keys under the master key in `path`, checked against the check value wrapped under it
+/// in `store`, so a missing or replaced key stops start-up before anything is written or read,
+/// instead of silently becoming a new key that cannot read the existing records. With
+/// `create`, a missing key file is created (`medledger dev`'s data dir); a key created by a
+/// start that then fails is removed again, leaving the data dir as found so the right key can
+/// simply be put back.
+pub(crate) async fn owner_keys(
+    store: Arc<dyn OwnerKeyStore>,
+    path: &Path,
+    create: bool,
+) -> anyhow::Result<OwnerKeys> {
+    let existed = path.exists();
+    let master = if create {
+        FileMasterKey::load_or_create(path)
+    } else {
+        FileMasterKey::load(path)
+    }
+    .with_context(|| format!("loading the master key {}", path.display()))?;
+    let keys = OwnerKeys::new(store, Arc::new(master));
+    if let Err(e) = keys.check_master_key().await {
+        if !existed {
+            let _ = std::fs::remove_file(path);
+        }
+        anyhow::bail!(
+            "{} is not the master key of this deployment's records ({e}); restore the original key file",
+            path.display()
+        );
+    }
+    Ok(keys)
+}
+
+/// The deployment's CapabilityStatement: ingest, query and consent form one FHIR server (one
+/// process in `medledger dev`, one base URL behind the gateway), so each describes all of it.
+pub(crate) fn capability() -> serde_json::Value {
+    let mut type_interactions: Vec<&str> = medledger_query::http::INTERACTIONS.to_vec();
+    type_interactions.extend_from_slice(medledger_ingest::http::INTERACTIONS);
+    medledger_query::capability_statement(
+        &type_interactions,
+        medledger_ingest::http::SYSTEM_INTERACTIONS,
+        medledger_query::http::OPERATIONS,
+    )
+}
+
+/// The clock consent decisions use: the system's, or, for tests of expiry, "now" (Unix
+/// seconds) read from `file` while it exists.
+pub(crate) fn consent_clock(file: Option<PathBuf>) -> Arc<dyn Fn() -> i64 + Send + Sync> {
+    if let Some(f) = &file {
+        tracing::warn!(file = %f.display(), "consent decisions use a test clock file: never in production");
+    }
+    Arc::new(move || {
+        file.as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(medledger_auth::unix_now)
+    })
+}
