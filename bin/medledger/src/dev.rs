@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::Context;
 use medledger_audit::Auditor;
 use medledger_blobstore::LocalBlockstore;
-use medledger_bus::SqliteBus;
 use medledger_chain::EmbeddedChain;
 use medledger_consent::Enrolment;
 use medledger_http::{HttpConfig, Shell};
+use medledger_storage_sqlx::SqliteBus;
 use medledger_storage_sqlx::SqliteStore;
 
 use crate::process::Process;

@@ -26,34 +26,6 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/services-up")
 }
 
-/// A port base whose hundred ports are free right now and that no other test in this process
-/// holds. Tests run on parallel threads of one process, so the base is reserved in a process-wide
-/// set before anything binds it (two tests probing the same free range at once would otherwise
-/// both take it, and one would talk to the other's services). Bases stay in 20000..32700, below
-/// Linux's ephemeral range (32768+), so an outgoing connection cannot take a service's port
-/// between the probe and the bind.
-fn free_base() -> u16 {
-    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let seed = (std::process::id() ^ nanos) as u16;
-    let mut taken = TAKEN.lock().unwrap();
-    for attempt in 0..127u16 {
-        let base = 20_000 + ((seed.wrapping_add(attempt)) % 127) * 100;
-        if taken.contains(&base) {
-            continue;
-        }
-        let free = (0..100).all(|o| std::net::TcpListener::bind(("127.0.0.1", base + o)).is_ok());
-        if free {
-            taken.push(base);
-            return base;
-        }
-    }
-    panic!("no free port range");
-}
-
 struct Stack {
     run: tempfile::TempDir,
     base: u16,
@@ -119,7 +91,7 @@ impl Stack {
     fn up_with(extra: Vec<(String, String)>) -> Stack {
         let mut s = Stack {
             run: tempfile::tempdir().unwrap(),
-            base: free_base(),
+            base: medledger_test_utils::ports::free_range(100),
             db: format!("medledger_e2e_{}", uuid_like()),
             env: HashMap::new(),
             http: reqwest::Client::new(),

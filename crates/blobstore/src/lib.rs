@@ -7,12 +7,10 @@
 pub mod cid;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod conformance;
-pub mod ipfs;
 pub mod local;
 pub mod unixfs;
 
 pub use cid::{Cid, CidError};
-pub use ipfs::IpfsBlobStore;
 pub use local::LocalBlockstore;
 
 use bytes::Bytes;

@@ -6,27 +6,26 @@
 
 #![allow(clippy::panic, clippy::unwrap_used)]
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use medledger_test_utils::ChildGuard;
 
 /// A running tansu broker.
 #[derive(Debug)]
 pub struct Tansu {
-    child: Child,
+    _process: ChildGuard,
     port: u16,
 }
 
 impl Tansu {
     /// Starts a broker and waits until it accepts connections.
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = medledger_test_utils::ports::free_port();
         let bin = std::env::var("MEDLEDGER_TANSU").unwrap_or_else(|_| "tansu".to_owned());
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        command
             .args([
                 "broker",
                 "--listener-url",
@@ -38,28 +37,17 @@ impl Tansu {
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start tansu ({bin}): {e}; run scripts/install-tools")
-            });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not open its port");
-            std::thread::sleep(Duration::from_millis(50));
+            .stderr(Stdio::null());
+        let mut process = ChildGuard::spawn(command, &format!("tansu ({bin})"));
+        process.wait_for_port(port, Duration::from_secs(30));
+        Self {
+            _process: process,
+            port,
         }
-        Self { child, port }
     }
 
     /// Bootstrap servers for clients.
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -1,5 +1,6 @@
-//! Event bus port and the embedded durable bus with per-key ordering and committed consumer
-//! offsets.
+//! The event bus port: publishers, subscriptions with committed offsets, per-key order, and
+//! its conformance suite (feature `test-utils`). Implementations: the embedded bus in the
+//! SQLite file (`medledger-storage-sqlx`, `SqliteBus`) and Kafka (`medledger-bus-kafka`).
 //!
 //! The port has Kafka's semantics: a producer appends to a topic, each consumer group reads from
 //! its last committed offset, and events with the same key are delivered in the order they were
@@ -8,9 +9,6 @@
 
 #[cfg(any(test, feature = "test-utils"))]
 pub mod conformance;
-pub mod sqlite;
-
-pub use sqlite::SqliteBus;
 
 use std::time::Duration;
 

@@ -6,9 +6,12 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+use medledger_test_utils::ChildGuard;
+use medledger_test_utils::ports::free_port;
 
 use medledger_chain::{
     AnchorChain, ChainError, EmbeddedChain, Ledger, PrivateKeySigner, RpcAnchor, RpcLedger,
@@ -19,15 +22,9 @@ use medledger_chain::{
 const ANVIL_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
 struct Anvil {
-    child: Child,
+    process: ChildGuard,
     port: u16,
     url: String,
-}
-
-/// A port that was free a moment ago (the probe listener is closed before returning).
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap().port()
 }
 
 impl Anvil {
@@ -38,7 +35,8 @@ impl Anvil {
     /// anvil on `port`; `extra` adds flags such as `--state FILE`.
     fn start_on(port: u16, extra: &[&str]) -> Self {
         let bin = std::env::var("MEDLEDGER_ANVIL").unwrap_or_else(|_| "anvil".to_owned());
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        command
             .args([
                 "--host",
                 "127.0.0.1",
@@ -48,18 +46,11 @@ impl Anvil {
             ])
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start anvil ({bin}): {e}; run scripts/install-tools")
-            });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "anvil did not open its port");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            .stderr(Stdio::null());
+        let mut process = ChildGuard::spawn(command, &format!("anvil ({bin})"));
+        process.wait_for_port(port, Duration::from_secs(30));
         Self {
-            child,
+            process,
             port,
             url: format!("http://127.0.0.1:{port}"),
         }
@@ -67,16 +58,7 @@ impl Anvil {
 
     /// Stops anvil the way an operator restarting a node does (SIGTERM: it writes its state).
     fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.terminate();
     }
 }
 

@@ -23,6 +23,7 @@
 //! Feature `test-utils`: [`testing`], a throwaway PostgreSQL database per test, and the checks
 //! of this crate's own guarantees beyond the port contracts.
 
+pub mod bus;
 mod dialect;
 pub mod postgres;
 pub mod relay;
@@ -45,6 +46,7 @@ use std::marker::PhantomData;
 use medledger_storage_api::StoreError;
 use sqlx::{Database, Pool};
 
+pub use bus::SqliteBus;
 pub use dialect::{Backend, Decodes, Dialect, Encodes, Executes, Outbox};
 pub use postgres::Postgres;
 pub use relay::{OutboxRelay, outbox_backlog};

@@ -44,7 +44,7 @@ impl Dialect for Sqlite {
         events: &[OutboxEvent],
     ) -> Result<(), sqlx::Error> {
         for e in events {
-            medledger_bus::sqlite::append(tx, &e.topic, &e.key, &e.payload).await?;
+            crate::bus::append(tx, &e.topic, &e.key, &e.payload).await?;
         }
         Ok(())
     }
@@ -70,7 +70,7 @@ impl SqlStore<Sqlite> {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        medledger_bus::SqliteBus::new(pool.clone())
+        crate::bus::SqliteBus::new(pool.clone())
             .migrate()
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;

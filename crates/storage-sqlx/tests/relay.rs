@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use medledger_bus::{BusError, EventBus, EventPublisher, SqliteBus, Subscription};
+use medledger_bus::{BusError, EventBus, EventPublisher, Subscription};
 use medledger_storage_api::{
     AuditRow, AuditStore, OutboxEvent, RecordIndex, VersionRow, VersionWrite,
 };
+use medledger_storage_sqlx::SqliteBus;
 use medledger_storage_sqlx::{Outbox, OutboxRelay, PgStore, testing::TempDb};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 

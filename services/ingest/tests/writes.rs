@@ -6,62 +6,42 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use medledger_access::testing::ScopePolicy;
-use medledger_auth::{Caller, Claims};
+use medledger_auth::Caller;
 use medledger_blobstore::LocalBlockstore;
 use medledger_error::Categorized;
 use medledger_ingest::{Ingest, IngestError, Limits};
-use medledger_keys::{FileMasterKey, OwnerKeys};
 use medledger_storage_api::RecordIndex;
 use medledger_storage_sqlx::SqliteStore;
+use medledger_test_utils::{EmbeddedStack, tokens};
 use serde_json::{Value, json};
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    _stack: EmbeddedStack,
     ingest: Ingest,
     store: Arc<SqliteStore>,
     blocks: Arc<LocalBlockstore>,
 }
 
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("state.db"))
-            .await
-            .unwrap(),
-    );
-    let blocks = Arc::new(LocalBlockstore::open(&dir.path().join("blobs")).unwrap());
-    let master = Arc::new(FileMasterKey::load_or_create(&dir.path().join("master.key")).unwrap());
-    let keys = OwnerKeys::new(store.clone(), master);
+    let stack = EmbeddedStack::open().await;
     let ingest = Ingest::new(
-        store.clone(),
-        blocks.clone(),
-        keys,
+        stack.store.clone(),
+        stack.blocks.clone(),
+        stack.keys.clone(),
         Arc::new(ScopePolicy),
-        medledger_audit::Auditor::new(store.clone()),
+        stack.audit.clone(),
         Limits::default(),
     );
     Fixture {
-        _dir: dir,
+        store: stack.store.clone(),
+        blocks: stack.blocks.clone(),
+        _stack: stack,
         ingest,
-        store,
-        blocks,
     }
 }
 
 fn doctor() -> Caller {
-    let claims = Claims {
-        iss: "medledger-dev".into(),
-        sub: "Practitioner/dr-1".into(),
-        aud: "medledger".into(),
-        exp: i64::MAX,
-        iat: 0,
-        scope: "user/*.cruds".into(),
-        role: "practitioner".into(),
-        fhir_user: None,
-        jti: String::new(),
-        patient: None,
-    };
-    Caller::new(claims, "unused: the in-process policy reads the claims")
+    tokens::caller("Practitioner/dr-1", "practitioner", "user/*.cruds")
 }
 
 /// The HTTP status the edge answers a refused write with.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use medledger_bus::{EventBus, EventPublisher, SqliteBus};
+use medledger_bus::{EventBus, EventPublisher};
 use medledger_chain::{EmbeddedChain, Ledger};
 use medledger_ledger::{AuditLeaf, LeafKind};
 use medledger_ledger_writer::{LedgerWriter, Settings};
@@ -13,6 +13,7 @@ use medledger_merkle::MerkleTree;
 use medledger_proto::v1::{AuditRecorded, DeadLetter, RecordVersionStored};
 use medledger_proto::{AUDIT_TOPIC, DEAD_LETTER_TOPIC, Message, RECORDS_TOPIC};
 use medledger_storage_api::LedgerStore;
+use medledger_storage_sqlx::SqliteBus;
 use medledger_storage_sqlx::SqliteStore;
 use tokio_util::sync::CancellationToken;
 

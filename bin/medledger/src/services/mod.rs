@@ -43,9 +43,10 @@ async fn postgres(config: &PostgresConfig) -> anyhow::Result<Arc<PgStore>> {
 /// The IPFS node's blob store, reached once at start so a wrong URL stops the service.
 async fn ipfs(
     config: &medledger_blobstore::IpfsConfig,
-) -> anyhow::Result<Arc<medledger_blobstore::IpfsBlobStore>> {
-    let blobs =
-        Arc::new(medledger_blobstore::IpfsBlobStore::new(&config.api_url).context("IPFS API URL")?);
+) -> anyhow::Result<Arc<medledger_blobstore_ipfs::IpfsBlobStore>> {
+    let blobs = Arc::new(
+        medledger_blobstore_ipfs::IpfsBlobStore::new(&config.api_url).context("IPFS API URL")?,
+    );
     blobs.version().await.context("reaching the IPFS node")?;
     Ok(blobs)
 }

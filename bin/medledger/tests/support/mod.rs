@@ -3,9 +3,11 @@
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use medledger_test_utils::ChildGuard;
+use medledger_test_utils::ports::free_port;
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_medledger");
@@ -15,7 +17,7 @@ pub fn corpus() -> PathBuf {
 }
 
 pub struct Dev {
-    pub child: Child,
+    process: ChildGuard,
     pub dir: PathBuf,
     pub base: String,
     pub token: String,
@@ -24,14 +26,6 @@ pub struct Dev {
     port: u16,
     /// Where its MLLP listener is.
     pub mllp: std::net::SocketAddr,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn token(dir: &Path, subject: &str, role: &str, scope: &str) -> String {
@@ -58,7 +52,7 @@ impl Dev {
         let port = free_port();
         let mllp = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut d = Dev {
-            child: spawn(dir, port, mllp, extra),
+            process: spawn(dir, port, mllp, extra),
             dir: dir.to_path_buf(),
             base: format!("http://127.0.0.1:{port}/fhir"),
             token: String::new(),
@@ -84,7 +78,7 @@ impl Dev {
             {
                 return;
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = self.process.exited() {
                 panic!("medledger dev exited early: {status}");
             }
             assert!(
@@ -97,14 +91,13 @@ impl Dev {
 
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.process.kill();
     }
 
     /// Restarts on the same data dir and port after a kill.
     pub async fn restart(&mut self) {
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
-        self.child = spawn(&self.dir, self.port, self.mllp, &extra);
+        self.process = spawn(&self.dir, self.port, self.mllp, &extra);
         self.wait_ready().await;
     }
 
@@ -296,8 +289,9 @@ pub fn start_refused(dir: &Path) -> String {
     err
 }
 
-fn spawn(dir: &Path, port: u16, mllp: std::net::SocketAddr, extra: &[&str]) -> Child {
-    Command::new(BIN)
+fn spawn(dir: &Path, port: u16, mllp: std::net::SocketAddr, extra: &[&str]) -> ChildGuard {
+    let mut command = Command::new(BIN);
+    command
         .args(["dev", "--data-dir"])
         .arg(dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -305,16 +299,8 @@ fn spawn(dir: &Path, port: u16, mllp: std::net::SocketAddr, extra: &[&str]) -> C
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        .stderr(Stdio::inherit());
+    ChildGuard::spawn(command, "medledger dev")
 }
 
 /// Asserts a response is an OperationOutcome with `status`; returns its diagnostics.

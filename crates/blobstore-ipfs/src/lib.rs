@@ -1,4 +1,5 @@
-//! The BlobStore port on an IPFS node through the Kubo RPC API (`ipfs-api-backend-hyper`).
+//! The BlobStore port on an IPFS node through the Kubo RPC API (`ipfs-api-backend-hyper`),
+//! for distributed mode; `medledger-blobstore` holds the port, the CIDs and the UnixFS builder.
 //!
 //! Objects are split into blocks here, by the same UnixFS builder the local blockstore uses, and
 //! stored with `block/put`; the root is pinned. So CIDs are identical to the embedded store's by
@@ -15,9 +16,9 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use ipfs_api_backend_hyper::{IpfsApi, IpfsClient, TryFromUri, request};
 
-use crate::cid::{Cid, DAG_PB, RAW};
-use crate::unixfs::{build_dag, links};
-use crate::{BlobError, BlobStore};
+use medledger_blobstore::cid::{Cid, DAG_PB, RAW};
+use medledger_blobstore::unixfs::{build_dag, links};
+use medledger_blobstore::{BlobError, BlobStore};
 
 /// How long one RPC call may take, its retries included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);

@@ -5,14 +5,15 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use medledger_blobstore::{BlobStore, IpfsBlobStore, LocalBlockstore, conformance};
+use medledger_blobstore::{BlobStore, LocalBlockstore, conformance};
+use medledger_blobstore_ipfs::IpfsBlobStore;
+use medledger_test_utils::ChildGuard;
 
 struct Node {
-    child: Child,
+    _process: ChildGuard,
     url: String,
     _repo: tempfile::TempDir,
 }
@@ -25,50 +26,21 @@ impl Node {
             )
         });
         let repo = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new("node")
+        let port = medledger_test_utils::ports::free_port();
+        let mut command = Command::new("node");
+        command
             .arg(&script)
             .arg(repo.path())
             .arg(format!("/ip4/127.0.0.1/tcp/{port}"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the IPFS node ({script}): {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.trim() == "ready" {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while rx.recv_timeout(Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the IPFS node exited: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the IPFS node did not become ready"
-            );
-        }
+            .stderr(Stdio::inherit());
+        let mut process = ChildGuard::spawn(command, "the IPFS node");
+        process.wait_for_line("ready", Duration::from_secs(120));
         Self {
-            child,
+            _process: process,
             url: format!("http://127.0.0.1:{port}"),
             _repo: repo,
         }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

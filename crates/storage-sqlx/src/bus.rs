@@ -1,4 +1,5 @@
-//! The embedded bus: an append-only log table in SQLite plus committed offsets per group.
+//! The embedded bus (`medledger dev`): an append-only log table in the SQLite file plus
+//! committed offsets per group, behind the `medledger-bus` port.
 //!
 //! The log lives in the same database as the record index, so ingest appends its event in the
 //! same transaction as the index row ([`append`]): the write and its event are one atomic
@@ -10,7 +11,7 @@ use std::time::Duration;
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::time::Instant;
 
-use crate::{BusError, BusRecord, EventBus, EventPublisher, Subscription};
+use medledger_bus::{BusError, BusRecord, EventBus, EventPublisher, Subscription};
 
 /// Schema of the embedded bus; applied by [`SqliteBus::migrate`].
 const SCHEMA: &str = r#"
@@ -165,7 +166,7 @@ impl Subscription for SqliteSubscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance;
+    use medledger_bus::conformance;
     use sqlx::sqlite::SqliteConnectOptions;
 
     async fn bus(path: &std::path::Path) -> SqliteBus {
