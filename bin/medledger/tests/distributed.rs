@@ -223,6 +223,23 @@ async fn created_id(r: reqwest::Response) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
     let stack = Stack::up();
+    every_process_is_ready(&stack).await;
+    let written = writes_reach_ingest_and_reads_reach_query(&stack).await;
+    a_consent_and_a_verification_let_another_practitioner_read(&stack, &written).await;
+    a_read_without_a_token_is_refused(&stack, &written).await;
+    the_proof_and_its_anchor_verify_over_json_rpc_and_forgeries_fail(&stack, &written).await;
+    every_version_and_audit_event_reached_the_ledger_through_kafka(&stack).await;
+    the_admin_ports_expose_metrics(&stack).await;
+    hl7_v2_over_mllp_is_stored_read_by_the_patient_and_refused_with_a_reason(&stack).await;
+}
+
+/// What the first step wrote, for the steps after it.
+struct Written {
+    patient: String,
+    obs: String,
+}
+
+async fn every_process_is_ready(stack: &Stack) {
     for admin in [
         "MEDLEDGER_ENDPOINT_INGEST_ADMIN_URL",
         "MEDLEDGER_ENDPOINT_QUERY_ADMIN_URL",
@@ -235,7 +252,9 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
             .unwrap();
         assert_eq!(r.status(), 200, "{admin} not ready");
     }
+}
 
+async fn writes_reach_ingest_and_reads_reach_query(stack: &Stack) -> Written {
     let patient = created_id(
         stack
             .post(
@@ -311,6 +330,13 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
+    Written { patient, obs }
+}
+
+/// Another practitioner sees nothing until an authority has verified them and the patient's
+/// Consent (kept by the consent service) permits it; the registrar commits both to the chain.
+async fn a_consent_and_a_verification_let_another_practitioner_read(stack: &Stack, w: &Written) {
+    let Written { patient, obs } = w;
     // Consent through the gateway: another practitioner sees nothing until an authority has
     // verified them and the patient's Consent (kept by the consent service) permits it.
     let gw = |path: &str| stack.url("MEDLEDGER_FHIR_URL", path);
@@ -479,6 +505,10 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn a_read_without_a_token_is_refused(stack: &Stack, w: &Written) {
+    let obs = &w.obs;
     // Without a token, nothing.
     let anonymous = stack
         .http
@@ -490,7 +520,13 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
+}
 
+async fn the_proof_and_its_anchor_verify_over_json_rpc_and_forgeries_fail(
+    stack: &Stack,
+    w: &Written,
+) {
+    let obs = &w.obs;
     // The anchor follows the tree head within a few anchor intervals.
     let deadline = Instant::now() + Duration::from_secs(120);
     let proof = loop {
@@ -618,7 +654,9 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
     let out = verify(&dir.join("forged-anchor.json"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Anchor"));
+}
 
+async fn every_version_and_audit_event_reached_the_ledger_through_kafka(stack: &Stack) {
     // The events went through Kafka: the ledger holds exactly the three versions written.
     let pg = stack.pg().await;
     let leaves: i64 =
@@ -664,7 +702,9 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
             .unwrap();
     assert_eq!(backlog, 0);
     pg.close().await;
+}
 
+async fn the_admin_ports_expose_metrics(stack: &Stack) {
     // The admin ports expose metrics: ingest's outbox backlog, the writer's progress.
     let metrics = |admin: &str| {
         let url = format!("{}/metrics", stack.env[admin]);
@@ -679,7 +719,9 @@ async fn create_via_ingest_read_via_query_and_verify_on_the_anvil_chain() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no committed tree size in\n{writer}"));
     assert!(committed >= 3, "{writer}");
+}
 
+async fn hl7_v2_over_mllp_is_stored_read_by_the_patient_and_refused_with_a_reason(stack: &Stack) {
     // HL7 v2 over MLLP into ingest: acknowledged once stored in PostgreSQL, read through query
     // by the patient, acknowledged again without a second write, and a refused message kept as
     // a dead letter.

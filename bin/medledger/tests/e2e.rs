@@ -277,10 +277,31 @@ async fn authentication_is_required() {
     assert_eq!(dev.count("record_versions").await, 0);
 }
 
-#[tokio::test]
-async fn bad_input_is_rejected_and_nothing_is_stored() {
+/// A dev server for bad-input tests, with a body-size limit small enough to reach.
+async fn bad_input_dev() -> (tempfile::TempDir, Dev) {
     let dir = tempfile::tempdir().unwrap();
     let dev = Dev::start_with(dir.path(), &["--max-body-bytes", "20000"]).await;
+    (dir, dev)
+}
+
+/// Nothing was written: no version, head, record event or leaf; whatever the trail holds is
+/// the refusals, every one refused.
+async fn nothing_stored_but_refusals(dev: &Dev) {
+    for table in [
+        "record_versions",
+        "record_heads",
+        "bus_log WHERE topic = 'medledger.records.v1'",
+        "ledger_leaves WHERE kind = 1",
+    ] {
+        assert_eq!(dev.count(table).await, 0, "{table}");
+    }
+    let refused = dev.count("audit_events WHERE outcome = '4'").await;
+    assert_eq!(dev.count("audit_events").await, refused);
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_one_fhir_json_resource_are_refused() {
+    let (_dir, dev) = bad_input_dev().await;
     let raw = |body: &'static str, ct: &'static str| {
         dev.http
             .post(dev.url("Patient"))
@@ -298,6 +319,23 @@ async fn bad_input_is_rejected_and_nothing_is_stored() {
         .contains("malformed JSON")
     );
     outcome(raw("{}", "text/plain").await.unwrap(), 415).await;
+    let big = json!({"resourceType": "Patient", "name": [{"text": "x".repeat(30000)}]});
+    outcome(dev.post("Patient", &big).await, 413).await;
+    // A member named twice: RFC 8259 leaves its meaning open, FHIR forbids it.
+    for twice in [
+        r#"{"resourceType":"Patient","gender":"male","gender":"female"}"#,
+        r#"{"resourceType":"Patient","resourceType":"Observation","status":"final","code":{"text":"x"}}"#,
+        r#"{"resourceType":"Patient","name":[{"family":"A","family":"B"}]}"#,
+    ] {
+        let diag = outcome(raw(twice, "application/fhir+json").await.unwrap(), 400).await;
+        assert!(diag.contains("appears twice"), "{diag}");
+    }
+    nothing_stored_but_refusals(&dev).await;
+}
+
+#[tokio::test]
+async fn resources_of_the_wrong_type_or_content_are_refused() {
+    let (_dir, dev) = bad_input_dev().await;
     outcome(
         dev.post("Spaceship", &json!({"resourceType": "Spaceship"}))
             .await,
@@ -337,47 +375,19 @@ async fn bad_input_is_rejected_and_nothing_is_stored() {
         .await
         .contains("favouriteColour")
     );
-    let big = json!({"resourceType": "Patient", "name": [{"text": "x".repeat(30000)}]});
-    outcome(dev.post("Patient", &big).await, 413).await;
-    // A member named twice: RFC 8259 leaves its meaning open, FHIR forbids it.
-    for twice in [
-        r#"{"resourceType":"Patient","gender":"male","gender":"female"}"#,
-        r#"{"resourceType":"Patient","resourceType":"Observation","status":"final","code":{"text":"x"}}"#,
-        r#"{"resourceType":"Patient","name":[{"family":"A","family":"B"}]}"#,
-    ] {
-        let diag = outcome(raw(twice, "application/fhir+json").await.unwrap(), 400).await;
-        assert!(diag.contains("appears twice"), "{diag}");
-    }
     // A reference whose id is no FHIR id names no resource, wherever it is.
     outcome(dev.post("Observation", &observation("..")).await, 422).await;
     let mut performer = observation("p-1");
     performer["performer"] = json!([{"reference": "Practitioner/.."}]);
     let diag = outcome(dev.post("Observation", &performer).await, 422).await;
     assert!(diag.contains("performer.reference"), "{diag}");
-    // Two entries sharing one fullUrl make references to it ambiguous.
-    let shared = "urn:uuid:33333333-3333-3333-3333-333333333333";
-    let twice = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": shared, "resource": patient(), "request": {"method": "POST", "url": "Patient"}},
-        {"fullUrl": shared, "resource": patient(), "request": {"method": "POST", "url": "Patient"}}
-    ]});
-    let diag = outcome(dev.post("", &twice).await, 400).await;
-    assert!(diag.starts_with("entry 1:"), "{diag}");
-    // A Consent id that is no FHIR id, and access requests nobody could decide.
-    let consent = json!({"resourceType": "Consent", "id": "a b", "status": "active"});
-    outcome(dev.put("Consent/a%20b", &consent, &[]).await, 400).await;
-    let end = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let ask = json!({"resourceType": "Parameters", "parameter": [
-        {"name": "purpose", "valueCode": "TREAT"},
-        {"name": "end", "valueDateTime": end}
-    ]});
-    outcome(dev.post("Patient/nobody/$request-access", &ask).await, 404).await;
-    outcome(dev.post("Patient/a%20b/$request-access", &ask).await, 400).await;
-    for table in ["consent_access_requests", "consent_versions"] {
-        assert_eq!(dev.count(table).await, 0, "{table}");
-    }
+    nothing_stored_but_refusals(&dev).await;
+    assert!(dev.count("audit_events WHERE outcome = '4'").await > 0);
+}
 
+#[tokio::test]
+async fn a_failed_transaction_stores_nothing_and_a_batch_answers_per_entry() {
+    let (_dir, dev) = bad_input_dev().await;
     // A transaction with one invalid entry stores nothing at all, blobs included.
     let blobs_before = dev.blob_files();
     let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
@@ -418,6 +428,16 @@ async fn bad_input_is_rejected_and_nothing_is_stored() {
         blobs_before,
         "orphaned blobs were left behind"
     );
+
+    // Two entries sharing one fullUrl make references to it ambiguous.
+    let shared = "urn:uuid:33333333-3333-3333-3333-333333333333";
+    let twice = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": shared, "resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": shared, "resource": patient(), "request": {"method": "POST", "url": "Patient"}}
+    ]});
+    let diag = outcome(dev.post("", &twice).await, 400).await;
+    assert!(diag.starts_with("entry 1:"), "{diag}");
+    nothing_stored_but_refusals(&dev).await;
 
     // A batch answers per entry: one good, one bad.
     let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
@@ -462,6 +482,26 @@ async fn bad_input_is_rejected_and_nothing_is_stored() {
         .await;
     outcome(r, 412).await;
     assert_eq!(dev.count("record_versions").await, 1);
+}
+
+#[tokio::test]
+async fn consent_ids_and_access_requests_nobody_could_decide_are_refused() {
+    let (_dir, dev) = bad_input_dev().await;
+    // A Consent id that is no FHIR id, and access requests nobody could decide.
+    let consent = json!({"resourceType": "Consent", "id": "a b", "status": "active"});
+    outcome(dev.put("Consent/a%20b", &consent, &[]).await, 400).await;
+    let end = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let ask = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "purpose", "valueCode": "TREAT"},
+        {"name": "end", "valueDateTime": end}
+    ]});
+    outcome(dev.post("Patient/nobody/$request-access", &ask).await, 404).await;
+    outcome(dev.post("Patient/a%20b/$request-access", &ask).await, 400).await;
+    for table in ["consent_access_requests", "consent_versions"] {
+        assert_eq!(dev.count(table).await, 0, "{table}");
+    }
 }
 
 /// Posts a corpus bundle as a transaction; returns fullUrl → `Type/id` and the sent entries.

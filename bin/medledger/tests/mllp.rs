@@ -65,12 +65,31 @@ OBR|1|ORD1|FIL1|58410-2^CBC panel^LN|||202403050900+0100\r\
 OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL^^UCUM|12.0-15.5|N|||F\r\
 OBX|2|ST|8251-1^Comment^LN||Sample slightly haemolysed||||||F\r";
 
-#[tokio::test]
-async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_reasons() {
+/// A dev server with its MLLP feed connected.
+async fn dev_with_feed() -> (tempfile::TempDir, Dev, Feed) {
     let dir = tempfile::tempdir().unwrap();
-    let mut dev = Dev::start(dir.path()).await;
-    let mut feed = Feed::connect(dev.mllp).await;
+    let dev = Dev::start(dir.path()).await;
+    let feed = Feed::connect(dev.mllp).await;
+    (dir, dev, feed)
+}
 
+/// Sends the corpus admission and returns its ACK and the Patient's (id, version).
+async fn admit(dev: &Dev, feed: &mut Feed) -> (Message, String) {
+    let ack = feed.send(&corpus_message("ADT-A01-01.hl7")).await;
+    assert_eq!(msa(&ack), ("AA".into(), "MSG00001".into()));
+    let patients = heads(dev, "Patient").await;
+    assert_eq!(patients.len(), 1);
+    (ack, patients[0].0.clone())
+}
+
+/// A token of the patient `pid`.
+fn patient_token(dir: &std::path::Path, pid: &str) -> String {
+    token(dir, &format!("Patient/{pid}"), "patient", "patient/*.rs")
+}
+
+#[tokio::test]
+async fn an_admission_is_acknowledged_once_stored_and_read_by_its_patient_only() {
+    let (dir, mut dev, mut feed) = dev_with_feed().await;
     // An admission from the corpus: accepted once stored.
     let a01 = corpus_message("ADT-A01-01.hl7");
     let ack = feed.send(&a01).await;
@@ -90,12 +109,7 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     );
     let r = dev.get(&format!("Patient/{pid}")).await;
     assert_eq!(r.status(), 404, "the feed's token is no way around consent");
-    dev.token = token(
-        dir.path(),
-        &format!("Patient/{pid}"),
-        "patient",
-        "patient/*.rs",
-    );
+    dev.token = patient_token(dir.path(), &pid);
     let r = dev.get(&format!("Patient/{pid}")).await;
     assert_eq!(r.status(), 200);
     let patient: Value = r.json().await.unwrap();
@@ -110,8 +124,11 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     );
     let encounters = heads(&dev, "Encounter").await;
     assert_eq!(encounters.len(), 1);
-    let observations = heads(&dev, "Observation").await.len();
-    assert_eq!(observations, 1, "the ADT's one OBX");
+    assert_eq!(
+        heads(&dev, "Observation").await.len(),
+        1,
+        "the ADT's one OBX"
+    );
     assert_eq!(heads(&dev, "AllergyIntolerance").await.len(), 1, "AL1");
     assert_eq!(heads(&dev, "Condition").await.len(), 1, "DG1");
 
@@ -124,9 +141,17 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     let again = feed.send(&a01).await;
     assert_eq!(again.control_id(), ack.control_id(), "the remembered ACK");
     assert_eq!(heads(&dev, "Patient").await, patients);
+}
+
+#[tokio::test]
+async fn an_update_replaces_the_demographics_and_a_result_leaves_them_untouched() {
+    let (dir, mut dev, mut feed) = dev_with_feed().await;
+    let (_, pid) = admit(&dev, &mut feed).await;
+    dev.token = patient_token(dir.path(), &pid);
+    let observations = heads(&dev, "Observation").await.len();
 
     // An update of the demographics (A08, a new control id) replaces the Patient.
-    let a08 = a01
+    let a08 = corpus_message("ADT-A01-01.hl7")
         .replacen("ADT^A01^ADT_A01|MSG00001", "ADT^A08^ADT_A01|MSG00002", 1)
         .replace("EVERYMAN&&&&Aniston", "NEWNAME&&&&Aniston");
     assert_eq!(msa(&feed.send(&a08).await).0, "AA");
@@ -173,6 +198,24 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     .unwrap();
     assert_eq!(owners, vec![format!("Patient/{pid}")]);
 
+    // Every write was audited as the feed's.
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE actor = 'Organization/mllp-feed'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(audited >= 3, "{audited} audit events of the feed");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn refused_messages_get_reasons_are_kept_encrypted_and_listed_for_an_operator() {
+    let (dir, dev, mut feed) = dev_with_feed().await;
+    admit(&dev, &mut feed).await;
+    assert_eq!(msa(&feed.send(ORU).await), ("AA".into(), "LAB-1".into()));
+    let obs = heads(&dev, "Observation").await;
+
     // Refusals: content (AE, 102), type (AR, 200), unparseable (AR, 100); each kept.
     let bad = ORU.replace("LAB-1", "LAB-2").replace("||13.2|", "||high|");
     let nak = feed.send(&bad).await;
@@ -195,33 +238,19 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
     // the earlier message nor stored: AE, kept.
     let reused = feed.send(&ORU.replace("13.2", "14.1")).await;
     assert_eq!(msa(&reused), ("AE".into(), "LAB-1".into()));
-    // Enhanced mode: MSH-15 NE asks for no accept acknowledgement, so the next frame is the
-    // ACK of the message after it.
-    let quiet = ORU
-        .replace("LAB-1", "LAB-NE")
-        .replace("FIL1", "FIL-NE")
-        .replace("|P|2.5.1\r", "|P|2.5.1|||NE|NE\r");
-    let loud = ORU.replace("LAB-1", "LAB-AL").replace("FIL1", "FIL-AL");
-    let mut both = medledger_hl7v2::frame(quiet.as_bytes());
-    both.extend(medledger_hl7v2::frame(loud.as_bytes()));
-    let next = Message::from_bytes(&feed.exchange(&both).await.unwrap()).unwrap();
-    assert_eq!(msa(&next), ("AA".into(), "LAB-AL".into()));
-    let mut expected = obs.clone();
-    let mut now = heads(&dev, "Observation").await;
-    now.retain(|o| expected.contains(o));
-    expected.sort();
-    assert_eq!(now, expected, "nothing refused was stored");
     assert_eq!(
-        heads(&dev, "Observation").await.len(),
-        obs.len() + 4,
-        "NE's and AL's results stored"
+        heads(&dev, "Observation").await,
+        obs,
+        "nothing refused was stored"
     );
+    let db = dev.db().await;
     let letters: Vec<(String, i64, String, Vec<u8>)> = sqlx::query_as(
         "SELECT control_id, code, reason, sealed FROM hl7_dead_letters ORDER BY seq",
     )
     .fetch_all(&db)
     .await
     .unwrap();
+    db.close().await;
     let summary: Vec<(&str, i64)> = letters.iter().map(|l| (l.0.as_str(), l.1)).collect();
     assert_eq!(
         summary,
@@ -259,18 +288,34 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
         shown.starts_with("MSH|") && shown.contains("||high|"),
         "{shown}"
     );
+}
 
-    // Every write was audited as the feed's.
-    let audited: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_events WHERE actor = 'Organization/mllp-feed'",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
-    assert!(audited >= 3, "{audited} audit events of the feed");
-    db.close().await;
+#[tokio::test]
+async fn in_enhanced_mode_msh_15_ne_asks_for_no_accept_acknowledgement() {
+    let (_dir, dev, mut feed) = dev_with_feed().await;
+    admit(&dev, &mut feed).await;
+    let obs = heads(&dev, "Observation").await;
+    // The next frame is the ACK of the message after the one that asked for none.
+    let quiet = ORU
+        .replace("LAB-1", "LAB-NE")
+        .replace("FIL1", "FIL-NE")
+        .replace("|P|2.5.1\r", "|P|2.5.1|||NE|NE\r");
+    let loud = ORU.replace("LAB-1", "LAB-AL").replace("FIL1", "FIL-AL");
+    let mut both = medledger_hl7v2::frame(quiet.as_bytes());
+    both.extend(medledger_hl7v2::frame(loud.as_bytes()));
+    let next = Message::from_bytes(&feed.exchange(&both).await.unwrap()).unwrap();
+    assert_eq!(msa(&next), ("AA".into(), "LAB-AL".into()));
+    assert_eq!(
+        heads(&dev, "Observation").await.len(),
+        obs.len() + 4,
+        "NE's and AL's results stored"
+    );
+}
 
-    // Bytes outside a frame: the stream cannot be trusted further, so a NAK and the end.
+#[tokio::test]
+async fn bytes_outside_a_frame_are_refused_kept_and_end_the_connection() {
+    let (_dir, dev, mut feed) = dev_with_feed().await;
+    // The stream cannot be trusted further, so a NAK and the end.
     let nak = feed.exchange(b"MSH|^~\\&|no start block\r").await.unwrap();
     assert_eq!(msa(&Message::from_bytes(&nak).unwrap()).0, "AR");
     assert_eq!(feed.exchange(b"").await, None, "closed");
@@ -282,13 +327,18 @@ async fn hl7_messages_over_mllp_are_stored_acknowledged_once_and_refused_with_re
             .unwrap();
     assert_eq!(kept.0, 100, "the unframed bytes are kept too: {}", kept.1);
     db.close().await;
+}
 
-    // `medledger send-hl7` reports each ACK and fails when one is not accepted.
+#[tokio::test]
+async fn send_hl7_reports_each_ack_and_fails_unless_every_message_is_accepted() {
+    let (_dir, dev, mut feed) = dev_with_feed().await;
+    admit(&dev, &mut feed).await;
     let files = tempfile::tempdir().unwrap();
     let ok_file: PathBuf = files.path().join("oru.hl7");
     std::fs::write(&ok_file, ORU.replace("LAB-1", "LAB-3").replace('\r', "\n")).unwrap();
     let bad_file = files.path().join("bad.hl7");
-    std::fs::write(&bad_file, bad.replace("LAB-2", "LAB-4")).unwrap();
+    let bad = ORU.replace("LAB-1", "LAB-4").replace("||13.2|", "||high|");
+    std::fs::write(&bad_file, bad).unwrap();
     let to = dev.mllp.to_string();
     let out = medledger(&["send-hl7", "--to", &to, ok_file.to_str().unwrap()]);
     assert!(

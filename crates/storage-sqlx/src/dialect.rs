@@ -56,42 +56,21 @@ where
     }
 }
 
-/// A sqlx database the shared queries run on: it binds the argument types and reads the row
-/// types they use. Implemented for SQLite and PostgreSQL; the bounds are listed here once so
-/// that generic code over a [`Dialect`] can rely on them.
-pub trait Backend:
-    Database<Arguments: IntoArguments<Self>, Connection: Executes<Self>>
-    + for<'a> Encodes<'a, i64>
-    + for<'a> Encodes<'a, i32>
-    + for<'a> Encodes<'a, i16>
-    + for<'a> Encodes<'a, bool>
-    + for<'a> Encodes<'a, &'a str>
-    + for<'a> Encodes<'a, Option<&'a str>>
-    + for<'a> Encodes<'a, &'a [u8]>
-    + for<'a> Encodes<'a, Option<&'a [u8]>>
-    + for<'a> Encodes<'a, Option<i64>>
-    + Decodes<rows::Version>
-    + Decodes<rows::Head>
-    + Decodes<rows::Leaf>
-    + Decodes<rows::TreeHead>
-    + Decodes<rows::Anchor>
-    + Decodes<rows::Account>
-    + Decodes<rows::AccountRegistration>
-    + Decodes<rows::Consent>
-    + Decodes<rows::ConsentRegistration>
-    + Decodes<rows::AccessRequest>
-    + Decodes<rows::Audit>
-    + Decodes<rows::Accepted>
-    + Decodes<rows::DeadLetter>
-    + Decodes<(i64,)>
-    + Decodes<(Option<i64>,)>
-    + Decodes<(Vec<u8>,)>
-    + Decodes<(String,)>
-{
+/// Declares [`Backend`] with its bounds and implements it for every database that meets them,
+/// so the list of bounds is written once.
+macro_rules! backend {
+    ($($bound:tt)+) => {
+        /// A sqlx database the shared queries run on: it binds the argument types and reads the
+        /// row types they use. Met by SQLite and PostgreSQL; the bounds are listed here once so
+        /// that generic code over a [`Dialect`] can rely on them.
+        pub trait Backend: $($bound)+ {}
+
+        impl<DB> Backend for DB where DB: $($bound)+ {}
+    };
 }
 
-impl<DB> Backend for DB where
-    DB: Database<Arguments: IntoArguments<DB>, Connection: Executes<DB>>
+backend!(
+    Database<Arguments: IntoArguments<Self>, Connection: Executes<Self>>
         + for<'a> Encodes<'a, i64>
         + for<'a> Encodes<'a, i32>
         + for<'a> Encodes<'a, i16>
@@ -118,8 +97,7 @@ impl<DB> Backend for DB where
         + Decodes<(Option<i64>,)>
         + Decodes<(Vec<u8>,)>
         + Decodes<(String,)>
-{
-}
+);
 
 /// Binds arguments through [`Encodes`] (so generic code needs no per-type bounds).
 pub(crate) trait Bind<DB: Database>: Sized {

@@ -12,11 +12,7 @@ use crate::wiring;
 
 pub(crate) async fn run(cfg: medledger_consent::Config) -> anyhow::Result<()> {
     let mut process = Process::new(true);
-    let verifier = cfg
-        .auth
-        .verifier(process.shutdown().cancelled_owned())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let verifier = super::verifier(&cfg.auth, &process).await?;
     let store = super::postgres(&cfg.postgres).await?;
     let test_clock = Some(cfg.test_clock_file.clone()).filter(|f| !f.as_os_str().is_empty());
     let consent = medledger_consent::Service::new(

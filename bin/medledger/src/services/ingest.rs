@@ -16,14 +16,9 @@ use crate::wiring;
 
 pub(crate) async fn run(cfg: medledger_ingest::Config) -> anyhow::Result<()> {
     let mut process = Process::new(true);
-    let store = super::postgres(&cfg.postgres).await?;
-    let keys = wiring::owner_keys(store.clone(), &cfg.master_key_file, false).await?;
-    let blobs = super::ipfs(&cfg.ipfs).await?;
-    let verifier = cfg
-        .auth
-        .verifier(process.shutdown().cancelled_owned())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (store, keys, blobs) =
+        super::records(&cfg.postgres, &cfg.master_key_file, &cfg.ipfs).await?;
+    let verifier = super::verifier(&cfg.auth, &process).await?;
     let ingest = medledger_ingest::Service::start(
         medledger_ingest::Ports {
             index: store.clone(),

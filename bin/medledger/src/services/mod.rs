@@ -40,15 +40,35 @@ async fn postgres(config: &PostgresConfig) -> anyhow::Result<Arc<PgStore>> {
     Ok(Arc::new(store))
 }
 
-/// The IPFS node's blob store, reached once at start so a wrong URL stops the service.
-async fn ipfs(
-    config: &medledger_blobstore::IpfsConfig,
-) -> anyhow::Result<Arc<medledger_blobstore_ipfs::IpfsBlobStore>> {
+/// What ingest and query both work on: the PostgreSQL store, the owner keys under the master
+/// key in `master_key_file` (checked against the store), and the IPFS node (reached once, so a
+/// wrong URL stops the service).
+async fn records(
+    postgres: &PostgresConfig,
+    master_key_file: &Path,
+    ipfs: &medledger_blobstore::IpfsConfig,
+) -> anyhow::Result<(
+    Arc<PgStore>,
+    medledger_keys::OwnerKeys,
+    Arc<medledger_blobstore_ipfs::IpfsBlobStore>,
+)> {
+    let store = self::postgres(postgres).await?;
+    let keys = crate::wiring::owner_keys(store.clone(), master_key_file, false).await?;
     let blobs = Arc::new(
-        medledger_blobstore_ipfs::IpfsBlobStore::new(&config.api_url).context("IPFS API URL")?,
+        medledger_blobstore_ipfs::IpfsBlobStore::new(&ipfs.api_url).context("IPFS API URL")?,
     );
     blobs.version().await.context("reaching the IPFS node")?;
-    Ok(blobs)
+    Ok((store, keys, blobs))
+}
+
+/// The verifier of `auth`'s tokens; a JWK Set is refreshed until `process` stops.
+async fn verifier(
+    auth: &medledger_auth::AuthConfig,
+    process: &crate::process::Process,
+) -> anyhow::Result<medledger_auth::TokenVerifier> {
+    auth.verifier(process.shutdown().cancelled_owned())
+        .await
+        .map_err(anyhow::Error::msg)
 }
 
 /// Decisions from the consent service over gRPC (reached lazily, so it may start later).
