@@ -798,7 +798,7 @@ def check_dockerignore() -> str:
                     "contracts/cache/solidity-files-cache.json", "node_modules/x/package.json",
                     "load-tests/node_modules/x/package.json"]
     # Build inputs: the workspace, the committed contract artifacts that
-    # crates/chain embeds, the .proto files, and sqlx's offline query data.
+    # crates/chain binds, the .proto files, and sqlx's offline query data.
     must_keep = ["Cargo.toml", "Cargo.lock", "bin/medledger/Cargo.toml", "bin/medledger/src/main.rs",
                  "crates/chain/src/lib.rs", "services/ingest/Cargo.toml", "load-tests/Cargo.toml",
                  "contracts/artifacts/RecordLog.json", "proto/medledger/v1/records.proto",

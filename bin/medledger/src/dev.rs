@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use medledger_audit::Auditor;
 use medledger_blobstore::LocalBlockstore;
-use medledger_chain::EmbeddedChain;
+use medledger_chain_evm::EmbeddedChain;
 use medledger_consent::Enrolment;
 use medledger_http::{HttpConfig, Shell};
 use medledger_storage_sqlx::SqliteBus;

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use medledger_chain::{
-    Address, AnchorChain, ChainCommit, ChainReader, EmbeddedChain, Ledger, OnChainCheckpoint,
-    OnChainTreeHead, RpcAnchor, RpcLedger,
+    Address, AnchorChain, ChainCommit, Ledger, OnChainCheckpoint, OnChainTreeHead,
 };
+use medledger_chain_evm::{ChainReader, EmbeddedChain};
+use medledger_chain_rpc::{RpcAnchor, RpcLedger};
 use medledger_ledger::registry::{CONSENT_PROOF_FORMAT, ConsentProof, RecordedChange};
 use medledger_ledger::{AnchorLocation, ProofBundle};
 
@@ -214,9 +215,10 @@ fn consent_change_rpc(
     let address = Address::from_str(registry.trim())
         .map_err(|e| fail("arguments", format!("--consent-registry: {e}")))?;
     runtime()?.block_on(async {
-        let chain = medledger_chain::RpcRegistry::connect_read_only(url, Address::ZERO, address)
-            .await
-            .map_err(|e| fail("connecting to the private chain", e))?;
+        let chain =
+            medledger_chain_rpc::RpcRegistry::connect_read_only(url, Address::ZERO, address)
+                .await
+                .map_err(|e| fail("connecting to the private chain", e))?;
         medledger_chain::Registry::consent_change(&chain, tx)
             .await
             .map_err(|e| fail("reading the consent change", e))

@@ -484,7 +484,7 @@ async fn a_consent_and_a_verification_let_another_practitioner_read(stack: &Stac
     let registry =
         medledger_chain::Address::from_str(&stack.env["MEDLEDGER_CONSENT_REGISTRY_ADDRESS"])
             .unwrap();
-    let chain = medledger_chain::RpcRegistry::connect_read_only(
+    let chain = medledger_chain_rpc::RpcRegistry::connect_read_only(
         &stack.env["MEDLEDGER_PRIVATE_CHAIN_URL"],
         roles,
         registry,

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use medledger_chain::ChainReader;
+use medledger_chain_evm::ChainReader;
 use medledger_ledger::registry::account_commitment;
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -41,7 +41,7 @@ sol!(
 );
 
 /// The RecordLog index `commitTreeHead` returned, from its ABI-encoded output.
-pub(crate) fn commit_index(output: &[u8]) -> Result<u64, ChainError> {
+pub fn commit_index(output: &[u8]) -> Result<u64, ChainError> {
     use alloy::sol_types::SolCall;
     let index = RecordLog::commitTreeHeadCall::abi_decode_returns(output)
         .map_err(|e| ChainError::Decode(e.to_string()))?;
@@ -49,7 +49,7 @@ pub(crate) fn commit_index(output: &[u8]) -> Result<u64, ChainError> {
 }
 
 /// The Anchor index `anchorCheckpoint` returned, from its ABI-encoded output.
-pub(crate) fn anchor_index(output: &[u8]) -> Result<u64, ChainError> {
+pub fn anchor_index(output: &[u8]) -> Result<u64, ChainError> {
     use alloy::sol_types::SolCall;
     let index = Anchor::anchorCheckpointCall::abi_decode_returns(output)
         .map_err(|e| ChainError::Decode(e.to_string()))?;
@@ -57,46 +57,8 @@ pub(crate) fn anchor_index(output: &[u8]) -> Result<u64, ChainError> {
         .map_err(|_| ChainError::Decode("checkpoint index overflows u64".to_owned()))
 }
 
-/// The RecordLog index of the head of `tree_size` that a receipt's `TreeHeadCommitted` event,
-/// emitted by `record_log`, reports.
-pub(crate) fn committed_index(
-    logs: &[alloy::rpc::types::Log],
-    record_log: alloy::primitives::Address,
-    tree_size: u64,
-) -> Result<u64, ChainError> {
-    use alloy::sol_types::SolEvent;
-    logs.iter()
-        .filter(|l| l.address() == record_log)
-        .find_map(|l| RecordLog::TreeHeadCommitted::decode_log(&l.inner).ok())
-        .filter(|e| e.treeSize == tree_size)
-        .ok_or_else(|| ChainError::Decode("the receipt holds no TreeHeadCommitted event".into()))
-        .and_then(|e| {
-            u64::try_from(e.index)
-                .map_err(|_| ChainError::Decode("tree head index overflows u64".into()))
-        })
-}
-
-/// The Anchor index of the checkpoint of `tree_size` that a receipt's `CheckpointAnchored`
-/// event, emitted by `anchor`, reports.
-pub(crate) fn anchored_index(
-    logs: &[alloy::rpc::types::Log],
-    anchor: alloy::primitives::Address,
-    tree_size: u64,
-) -> Result<u64, ChainError> {
-    use alloy::sol_types::SolEvent;
-    logs.iter()
-        .filter(|l| l.address() == anchor)
-        .find_map(|l| Anchor::CheckpointAnchored::decode_log(&l.inner).ok())
-        .filter(|e| e.treeSize == tree_size)
-        .ok_or_else(|| ChainError::Decode("the receipt holds no CheckpointAnchored event".into()))
-        .and_then(|e| {
-            u64::try_from(e.index)
-                .map_err(|_| ChainError::Decode("checkpoint index overflows u64".into()))
-        })
-}
-
 /// A tree head from `RecordLog.treeHeadAt`'s ABI-encoded output.
-pub(crate) fn tree_head_of(output: &[u8]) -> Result<crate::OnChainTreeHead, ChainError> {
+pub fn tree_head_of(output: &[u8]) -> Result<crate::OnChainTreeHead, ChainError> {
     use alloy::sol_types::SolCall;
     let h = RecordLog::treeHeadAtCall::abi_decode_returns(output)
         .map_err(|e| ChainError::Decode(e.to_string()))?;
@@ -109,7 +71,7 @@ pub(crate) fn tree_head_of(output: &[u8]) -> Result<crate::OnChainTreeHead, Chai
 }
 
 /// A checkpoint from `Anchor.checkpointAt`'s ABI-encoded output.
-pub(crate) fn checkpoint_of(output: &[u8]) -> Result<crate::OnChainCheckpoint, ChainError> {
+pub fn checkpoint_of(output: &[u8]) -> Result<crate::OnChainCheckpoint, ChainError> {
     use alloy::sol_types::SolCall;
     let c = Anchor::checkpointAtCall::abi_decode_returns(output)
         .map_err(|e| ChainError::Decode(e.to_string()))?;
@@ -127,7 +89,7 @@ pub(crate) fn checkpoint_of(output: &[u8]) -> Result<crate::OnChainCheckpoint, C
 
 /// Creation code with the constructor arguments appended, already ABI-encoded as parameters
 /// (`(a, b).abi_encode_params()`).
-pub(crate) fn creation_code(bytecode: &Bytes, encoded_args: &[u8]) -> Bytes {
+pub fn creation_code(bytecode: &Bytes, encoded_args: &[u8]) -> Bytes {
     let mut code = bytecode.to_vec();
     code.extend_from_slice(encoded_args);
     code.into()
@@ -135,7 +97,7 @@ pub(crate) fn creation_code(bytecode: &Bytes, encoded_args: &[u8]) -> Bytes {
 
 /// Turns revert data into a readable reason that starts with the error's name: `Name(arg, …)`
 /// for the contracts' custom errors, `Error("…")`, `Panic(0x…)`, or the raw hex.
-pub(crate) fn decode_revert(data: &[u8]) -> String {
+pub fn decode_revert(data: &[u8]) -> String {
     if let Ok(error) = RecordLog::RecordLogErrors::abi_decode(data) {
         use RecordLog::RecordLogErrors as E;
         return match error {

@@ -1,46 +1,22 @@
-//! Ledger and anchor ports, the in-process EVM chain (revm) that executes the committed contracts,
-//! and their JSON-RPC backends.
+//! The chain ports: [`Ledger`] (Merkle tree heads on the private chain), [`AnchorChain`]
+//! (checkpoints on the public chain) and [`Registry`] (roles and consents on the private chain),
+//! their types and error, the committed contracts' bindings they share, and their conformance
+//! suites (feature `test-utils`).
 //!
-//! [`Ledger`] (tree heads on the private chain) and [`AnchorChain`] (checkpoints on the public
-//! chain) are what the ledger writer and the query service code against. [`EmbeddedChain`] is
-//! the embedded backend of both (one chain per [`ChainProfile`]); [`RpcLedger`] and [`RpcAnchor`]
-//! reach any Ethereum JSON-RPC node. The embedded chain is a single-sealer private chain whose blocks are Ethereum-style (header
-//! hashed with `keccak(rlp(header))`, EIP-1559 transactions, receipts and state tries) and whose
-//! transactions run the real compiled contract bytecode in revm. Nothing is simulated: a tree
-//! head is readable only because a signed transaction calling `RecordLog.commitTreeHead`
-//! executed in a block that is hash-linked, sealed, fsynced and re-executed on every open.
-//!
-//! On disk (`<dir>/blocks.log`, `<dir>/sealer.key`) and the verification procedure are described
-//! in this crate's `README.md`. In short: an append-only log of length-prefixed, checksummed
-//! records, one block each; opening replays every block from genesis and checks the hash link,
-//! the sealer's signature over the block hash, every transaction's signer, and that re-executing
-//! the transactions reproduces the header's state, transactions and receipts roots. An
-//! interrupted final append is dropped (it was never acknowledged); anything else that does not
-//! check out is [`ChainError::Tampered`], naming the block.
-//!
-//! [`ChainReader`] opens the same directory read-only, verifying the whole chain, while a writer
-//! in another process keeps appending.
+//! The ledger writer and the verifier code against these traits. The backends are named by
+//! what they run on: `medledger-chain-evm` is the in-process chain (revm executing the committed
+//! bytecode in sealed, fsynced, hash-linked blocks) of `medledger dev`; `medledger-chain-rpc`
+//! reaches any Ethereum JSON-RPC node (alloy). Both decode contract calls and events through
+//! [`abi`] and [`registry`], so the two agree on what the contracts say.
 
-mod abi;
-mod block;
-mod blocklog;
-mod chain;
+pub mod abi;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod conformance;
-mod embedded;
-mod evm;
-mod mpt;
-mod reader;
-mod registry;
-pub mod rpc;
+pub mod registry;
 
 pub use alloy::primitives::{Address, B256, Bytes, Log};
 pub use alloy::signers::local::PrivateKeySigner;
-pub use chain::ChainProfile;
-pub use embedded::EmbeddedChain;
-pub use reader::ChainReader;
 pub use registry::{OnChainConsent, RecordedChange, Registry, RoleState};
-pub use rpc::{PrivateDeployment, RpcAnchor, RpcLedger, RpcRegistry};
 
 /// The ledger port: commits Merkle tree heads to a chain and reads them back.
 #[async_trait::async_trait]
@@ -144,38 +120,6 @@ pub struct OnChainTreeHead {
     pub timestamp: u64,
 }
 
-/// A block, as shown to operators and verifiers.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BlockSummary {
-    /// Block number (genesis is 0).
-    pub number: u64,
-    /// Block hash, `0x…`.
-    pub hash: String,
-    /// Parent block hash, `0x…`.
-    pub parent_hash: String,
-    /// Timestamp (Unix seconds).
-    pub timestamp: u64,
-    /// State root after the block, `0x…`.
-    pub state_root: String,
-    /// Number of transactions in the block.
-    pub transaction_count: usize,
-}
-
-/// The outcome of a transaction that made it into a durable block.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChainReceipt {
-    /// Number of the block holding the transaction.
-    pub block_number: u64,
-    /// Hash of that block.
-    pub block_hash: B256,
-    /// Hash of the transaction.
-    pub tx_hash: B256,
-    /// Return data of the call.
-    pub output: Bytes,
-    /// Events the call emitted.
-    pub logs: Vec<Log>,
-}
-
 /// Why a chain operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -225,8 +169,8 @@ impl ChainError {
         }
     }
 
-    /// A copy for each caller waiting on one failed block (`io::Error` is not `Clone`).
-    pub(crate) fn replicate(&self) -> Self {
+    /// A copy for each caller waiting on one failed operation (`io::Error` is not `Clone`).
+    pub fn replicate(&self) -> Self {
         match self {
             Self::Tampered(s) => Self::Tampered(s.clone()),
             Self::Revert(s) => Self::Revert(s.clone()),
@@ -242,6 +186,3 @@ impl ChainError {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -92,16 +92,21 @@ pub trait Registry: Send + Sync + 'static {
     ) -> Result<Vec<RecordedChange>, ChainError>;
 }
 
-/// Where a change landed, without the event's fields.
-pub(crate) struct Landed {
-    pub(crate) chain_id: u64,
-    pub(crate) block_number: u64,
-    pub(crate) block_hash: B256,
-    pub(crate) tx_hash: B256,
+/// Where a change landed, without the event's fields. The call builders and decoders below are
+/// what every [`Registry`] backend sends and reads, written once so that the backends agree.
+pub struct Landed {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// Number of the block holding the transaction.
+    pub block_number: u64,
+    /// Hash of that block.
+    pub block_hash: B256,
+    /// Hash of the transaction.
+    pub tx_hash: B256,
 }
 
 /// The consent change among `logs` that `registry` emitted.
-pub(crate) fn change_of(
+pub fn change_of(
     logs: &[Log],
     registry: Address,
     at: &Landed,
@@ -140,7 +145,7 @@ pub(crate) fn change_of(
 }
 
 /// The consent change a receipt must hold.
-pub(crate) fn require_change(
+pub fn require_change(
     logs: &[Log],
     registry: Address,
     at: &Landed,
@@ -150,7 +155,7 @@ pub(crate) fn require_change(
 }
 
 /// `ConsentRegistry.recordGrant` call data (both backends send the same bytes).
-pub(crate) fn grant_call(
+pub fn grant_call(
     consent_id: [u8; 32],
     patient: [u8; 32],
     commitment: [u8; 32],
@@ -167,7 +172,7 @@ pub(crate) fn grant_call(
 }
 
 /// `ConsentRegistry.recordRevocation` call data.
-pub(crate) fn revocation_call(
+pub fn revocation_call(
     consent_id: [u8; 32],
     patient: [u8; 32],
     authorization: [u8; 32],
@@ -182,7 +187,7 @@ pub(crate) fn revocation_call(
 }
 
 /// `ConsentRegistry.consentState` call data.
-pub(crate) fn consent_state_call(consent_id: [u8; 32]) -> Vec<u8> {
+pub fn consent_state_call(consent_id: [u8; 32]) -> Vec<u8> {
     use alloy::sol_types::SolCall;
     ConsentRegistry::consentStateCall {
         consentId: consent_id.into(),
@@ -191,7 +196,7 @@ pub(crate) fn consent_state_call(consent_id: [u8; 32]) -> Vec<u8> {
 }
 
 /// The state from `consentState`'s ABI-encoded output.
-pub(crate) fn consent_state_of(output: &[u8]) -> Result<OnChainConsent, ChainError> {
+pub fn consent_state_of(output: &[u8]) -> Result<OnChainConsent, ChainError> {
     use alloy::sol_types::SolCall;
     let s = ConsentRegistry::consentStateCall::abi_decode_returns(output)
         .map_err(|e| ChainError::Decode(e.to_string()))?;

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use medledger_chain::{EmbeddedChain, Registry};
+use medledger_chain::Registry;
+use medledger_chain_evm::EmbeddedChain;
 use medledger_ledger::registry::{
     Authorization, CONSENT_PROOF_FORMAT, ConsentProof, RecordedChange, account_commitment,
     consent_id_commitment,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use medledger_bus::{EventBus, EventPublisher};
-use medledger_chain::{EmbeddedChain, Ledger};
+use medledger_chain::Ledger;
+use medledger_chain_evm::EmbeddedChain;
 use medledger_ledger::{AuditLeaf, LeafKind};
 use medledger_ledger_writer::{LedgerWriter, Settings};
 use medledger_merkle::MerkleTree;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use medledger_bus_kafka::{KafkaBus, KafkaConfig};
-use medledger_chain::{Address, AnchorChain, Ledger, Registry, RpcAnchor, RpcLedger};
+use medledger_chain::{Address, AnchorChain, Ledger, Registry};
+use medledger_chain_rpc::{RpcAnchor, RpcLedger};
 use medledger_storage_api::RegistryQueue;
 
 use crate::process::Process;

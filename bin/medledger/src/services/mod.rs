@@ -102,7 +102,7 @@ pub(crate) async fn deploy_chain(
     let key = signer(signer_key_file)?;
     let private = tokio::time::timeout(
         DEPLOY_TIMEOUT,
-        medledger_chain::rpc::deploy_private(rpc, key),
+        medledger_chain_rpc::deploy_private(rpc, key),
     )
     .await
     .context("deployment timed out")?
@@ -117,7 +117,7 @@ pub(crate) async fn deploy_chain(
         let key = signer(public_key_file)?;
         let anchor = tokio::time::timeout(
             DEPLOY_TIMEOUT,
-            medledger_chain::RpcAnchor::deploy(
+            medledger_chain_rpc::RpcAnchor::deploy(
                 public_rpc,
                 key,
                 private.chain_id,

@@ -1,16 +1,17 @@
 //! End-to-end tests of the embedded chain against real data directories.
 #![allow(clippy::unwrap_used)]
 
+use crate::EmbeddedChain;
 use crate::block::StoredBlock;
 use crate::blocklog::{MAGIC, Next, RecordReader, encode_record};
 use crate::chain::BLOCK_LOG;
 use crate::embedded::KEY_FILE;
-use crate::{ChainError, EmbeddedChain, Ledger};
 use alloy::consensus::TxEnvelope;
 use alloy::eips::Encodable2718;
 use alloy::primitives::{Address, Bytes, TxKind};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
+use medledger_chain::{ChainError, Ledger};
 use std::path::Path;
 use tempfile::TempDir;
 
@@ -96,7 +97,10 @@ async fn deploys_commits_and_reads_back() {
     let committer = chain
         .call(
             chain.record_log_address(),
-            alloy::sol_types::SolCall::abi_encode(&crate::abi::RecordLog::committerCall {}).into(),
+            alloy::sol_types::SolCall::abi_encode(
+                &medledger_chain::abi::RecordLog::committerCall {},
+            )
+            .into(),
         )
         .await
         .unwrap();
@@ -387,10 +391,12 @@ async fn sealed_blocks_must_still_link_and_re_execute() {
         1337,
         4,
         TxKind::Call(sealer.address().create(0)),
-        alloy::sol_types::SolCall::abi_encode(&crate::abi::RecordLog::commitTreeHeadCall {
-            treeSize: 2,
-            rootHash: root(0xEE).into(),
-        })
+        alloy::sol_types::SolCall::abi_encode(
+            &medledger_chain::abi::RecordLog::commitTreeHeadCall {
+                treeSize: 2,
+                rootHash: root(0xEE).into(),
+            },
+        )
         .into(),
     )
     .unwrap();
@@ -516,7 +522,7 @@ async fn roles_round_trip() {
 
     assert!(!chain.has_role(account, PRACTITIONER).await.unwrap());
     let receipt = chain.grant_role(account, PRACTITIONER).await.unwrap();
-    let event = crate::abi::Roles::RoleGranted::decode_log(&receipt.logs[0]).unwrap();
+    let event = medledger_chain::abi::Roles::RoleGranted::decode_log(&receipt.logs[0]).unwrap();
     assert_eq!(event.account.0, account);
     assert_eq!(event.role, PRACTITIONER);
     assert_eq!(event.by, chain.sealer_address());
@@ -618,7 +624,7 @@ fn deployment_block_holds_the_three_contracts() {
         chain.consent_registry_address(),
         Some(chain.sealer_address().create(2))
     );
-    let event = crate::abi::RecordLog::CommitterTransferred::SIGNATURE_HASH;
+    let event = medledger_chain::abi::RecordLog::CommitterTransferred::SIGNATURE_HASH;
     assert!(
         block1
             .header

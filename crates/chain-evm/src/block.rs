@@ -1,7 +1,6 @@
 //! Blocks: their stored encoding, the sealer's signature, and the execution that produces (when
 //! mining) or re-derives (when verifying) every header field.
 
-use crate::ChainError;
 use crate::evm::{BLOCK_GAS_LIMIT, Machine, Outcome, Touched};
 use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
 use alloy::consensus::{
@@ -11,6 +10,7 @@ use alloy::primitives::{Address, B64, B256, Bloom, Bytes, Log, Signature, U256};
 use alloy::rlp::{Decodable, Encodable};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
+use medledger_chain::ChainError;
 
 /// A block as stored: the header, the signed transactions and the sealer's signature over the
 /// block hash (`keccak(rlp(header))`).

@@ -1,5 +1,5 @@
-//! The Ledger and AnchorChain conformance suites against the embedded chains and real anvil
-//! nodes over JSON-RPC, and the JSON-RPC ledger across a node restart.
+//! The Ledger, AnchorChain and Registry conformance suites against real anvil nodes over
+//! JSON-RPC, and the JSON-RPC ledger across a node restart.
 //!
 //! anvil comes from `MEDLEDGER_ANVIL` (set by the tools env that `make test` sources) or `PATH`;
 //! a missing anvil fails the test rather than skipping it.
@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 use medledger_test_utils::ChildGuard;
 use medledger_test_utils::ports::free_port;
 
-use medledger_chain::{
-    AnchorChain, ChainError, EmbeddedChain, Ledger, PrivateKeySigner, RpcAnchor, RpcLedger,
-    conformance,
-};
+use medledger_chain::{AnchorChain, ChainError, Ledger, PrivateKeySigner, conformance};
+use medledger_chain_rpc::{RpcAnchor, RpcLedger};
 
 /// anvil's first development account: a published test key, funded on every anvil chain.
 const ANVIL_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -62,54 +60,11 @@ impl Anvil {
     }
 }
 
-async fn open_private(dir: &std::path::Path) -> EmbeddedChain {
-    let path = dir.join("chain");
-    tokio::task::spawn_blocking(move || EmbeddedChain::open(&path))
-        .await
-        .unwrap()
-        .unwrap()
-}
-
-#[tokio::test]
-async fn embedded_chain_meets_the_ledger_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let chain = open_private(dir.path()).await;
-    conformance::ledger(&chain).await;
-    conformance::ledger_block_hashes(&chain).await;
-}
-
-#[tokio::test]
-async fn embedded_chain_meets_the_registry_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let chain = open_private(dir.path()).await;
-    conformance::registry(&chain).await;
-    // The consent history survives a restart (events are re-derived by the replay), and a
-    // read-only verifier sees the same changes.
-    let state = medledger_chain::Registry::consent_state(&chain, [0xc1; 32])
-        .await
-        .unwrap();
-    drop(chain);
-    let chain = open_private(dir.path()).await;
-    assert_eq!(
-        medledger_chain::Registry::consent_state(&chain, [0xc1; 32])
-            .await
-            .unwrap(),
-        state
-    );
-    let path = dir.path().join("chain");
-    let reader = tokio::task::spawn_blocking(move || medledger_chain::ChainReader::open(&path))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(reader.consent_state([0xc1; 32]).unwrap(), state);
-    assert!(reader.role_state([0xa1; 32]).unwrap().has(4));
-}
-
 #[tokio::test]
 async fn json_rpc_registry_on_anvil_meets_the_registry_contract() {
     let anvil = Anvil::start();
     let key = PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap();
-    let deployed = medledger_chain::rpc::deploy_private(&anvil.url, key.clone())
+    let deployed = medledger_chain_rpc::deploy_private(&anvil.url, key.clone())
         .await
         .unwrap();
     let ledger = RpcLedger::connect(&anvil.url, key, deployed.record_log)
@@ -140,7 +95,7 @@ async fn json_rpc_registry_on_anvil_meets_the_registry_contract() {
             .await
             .unwrap();
     assert_eq!(paged, whole);
-    let reader = medledger_chain::RpcRegistry::connect_read_only(
+    let reader = medledger_chain_rpc::RpcRegistry::connect_read_only(
         &anvil.url,
         deployed.roles,
         deployed.consent_registry,
@@ -151,51 +106,6 @@ async fn json_rpc_registry_on_anvil_meets_the_registry_contract() {
         .await
         .unwrap();
     assert_eq!(state.version, 3);
-}
-
-#[tokio::test]
-async fn embedded_public_chain_meets_the_anchor_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let private = open_private(dir.path()).await;
-    let (id, log) = (private.chain_id(), private.record_log_address());
-    let path = dir.path().join("public-chain");
-    let public = {
-        let path = path.clone();
-        tokio::task::spawn_blocking(move || EmbeddedChain::open_public(&path, id, log))
-            .await
-            .unwrap()
-            .unwrap()
-    };
-    assert_ne!(AnchorChain::chain_id(&public), Ledger::chain_id(&private));
-    conformance::anchor(&public).await;
-    // The private chain has no Anchor, the public one no RecordLog.
-    assert!(matches!(
-        private.checkpoint_count().await,
-        Err(ChainError::WrongChain(_))
-    ));
-    assert!(matches!(
-        public.commit_tree_head(1, [1; 32]).await,
-        Err(ChainError::WrongChain(_))
-    ));
-    drop(public);
-    // Reopened for another private log, the public chain refuses.
-    let other = alloy_address(0x42);
-    let reopened =
-        tokio::task::spawn_blocking(move || EmbeddedChain::open_public(&path, id, other))
-            .await
-            .unwrap();
-    assert!(
-        matches!(reopened, Err(ChainError::WrongChain(_))),
-        "{reopened:?}"
-    );
-    // And the private directory is not a public chain.
-    let private_dir = dir.path().join("chain");
-    drop(private);
-    let wrong =
-        tokio::task::spawn_blocking(move || EmbeddedChain::open_public(&private_dir, id, log))
-            .await
-            .unwrap();
-    assert!(matches!(wrong, Err(ChainError::WrongChain(_))), "{wrong:?}");
 }
 
 fn alloy_address(byte: u8) -> medledger_chain::Address {
@@ -254,7 +164,7 @@ async fn json_rpc_ledger_keeps_committing_across_a_node_restart() {
     let state_arg = state.to_str().unwrap().to_owned();
     let anvil = Anvil::start_on(free_port(), &["--state", &state_arg]);
     let key = PrivateKeySigner::from_str(ANVIL_KEY_0).unwrap();
-    let deployed = medledger_chain::rpc::deploy_private(&anvil.url, key.clone())
+    let deployed = medledger_chain_rpc::deploy_private(&anvil.url, key.clone())
         .await
         .unwrap();
     let ledger = RpcLedger::connect(&anvil.url, key, deployed.record_log)

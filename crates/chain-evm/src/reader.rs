@@ -1,10 +1,9 @@
 //! Read-only access for verifiers, safe while a writer in another process keeps appending.
 
 use crate::chain::{self, ChainState};
-use crate::{
-    BlockSummary, ChainCommit, ChainError, ChainProfile, OnChainCheckpoint, OnChainTreeHead,
-};
+use crate::{BlockSummary, ChainProfile};
 use alloy::primitives::{Address, B256, Bytes};
+use medledger_chain::{ChainCommit, ChainError, OnChainCheckpoint, OnChainTreeHead};
 use std::fs::File;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -189,7 +188,7 @@ impl ChainReader {
     pub fn consent_change(
         &self,
         tx_hash: B256,
-    ) -> Result<Option<crate::RecordedChange>, ChainError> {
+    ) -> Result<Option<medledger_chain::RecordedChange>, ChainError> {
         self.with_state(|state| {
             let Some(registry) = state.consent_registry else {
                 return Ok(None);
@@ -201,40 +200,43 @@ impl ChainReader {
                 .ok()
                 .and_then(|n| state.hashes.get(n).copied())
                 .unwrap_or_default();
-            let at = crate::registry::Landed {
+            let at = medledger_chain::registry::Landed {
                 chain_id: state.profile.chain_id(),
                 block_number,
                 block_hash,
                 tx_hash,
             };
-            crate::registry::change_of(&logs, registry, &at)
+            medledger_chain::registry::change_of(&logs, registry, &at)
         })
     }
 
     /// ConsentRegistry's latest state of consent `consent_id`.
-    pub fn consent_state(&self, consent_id: [u8; 32]) -> Result<crate::OnChainConsent, ChainError> {
+    pub fn consent_state(
+        &self,
+        consent_id: [u8; 32],
+    ) -> Result<medledger_chain::OnChainConsent, ChainError> {
         self.with_state(|state| {
             let registry = state.consent_registry.ok_or_else(|| {
                 ChainError::WrongChain("this chain has no ConsentRegistry".to_owned())
             })?;
-            let call = crate::abi::ConsentRegistry::consentStateCall {
+            let call = medledger_chain::abi::ConsentRegistry::consentStateCall {
                 consentId: consent_id.into(),
             };
             let out = state.view(
                 registry,
                 alloy::sol_types::SolCall::abi_encode(&call).into(),
             )?;
-            crate::registry::consent_state_of(&out)
+            medledger_chain::registry::consent_state_of(&out)
         })
     }
 
     /// Roles' view of `account`: roles held and verification.
-    pub fn role_state(&self, account: [u8; 32]) -> Result<crate::RoleState, ChainError> {
-        use crate::abi::Roles;
+    pub fn role_state(&self, account: [u8; 32]) -> Result<medledger_chain::RoleState, ChainError> {
         use alloy::sol_types::SolCall;
+        use medledger_chain::abi::Roles;
         self.with_state(|state| {
             let roles = state.roles;
-            let mut out = crate::RoleState::default();
+            let mut out = medledger_chain::RoleState::default();
             for role in 1..=6u8 {
                 let call = Roles::hasRoleCall {
                     account: account.into(),

@@ -24,8 +24,8 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolValue};
 
-use crate::abi::{self, Anchor, ConsentRegistry, RecordLog, Roles};
-use crate::{
+use medledger_chain::abi::{self, Anchor, ConsentRegistry, RecordLog, Roles};
+use medledger_chain::{
     AnchorChain, ChainCommit, ChainError, Checkpoint, Ledger, OnChainCheckpoint, OnChainTreeHead,
 };
 
@@ -319,7 +319,7 @@ impl Ledger for RpcLedger {
             .client
             .transact(self.record_log, call.abi_encode(), "commitTreeHead")
             .await?;
-        let index = abi::committed_index(receipt.logs(), self.record_log, tree_size)?;
+        let index = committed_index(receipt.logs(), self.record_log, tree_size)?;
         Ok(self.client.commit(self.record_log, &receipt, index))
     }
 
@@ -458,7 +458,7 @@ impl AnchorChain for RpcAnchor {
             .client
             .transact(self.anchor, call.abi_encode(), "anchorCheckpoint")
             .await?;
-        let index = abi::anchored_index(receipt.logs(), self.anchor, c.tree_size)?;
+        let index = anchored_index(receipt.logs(), self.anchor, c.tree_size)?;
         Ok(self.client.commit(self.anchor, &receipt, index))
     }
 
@@ -567,21 +567,24 @@ impl RpcRegistry {
         decode::<C>(&out)
     }
 
-    fn change(&self, receipt: &TransactionReceipt) -> Result<crate::RecordedChange, ChainError> {
+    fn change(
+        &self,
+        receipt: &TransactionReceipt,
+    ) -> Result<medledger_chain::RecordedChange, ChainError> {
         let logs: Vec<alloy::primitives::Log> =
             receipt.logs().iter().map(|l| l.inner.clone()).collect();
-        let at = crate::registry::Landed {
+        let at = medledger_chain::registry::Landed {
             chain_id: self.client.chain_id,
             block_number: receipt.block_number.unwrap_or_default(),
             block_hash: receipt.block_hash.unwrap_or_default(),
             tx_hash: receipt.transaction_hash,
         };
-        crate::registry::require_change(&logs, self.consent_registry, &at)
+        medledger_chain::registry::require_change(&logs, self.consent_registry, &at)
     }
 }
 
 #[async_trait::async_trait]
-impl crate::Registry for RpcRegistry {
+impl medledger_chain::Registry for RpcRegistry {
     async fn ensure_authority(&self) -> Result<(), ChainError> {
         let call = Roles::setAuthorityCall {
             operator: self.client.sender,
@@ -593,8 +596,11 @@ impl crate::Registry for RpcRegistry {
         Ok(())
     }
 
-    async fn role_state(&self, account: [u8; 32]) -> Result<crate::RoleState, ChainError> {
-        let mut state = crate::RoleState::default();
+    async fn role_state(
+        &self,
+        account: [u8; 32],
+    ) -> Result<medledger_chain::RoleState, ChainError> {
+        let mut state = medledger_chain::RoleState::default();
         for role in 1..=6u8 {
             let call = Roles::hasRoleCall {
                 account: account.into(),
@@ -650,8 +656,9 @@ impl crate::Registry for RpcRegistry {
         patient: [u8; 32],
         commitment: [u8; 32],
         authorization: [u8; 32],
-    ) -> Result<crate::RecordedChange, ChainError> {
-        let call = crate::registry::grant_call(consent_id, patient, commitment, authorization);
+    ) -> Result<medledger_chain::RecordedChange, ChainError> {
+        let call =
+            medledger_chain::registry::grant_call(consent_id, patient, commitment, authorization);
         let receipt = self
             .client
             .transact(self.consent_registry, call, "recordGrant")
@@ -664,8 +671,8 @@ impl crate::Registry for RpcRegistry {
         consent_id: [u8; 32],
         patient: [u8; 32],
         authorization: [u8; 32],
-    ) -> Result<crate::RecordedChange, ChainError> {
-        let call = crate::registry::revocation_call(consent_id, patient, authorization);
+    ) -> Result<medledger_chain::RecordedChange, ChainError> {
+        let call = medledger_chain::registry::revocation_call(consent_id, patient, authorization);
         let receipt = self
             .client
             .transact(self.consent_registry, call, "recordRevocation")
@@ -676,16 +683,16 @@ impl crate::Registry for RpcRegistry {
     async fn consent_state(
         &self,
         consent_id: [u8; 32],
-    ) -> Result<crate::OnChainConsent, ChainError> {
-        let call = crate::registry::consent_state_call(consent_id);
+    ) -> Result<medledger_chain::OnChainConsent, ChainError> {
+        let call = medledger_chain::registry::consent_state_call(consent_id);
         let out = self.client.call(self.consent_registry, call).await?;
-        crate::registry::consent_state_of(&out)
+        medledger_chain::registry::consent_state_of(&out)
     }
 
     async fn consent_change(
         &self,
         tx_hash: B256,
-    ) -> Result<Option<crate::RecordedChange>, ChainError> {
+    ) -> Result<Option<medledger_chain::RecordedChange>, ChainError> {
         let receipt = timed("eth_getTransactionReceipt", async {
             self.client
                 .provider
@@ -702,19 +709,19 @@ impl crate::Registry for RpcRegistry {
         }
         let logs: Vec<alloy::primitives::Log> =
             receipt.logs().iter().map(|l| l.inner.clone()).collect();
-        let at = crate::registry::Landed {
+        let at = medledger_chain::registry::Landed {
             chain_id: self.client.chain_id,
             block_number: receipt.block_number.unwrap_or_default(),
             block_hash: receipt.block_hash.unwrap_or_default(),
             tx_hash,
         };
-        crate::registry::change_of(&logs, self.consent_registry, &at)
+        medledger_chain::registry::change_of(&logs, self.consent_registry, &at)
     }
 
     async fn consent_history(
         &self,
         consent_id: [u8; 32],
-    ) -> Result<Vec<crate::RecordedChange>, ChainError> {
+    ) -> Result<Vec<medledger_chain::RecordedChange>, ChainError> {
         // `consentId` is the first indexed topic of both change events. Asked in windows of
         // `log_range` blocks from genesis, since nodes limit one call's range (this runs only
         // to recover after a crash, so the number of calls matters little).
@@ -749,14 +756,14 @@ impl crate::Registry for RpcRegistry {
         }
         let mut out = Vec::new();
         for log in logs {
-            let at = crate::registry::Landed {
+            let at = medledger_chain::registry::Landed {
                 chain_id: self.client.chain_id,
                 block_number: log.block_number.unwrap_or_default(),
                 block_hash: log.block_hash.unwrap_or_default(),
                 tx_hash: log.transaction_hash.unwrap_or_default(),
             };
             if let Some(change) =
-                crate::registry::change_of(&[log.inner], self.consent_registry, &at)?
+                medledger_chain::registry::change_of(&[log.inner], self.consent_registry, &at)?
             {
                 out.push(change);
             }
@@ -764,4 +771,42 @@ impl crate::Registry for RpcRegistry {
         out.sort_by_key(|c| c.chain_version);
         Ok(out)
     }
+}
+
+/// The RecordLog index of the head of `tree_size` that a receipt's `TreeHeadCommitted` event,
+/// emitted by `record_log`, reports.
+fn committed_index(
+    logs: &[alloy::rpc::types::Log],
+    record_log: alloy::primitives::Address,
+    tree_size: u64,
+) -> Result<u64, ChainError> {
+    use alloy::sol_types::SolEvent;
+    logs.iter()
+        .filter(|l| l.address() == record_log)
+        .find_map(|l| RecordLog::TreeHeadCommitted::decode_log(&l.inner).ok())
+        .filter(|e| e.treeSize == tree_size)
+        .ok_or_else(|| ChainError::Decode("the receipt holds no TreeHeadCommitted event".into()))
+        .and_then(|e| {
+            u64::try_from(e.index)
+                .map_err(|_| ChainError::Decode("tree head index overflows u64".into()))
+        })
+}
+
+/// The Anchor index of the checkpoint of `tree_size` that a receipt's `CheckpointAnchored`
+/// event, emitted by `anchor`, reports.
+fn anchored_index(
+    logs: &[alloy::rpc::types::Log],
+    anchor: alloy::primitives::Address,
+    tree_size: u64,
+) -> Result<u64, ChainError> {
+    use alloy::sol_types::SolEvent;
+    logs.iter()
+        .filter(|l| l.address() == anchor)
+        .find_map(|l| Anchor::CheckpointAnchored::decode_log(&l.inner).ok())
+        .filter(|e| e.treeSize == tree_size)
+        .ok_or_else(|| ChainError::Decode("the receipt holds no CheckpointAnchored event".into()))
+        .and_then(|e| {
+            u64::try_from(e.index)
+                .map_err(|_| ChainError::Decode("checkpoint index overflows u64".into()))
+        })
 }

@@ -1,10 +1,10 @@
 //! The execution layer: revm over an in-memory database, plus the Merkle-Patricia state
 //! commitment that is kept in step with it.
 
-use crate::ChainError;
 use crate::mpt::Trie;
 use alloy::consensus::TrieAccount;
 use alloy::primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
+use medledger_chain::ChainError;
 use revm::context::result::{ExecutionResult, ResultAndState};
 use revm::context::{BlockEnv, TxEnv};
 use revm::database::{AccountState, InMemoryDB};
@@ -178,7 +178,7 @@ impl Machine {
                 })
             }
             ExecutionResult::Revert { output, .. } => Ok(Outcome::Failed {
-                reason: crate::abi::decode_revert(&output),
+                reason: medledger_chain::abi::decode_revert(&output),
             }),
             ExecutionResult::Halt { reason, .. } => Ok(Outcome::Failed {
                 reason: format!("halted: {reason:?}"),
@@ -207,9 +207,9 @@ impl Machine {
             .map_err(|e| ChainError::Evm(e.to_string()))?;
         match result {
             ExecutionResult::Success { output, .. } => Ok(output.into_data()),
-            ExecutionResult::Revert { output, .. } => {
-                Err(ChainError::Revert(crate::abi::decode_revert(&output)))
-            }
+            ExecutionResult::Revert { output, .. } => Err(ChainError::Revert(
+                medledger_chain::abi::decode_revert(&output),
+            )),
             ExecutionResult::Halt { reason, .. } => {
                 Err(ChainError::Evm(format!("view call halted: {reason:?}")))
             }

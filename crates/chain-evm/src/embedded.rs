@@ -1,18 +1,18 @@
 //! The writer: owns the sealer key, mines blocks from submitted transactions and makes each one
 //! durable before anyone is told about it.
 
-use crate::abi::{self, Anchor, ConsentRegistry, RecordLog, Roles};
 use crate::block::{BlockExecution, StoredBlock, sign_transaction};
 use crate::blocklog::{MAGIC, encode_record};
 use crate::chain::{self, BLOCK_LOG, ChainProfile, ChainState};
-use crate::registry;
-use crate::{
-    AnchorChain, BlockSummary, ChainCommit, ChainError, ChainReceipt, Checkpoint, Ledger,
-    OnChainCheckpoint, OnChainTreeHead,
-};
+use crate::{BlockSummary, ChainReceipt};
 use alloy::primitives::{Address, B256, Bytes, TxKind};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolValue};
+use medledger_chain::abi::{self, Anchor, ConsentRegistry, RecordLog, Roles};
+use medledger_chain::registry;
+use medledger_chain::{
+    AnchorChain, ChainCommit, ChainError, Checkpoint, Ledger, OnChainCheckpoint, OnChainTreeHead,
+};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -481,7 +481,7 @@ impl EmbeddedChain {
     async fn consent_change_of(
         &self,
         receipt: ChainReceipt,
-    ) -> Result<crate::RecordedChange, ChainError> {
+    ) -> Result<medledger_chain::RecordedChange, ChainError> {
         let at = registry::Landed {
             chain_id: self.chain_id(),
             block_number: receipt.block_number,
@@ -493,16 +493,19 @@ impl EmbeddedChain {
 }
 
 #[async_trait::async_trait]
-impl crate::Registry for EmbeddedChain {
+impl medledger_chain::Registry for EmbeddedChain {
     async fn ensure_authority(&self) -> Result<(), ChainError> {
         self.require(ChainProfile::Private, "Roles")?;
         self.set_authority(self.sealer_address(), true).await?;
         Ok(())
     }
 
-    async fn role_state(&self, account: [u8; 32]) -> Result<crate::RoleState, ChainError> {
+    async fn role_state(
+        &self,
+        account: [u8; 32],
+    ) -> Result<medledger_chain::RoleState, ChainError> {
         self.require(ChainProfile::Private, "Roles")?;
-        let mut state = crate::RoleState::default();
+        let mut state = medledger_chain::RoleState::default();
         for role in 1..=6u8 {
             if self.has_role(account, role).await? {
                 state.roles |= 1 << role;
@@ -536,7 +539,7 @@ impl crate::Registry for EmbeddedChain {
         patient: [u8; 32],
         commitment: [u8; 32],
         authorization: [u8; 32],
-    ) -> Result<crate::RecordedChange, ChainError> {
+    ) -> Result<medledger_chain::RecordedChange, ChainError> {
         let call = registry::grant_call(consent_id, patient, commitment, authorization);
         let receipt = self.send(self.registry_address()?, call.into()).await?;
         self.consent_change_of(receipt).await
@@ -547,7 +550,7 @@ impl crate::Registry for EmbeddedChain {
         consent_id: [u8; 32],
         patient: [u8; 32],
         authorization: [u8; 32],
-    ) -> Result<crate::RecordedChange, ChainError> {
+    ) -> Result<medledger_chain::RecordedChange, ChainError> {
         let call = registry::revocation_call(consent_id, patient, authorization);
         let receipt = self.send(self.registry_address()?, call.into()).await?;
         self.consent_change_of(receipt).await
@@ -556,7 +559,7 @@ impl crate::Registry for EmbeddedChain {
     async fn consent_state(
         &self,
         consent_id: [u8; 32],
-    ) -> Result<crate::OnChainConsent, ChainError> {
+    ) -> Result<medledger_chain::OnChainConsent, ChainError> {
         let call = registry::consent_state_call(consent_id);
         let output = self.call(self.registry_address()?, call.into()).await?;
         registry::consent_state_of(&output)
@@ -565,7 +568,7 @@ impl crate::Registry for EmbeddedChain {
     async fn consent_change(
         &self,
         tx_hash: B256,
-    ) -> Result<Option<crate::RecordedChange>, ChainError> {
+    ) -> Result<Option<medledger_chain::RecordedChange>, ChainError> {
         let registry = self.registry_address()?;
         let inner = Arc::clone(&self.inner);
         let found = tokio::task::spawn_blocking(move || {
@@ -596,7 +599,7 @@ impl crate::Registry for EmbeddedChain {
     async fn consent_history(
         &self,
         consent_id: [u8; 32],
-    ) -> Result<Vec<crate::RecordedChange>, ChainError> {
+    ) -> Result<Vec<medledger_chain::RecordedChange>, ChainError> {
         let registry = self.registry_address()?;
         let chain_id = self.chain_id();
         let inner = Arc::clone(&self.inner);

@@ -1,15 +1,16 @@
 //! The verified chain state shared by the writer and the read-only verifier: replaying the block
 //! log, checking every block, and the view calls served from the resulting state.
 
-use crate::abi::{Anchor, RecordLog};
+use crate::BlockSummary;
 use crate::block::{BlockExecution, StoredBlock, header_difference};
 use crate::blocklog::{MAGIC, Next, RecordReader};
 use crate::evm::Machine;
-use crate::{BlockSummary, ChainError, OnChainCheckpoint, OnChainTreeHead};
 use alloy::consensus::transaction::SignerRecoverable;
 use alloy::consensus::{Header, Transaction, TxEnvelope};
 use alloy::primitives::{Address, B256, Bytes, Log, TxKind, U256};
 use alloy::sol_types::SolCall;
+use medledger_chain::abi::{Anchor, RecordLog};
+use medledger_chain::{ChainError, OnChainCheckpoint, OnChainTreeHead};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -275,7 +276,7 @@ impl ChainState {
             index: U256::from(index),
         };
         let output = self.view(self.record_log, call.abi_encode().into())?;
-        crate::abi::tree_head_of(&output)
+        medledger_chain::abi::tree_head_of(&output)
     }
 
     /// Number of tree heads in RecordLog.
@@ -296,7 +297,7 @@ impl ChainState {
             index: U256::from(index),
         };
         let output = self.view(self.anchor, call.abi_encode().into())?;
-        crate::abi::checkpoint_of(&output)
+        medledger_chain::abi::checkpoint_of(&output)
     }
 
     /// The private chain id and RecordLog whose checkpoints Anchor keeps (public profile).
