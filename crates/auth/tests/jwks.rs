@@ -827,10 +827,7 @@ async fn url_source_first_fetch_must_succeed() {
     );
 
     // Nothing listening.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let port = medledger_test_utils::ports::free_port();
     let err = JwksCache::load(
         JwksSource::Url(format!("http://127.0.0.1:{port}/jwks")),
         JwksOptions::default(),

@@ -66,11 +66,7 @@ async fn topics_are_created_with_the_configured_partitions() {
 
 #[tokio::test]
 async fn an_unreachable_broker_is_reported_not_waited_on_forever() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = medledger_test_utils::ports::free_port();
     let mut config = KafkaConfig::new(format!("127.0.0.1:{port}"));
     config.timeout = std::time::Duration::from_secs(2);
     let err = KafkaBus::connect(config).await.unwrap_err();

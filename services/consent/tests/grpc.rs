@@ -151,10 +151,7 @@ async fn the_server_verifies_the_forwarded_token_itself() {
 async fn no_consent_service_means_no_access() {
     let key = IssuerKey::generate();
     // A port nothing listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = medledger_test_utils::ports::free_port();
     let p = GrpcAccessPolicy::connect_lazy(
         &format!("http://127.0.0.1:{port}"),
         Duration::from_millis(500),

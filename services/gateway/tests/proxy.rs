@@ -113,12 +113,12 @@ async fn without_a_consent_upstream_consent_is_an_ordinary_type() {
 #[tokio::test]
 async fn limits_and_failures_are_operation_outcomes() {
     // The query upstream is a port nothing listens on.
-    let dead: Uri = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-            .parse()
-            .unwrap()
-    };
+    let dead: Uri = format!(
+        "http://127.0.0.1:{}",
+        medledger_test_utils::ports::free_port()
+    )
+    .parse()
+    .unwrap();
     let gw = gateway(false, Some(dead)).await;
     let http = reqwest::Client::new();
 
