@@ -163,6 +163,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let query = medledger_query::Service::new(
         medledger_query::Ports {
             index: store.clone(),
+            search: store.clone(),
             blobs: blocks,
             keys,
             ledger: store.clone(),

@@ -100,6 +100,8 @@ pub struct Entry {
     pub role: String,
     /// The patient the interaction was about (`Patient/{id}`), when there is one.
     pub patient: Option<String>,
+    /// Further patients it was about (a search returning several patients' data).
+    pub also_about: Vec<String>,
     /// What was touched: references, versioned where a version is known.
     pub what: Vec<String>,
     /// How it ended.
@@ -123,6 +125,7 @@ impl Entry {
             actor: caller.claims.sub.clone(),
             role: caller.claims.role.clone(),
             patient: None,
+            also_about: Vec::new(),
             what: Vec::new(),
             outcome: Outcome::Success,
             detail: None,
@@ -188,6 +191,13 @@ pub fn audit_event(entry: &Entry, id: &str, recorded: &str) -> Value {
             patient["detail"] = json!([{"type": "break-glass-reason", "valueString": reason}]);
         }
         entities.push(patient);
+    }
+    for p in &entry.also_about {
+        entities.push(json!({
+            "what": {"reference": p},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}
+        }));
     }
     for w in &entry.what {
         if entry.patient.as_deref() == Some(w.as_str()) {
@@ -333,6 +343,7 @@ impl Auditor {
                 id,
                 recorded_at_ms: ms,
                 patient: e.patient.clone(),
+                also_about: e.also_about.clone(),
                 actor: e.actor.clone(),
                 outcome: e.outcome.code().to_owned(),
                 resource,
@@ -399,6 +410,24 @@ impl Audit {
     /// The interaction is about the record owner `owner` (see [`Entry::about`]).
     pub fn about(&mut self, owner: Option<&str>) -> &mut Self {
         self.entry.patient = patient_of(owner);
+        self
+    }
+
+    /// The interaction was about every patient among `owners` (a search's results): the first
+    /// (or the one already named) is its patient, the others are named beside it, and each
+    /// finds the event in their trail.
+    pub fn about_all<'a>(&mut self, owners: impl IntoIterator<Item = &'a str>) -> &mut Self {
+        let mut all: Vec<String> = self.entry.patient.iter().cloned().collect();
+        for o in owners {
+            if let Some(p) = patient_of(Some(o))
+                && !all.contains(&p)
+            {
+                all.push(p);
+            }
+        }
+        let mut all = all.into_iter();
+        self.entry.patient = all.next();
+        self.entry.also_about = all.collect();
         self
     }
 

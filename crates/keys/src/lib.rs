@@ -1,4 +1,5 @@
-//! Key management: the master key, per-owner keys wrapped by it, and owner pseudonyms.
+//! Key management: the master key, per-owner keys wrapped by it, owner pseudonyms and the blind
+//! search index key.
 //!
 //! Owner keys are created on first use and stored wrapped by the master key; unwrapped keys are
 //! cached in memory so the hot path costs one AES-GCM unwrap per owner per process lifetime.
@@ -164,6 +165,12 @@ impl OwnerKeys {
             .await
             .insert(owner.to_owned(), key.clone());
         Ok(Some(key))
+    }
+
+    /// The key of the blind search index, derived from the master key (apart from every data
+    /// key). `generation` selects it: a new generation and `medledger reindex` rotate it.
+    pub fn search_index_key(&self, generation: u32) -> medledger_search::IndexKey {
+        medledger_search::IndexKey::derive(self.master.master_key(), generation)
     }
 
     /// Keyed pseudonym of an owner (hex): the bus partition key, so event streams never carry

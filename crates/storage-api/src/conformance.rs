@@ -9,6 +9,7 @@ use crate::{
     ConsentRow, ConsentStore, DeadLetter, Hl7MessageLog, LeafRow, LedgerStore, OutboxEvent,
     OwnerKeyStore, RecordIndex, RegistryQueue, StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
+use crate::{IndexOrder, IndexQuery, SearchIndex};
 
 fn row(id: &str, version: u64) -> VersionRow {
     VersionRow {
@@ -36,6 +37,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
         &[VersionWrite {
             row: row("a", 1),
             expected: None,
+            tags: Vec::new(),
         }],
         std::slice::from_ref(&ev),
         &[],
@@ -45,10 +47,12 @@ pub async fn record_index(s: &dyn RecordIndex) {
     let stale = VersionWrite {
         row: row("a", 2),
         expected: None,
+        tags: Vec::new(),
     };
     let fresh = VersionWrite {
         row: row("b", 1),
         expected: None,
+        tags: Vec::new(),
     };
     let e = s
         .commit(&[fresh, stale], std::slice::from_ref(&ev), &[])
@@ -73,6 +77,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
         &[VersionWrite {
             row: row("a", 2),
             expected: Some(1),
+            tags: Vec::new(),
         }],
         &[],
         &[],
@@ -84,6 +89,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
             &[VersionWrite {
                 row: row("a", 3),
                 expected: Some(1),
+                tags: Vec::new(),
             }],
             &[],
             &[],
@@ -115,6 +121,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
         &[VersionWrite {
             row: deletion.clone(),
             expected: Some(2),
+            tags: Vec::new(),
         }],
         &[],
         &[],
@@ -363,6 +370,7 @@ pub async fn access_requests(s: &dyn AccessRequestStore) {
 
 fn audit_row(id: &str, at: i64, patient: Option<&str>, actor: &str) -> AuditRow {
     AuditRow {
+        also_about: Vec::new(),
         id: id.into(),
         recorded_at_ms: at,
         patient: patient.map(str::to_owned),
@@ -386,6 +394,7 @@ pub async fn audit_trail(index: &dyn RecordIndex, audit: &dyn AuditStore) {
             &[VersionWrite {
                 row: row("w", 1),
                 expected: None,
+                tags: Vec::new(),
             }],
             std::slice::from_ref(&ev),
             &[audit_row(
@@ -403,6 +412,7 @@ pub async fn audit_trail(index: &dyn RecordIndex, audit: &dyn AuditStore) {
             &[VersionWrite {
                 row: row("w", 2),
                 expected: None,
+                tags: Vec::new(),
             }],
             &[],
             &[audit_row("a-lost", 11, Some("Patient/p"), "Practitioner/x")],
@@ -455,8 +465,30 @@ pub async fn audit_trail(index: &dyn RecordIndex, audit: &dyn AuditStore) {
         ids(audit.audit_events(&by_x).await.unwrap()),
         ["a-none", "a-other"]
     );
-    let newest = AuditFilter { limit: 1, ..all };
+    let newest = AuditFilter {
+        limit: 1,
+        ..all.clone()
+    };
     assert_eq!(ids(audit.audit_events(&newest).await.unwrap()), ["a-none"]);
+    // An event about several patients is in each one's trail, once.
+    let mut several = audit_row("a-search", 50, Some("Patient/q"), "Practitioner/x");
+    several.also_about = vec!["Patient/p".into(), "Patient/r".into()];
+    audit.record_audit(&[several], &[]).await.unwrap();
+    for (patient, want) in [
+        ("Patient/p", vec!["a-search", "a-read", "a-write"]),
+        ("Patient/q", vec!["a-search", "a-other"]),
+        ("Patient/r", vec!["a-search"]),
+    ] {
+        let f = AuditFilter {
+            patient: Some(patient.into()),
+            ..all.clone()
+        };
+        assert_eq!(
+            ids(audit.audit_events(&f).await.unwrap()),
+            want,
+            "{patient}"
+        );
+    }
 }
 
 /// Against an empty store that is both the consent store and its registry queue.
@@ -597,4 +629,158 @@ pub async fn hl7_message_log(s: &dyn Hl7MessageLog) {
         vec![unparsed, letter("d2", 200), letter("d1", 100)]
     );
     assert_eq!(s.dead_letters(1).await.unwrap().len(), 1);
+}
+
+/// The blind search index: tags are written with their version and replaced by the next,
+/// searches combine tag sets, owners and ids, and keyset paging neither skips nor repeats.
+pub async fn search_index<S: RecordIndex + SearchIndex>(s: &S) {
+    let tag = |n: u8| [n; 16];
+    let write = |id: &str, version: u64, at: &str, owner: &str, tags: Vec<[u8; 16]>| {
+        let mut r = row(id, version);
+        r.last_updated = at.into();
+        r.owner = owner.into();
+        VersionWrite {
+            row: r,
+            expected: version.checked_sub(1).filter(|v| *v > 0),
+            tags,
+        }
+    };
+    s.commit(
+        &[
+            write(
+                "o1",
+                1,
+                "2026-01-01T00:00:01.000Z",
+                "Patient/a",
+                vec![tag(1), tag(2)],
+            ),
+            write(
+                "o2",
+                1,
+                "2026-01-01T00:00:02.000Z",
+                "Patient/a",
+                vec![tag(1)],
+            ),
+            write(
+                "o3",
+                1,
+                "2026-01-01T00:00:02.000Z",
+                "Patient/b",
+                vec![tag(2), tag(3)],
+            ),
+            write("o4", 1, "2026-01-01T00:00:03.000Z", "Patient/b", vec![]),
+        ],
+        &[],
+        &[],
+    )
+    .await
+    .unwrap();
+    let ids = |hits: Vec<VersionRow>| hits.into_iter().map(|h| h.id).collect::<Vec<_>>();
+    let q = |all_of: Vec<Vec<[u8; 16]>>, none_of: Vec<Vec<[u8; 16]>>| IndexQuery {
+        resource_type: "Observation".into(),
+        all_of,
+        none_of,
+        limit: 100,
+        ..IndexQuery::default()
+    };
+    assert_eq!(
+        ids(s.search(&q(vec![], vec![])).await.unwrap()),
+        ["o1", "o2", "o3", "o4"]
+    );
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(1)]], vec![])).await.unwrap()),
+        ["o1", "o2"]
+    );
+    assert_eq!(
+        ids(s
+            .search(&q(vec![vec![tag(1), tag(3)]], vec![]))
+            .await
+            .unwrap()),
+        ["o1", "o2", "o3"]
+    );
+    assert_eq!(
+        ids(s
+            .search(&q(vec![vec![tag(1)], vec![tag(2)]], vec![]))
+            .await
+            .unwrap()),
+        ["o1"]
+    );
+    assert_eq!(
+        ids(s.search(&q(vec![], vec![vec![tag(2)]])).await.unwrap()),
+        ["o2", "o4"]
+    );
+    assert!(s.search(&q(vec![vec![]], vec![])).await.unwrap().is_empty());
+    let mut other_type = q(vec![vec![tag(1)]], vec![]);
+    other_type.resource_type = "Condition".into();
+    assert!(s.search(&other_type).await.unwrap().is_empty());
+    let mut mine = q(vec![], vec![]);
+    mine.owner = Some("Patient/b".into());
+    mine.ids = Some(vec!["o1".into(), "o4".into()]);
+    assert_eq!(ids(s.search(&mine).await.unwrap()), ["o4"]);
+
+    // Keyset pages, both directions, with a tie on last_updated broken by id.
+    let mut page = q(vec![], vec![]);
+    page.limit = 2;
+    let first = s.search(&page).await.unwrap();
+    page.order.after = Some(first[1].keyset());
+    assert_eq!(ids(s.search(&page).await.unwrap()), ["o3", "o4"]);
+    page.order = IndexOrder {
+        descending: true,
+        after: Some(first[1].keyset()),
+        by_id: false,
+    };
+    assert_eq!(ids(s.search(&page).await.unwrap()), ["o1"]);
+    page.order = IndexOrder {
+        by_id: true,
+        descending: true,
+        after: None,
+    };
+    assert_eq!(ids(s.search(&page).await.unwrap()), ["o4", "o3"]);
+
+    // A new version replaces the tags; a deletion removes the record from every search.
+    s.commit(
+        &[write(
+            "o1",
+            2,
+            "2026-01-01T00:00:04.000Z",
+            "Patient/a",
+            vec![tag(3)],
+        )],
+        &[],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(1)]], vec![])).await.unwrap()),
+        ["o2"]
+    );
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(3)]], vec![])).await.unwrap()),
+        ["o3", "o1"]
+    );
+    let mut gone = write("o3", 2, "2026-01-01T00:00:05.000Z", "Patient/b", vec![]);
+    gone.row.deleted = true;
+    gone.row.cid = None;
+    gone.row.commitment = None;
+    s.commit(&[gone], &[], &[]).await.unwrap();
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(3)]], vec![])).await.unwrap()),
+        ["o1"]
+    );
+    let hit = &s.search(&q(vec![vec![tag(3)]], vec![])).await.unwrap()[0];
+    assert_eq!((hit.version, hit.owner.as_str()), (2, "Patient/a"));
+
+    // Retagging applies to the version it was computed from, never to a newer one.
+    assert!(s.retag("Observation", "o2", 1, &[tag(9)]).await.unwrap());
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(9)]], vec![])).await.unwrap()),
+        ["o2"]
+    );
+    assert!(!s.retag("Observation", "o1", 1, &[tag(9)]).await.unwrap());
+    assert!(!s.retag("Observation", "o3", 2, &[tag(9)]).await.unwrap());
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(9)]], vec![])).await.unwrap()),
+        ["o2"]
+    );
 }

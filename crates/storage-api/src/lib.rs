@@ -111,6 +111,14 @@ impl VersionRow {
     pub fn key(&self) -> String {
         format!("{}/{}", self.resource_type, self.id)
     }
+
+    /// Where this version sits in a search's keyset order.
+    pub fn keyset(&self) -> Keyset {
+        Keyset {
+            last_updated: self.last_updated.clone(),
+            id: self.id.clone(),
+        }
+    }
 }
 
 /// A version to write, with the version the writer expects to replace.
@@ -120,6 +128,71 @@ pub struct VersionWrite {
     pub row: VersionRow,
     /// Current version the change is based on; `None` when the resource must not exist yet.
     pub expected: Option<u64>,
+    /// The blind search tags of the new version (`medledger-search`); they replace the
+    /// record's previous tags in the same transaction. Empty for a deletion.
+    pub tags: Vec<IndexTag>,
+}
+
+/// A blind index tag: a truncated keyed HMAC of one search value (`medledger-search`).
+pub type IndexTag = [u8; 16];
+
+/// What a search asks of the record index: current, undeleted versions of one type, holding
+/// tags, in a keyset order. The caller narrows further on what only plaintext can answer.
+#[derive(Debug, Clone, Default)]
+pub struct IndexQuery {
+    /// The type searched.
+    pub resource_type: String,
+    /// Each entry: the record holds at least one of these tags.
+    pub all_of: Vec<Vec<IndexTag>>,
+    /// Each entry: the record holds none of these tags.
+    pub none_of: Vec<Vec<IndexTag>>,
+    /// Only these logical ids.
+    pub ids: Option<Vec<String>>,
+    /// Only records of this owner (`Patient/{id}`): a patient-compartment search.
+    pub owner: Option<String>,
+    /// The order and where in it to start.
+    pub order: IndexOrder,
+    /// Most hits returned.
+    pub limit: u32,
+}
+
+/// The keyset order of search hits: by `last_updated` then id, or by id alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexOrder {
+    /// Order by id alone (`_sort=_id`) rather than by last update.
+    pub by_id: bool,
+    /// Descending.
+    pub descending: bool,
+    /// Start after this hit (exclusive), in the order's direction.
+    pub after: Option<Keyset>,
+}
+
+/// A position in a keyset order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyset {
+    /// `last_updated` of the hit (ignored when ordering by id).
+    pub last_updated: String,
+    /// Its logical id.
+    pub id: String,
+}
+
+/// The blind search index over the record index's current versions (ingest writes tags with
+/// each version through [`RecordIndex::commit`]; the query service searches).
+#[async_trait::async_trait]
+pub trait SearchIndex: Send + Sync + 'static {
+    /// The current versions `query` finds, in its order, at most `query.limit`.
+    async fn search(&self, query: &IndexQuery) -> Result<Vec<VersionRow>, StoreError>;
+
+    /// Replaces the tags of the current version of `resource_type/id` if it is still
+    /// `version` (for `reindex`, which runs beside writers); `false` when a newer version
+    /// arrived meanwhile (its writer filed its own tags).
+    async fn retag(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: u64,
+        tags: &[IndexTag],
+    ) -> Result<bool, StoreError>;
 }
 
 /// An event to publish with the write, atomically (the outbox).
@@ -465,6 +538,9 @@ pub struct AuditRow {
     /// The patient the event is about (`Patient/{id}`), when there is one: what a patient's
     /// `GET /fhir/AuditEvent?patient=` selects on.
     pub patient: Option<String>,
+    /// Further patients the event is about (a search that returned several patients' data):
+    /// their trails select it too. Written with the row; the resource names them all.
+    pub also_about: Vec<String>,
     /// Who acted (the token subject).
     pub actor: String,
     /// `AuditEvent.outcome`: `0` success, `4` refused, `8` failed.

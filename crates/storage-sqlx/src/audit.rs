@@ -29,6 +29,17 @@ pub(crate) async fn insert<D: Dialect>(
             .arg(r.salt.as_slice()),
         )
         .await?;
+        for p in &r.also_about {
+            execute::<D>(
+                tx,
+                sqlx::query(
+                    "INSERT INTO audit_event_patients (patient, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .arg(p.as_str())
+                .arg(r.id.as_str()),
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -52,7 +63,8 @@ impl<D: Dialect> AuditStore for SqlStore<D> {
         self.all::<rows::Audit, _>(
             sqlx::query(
                 "SELECT id, recorded_at_ms, patient, actor, outcome, resource, salt FROM audit_events \
-                 WHERE ($1 IS NULL OR patient = $1) AND ($2 IS NULL OR actor = $2) \
+                 WHERE ($1 IS NULL OR patient = $1 \
+                        OR id IN (SELECT event_id FROM audit_event_patients WHERE patient = $1)) AND ($2 IS NULL OR actor = $2) \
                    AND ($3 IS NULL OR recorded_at_ms >= $3) \
                  ORDER BY seq DESC LIMIT $4",
             )

@@ -104,6 +104,9 @@ impl<D: Dialect> RecordIndex for SqlStore<D> {
             .execute(on::<D>(&mut tx))
             .await
             .map_err(lost_race)?;
+            // The tags of the version that is now current, and no others: a search finds a
+            // record by what it says now, and a deleted record not at all.
+            crate::search::replace_tags::<D>(&mut tx, &r.resource_type, &r.id, &w.tags).await?;
         }
         crate::audit::insert::<D>(&mut tx, audit).await?;
         D::append_outbox(&mut tx, Outbox::Ingest, events)

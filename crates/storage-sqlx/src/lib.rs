@@ -40,6 +40,7 @@ mod keys;
 mod ledger;
 mod registry;
 mod requests;
+mod search;
 
 use std::marker::PhantomData;
 
@@ -218,6 +219,12 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(events, 1);
+    }
+
+    #[tokio::test]
+    async fn meets_the_search_index_contract() {
+        let (_d, s) = fresh().await;
+        conformance::search_index(&s).await;
     }
 
     #[tokio::test]

@@ -299,6 +299,7 @@ impl TryFrom<Audit> for api::AuditRow {
     type Error = StoreError;
     fn try_from(r: Audit) -> Result<Self, StoreError> {
         Ok(Self {
+            also_about: Vec::new(),
             salt: bytes32(r.salt, "an audit event's salt")?,
             id: r.id,
             recorded_at_ms: r.recorded_at_ms,

@@ -78,6 +78,7 @@ pub async fn corrupt_rows_are_their_own_error<D: crate::Dialect>(store: &crate::
             &[VersionWrite {
                 row,
                 expected: None,
+                tags: Vec::new(),
             }],
             &[],
             &[],

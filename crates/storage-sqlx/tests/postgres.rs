@@ -26,6 +26,15 @@ async fn meets_the_record_index_contract() {
 }
 
 #[tokio::test]
+async fn meets_the_search_index_contract() {
+    let db = TempDb::new().await;
+    let s = PgStore::connect(&db.url, 4).await.unwrap();
+    conformance::search_index(&s).await;
+    s.pool().close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
 async fn meets_the_audit_trail_contract() {
     let db = TempDb::new().await;
     let s = PgStore::connect(&db.url, 4).await.unwrap();
@@ -89,6 +98,7 @@ async fn racing_creators_of_one_record_conflict_instead_of_both_winning() {
             .map(|n| VersionWrite {
                 row: row(n),
                 expected: None,
+                tags: Vec::new(),
             })
             .collect(),
         ev,
@@ -187,6 +197,7 @@ async fn each_service_keeps_its_tables_in_its_own_schema_under_the_shared_names(
     assert_eq!(
         names,
         [
+            "audit.audit_event_patients",
             "audit.audit_events",
             "audit.outbox",
             "consent.consent_access_requests",
@@ -199,6 +210,7 @@ async fn each_service_keeps_its_tables_in_its_own_schema_under_the_shared_names(
             "ingest.owner_keys",
             "ingest.record_heads",
             "ingest.record_versions",
+            "ingest.search_tags",
             "ledger.ledger_anchors",
             "ledger.ledger_leaves",
             "ledger.ledger_tree_heads",

@@ -64,6 +64,7 @@ async fn write(store: &PgStore, id: &str, payload: u8) {
             &[VersionWrite {
                 row,
                 expected: None,
+                tags: Vec::new(),
             }],
             &[ev],
             &[],
@@ -107,6 +108,7 @@ async fn relays_committed_events_in_order_once_and_keeps_them_through_an_outage(
             .unwrap()
             .unwrap(),
         expected: None,
+        tags: Vec::new(),
     };
     let ghost = OutboxEvent {
         topic: "records".into(),
@@ -182,6 +184,7 @@ async fn the_audit_relay_publishes_audit_rows_and_leaves_the_ingest_outbox_alone
     let mut sub = bus.subscribe("g", "audit").await.unwrap();
     for i in 0..3u8 {
         let row = AuditRow {
+            also_about: Vec::new(),
             id: format!("a{i}"),
             recorded_at_ms: i64::from(i),
             patient: Some("Patient/p".into()),

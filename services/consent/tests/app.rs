@@ -71,6 +71,7 @@ impl App {
                 &[VersionWrite {
                     row,
                     expected: None,
+                    tags: Vec::new(),
                 }],
                 &[],
                 &[],

@@ -1,4 +1,4 @@
-//! Query service: FHIR read, vread and `$verify`, with integrity checks and decryption, and the
+//! Query service: FHIR read, vread, search and `$verify`, with integrity checks and decryption, and the
 //! audit trail's reads.
 //!
 //! A read never returns data it has not checked: the index row must agree with the ledger's leaf
@@ -22,7 +22,7 @@ use medledger_audit::Auditor;
 use medledger_blobstore::BlobStore;
 use medledger_http::Shell;
 use medledger_keys::OwnerKeys;
-use medledger_storage_api::{LedgerStore, RecordIndex};
+use medledger_storage_api::{LedgerStore, RecordIndex, SearchIndex};
 
 pub use config::{Config, Settings};
 pub use domain::Query;
@@ -33,6 +33,8 @@ pub use http::{capability_statement, routes};
 pub struct Ports {
     /// The record index.
     pub index: Arc<dyn RecordIndex>,
+    /// The blind search index over it.
+    pub search: Arc<dyn SearchIndex>,
     /// Where ciphertext is read from.
     pub blobs: Arc<dyn BlobStore>,
     /// Owner keys under the master key, checked against the store.
@@ -55,15 +57,7 @@ impl Service {
     /// Wires the read path to `ports`.
     pub fn new(ports: Ports, settings: Settings) -> Self {
         Self {
-            query: Query::new(
-                ports.index,
-                ports.blobs,
-                ports.keys,
-                ports.ledger,
-                ports.policy,
-                ports.audit,
-                settings,
-            ),
+            query: Query::new(ports, settings),
         }
     }
 

@@ -27,6 +27,7 @@ async fn app() -> App {
     let service = Service::new(
         Ports {
             index: stack.store.clone(),
+            search: stack.store.clone(),
             blobs: stack.blocks.clone(),
             keys: stack.keys.clone(),
             ledger: stack.store.clone(),
@@ -177,4 +178,100 @@ async fn what_is_not_committed_yet_is_503_with_retry_after() {
         )
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+fn observation(patient: &str, code: &str, when: &str) -> Value {
+    json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "effectiveDateTime": when,
+    })
+}
+
+#[tokio::test]
+async fn search_finds_by_blind_tags_pages_and_audits_once() {
+    let a = app().await;
+    for (code, when) in [
+        ("8302-2", "2020-01-01T10:00:00Z"),
+        ("8302-2", "2021-06-01T10:00:00Z"),
+        ("29463-7", "2021-06-02T10:00:00Z"),
+    ] {
+        a.write(observation("p1", code, when), true).await;
+    }
+    let token = a.token("user/*.rs");
+    let (status, body) = a.get("/fhir/Observation?code=8302-2", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["type"].as_str(), &body["total"]),
+        (Some("searchset"), &json!(2))
+    );
+    let (_, body) = a
+        .get(
+            "/fhir/Observation?code=http://loinc.org|8302-2&date=ge2021",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(body["total"], 1, "{body}");
+    assert_eq!(
+        body["entry"][0]["resource"]["effectiveDateTime"],
+        "2021-06-01T10:00:00Z"
+    );
+
+    // Pages of one, following `next` until there is none.
+    let mut url = "/fhir/Observation?_count=1".to_owned();
+    let mut seen = Vec::new();
+    loop {
+        let (status, body) = a.get(&url, Some(&token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["total"], 3);
+        seen.push(
+            body["entry"][0]["resource"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        let next = body["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next");
+        match next {
+            Some(l) => {
+                url = l["url"]
+                    .as_str()
+                    .unwrap()
+                    .replace("http://localhost/fhir", "/fhir");
+            }
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 3);
+
+    let (status, body) = a.get("/fhir/Observation?bogus=1", Some(&token)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["resourceType"], "OperationOutcome");
+    let searches = a
+        .stack
+        .audit
+        .list(&medledger_storage_api::AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            let e: Value = serde_json::from_slice(&r.resource).unwrap();
+            e["subtype"][0]["code"] == "search-type"
+        })
+        .count();
+    assert_eq!(
+        searches,
+        2 + seen.len() + 1,
+        "one AuditEvent per search, refusals included"
+    );
 }

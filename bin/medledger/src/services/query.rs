@@ -15,6 +15,7 @@ pub(crate) async fn run(cfg: medledger_query::Config) -> anyhow::Result<()> {
     let query = medledger_query::Service::new(
         medledger_query::Ports {
             index: store.clone(),
+            search: store.clone(),
             blobs,
             keys,
             ledger: store.clone(),

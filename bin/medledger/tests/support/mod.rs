@@ -12,8 +12,12 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_medledger");
 
+/// The shared corpus: `MEDLEDGER_CORPUS`, else `../shared/corpus` beside the repository.
 pub fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+    std::env::var_os("MEDLEDGER_CORPUS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
+        PathBuf::from,
+    )
 }
 
 pub struct Dev {

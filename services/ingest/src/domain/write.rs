@@ -42,6 +42,8 @@ pub struct Ingest {
     pub(crate) policy: Arc<dyn AccessPolicy>,
     pub(crate) audit: Auditor,
     pub(crate) limits: Limits,
+    /// Files each version's search values as blind tags.
+    pub(crate) index_key: medledger_search::IndexKey,
 }
 
 /// A version ready to commit: encrypted and in the blob store, not yet in the index.
@@ -123,6 +125,7 @@ impl Ingest {
         limits: Limits,
     ) -> Self {
         Self {
+            index_key: keys.search_index_key(medledger_search::blind::GENERATION),
             index,
             blobs,
             keys,
@@ -262,6 +265,9 @@ impl Ingest {
         meta["lastUpdated"] = Value::String(last_updated.clone());
 
         let canonical = canonical_json(&value);
+        // Filed with the version in one transaction: what is answered 201 is found by the next
+        // search.
+        let tags = medledger_search::index_tags(&self.index_key, rt, &value);
         let salt = new_salt();
         let commit = commitment(&salt, &canonical);
         let key = self.keys.get_or_create(&owner).await?;
@@ -283,7 +289,11 @@ impl Ingest {
         };
         let event = self.event_for(&row, now_ms);
         Ok(Prepared {
-            write: VersionWrite { row, expected },
+            write: VersionWrite {
+                row,
+                expected,
+                tags,
+            },
             event,
             resource: Some(value),
             blob: Some(cid),
@@ -318,6 +328,8 @@ impl Ingest {
             write: VersionWrite {
                 row,
                 expected: Some(current),
+                // A deleted record is found by no search.
+                tags: Vec::new(),
             },
             event,
             resource: None,

@@ -7,11 +7,11 @@ use medledger_access::{AccessError, AccessPolicy, AccessQuery, Interaction, Scop
 use medledger_audit::{Action, Audit, Auditor, Entry};
 use medledger_auth::Caller;
 use medledger_blobstore::{BlobStore, Cid};
-use medledger_crypto::{commitment, open_version, version_aad};
+use medledger_crypto::{OpenedVersion, commitment, open_version, version_aad};
 use medledger_keys::OwnerKeys;
 use medledger_ledger::{LeafKind, RecordLeaf};
 use medledger_merkle::MerkleTree;
-use medledger_storage_api::{LeafRow, LedgerStore, RecordIndex, VersionRow};
+use medledger_storage_api::{LeafRow, LedgerStore, RecordIndex, SearchIndex, VersionRow};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
@@ -24,6 +24,9 @@ const RECORD: u8 = LeafKind::RecordVersion as u8;
 #[derive(Clone)]
 pub struct Query {
     pub(crate) index: Arc<dyn RecordIndex>,
+    pub(crate) search_index: Arc<dyn SearchIndex>,
+    /// The blind index key searches are tagged with (and page cursors sealed by).
+    pub(crate) index_key: medledger_search::IndexKey,
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) keys: OwnerKeys,
     pub(crate) ledger: Arc<dyn LedgerStore>,
@@ -48,17 +51,20 @@ pub struct VerifiedVersion {
 
 impl Query {
     /// Wires the service to its ports.
-    pub fn new(
-        index: Arc<dyn RecordIndex>,
-        blobs: Arc<dyn BlobStore>,
-        keys: OwnerKeys,
-        ledger: Arc<dyn LedgerStore>,
-        policy: Arc<dyn AccessPolicy>,
-        audit: Auditor,
-        config: Settings,
-    ) -> Self {
-        Self {
+    pub fn new(ports: crate::Ports, config: Settings) -> Self {
+        let crate::Ports {
             index,
+            search,
+            blobs,
+            keys,
+            ledger,
+            policy,
+            audit,
+        } = ports;
+        Self {
+            index_key: keys.search_index_key(medledger_search::blind::GENERATION),
+            index,
+            search_index: search,
             blobs,
             keys,
             ledger,
@@ -196,47 +202,14 @@ impl Query {
         if !permitted && !needs_categories {
             return Err(denied(audit));
         }
-        let leaf = self.wait_for_leaf(&subject, version).await?;
-        let logged_leaf = RecordLeaf::decode(&leaf.leaf)
-            .map_err(|e| QueryError::Integrity(format!("ledger leaf unreadable: {e}")))?;
-        if !logged_leaf.matches_row(&row) {
-            return Err(QueryError::Integrity(format!(
-                "the index entry of {subject} version {version} does not match the ledger"
-            )));
-        }
+        let leaf = self.logged_leaf(&row).await?;
         if row.deleted {
             if needs_categories {
                 return Err(denied(audit));
             }
             return Err(QueryError::Gone(format!("{subject} was deleted")));
         }
-        let cid: Cid = row
-            .cid
-            .as_deref()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|_| {
-                QueryError::Integrity(format!(
-                    "{subject} version {version} has an unparseable CID"
-                ))
-            })?;
-        let blob = self.blobs.get(&cid).await?;
-        let key = self
-            .keys
-            .get(&row.owner)
-            .await?
-            .ok_or_else(|| QueryError::Gone(format!("{subject} has been erased")))?;
-        let aad = version_aad(rt, id, version, &row.owner);
-        let opened = open_version(&key, &aad, &blob, &row.wrapped_key).map_err(|_| {
-            QueryError::Integrity(format!(
-                "{subject} version {version} does not decrypt under its own identity"
-            ))
-        })?;
-        if Some(commitment(&opened.salt, &opened.body)) != row.commitment {
-            return Err(QueryError::Integrity(format!(
-                "{subject} version {version} does not match its commitment"
-            )));
-        }
+        let opened = self.decrypt(&row).await?;
         if needs_categories {
             let categories = categories_of(&opened.body);
             if !self
@@ -261,6 +234,56 @@ impl Query {
         })
     }
 
+    /// The ledger leaf of `row`'s version, checked against the row.
+    pub(crate) async fn logged_leaf(&self, row: &VersionRow) -> Result<LeafRow, QueryError> {
+        let subject = row.key();
+        let version = row.version;
+        let leaf = self.wait_for_leaf(&subject, version).await?;
+        let logged_leaf = RecordLeaf::decode(&leaf.leaf)
+            .map_err(|e| QueryError::Integrity(format!("ledger leaf unreadable: {e}")))?;
+        if !logged_leaf.matches_row(row) {
+            return Err(QueryError::Integrity(format!(
+                "the index entry of {subject} version {version} does not match the ledger"
+            )));
+        }
+        Ok(leaf)
+    }
+
+    /// The plaintext of `row`'s (undeleted) version: fetched by CID, decrypted under its own
+    /// identity and checked against its commitment.
+    pub(crate) async fn decrypt(&self, row: &VersionRow) -> Result<OpenedVersion, QueryError> {
+        let subject = row.key();
+        let version = row.version;
+        let cid: Cid = row
+            .cid
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| {
+                QueryError::Integrity(format!(
+                    "{subject} version {version} has an unparseable CID"
+                ))
+            })?;
+        let blob = self.blobs.get(&cid).await?;
+        let key = self
+            .keys
+            .get(&row.owner)
+            .await?
+            .ok_or_else(|| QueryError::Gone(format!("{subject} has been erased")))?;
+        let aad = version_aad(&row.resource_type, &row.id, version, &row.owner);
+        let opened = open_version(&key, &aad, &blob, &row.wrapped_key).map_err(|_| {
+            QueryError::Integrity(format!(
+                "{subject} version {version} does not decrypt under its own identity"
+            ))
+        })?;
+        if Some(commitment(&opened.salt, &opened.body)) != row.commitment {
+            return Err(QueryError::Integrity(format!(
+                "{subject} version {version} does not match its commitment"
+            )));
+        }
+        Ok(opened)
+    }
+
     /// The leaf of a version, waiting briefly for a write that has not reached the log yet.
     async fn wait_for_leaf(&self, subject: &str, version: u64) -> Result<LeafRow, QueryError> {
         let deadline = Instant::now() + self.config.ledger_wait;
@@ -280,7 +303,7 @@ impl Query {
 }
 
 /// A resource's `category` codings as `code` and `system|code`.
-fn categories_of(body: &[u8]) -> Vec<String> {
+pub(crate) fn categories_of(body: &[u8]) -> Vec<String> {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
         return Vec::new();
     };

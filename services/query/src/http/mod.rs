@@ -1,8 +1,9 @@
 //! HTTP routes of the query service (mounted under `/fhir` by the caller, behind bearer auth),
 //! and the CapabilityStatement.
 
+use axum::extract::RawQuery;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -11,10 +12,10 @@ use medledger_http::{ApiError, Category, FhirPath, fhir_json};
 use serde_json::{Value, json};
 
 use crate::domain::audit::{AuditSearch, resource_of};
-use crate::domain::{Query, VerifiedVersion};
+use crate::domain::{Page, Query, SearchRequest, VerifiedVersion};
 
 /// The type-level interactions this router serves, for the CapabilityStatement.
-pub const INTERACTIONS: &[&str] = &["read", "vread"];
+pub const INTERACTIONS: &[&str] = &["read", "vread", "search-type"];
 /// Instance operations this router serves.
 pub const OPERATIONS: &[&str] = &["verify"];
 
@@ -23,6 +24,9 @@ pub fn routes(query: Query) -> Router {
     Router::new()
         .route("/AuditEvent", get(audit_search))
         .route("/AuditEvent/{id}", get(audit_read))
+        .route("/{rt}", get(search_get))
+        .route("/{rt}/_search", axum::routing::post(search_post))
+        .route("/Patient/{id}/{rt}", get(compartment_search))
         .route("/{rt}/{id}", get(read))
         .route("/{rt}/{id}/_history/{vid}", get(vread))
         .route("/{rt}/{id}/_history/{vid}/$verify", get(verify))
@@ -73,6 +77,170 @@ async fn audit_read(
     Ok(fhir_json(StatusCode::OK, &resource_of(&row)?))
 }
 
+/// The query string's parameters, in order.
+fn pairs_of(raw: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// `Prefer: handling=lenient`: unknown parameters are ignored (and named) instead of refused.
+fn lenient(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|p| p.trim().eq_ignore_ascii_case("handling=lenient"))
+}
+
+async fn search_get(
+    State(q): State<Query>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    FhirPath(rt): FhirPath<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    run_search(&q, &caller, &headers, rt, None, pairs_of(raw.as_deref())).await
+}
+
+async fn compartment_search(
+    State(q): State<Query>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    FhirPath((id, rt)): FhirPath<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    run_search(
+        &q,
+        &caller,
+        &headers,
+        rt,
+        Some(id),
+        pairs_of(raw.as_deref()),
+    )
+    .await
+}
+
+/// `POST /{type}/_search`: the parameters in an `application/x-www-form-urlencoded` body
+/// (after any in the URL), so that PHI in search values stays out of URLs and their logs.
+async fn search_post(
+    State(q): State<Query>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    FhirPath(rt): FhirPath<String>,
+    RawQuery(raw): RawQuery,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form && !body.is_empty() {
+        return Err(ApiError::new(
+            Category::UnsupportedMedia,
+            "_search takes its parameters as application/x-www-form-urlencoded",
+        ));
+    }
+    let mut pairs = pairs_of(raw.as_deref());
+    pairs.extend(form_urlencoded::parse(&body).into_owned());
+    run_search(&q, &caller, &headers, rt, None, pairs).await
+}
+
+async fn run_search(
+    q: &Query,
+    caller: &Caller,
+    headers: &HeaderMap,
+    rt: String,
+    compartment: Option<String>,
+    pairs: Vec<(String, String)>,
+) -> Result<Response, ApiError> {
+    let req = SearchRequest {
+        resource_type: rt.clone(),
+        compartment: compartment.clone(),
+        pairs: pairs.clone(),
+        lenient: lenient(headers),
+    };
+    let page = q.search(caller, req).await?;
+    let base = medledger_http::base_url(headers);
+    let path = match &compartment {
+        Some(id) => format!("{base}/Patient/{id}/{rt}"),
+        None => format!("{base}/{rt}"),
+    };
+    Ok(fhir_json(
+        StatusCode::OK,
+        &searchset(&base, &path, &pairs, page),
+    ))
+}
+
+/// The searchset Bundle of a page, with `self`, `next` and `previous` links (GET URLs, whatever
+/// the request's method).
+fn searchset(base: &str, path: &str, pairs: &[(String, String)], page: Page) -> Value {
+    let link = |relation: &str, cursor: Option<&str>| {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs.iter().filter(|(k, _)| k != "_page") {
+            ser.append_pair(k, v);
+        }
+        if let Some(c) = cursor {
+            ser.append_pair("_page", c);
+        } else if let Some((_, c)) = pairs.iter().find(|(k, _)| k == "_page") {
+            ser.append_pair("_page", c);
+        }
+        let query = ser.finish();
+        let url = if query.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{query}")
+        };
+        json!({"relation": relation, "url": url})
+    };
+    let mut links = vec![link("self", None)];
+    if let Some(n) = &page.next {
+        links.push(link("next", Some(n)));
+    }
+    if let Some(p) = &page.previous {
+        links.push(link("previous", Some(p)));
+    }
+    let entry_of = |r: Value, mode: &str| {
+        let url = format!(
+            "{base}/{}/{}",
+            r["resourceType"].as_str().unwrap_or_default(),
+            r["id"].as_str().unwrap_or_default()
+        );
+        json!({"fullUrl": url, "resource": r, "search": {"mode": mode}})
+    };
+    let mut entries: Vec<Value> = Vec::new();
+    if !page.ignored.is_empty() {
+        entries.push(json!({
+            "resource": medledger_fhir::operation_outcome(
+                medledger_fhir::IssueCode::NotSupported,
+                &format!("ignored under handling=lenient: {}", page.ignored.join(", ")),
+            ),
+            "search": {"mode": "outcome"}
+        }));
+    }
+    if !page.summary_count {
+        entries.extend(page.matches.into_iter().map(|r| entry_of(r, "match")));
+        entries.extend(page.included.into_iter().map(|r| entry_of(r, "include")));
+    }
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": links,
+        "entry": entries,
+    });
+    if let Some(t) = page.total {
+        bundle["total"] = json!(t);
+    }
+    if page.subsetted {
+        bundle["meta"] = json!({"tag": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+            "code": "SUBSETTED"
+        }]});
+    }
+    bundle
+}
+
 fn parse_vid(vid: &str) -> Result<u64, ApiError> {
     vid.parse()
         .map_err(|_| ApiError::new(Category::NotFound, format!("'{vid}' is not a version id")))
@@ -114,6 +282,21 @@ async fn verify(
         HeaderValue::from_static("application/json"),
     );
     Ok(resp)
+}
+
+/// The search parameters served on `resource_type`: `_id` and `_lastUpdated` on every type,
+/// then the type's own, exactly as the request parser accepts them.
+fn search_params(resource_type: &str) -> Vec<Value> {
+    let common = [("_id", "token"), ("_lastUpdated", "date")];
+    common
+        .iter()
+        .map(|(n, k)| json!({"name": n, "type": k}))
+        .chain(
+            medledger_search::params_of(resource_type)
+                .iter()
+                .map(|p| json!({"name": p.name, "type": p.kind.code()})),
+        )
+        .collect()
 }
 
 /// The CapabilityStatement of a deployment serving `type_interactions` on every accepted type,
@@ -163,6 +346,9 @@ pub fn capability_statement(
             json!({
                 "type": t,
                 "interaction": type_interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
+                "searchParam": search_params(t),
+                "searchInclude": medledger_search::params::includes_of(t).collect::<Vec<_>>(),
+                "searchRevInclude": medledger_search::params::revincludes_of(t),
                 "versioning": "versioned-update",
                 "readHistory": type_interactions.contains(&"vread"),
                 "updateCreate": type_interactions.contains(&"update"),

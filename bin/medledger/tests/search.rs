@@ -1,0 +1,357 @@
+//! FHIR search against `medledger dev`: the conformance table over the Synthea corpus
+//! (`searches/mod.rs`), consent on every result (hidden records never counted or paged),
+//! paging while others write, and no search value in clear anywhere in the data dir.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod searches;
+mod support;
+
+use serde_json::{Value, json};
+use support::Dev;
+
+fn fhir(dev: &Dev) -> searches::Fhir {
+    searches::Fhir {
+        client: dev.http.clone(),
+        base: dev.base.clone(),
+        token: dev.token.clone(),
+    }
+}
+
+#[tokio::test]
+async fn the_search_conformance_table_holds_on_the_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let since = medledger_now();
+    let f = fhir(&dev);
+    let stored = searches::load(&f, &support::corpus()).await;
+    let checked = searches::run(&f, &stored, &since).await;
+    assert!(checked >= 80, "only {checked} queries checked");
+}
+
+/// Now as a FHIR instant (UTC, milliseconds), as the server stamps versions.
+fn medledger_now() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A resource created by `token`'s holder; its id.
+async fn create(dev: &Dev, token: &str, body: &Value) -> String {
+    let r = dev
+        .request_as(
+            token,
+            reqwest::Method::POST,
+            body["resourceType"].as_str().unwrap(),
+            Some(body),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn search_as(dev: &Dev, token: &str, path: &str) -> Value {
+    let r = dev
+        .request_as(token, reqwest::Method::GET, path, None, &[])
+        .await;
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+fn ids(bundle: &Value) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn results_are_only_what_the_caller_may_read_and_hidden_ones_are_never_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let dr1 = dev.token.clone();
+    let obs = |patient: &str| {
+        json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": patient}})
+    };
+    let mut patients = Vec::new();
+    let mut mine = Vec::new();
+    for family in ["Shown", "Hidden"] {
+        let pid = create(
+            &dev,
+            &dr1,
+            &json!({"resourceType": "Patient", "name": [{"family": family}]}),
+        )
+        .await;
+        let p = format!("Patient/{pid}");
+        let ids: Vec<String> = futures_join(&dev, &dr1, &obs(&p), 3).await;
+        patients.push(p);
+        mine.push(ids);
+    }
+    // dr-2 sees nothing of theirs; is verified, and only the first patient consents to them.
+    let dr2 = support::token(dir.path(), "Practitioner/dr-2", "practitioner", "user/*.rs");
+    let before = search_as(&dev, &dr2, "Observation?code=8867-4").await;
+    assert_eq!(
+        (before["total"].as_u64(), ids(&before).len()),
+        (Some(0), 0),
+        "{before}"
+    );
+    let board = support::token(dir.path(), "Organization/board", "authority", "system/*.*");
+    let r = dev
+        .request_as(&board, reqwest::Method::POST, "$verify-practitioner", Some(&json!({
+            "resourceType": "Parameters",
+            "parameter": [{"name": "practitioner", "valueReference": {"reference": "Practitioner/dr-2"}}]
+        })), &[])
+        .await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let shown = support::token(dir.path(), &patients[0], "patient", "patient/*.cruds");
+    let consent = json!({
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": patients[0]},
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+        "provision": {"type": "permit", "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}, "reference": {"reference": "Practitioner/dr-2"}}]}
+    });
+    create(&dev, &shown, &consent).await;
+
+    // Pages of one: the hidden patient's three never show, in the total or in the pages.
+    let mut seen = Vec::new();
+    let mut page = search_as(&dev, &dr2, "Observation?code=8867-4&_count=1").await;
+    loop {
+        assert_eq!(page["total"], 3, "{page}");
+        seen.extend(ids(&page));
+        let next = page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .cloned();
+        let Some(next) = next else { break };
+        let url = next["url"]
+            .as_str()
+            .unwrap()
+            .split_once("/fhir/")
+            .unwrap()
+            .1
+            .to_owned();
+        page = search_as(&dev, &dr2, &url).await;
+    }
+    seen.sort();
+    let mut want = mine[0].clone();
+    want.sort();
+    assert_eq!(seen, want);
+    // The custodian sees both patients' records; each patient only their own.
+    assert_eq!(
+        search_as(&dev, &dr1, "Observation?code=8867-4").await["total"],
+        6
+    );
+    let hidden = support::token(dir.path(), &patients[1], "patient", "patient/*.cruds");
+    let theirs = search_as(&dev, &hidden, "Observation").await;
+    let mut got = ids(&theirs);
+    got.sort();
+    let mut want = mine[1].clone();
+    want.sort();
+    assert_eq!(got, want);
+    // Someone who is neither may not search across patients.
+    let auditor = support::token(dir.path(), "Practitioner/aud", "auditor", "user/*.rs");
+    let r = dev
+        .request_as(&auditor, reqwest::Method::GET, "Observation", None, &[])
+        .await;
+    assert_eq!(r.status(), 403);
+
+    // The search is one AuditEvent, in the trail of the patient whose data it returned, and
+    // not in the trail of the one whose data it did not.
+    let trail = |token: String| {
+        let dev = &dev;
+        async move { search_as(dev, &token, "AuditEvent?_count=1000").await }
+    };
+    let searches_in = |trail: &Value| {
+        trail["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                let ev = &e["resource"];
+                ev["subtype"][0]["code"] == "search-type"
+                    && ev["agent"][0]["who"]["reference"] == "Practitioner/dr-2"
+                    && ev["outcome"] == "0"
+            })
+            .count()
+    };
+    let shown_trail = trail(shown.clone()).await;
+    assert!(searches_in(&shown_trail) >= 3, "{shown_trail}");
+    assert_eq!(searches_in(&trail(hidden.clone()).await), 0);
+    // The custodian's search returned both patients: one event, in both trails.
+    let both = |t: &Value| {
+        t["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                let ev = &e["resource"];
+                ev["subtype"][0]["code"] == "search-type"
+                    && ev["agent"][0]["who"]["reference"] == "Practitioner/dr-1"
+                    && ev["entity"].as_array().is_some_and(|es| {
+                        es.iter().filter(|x| x["role"]["code"] == "1").count() == 2
+                    })
+            })
+            .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let a = both(&trail(shown).await);
+    let b = both(&trail(hidden).await);
+    assert!(!a.is_empty() && a == b, "{a:?} {b:?}");
+}
+
+/// `n` copies of `body` created by `token`'s holder, in turn.
+async fn futures_join(dev: &Dev, token: &str, body: &Value, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(create(dev, token, body).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_page_cursor_stays_correct_while_others_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let token = dev.token.clone();
+    let obs = json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+        "subject": {"reference": "Patient/paging"}});
+    let first: Vec<String> = futures_join(&dev, &token, &obs, 6).await;
+    let page = search_as(
+        &dev,
+        &token,
+        "Observation?code=29463-7&_count=4&_total=none",
+    )
+    .await;
+    assert_eq!(ids(&page), first[..4]);
+    // Writes land between the pages: two new records, and an update that moves one of the
+    // first page's records to the end of the order.
+    let later = futures_join(&dev, &token, &obs, 2).await;
+    let mut moved = obs.clone();
+    moved["id"] = json!(first[0]);
+    let r = dev
+        .put(&format!("Observation/{}", first[0]), &moved, &[])
+        .await;
+    assert_eq!(r.status(), 200);
+    let next = page["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .split_once("/fhir/")
+        .unwrap()
+        .1
+        .to_owned();
+    let mut rest = Vec::new();
+    let mut p = search_as(&dev, &token, &next).await;
+    loop {
+        rest.extend(ids(&p));
+        let Some(n) = p["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+        else {
+            break;
+        };
+        let url = n["url"]
+            .as_str()
+            .unwrap()
+            .split_once("/fhir/")
+            .unwrap()
+            .1
+            .to_owned();
+        p = search_as(&dev, &token, &url).await;
+    }
+    // Nothing unchanged is skipped or repeated; what was written meanwhile comes after.
+    let mut want: Vec<String> = first[4..].to_vec();
+    want.extend(later);
+    want.push(first[0].clone());
+    assert_eq!(rest, want);
+}
+
+#[tokio::test]
+async fn no_search_value_of_the_corpus_is_in_clear_in_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let f = fhir(&dev);
+    let stored = searches::load(&f, &support::corpus()).await;
+    // Every string and token value the index files, of eight characters or more (shorter
+    // ones, like `final`, occur by chance in random bytes), that is not an id or reference
+    // (those are plain by design: record ids, owners).
+    let mut needles = std::collections::BTreeSet::new();
+    for r in &stored {
+        let rt = r["resourceType"].as_str().unwrap();
+        for p in medledger_search::params_of(rt) {
+            if p.kind == medledger_search::Kind::Reference {
+                continue;
+            }
+            let vals: Vec<String> = match medledger_search::extract::values(r, p) {
+                medledger_search::extract::Values::Tokens(t) => {
+                    t.into_iter().map(|t| t.code).collect()
+                }
+                medledger_search::extract::Values::Strings(s) => s,
+                medledger_search::extract::Values::Dates(_) => p
+                    .paths
+                    .iter()
+                    .flat_map(|path| medledger_search::extract::elements(r, path))
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                medledger_search::extract::Values::References(_) => Vec::new(),
+            };
+            needles.extend(vals.into_iter().filter(|v| v.len() >= 8));
+        }
+    }
+    let ids: std::collections::HashSet<&str> =
+        stored.iter().filter_map(|r| r["id"].as_str()).collect();
+    needles.retain(|n| !ids.contains(n.as_str()));
+    assert!(
+        needles.len() > 200,
+        "only {} values to look for",
+        needles.len()
+    );
+    let mut files = Vec::new();
+    walk(dir.path(), &mut files);
+    let finders: Vec<memchr::memmem::Finder<'_>> = needles
+        .iter()
+        .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
+        .collect();
+    for file in files {
+        let data = std::fs::read(&file).unwrap();
+        for (n, f) in needles.iter().zip(&finders) {
+            assert!(
+                f.find(&data).is_none(),
+                "'{n}' is in clear in {}",
+                file.display()
+            );
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            walk(&e.path(), out);
+        } else {
+            out.push(e.path());
+        }
+    }
+}
