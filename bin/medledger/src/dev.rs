@@ -134,6 +134,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let ingest = medledger_ingest::Service::start(
         medledger_ingest::Ports {
             index: store.clone(),
+            search: store.clone(),
             blobs: blocks.clone(),
             keys: keys.clone(),
             policy: policy.clone(),

@@ -44,9 +44,11 @@ pub(crate) async fn owner_keys(
 pub(crate) fn capability() -> serde_json::Value {
     let mut type_interactions: Vec<&str> = medledger_query::http::INTERACTIONS.to_vec();
     type_interactions.extend_from_slice(medledger_ingest::http::INTERACTIONS);
+    let mut system_interactions: Vec<&str> = medledger_ingest::http::SYSTEM_INTERACTIONS.to_vec();
+    system_interactions.extend_from_slice(medledger_query::http::SYSTEM_INTERACTIONS);
     medledger_query::capability_statement(
         &type_interactions,
-        medledger_ingest::http::SYSTEM_INTERACTIONS,
+        &system_interactions,
         medledger_query::http::OPERATIONS,
     )
 }

@@ -355,3 +355,299 @@ fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
+
+#[tokio::test]
+async fn history_after_update_and_delete_at_every_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let token = dev.token.clone();
+    let pid = create(
+        &dev,
+        &token,
+        &json!({"resourceType": "Patient", "gender": "female"}),
+    )
+    .await;
+    let p = json!({"resourceType": "Patient", "id": pid, "gender": "male"});
+    assert_eq!(
+        dev.put(&format!("Patient/{pid}"), &p, &[]).await.status(),
+        200
+    );
+    let between = search_as(&dev, &token, &format!("Patient/{pid}")).await["meta"]["lastUpdated"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = dev
+        .request_as(
+            &token,
+            reqwest::Method::DELETE,
+            &format!("Patient/{pid}"),
+            None,
+            &[],
+        )
+        .await;
+    assert!(r.status().is_success());
+    let obs = create(
+        &dev,
+        &token,
+        &json!({"resourceType": "Observation", "status": "final",
+        "code": {"text": "x"}, "subject": {"reference": format!("Patient/{pid}")}}),
+    )
+    .await;
+
+    let h = search_as(&dev, &token, &format!("Patient/{pid}/_history")).await;
+    assert_eq!(h["type"], "history");
+    let steps: Vec<(&str, &str)> = h["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["request"]["method"].as_str().unwrap(),
+                e["response"]["etag"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("DELETE", "W/\"3\""),
+            ("PUT", "W/\"2\""),
+            ("POST", "W/\"1\"")
+        ]
+    );
+    let entries = h["entry"].as_array().unwrap();
+    assert!(entries[0].get("resource").is_none());
+    assert_eq!(entries[1]["resource"]["gender"], "male");
+    assert_eq!(entries[2]["resource"]["gender"], "female");
+    // The deleted record is found by no search, but its history stays.
+    assert_eq!(
+        search_as(&dev, &token, &format!("Patient?_id={pid}")).await["total"],
+        0
+    );
+
+    // `_since`: the update and what came after; `_at`: what was current then.
+    let since = search_as(
+        &dev,
+        &token,
+        &format!("Patient/{pid}/_history?_since={between}"),
+    )
+    .await;
+    assert_eq!(since["entry"].as_array().unwrap().len(), 2);
+    let at = search_as(
+        &dev,
+        &token,
+        &format!("Patient/{pid}/_history?_at={between}"),
+    )
+    .await;
+    let at: Vec<&str> = at["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["etag"].as_str().unwrap())
+        .collect();
+    assert_eq!(at, ["W/\"2\""]);
+
+    // Type and system level, paged by one.
+    let t = search_as(&dev, &token, "Observation/_history").await;
+    assert_eq!(t["entry"][0]["resource"]["id"], obs.as_str());
+    let mut url = "_history?_count=1".to_owned();
+    let mut n = 0;
+    loop {
+        let page = search_as(&dev, &token, &url).await;
+        n += page["entry"].as_array().unwrap().len();
+        let Some(next) = page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+        else {
+            break;
+        };
+        url = next["url"]
+            .as_str()
+            .unwrap()
+            .split_once("/fhir/")
+            .unwrap()
+            .1
+            .to_owned();
+    }
+    assert_eq!(n, 4, "three versions of the patient and the observation");
+
+    // Someone without consent sees no version; an unknown record is unknown.
+    let dr2 = support::token(dir.path(), "Practitioner/dr-2", "practitioner", "user/*.rs");
+    let r = dev
+        .request_as(
+            &dr2,
+            reqwest::Method::GET,
+            &format!("Patient/{pid}/_history"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        search_as(&dev, &dr2, "_history").await["entry"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let r = dev
+        .request_as(
+            &token,
+            reqwest::Method::GET,
+            "Patient/nobody/_history",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = dev
+        .request_as(
+            &token,
+            reqwest::Method::GET,
+            "_history?_since=soon",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+}
+
+async fn post_with(dev: &Dev, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, String) {
+    let r = dev.send(reqwest::Method::POST, path, body, headers).await;
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|l| {
+            l.to_str()
+                .unwrap()
+                .split("/_history/")
+                .next()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .unwrap_or_default();
+    (status, location)
+}
+
+fn patient_with(mrn: &str) -> Value {
+    json!({"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": mrn}]})
+}
+
+#[tokio::test]
+async fn conditional_create_update_and_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let token = dev.token.clone();
+    let cond = [("if-none-exist", "identifier=urn:mrn|A-1")];
+    let (s1, id1) = post_with(&dev, "Patient", &patient_with("A-1"), &cond).await;
+    let (s2, id2) = post_with(&dev, "Patient", &patient_with("A-1"), &cond).await;
+    assert_eq!((s1, s2), (201, 200));
+    assert_eq!(id1, id2, "the second create answers the first record");
+    for _ in 0..2 {
+        post_with(&dev, "Patient", &patient_with("DUP"), &[]).await;
+    }
+    let (s, _) = post_with(
+        &dev,
+        "Patient",
+        &patient_with("DUP"),
+        &[("if-none-exist", "identifier=urn:mrn|DUP")],
+    )
+    .await;
+    assert_eq!(s, 412);
+    let (s, _) = post_with(
+        &dev,
+        "Patient",
+        &patient_with("B"),
+        &[("if-none-exist", "birthdate=2020")],
+    )
+    .await;
+    assert_eq!(s, 400, "a criterion only plaintext can answer is refused");
+
+    // Eight concurrent conditional creates make one record.
+    let race = patient_with("RACE");
+    let race_cond = [("if-none-exist", "identifier=urn:mrn|RACE")];
+    let creates = (0..8).map(|_| post_with(&dev, "Patient", &race, &race_cond));
+    let answers = futures::future::join_all(creates).await;
+    let ids: std::collections::BTreeSet<&String> = answers.iter().map(|(_, id)| id).collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    assert_eq!(
+        answers.iter().filter(|(s, _)| *s == 201).count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().all(|(s, _)| *s == 201 || *s == 200),
+        "{answers:?}"
+    );
+    assert_eq!(
+        search_as(&dev, &token, "Patient?identifier=urn:mrn|RACE").await["total"],
+        1
+    );
+
+    // Conditional update: none creates, one updates, several refuse.
+    let mut p = patient_with("U-1");
+    let r = dev.put("Patient?identifier=urn:mrn|U-1", &p, &[]).await;
+    assert_eq!(r.status(), 201);
+    p["gender"] = json!("female");
+    let r = dev.put("Patient?identifier=urn:mrn|U-1", &p, &[]).await;
+    assert_eq!(r.status(), 200);
+    let found = search_as(&dev, &token, "Patient?identifier=urn:mrn|U-1").await;
+    assert_eq!(found["total"], 1);
+    assert_eq!(found["entry"][0]["resource"]["meta"]["versionId"], "2");
+    assert_eq!(found["entry"][0]["resource"]["gender"], "female");
+    assert_eq!(
+        dev.put("Patient?identifier=urn:mrn|DUP", &patient_with("DUP"), &[])
+            .await
+            .status(),
+        412
+    );
+
+    // A transaction: an ifNoneExist entry that matches (and is referred to by its fullUrl), one
+    // that does not, and a conditional reference.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:0b5c1a8e-8a4c-4b43-9f55-1f1d8a1f0a01", "resource": patient_with("A-1"),
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=urn:mrn|A-1"}},
+        {"fullUrl": "urn:uuid:0b5c1a8e-8a4c-4b43-9f55-1f1d8a1f0a02", "resource": patient_with("T-NEW"),
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=urn:mrn|T-NEW"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "t"},
+            "subject": {"reference": "urn:uuid:0b5c1a8e-8a4c-4b43-9f55-1f1d8a1f0a01"}},
+         "request": {"method": "POST", "url": "Observation"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "u"},
+            "subject": {"reference": "Patient?identifier=urn:mrn|U-1"}},
+         "request": {"method": "POST", "url": "Observation"}}
+    ]});
+    let r = dev.post("", &bundle).await;
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    let statuses: Vec<&str> = out["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["200 OK", "201 Created", "201 Created", "201 Created"],
+        "{out}"
+    );
+    assert_eq!(
+        search_as(&dev, &token, &format!("Observation?subject=Patient/{id1}")).await["total"],
+        1
+    );
+    let u1 = found["entry"][0]["resource"]["id"].as_str().unwrap();
+    assert_eq!(
+        search_as(&dev, &token, &format!("Observation?subject=Patient/{u1}")).await["total"],
+        1
+    );
+    let bad = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "v"},
+            "subject": {"reference": "Patient?identifier=urn:mrn|NOBODY"}},
+         "request": {"method": "POST", "url": "Observation"}}]});
+    assert_eq!(dev.post("", &bad).await.status(), 412);
+}

@@ -16,5 +16,5 @@ pub mod tokens;
 
 pub use blind::{IndexKey, TAG_LEN, Tag};
 pub use params::{Kind, Param, params_of};
-pub use query::{Check, Clause, Link, Search, SearchError, Sort, Total, parse};
+pub use query::{Check, Clause, IndexTerms, Link, Search, SearchError, Sort, Total, parse};
 pub use tokens::index_tags;

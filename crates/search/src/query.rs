@@ -164,7 +164,51 @@ pub struct Search {
     pub ignored: Vec<String>,
 }
 
+/// What the index itself answers of a search: tag sets to hold one of (or none of) and ids.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexTerms {
+    /// Each: the record holds at least one of these tags.
+    pub all_of: Vec<Vec<Tag>>,
+    /// Each: the record holds none of these tags.
+    pub none_of: Vec<Vec<Tag>>,
+    /// `_id`s (their ANDed ORs intersected), when given.
+    pub ids: Option<Vec<String>>,
+}
+
 impl Search {
+    /// The terms the index answers.
+    pub fn index_terms(&self) -> IndexTerms {
+        let mut t = IndexTerms::default();
+        for c in &self.clauses {
+            if c.negate {
+                t.none_of.push(c.any_of.clone());
+            } else {
+                t.all_of.push(c.any_of.clone());
+            }
+        }
+        t.ids = self.ids.split_first().map(|(first, rest)| {
+            first
+                .iter()
+                .filter(|id| rest.iter().all(|r| r.contains(id)))
+                .cloned()
+                .collect()
+        });
+        t
+    }
+
+    /// Whether the index answers this search exactly, with nothing to check on plaintext and
+    /// no result control: what conditional interactions may use as criteria.
+    pub fn exact_criteria(&self) -> bool {
+        !self.needs_plaintext()
+            && self.last_updated.is_empty()
+            && (!self.clauses.is_empty() || !self.ids.is_empty())
+            && self.include.is_empty()
+            && self.revinclude.is_empty()
+            && self.elements.is_none()
+            && self.page.is_none()
+            && !self.summary_count
+    }
+
     /// Whether some clause needs the decrypted resource.
     pub fn needs_plaintext(&self) -> bool {
         self.clauses.iter().any(|c| c.check.is_some()) || !self.sort.in_index()

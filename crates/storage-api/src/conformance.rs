@@ -9,7 +9,7 @@ use crate::{
     ConsentRow, ConsentStore, DeadLetter, Hl7MessageLog, LeafRow, LedgerStore, OutboxEvent,
     OwnerKeyStore, RecordIndex, RegistryQueue, StoreError, TreeHeadRow, VersionRow, VersionWrite,
 };
-use crate::{IndexOrder, IndexQuery, SearchIndex};
+use crate::{CompartmentQuery, HistoryKey, HistoryQuery, IndexOrder, IndexQuery, SearchIndex};
 
 fn row(id: &str, version: u64) -> VersionRow {
     VersionRow {
@@ -38,6 +38,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
             row: row("a", 1),
             expected: None,
             tags: Vec::new(),
+            unless: None,
         }],
         std::slice::from_ref(&ev),
         &[],
@@ -48,11 +49,13 @@ pub async fn record_index(s: &dyn RecordIndex) {
         row: row("a", 2),
         expected: None,
         tags: Vec::new(),
+        unless: None,
     };
     let fresh = VersionWrite {
         row: row("b", 1),
         expected: None,
         tags: Vec::new(),
+        unless: None,
     };
     let e = s
         .commit(&[fresh, stale], std::slice::from_ref(&ev), &[])
@@ -78,6 +81,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
             row: row("a", 2),
             expected: Some(1),
             tags: Vec::new(),
+            unless: None,
         }],
         &[],
         &[],
@@ -90,6 +94,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
                 row: row("a", 3),
                 expected: Some(1),
                 tags: Vec::new(),
+                unless: None,
             }],
             &[],
             &[],
@@ -122,6 +127,7 @@ pub async fn record_index(s: &dyn RecordIndex) {
             row: deletion.clone(),
             expected: Some(2),
             tags: Vec::new(),
+            unless: None,
         }],
         &[],
         &[],
@@ -395,6 +401,7 @@ pub async fn audit_trail(index: &dyn RecordIndex, audit: &dyn AuditStore) {
                 row: row("w", 1),
                 expected: None,
                 tags: Vec::new(),
+                unless: None,
             }],
             std::slice::from_ref(&ev),
             &[audit_row(
@@ -413,6 +420,7 @@ pub async fn audit_trail(index: &dyn RecordIndex, audit: &dyn AuditStore) {
                 row: row("w", 2),
                 expected: None,
                 tags: Vec::new(),
+                unless: None,
             }],
             &[],
             &[audit_row("a-lost", 11, Some("Patient/p"), "Practitioner/x")],
@@ -643,6 +651,7 @@ pub async fn search_index<S: RecordIndex + SearchIndex>(s: &S) {
             row: r,
             expected: version.checked_sub(1).filter(|v| *v > 0),
             tags,
+            unless: None,
         }
     };
     s.commit(
@@ -782,5 +791,132 @@ pub async fn search_index<S: RecordIndex + SearchIndex>(s: &S) {
     assert_eq!(
         ids(s.search(&q(vec![vec![tag(9)]], vec![])).await.unwrap()),
         ["o2"]
+    );
+
+    // A conditional create commits only while nothing matches its criteria.
+    let criteria = |t: u8| IndexQuery {
+        resource_type: "Observation".into(),
+        all_of: vec![vec![tag(t)]],
+        ..IndexQuery::default()
+    };
+    let mut guarded = write(
+        "o5",
+        1,
+        "2026-01-01T00:00:06.000Z",
+        "Patient/a",
+        vec![tag(9)],
+    );
+    guarded.unless = Some(criteria(9));
+    let e = s.commit(&[guarded.clone()], &[], &[]).await.unwrap_err();
+    assert!(matches!(e, StoreError::Matched(_)), "{e}");
+    assert!(s.head("Observation", "o5").await.unwrap().is_none());
+    guarded.unless = Some(criteria(8));
+    s.commit(&[guarded], &[], &[]).await.unwrap();
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(9)]], vec![])).await.unwrap()),
+        ["o2", "o5"]
+    );
+
+    // History: every version, deletions included, newest first; by type, record, owner, time.
+    let hist = |q: HistoryQuery| async move {
+        s.history(&HistoryQuery { limit: 100, ..q })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{}/{}", r.id, r.version))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        hist(HistoryQuery::default()).await,
+        ["o5/1", "o3/2", "o1/2", "o4/1", "o3/1", "o2/1", "o1/1"]
+    );
+    assert_eq!(
+        hist(HistoryQuery {
+            id: Some("o1".into()),
+            resource_type: Some("Observation".into()),
+            ..HistoryQuery::default()
+        })
+        .await,
+        ["o1/2", "o1/1"]
+    );
+    assert!(
+        hist(HistoryQuery {
+            resource_type: Some("Condition".into()),
+            ..HistoryQuery::default()
+        })
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        hist(HistoryQuery {
+            owner: Some("Patient/b".into()),
+            since: Some("2026-01-01T00:00:03.000Z".into()),
+            ..HistoryQuery::default()
+        })
+        .await,
+        ["o3/2", "o4/1"]
+    );
+    // Current at 00:00:03.5: o1 and o3 at version 1 (replaced later), o2 and o4.
+    assert_eq!(
+        hist(HistoryQuery {
+            at: Some("2026-01-01T00:00:03.500Z".into()),
+            ..HistoryQuery::default()
+        })
+        .await,
+        ["o4/1", "o3/1", "o2/1", "o1/1"]
+    );
+    let all = s
+        .history(&HistoryQuery {
+            limit: 100,
+            ..HistoryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(all[1].deleted, "the deletion is in the history");
+    let after = HistoryKey::of(&all[3]);
+    assert_eq!(
+        hist(HistoryQuery {
+            after: Some(after),
+            ..HistoryQuery::default()
+        })
+        .await,
+        ["o3/1", "o2/1", "o1/1"]
+    );
+
+    // A compartment: current, undeleted versions of one owner, by type then id.
+    let comp = |q: CompartmentQuery| async move {
+        s.compartment(&CompartmentQuery { limit: 100, ..q })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{}/{}", r.id, r.version))
+            .collect::<Vec<_>>()
+    };
+    let of = |owner: &str| CompartmentQuery {
+        owner: owner.into(),
+        ..CompartmentQuery::default()
+    };
+    assert_eq!(comp(of("Patient/a")).await, ["o1/2", "o2/1", "o5/1"]);
+    assert_eq!(
+        comp(of("Patient/b")).await,
+        ["o4/1"],
+        "the deleted o3 is not in it"
+    );
+    assert_eq!(
+        comp(CompartmentQuery {
+            after: Some(("Observation".into(), "o1".into())),
+            since: Some("2026-01-01T00:00:02.000Z".into()),
+            ..of("Patient/a")
+        })
+        .await,
+        ["o2/1", "o5/1"]
+    );
+    assert!(
+        comp(CompartmentQuery {
+            types: Some(vec!["Condition".into()]),
+            ..of("Patient/a")
+        })
+        .await
+        .is_empty()
     );
 }

@@ -44,6 +44,9 @@ pub enum StoreError {
     /// The database failed or is unreachable; trying again later may succeed.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A conditional create found, at commit time, a record matching its criteria.
+    #[error("{0} matches an existing record")]
+    Matched(String),
     /// A stored row holds what its type cannot (a commitment that is not 32 bytes, a negative
     /// version): the data is damaged, and trying again will not help.
     #[error("stored data is corrupt: {0}")]
@@ -54,7 +57,7 @@ impl medledger_error::Categorized for StoreError {
     fn category(&self) -> medledger_error::Category {
         use medledger_error::Category;
         match self {
-            Self::Conflict { .. } => Category::Conflict,
+            Self::Conflict { .. } | Self::Matched(_) => Category::Conflict,
             Self::Unavailable(_) => Category::UNAVAILABLE,
             Self::Corrupt(_) => Category::Integrity,
         }
@@ -65,7 +68,7 @@ impl medledger_error::Categorized for StoreError {
             // The database's own message names hosts and statements: for the log, not clients.
             Self::Unavailable(_) => "the store is unavailable".to_owned(),
             Self::Corrupt(why) => format!("integrity check failed: stored data is corrupt ({why})"),
-            Self::Conflict { .. } => self.to_string(),
+            Self::Conflict { .. } | Self::Matched(_) => self.to_string(),
         }
     }
 }
@@ -131,6 +134,9 @@ pub struct VersionWrite {
     /// The blind search tags of the new version (`medledger-search`); they replace the
     /// record's previous tags in the same transaction. Empty for a deletion.
     pub tags: Vec<IndexTag>,
+    /// A conditional create's criteria (`If-None-Exist`): the write commits only if no current
+    /// record matches them when it does, checked under a lock so racing creates make one.
+    pub unless: Option<IndexQuery>,
 }
 
 /// A blind index tag: a truncated keyed HMAC of one search value (`medledger-search`).
@@ -176,12 +182,79 @@ pub struct Keyset {
     pub id: String,
 }
 
+/// A patient's compartment as `$everything` reads it: current, undeleted versions of one
+/// owner, across types, ordered by type then id.
+#[derive(Debug, Clone, Default)]
+pub struct CompartmentQuery {
+    /// The owner (`Patient/{id}`).
+    pub owner: String,
+    /// Only these types (`_type`); every type when `None`.
+    pub types: Option<Vec<String>>,
+    /// `_since`: versions last updated at or after this instant (the stored format).
+    pub since: Option<String>,
+    /// Start after this `(type, id)`.
+    pub after: Option<(String, String)>,
+    /// Most versions returned.
+    pub limit: u32,
+}
+
+/// What a history asks of the record index: versions (deletions included), newest first.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// One type (type and instance history); every type when `None` (system history).
+    pub resource_type: Option<String>,
+    /// One record (instance history).
+    pub id: Option<String>,
+    /// Only versions of records of this owner.
+    pub owner: Option<String>,
+    /// `_since`: versions last updated at or after this instant (the stored format).
+    pub since: Option<String>,
+    /// `_at`: versions that were current at this instant (the stored format).
+    pub at: Option<String>,
+    /// Start after (older than) this version.
+    pub after: Option<HistoryKey>,
+    /// Most versions returned.
+    pub limit: u32,
+}
+
+/// A position in a history: versions are ordered by last update, then type, id and version,
+/// newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryKey {
+    /// `last_updated` of the version.
+    pub last_updated: String,
+    /// Its type.
+    pub resource_type: String,
+    /// Its id.
+    pub id: String,
+    /// Its version.
+    pub version: u64,
+}
+
+impl HistoryKey {
+    /// The position of `row`.
+    pub fn of(row: &VersionRow) -> Self {
+        Self {
+            last_updated: row.last_updated.clone(),
+            resource_type: row.resource_type.clone(),
+            id: row.id.clone(),
+            version: row.version,
+        }
+    }
+}
+
 /// The blind search index over the record index's current versions (ingest writes tags with
 /// each version through [`RecordIndex::commit`]; the query service searches).
 #[async_trait::async_trait]
 pub trait SearchIndex: Send + Sync + 'static {
     /// The current versions `query` finds, in its order, at most `query.limit`.
     async fn search(&self, query: &IndexQuery) -> Result<Vec<VersionRow>, StoreError>;
+
+    /// The current versions of the compartment `query` names, in its order.
+    async fn compartment(&self, query: &CompartmentQuery) -> Result<Vec<VersionRow>, StoreError>;
+
+    /// The versions `query` selects, newest first, at most `query.limit`.
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<VersionRow>, StoreError>;
 
     /// Replaces the tags of the current version of `resource_type/id` if it is still
     /// `version` (for `reindex`, which runs beside writers); `false` when a newer version

@@ -67,6 +67,9 @@ impl<D: Dialect> RecordIndex for SqlStore<D> {
                     found,
                 });
             }
+            if let Some(criteria) = &w.unless {
+                crate::search::require_no_match::<D>(&mut tx, criteria).await?;
+            }
             // A concurrent writer that created this record first makes the insert fail.
             let lost_race = |e| {
                 conflict_or(e, || StoreError::Conflict {

@@ -3,12 +3,14 @@
 //! Every query here is built from the same pieces for both backends: `IN` over bound tags,
 //! row comparisons for the keyset, `$n` placeholders numbered as they are bound.
 
-use medledger_storage_api::{IndexQuery, IndexTag, SearchIndex, StoreError, VersionRow};
+use medledger_storage_api::{
+    CompartmentQuery, HistoryQuery, IndexQuery, IndexTag, SearchIndex, StoreError, VersionRow,
+};
 use sqlx::Database;
 
-use crate::dialect::{Bind, Dialect};
+use crate::dialect::{Bind, Decodes, Dialect};
 use crate::rows::{self, stored};
-use crate::{Scalar, SqlStore, err, execute, optional};
+use crate::{Scalar, SqlStore, err, execute, on, optional};
 
 /// Tags inserted per statement: a multi-row `INSERT` per chunk keeps PostgreSQL to a few round
 /// trips per record, well under both backends' bound-parameter limits.
@@ -59,7 +61,7 @@ enum Arg<'a> {
 
 /// A statement under construction: SQL text and its arguments, numbered as pushed.
 #[derive(Default)]
-struct Statement<'a> {
+pub(crate) struct Statement<'a> {
     sql: String,
     args: Vec<Arg<'a>>,
 }
@@ -146,20 +148,170 @@ fn statement(q: &IndexQuery) -> Statement<'_> {
     s
 }
 
+fn compartment_statement(q: &CompartmentQuery) -> Statement<'_> {
+    let mut s = Statement::default();
+    let owner = s.bind(Arg::Text(&q.owner));
+    let deleted = s.bind(Arg::Bool(false));
+    let mut sql = format!(
+        "SELECT v.* FROM record_heads h JOIN record_versions v \
+         ON v.resource_type = h.resource_type AND v.id = h.id AND v.version = h.version \
+         WHERE h.owner = {owner} AND h.deleted = {deleted}"
+    );
+    if let Some(types) = &q.types {
+        if types.is_empty() {
+            sql.push_str(" AND 1 = 0");
+        } else {
+            let list: Vec<String> = types.iter().map(|t| s.bind(Arg::Text(t))).collect();
+            sql.push_str(&format!(" AND h.resource_type IN ({})", list.join(", ")));
+        }
+    }
+    if let Some(since) = &q.since {
+        sql.push_str(&format!(
+            " AND v.last_updated >= {}",
+            s.bind(Arg::Text(since))
+        ));
+    }
+    if let Some((rt, id)) = &q.after {
+        let (rt, id) = (s.bind(Arg::Text(rt)), s.bind(Arg::Text(id)));
+        sql.push_str(&format!(" AND (h.resource_type, h.id) > ({rt}, {id})"));
+    }
+    let limit = s.bind(Arg::Int(i64::from(q.limit)));
+    sql.push_str(&format!(" ORDER BY h.resource_type, h.id LIMIT {limit}"));
+    s.sql = sql;
+    s
+}
+
+fn history_statement(q: &HistoryQuery) -> Statement<'_> {
+    let mut s = Statement::default();
+    let mut sql = String::from("SELECT v.* FROM record_versions v WHERE 1 = 1");
+    if let Some(rt) = &q.resource_type {
+        sql.push_str(&format!(" AND v.resource_type = {}", s.bind(Arg::Text(rt))));
+    }
+    if let Some(id) = &q.id {
+        sql.push_str(&format!(" AND v.id = {}", s.bind(Arg::Text(id))));
+    }
+    if let Some(owner) = &q.owner {
+        sql.push_str(&format!(" AND v.owner = {}", s.bind(Arg::Text(owner))));
+    }
+    if let Some(since) = &q.since {
+        sql.push_str(&format!(
+            " AND v.last_updated >= {}",
+            s.bind(Arg::Text(since))
+        ));
+    }
+    if let Some(at) = &q.at {
+        // Current at `at`: written by then, and not yet replaced by a later version.
+        let at = s.bind(Arg::Text(at));
+        sql.push_str(&format!(
+            " AND v.last_updated <= {at} AND NOT EXISTS (SELECT 1 FROM record_versions w \
+             WHERE w.resource_type = v.resource_type AND w.id = v.id AND w.version > v.version \
+             AND w.last_updated <= {at})"
+        ));
+    }
+    if let Some(k) = &q.after {
+        let (lu, rt, id, ver) = (
+            s.bind(Arg::Text(&k.last_updated)),
+            s.bind(Arg::Text(&k.resource_type)),
+            s.bind(Arg::Text(&k.id)),
+            s.bind(Arg::Int(stored(k.version))),
+        );
+        sql.push_str(&format!(
+            " AND (v.last_updated, v.resource_type, v.id, v.version) < ({lu}, {rt}, {id}, {ver})"
+        ));
+    }
+    let limit = s.bind(Arg::Int(i64::from(q.limit)));
+    sql.push_str(&format!(
+        " ORDER BY v.last_updated DESC, v.resource_type DESC, v.id DESC, v.version DESC LIMIT {limit}"
+    ));
+    s.sql = sql;
+    s
+}
+
+/// The versions `s` selects, on `c` (a pooled connection or the caller's transaction).
+async fn fetch<D: Dialect>(
+    c: &mut <D::Db as Database>::Connection,
+    s: Statement<'_>,
+) -> Result<Vec<VersionRow>, StoreError> {
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(s.sql.as_str()));
+    for a in &s.args {
+        q = match a {
+            Arg::Text(t) => q.arg(*t),
+            Arg::Bytes(b) => q.arg(*b),
+            Arg::Int(i) => q.arg(*i),
+            Arg::Bool(b) => q.arg(*b),
+        };
+    }
+    let found = q.fetch_all(on::<D>(c)).await.map_err(err)?;
+    found
+        .iter()
+        .map(|r| {
+            <D::Db as Decodes<rows::Version>>::decode(r)
+                .map_err(err)?
+                .try_into()
+        })
+        .collect()
+}
+
+/// Fails with [`StoreError::Matched`] if a current record matches a conditional create's
+/// criteria, inside the caller's write transaction. Writers with the same criteria are
+/// serialised first (SQLite's write lock; a PostgreSQL advisory lock keyed by the criteria),
+/// so of racing creates exactly one finds nothing.
+pub(crate) async fn require_no_match<D: Dialect>(
+    tx: &mut <D::Db as Database>::Connection,
+    criteria: &IndexQuery,
+) -> Result<(), StoreError> {
+    D::lock(tx, criteria_lock(criteria)).await.map_err(err)?;
+    let mut one = criteria.clone();
+    one.limit = 1;
+    one.order = Default::default();
+    if fetch::<D>(tx, statement(&one)).await?.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Matched(format!(
+            "a conditional create of {}",
+            criteria.resource_type
+        )))
+    }
+}
+
+/// A lock key for criteria: FNV-1a over the type and the tag sets (stable across processes,
+/// unlike `std`'s hasher). Different criteria may share a key; that only serialises them.
+fn criteria_lock(c: &IndexQuery) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(c.resource_type.as_bytes());
+    for set in c.all_of.iter().chain(&c.none_of) {
+        eat(b"|");
+        for t in set {
+            eat(t);
+        }
+    }
+    for id in c.ids.iter().flatten() {
+        eat(id.as_bytes());
+    }
+    h as i64
+}
+
 #[async_trait::async_trait]
 impl<D: Dialect> SearchIndex for SqlStore<D> {
     async fn search(&self, query: &IndexQuery) -> Result<Vec<VersionRow>, StoreError> {
-        let s = statement(query);
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(s.sql.as_str()));
-        for a in &s.args {
-            q = match a {
-                Arg::Text(t) => q.arg(*t),
-                Arg::Bytes(b) => q.arg(*b),
-                Arg::Int(i) => q.arg(*i),
-                Arg::Bool(b) => q.arg(*b),
-            };
-        }
-        self.all::<rows::Version, _>(q).await
+        let mut c = self.pool.acquire().await.map_err(err)?;
+        fetch::<D>(&mut c, statement(query)).await
+    }
+
+    async fn compartment(&self, query: &CompartmentQuery) -> Result<Vec<VersionRow>, StoreError> {
+        let mut c = self.pool.acquire().await.map_err(err)?;
+        fetch::<D>(&mut c, compartment_statement(query)).await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<VersionRow>, StoreError> {
+        let mut c = self.pool.acquire().await.map_err(err)?;
+        fetch::<D>(&mut c, history_statement(query)).await
     }
 
     async fn retag(

@@ -79,6 +79,7 @@ pub async fn corrupt_rows_are_their_own_error<D: crate::Dialect>(store: &crate::
                 row,
                 expected: None,
                 tags: Vec::new(),
+                unless: None,
             }],
             &[],
             &[],

@@ -99,6 +99,7 @@ async fn racing_creators_of_one_record_conflict_instead_of_both_winning() {
                 row: row(n),
                 expected: None,
                 tags: Vec::new(),
+                unless: None,
             })
             .collect(),
         ev,

@@ -65,6 +65,7 @@ async fn write(store: &PgStore, id: &str, payload: u8) {
                 row,
                 expected: None,
                 tags: Vec::new(),
+                unless: None,
             }],
             &[ev],
             &[],
@@ -109,6 +110,7 @@ async fn relays_committed_events_in_order_once_and_keeps_them_through_an_outage(
             .unwrap(),
         expected: None,
         tags: Vec::new(),
+        unless: None,
     };
     let ghost = OutboxEvent {
         topic: "records".into(),

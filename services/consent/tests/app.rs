@@ -72,6 +72,7 @@ impl App {
                     row,
                     expected: None,
                     tags: Vec::new(),
+                    unless: None,
                 }],
                 &[],
                 &[],

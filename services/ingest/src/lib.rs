@@ -25,7 +25,7 @@ use medledger_audit::Auditor;
 use medledger_blobstore::BlobStore;
 use medledger_http::Shell;
 use medledger_keys::OwnerKeys;
-use medledger_storage_api::{Hl7MessageLog, RecordIndex};
+use medledger_storage_api::{Hl7MessageLog, RecordIndex, SearchIndex};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +38,8 @@ pub use http::routes;
 pub struct Ports {
     /// The record index (and its outbox).
     pub index: Arc<dyn RecordIndex>,
+    /// The blind search index over it (for conditional interactions).
+    pub search: Arc<dyn SearchIndex>,
     /// Where ciphertext goes.
     pub blobs: Arc<dyn BlobStore>,
     /// Owner keys under the master key, checked against the store.
@@ -64,6 +66,7 @@ impl Service {
     pub async fn start(ports: Ports, config: &Config) -> Result<Self, axum::BoxError> {
         let ingest = Ingest::new(
             ports.index,
+            ports.search,
             ports.blobs,
             ports.keys,
             ports.policy,

@@ -25,6 +25,7 @@ async fn app() -> App {
     let service = Service::start(
         Ports {
             index: stack.store.clone(),
+            search: stack.store.clone(),
             blobs: stack.blocks.clone(),
             keys: stack.keys.clone(),
             policy: Arc::new(ScopePolicy),

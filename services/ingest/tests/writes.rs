@@ -26,6 +26,7 @@ async fn fixture() -> Fixture {
     let stack = EmbeddedStack::open().await;
     let ingest = Ingest::new(
         stack.store.clone(),
+        stack.store.clone(),
         stack.blocks.clone(),
         stack.keys.clone(),
         Arc::new(ScopePolicy),

@@ -53,6 +53,7 @@ impl App {
     async fn write(&self, resource: Value, logged: bool) -> String {
         let ingest = medledger_ingest::Ingest::new(
             self.stack.store.clone(),
+            self.stack.store.clone(),
             self.stack.blocks.clone(),
             self.stack.keys.clone(),
             Arc::new(ScopePolicy),

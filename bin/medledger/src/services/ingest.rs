@@ -22,6 +22,7 @@ pub(crate) async fn run(cfg: medledger_ingest::Config) -> anyhow::Result<()> {
     let ingest = medledger_ingest::Service::start(
         medledger_ingest::Ports {
             index: store.clone(),
+            search: store.clone(),
             blobs,
             keys,
             policy: super::consent_policy(&cfg.consent)?,

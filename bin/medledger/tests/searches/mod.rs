@@ -245,6 +245,24 @@ fn contains(r: &Value, paths: &[&str], needle: &str) -> bool {
         .any(|t| t.to_lowercase().contains(&needle.to_lowercase()))
 }
 
+/// Every `Type/id` reference in `v`.
+fn references_in(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                match (k.as_str(), x.as_str()) {
+                    ("reference", Some(r)) if r.contains('/') => {
+                        out.insert(r.to_owned());
+                    }
+                    _ => references_in(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| references_in(x, out)),
+        _ => {}
+    }
+}
+
 /// First and last millisecond of a FHIR date, dateTime or instant.
 fn span(s: &str) -> (i64, i64) {
     let ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
@@ -1066,6 +1084,66 @@ pub async fn run(f: &Fhir, stored: &[Value], since: &str) -> usize {
     let (status, _) = f.get("Observation", "patient=Encounter/x").await;
     assert_eq!(status, 400);
     checked += 4;
+
+    // $everything: exactly the patient's compartment, and the directory records it refers to.
+    for (i, patient) in patients.iter().enumerate() {
+        let me = p(i);
+        let compartment: Vec<&Value> = stored
+            .iter()
+            .filter(|r| {
+                r["id"] == patient["id"] && r["resourceType"] == "Patient"
+                    || ["subject", "patient"]
+                        .iter()
+                        .any(|path| refers(r, path, &me))
+            })
+            .collect();
+        let mut want: BTreeSet<String> = compartment
+            .iter()
+            .map(|r| format!("{}/{}", r["resourceType"].as_str().unwrap(), id_of(r)))
+            .collect();
+        let mut referenced = BTreeSet::new();
+        for r in &compartment {
+            references_in(r, &mut referenced);
+        }
+        want.extend(referenced.into_iter().filter(|r| {
+            ["Practitioner", "Organization", "Location", "Medication"]
+                .contains(&r.split('/').next().unwrap())
+        }));
+        let (m, _, inc) = f
+            .all(&format!("Patient/{}/$everything", pid[i]), "_count=30")
+            .await;
+        let got: BTreeSet<String> = m
+            .iter()
+            .chain(&inc)
+            .map(|r| format!("{}/{}", r["resourceType"].as_str().unwrap(), id_of(r)))
+            .collect();
+        // Matches never repeat; a referenced record may be included again on a later page.
+        let matched: BTreeSet<&str> = m.iter().filter_map(|r| r["id"].as_str()).collect();
+        assert_eq!(matched.len(), m.len(), "$everything repeated a record");
+        assert_eq!(got, want, "$everything of {}", pid[i]);
+        checked += 1;
+    }
+    let (m, _, _) = f
+        .all(
+            &format!("Patient/{}/$everything", pid[2]),
+            "_type=Observation,Condition",
+        )
+        .await;
+    assert!(
+        m.iter()
+            .all(|r| r["resourceType"] == "Observation" || r["resourceType"] == "Condition")
+    );
+    assert_eq!(
+        m.len(),
+        stored
+            .iter()
+            .filter(
+                |r| (r["resourceType"] == "Observation" || r["resourceType"] == "Condition")
+                    && refers(r, "subject", &p(2))
+            )
+            .count()
+    );
+    checked += 1;
 
     // POST _search: the parameters in a form body.
     let r = f

@@ -14,6 +14,7 @@ use medledger_fhir::valid_id;
 use medledger_fhir::{rewrite_references, unresolved_urn_references};
 use serde_json::Value;
 
+use super::conditional::Matches;
 use super::write::{Ingest, Op, Prepared, WriteOutcome, new_id};
 use crate::IngestError;
 
@@ -101,7 +102,8 @@ impl Ingest {
                 ));
             }
         }
-        let planned = self.plan(&entries);
+        let conditions = self.conditions(&entries).await?;
+        let planned = self.plan(&entries, &conditions);
         let entries = match kind {
             BundleKind::Transaction => {
                 let ops = planned
@@ -133,10 +135,64 @@ impl Ingest {
         Ok(BundleOutcome { kind, entries })
     }
 
-    /// Turns entries into operations, assigning ids and resolving `urn:uuid:` references.
-    fn plan(&self, entries: &[Value]) -> Vec<Result<Op, IngestError>> {
-        // Pass 1: ids for every entry with a fullUrl, so references can be rewritten.
-        let mut ids: HashMap<String, String> = HashMap::new();
+    /// The Bundle's conditions, looked up before anything is planned: each entry's
+    /// `ifNoneExist` (what its criteria match) and every conditional reference
+    /// (`Patient?identifier=…`, which must match exactly one record, else 412).
+    async fn conditions(&self, entries: &[Value]) -> Result<Conditions, IngestError> {
+        let mut c = Conditions::default();
+        for (i, e) in entries.iter().enumerate() {
+            let found = match (
+                e.pointer("/request/ifNoneExist").and_then(Value::as_str),
+                e.pointer("/resource/resourceType").and_then(Value::as_str),
+            ) {
+                (Some(criteria), Some(rt)) => Some(self.matches(rt, criteria).await),
+                _ => None,
+            };
+            c.if_none_exist.push(found);
+            let mut refs = Vec::new();
+            if let Some(r) = e.get("resource") {
+                conditional_references(r, &mut refs);
+            }
+            for r in refs {
+                if c.references.contains_key(&r) {
+                    continue;
+                }
+                let (rt, criteria) = r.split_once('?').unwrap_or((&r, ""));
+                let target = match self
+                    .matches(rt, criteria)
+                    .await
+                    .map_err(|e| IngestError::entry(i, e))?
+                {
+                    Matches::One { id, .. } => format!("{rt}/{id}"),
+                    Matches::None(_) => {
+                        return Err(IngestError::entry(
+                            i,
+                            IngestError::PreconditionFailed(format!(
+                                "the conditional reference '{r}' matches no record"
+                            )),
+                        ));
+                    }
+                    Matches::Several => {
+                        return Err(IngestError::entry(
+                            i,
+                            IngestError::PreconditionFailed(format!(
+                                "the conditional reference '{r}' matches more than one record"
+                            )),
+                        ));
+                    }
+                };
+                c.references.insert(r, target);
+            }
+        }
+        Ok(c)
+    }
+
+    /// Turns entries into operations, assigning ids and resolving `urn:uuid:` and conditional
+    /// references.
+    fn plan(&self, entries: &[Value], conditions: &Conditions) -> Vec<Result<Op, IngestError>> {
+        // Pass 1: ids for every entry with a fullUrl, so references can be rewritten; an entry
+        // whose `ifNoneExist` matched a record takes that record's id.
+        let mut ids: HashMap<String, String> = conditions.references.clone();
         let mut assigned: Vec<Option<String>> = Vec::with_capacity(entries.len());
         for e in entries {
             let method = e
@@ -148,8 +204,12 @@ impl Ingest {
                 .and_then(Value::as_str)
                 .unwrap_or("");
             let rt = e.pointer("/resource/resourceType").and_then(Value::as_str);
+            let existing = match conditions.if_none_exist.get(assigned.len()) {
+                Some(Some(Ok(Matches::One { id, .. }))) => Some(id.clone()),
+                _ => None,
+            };
             let id = match method {
-                "POST" => Some(new_id()),
+                "POST" => Some(existing.unwrap_or_else(new_id)),
                 "PUT" => url
                     .split('?')
                     .next()
@@ -169,7 +229,8 @@ impl Ingest {
         entries
             .iter()
             .zip(assigned)
-            .map(|(e, id)| {
+            .zip(&conditions.if_none_exist)
+            .map(|((e, id), condition)| {
                 let method = e
                     .pointer("/request/method")
                     .and_then(Value::as_str)
@@ -178,12 +239,41 @@ impl Ingest {
                     .pointer("/request/url")
                     .and_then(Value::as_str)
                     .ok_or_else(|| IngestError::Invalid("request.url is required".into()))?;
-                if e.pointer("/request/ifNoneExist").is_some()
-                    || e.pointer("/request/ifMatch").is_some() && method != "PUT"
-                {
+                if e.pointer("/request/ifMatch").is_some() && method != "PUT" {
                     return Err(IngestError::Invalid(
-                        "conditional requests in Bundles are not supported yet".into(),
+                        "ifMatch applies to PUT entries only".into(),
                     ));
+                }
+                let mut unless = None;
+                match condition {
+                    Some(_) if method != "POST" => {
+                        return Err(IngestError::Invalid(
+                            "ifNoneExist applies to POST entries only".into(),
+                        ));
+                    }
+                    Some(Err(e)) => return Err(IngestError::Invalid(e.to_string())),
+                    Some(Ok(Matches::Several)) => {
+                        return Err(IngestError::PreconditionFailed(
+                            "the ifNoneExist criteria match more than one record".into(),
+                        ));
+                    }
+                    Some(Ok(Matches::One {
+                        id,
+                        version,
+                        last_updated,
+                    })) => {
+                        return Ok(Op::Matched(WriteOutcome {
+                            resource_type: url.trim_matches('/').to_owned(),
+                            id: id.clone(),
+                            version: *version,
+                            last_updated: last_updated.clone(),
+                            created: false,
+                            resource: None,
+                            matched: true,
+                        }));
+                    }
+                    Some(Ok(Matches::None(guard))) => unless = Some(guard.clone()),
+                    None => {}
                 }
                 let path = url.split('?').next().unwrap_or(url).trim_matches('/');
                 let resource = || -> Result<Value, IngestError> {
@@ -216,6 +306,7 @@ impl Ingest {
                             rt: path.to_owned(),
                             id,
                             value,
+                            unless,
                         })
                     }
                     "PUT" => {
@@ -241,6 +332,7 @@ impl Ingest {
                                     rt: rt.to_owned(),
                                     id: id.to_owned(),
                                     value,
+                                    unless: None,
                                 });
                             }
                             Some(_) => {
@@ -297,6 +389,14 @@ impl Ingest {
                 )));
             }
         }
+        // Conditional creates that matched write nothing; they answer their record.
+        let mut matched: Vec<Option<WriteOutcome>> = ops
+            .iter()
+            .map(|op| match op {
+                Op::Matched(o) => Some(o.clone()),
+                _ => None,
+            })
+            .collect();
         // Encrypt and store blobs concurrently; they only become visible with the commit.
         let results =
             futures::future::join_all(ops.into_iter().map(|op| self.prepare_op(caller, op))).await;
@@ -328,7 +428,11 @@ impl Ingest {
             .collect();
         Ok(slots
             .into_iter()
-            .map(|slot| slot.and_then(|i| outcomes[i].take()))
+            .enumerate()
+            .map(|(n, slot)| {
+                slot.and_then(|i| outcomes[i].take())
+                    .or_else(|| matched[n].take())
+            })
             .collect())
     }
 
@@ -343,6 +447,7 @@ impl Ingest {
     ) -> Vec<Result<Option<WriteOutcome>, IngestError>> {
         let prepared = futures::future::join_all(planned.into_iter().map(|r| async move {
             match r {
+                Ok(Op::Matched(o)) => Slot::Done(Some(o)),
                 Ok(op) => self
                     .prepare_op(caller, op)
                     .await
@@ -431,6 +536,37 @@ impl Ingest {
             Slot::Ready(None) => Slot::Done(None),
             other => other,
         }
+    }
+}
+
+/// What a Bundle's conditions matched, found before it is planned.
+#[derive(Default)]
+struct Conditions {
+    /// Per entry: what its `ifNoneExist` criteria match, when it has them.
+    if_none_exist: Vec<Option<Result<Matches, IngestError>>>,
+    /// Each conditional reference and the `Type/id` it resolves to.
+    references: HashMap<String, String>,
+}
+
+/// The conditional references (`Type?criteria`) in `v`.
+fn conditional_references(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                match (k.as_str(), x.as_str()) {
+                    ("reference", Some(r))
+                        if r.split_once('?').is_some_and(|(t, _)| {
+                            !t.contains('/') && t.starts_with(|c: char| c.is_ascii_uppercase())
+                        }) =>
+                    {
+                        out.push(r.to_owned());
+                    }
+                    _ => conditional_references(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| conditional_references(x, out)),
+        _ => {}
     }
 }
 

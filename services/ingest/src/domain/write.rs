@@ -13,7 +13,9 @@ use medledger_fhir::{Owner, canonical_json, owner_of, validate_resource};
 use medledger_fhir::{now_instant, valid_id};
 use medledger_keys::OwnerKeys;
 use medledger_proto::{Message, RECORDS_TOPIC};
-use medledger_storage_api::{OutboxEvent, RecordIndex, VersionRow, VersionWrite};
+use medledger_storage_api::{
+    IndexQuery, OutboxEvent, RecordIndex, SearchIndex, VersionRow, VersionWrite,
+};
 use serde_json::{Value, json};
 
 use crate::IngestError;
@@ -37,6 +39,8 @@ impl Default for Limits {
 #[derive(Clone)]
 pub struct Ingest {
     pub(crate) index: Arc<dyn RecordIndex>,
+    /// Finds the records conditional interactions' criteria match.
+    pub(crate) search: Arc<dyn SearchIndex>,
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) keys: OwnerKeys,
     pub(crate) policy: Arc<dyn AccessPolicy>,
@@ -76,6 +80,8 @@ pub struct WriteOutcome {
     pub created: bool,
     /// The stored resource, `None` for deletions.
     pub resource: Option<Value>,
+    /// A conditional create found this existing record instead of writing (200, no body).
+    pub matched: bool,
 }
 
 /// A new server-assigned logical id.
@@ -90,6 +96,8 @@ pub(crate) enum Op {
         rt: String,
         id: String,
         value: Value,
+        /// Conditional create: commit only while no record matches these criteria.
+        unless: Option<IndexQuery>,
     },
     Update {
         rt: String,
@@ -102,6 +110,8 @@ pub(crate) enum Op {
         id: String,
         if_match: Option<u64>,
     },
+    /// A conditional create in a Bundle whose criteria matched this record: nothing to write.
+    Matched(WriteOutcome),
 }
 
 impl Op {
@@ -110,6 +120,7 @@ impl Op {
             Op::Create { rt, id, .. } | Op::Update { rt, id, .. } | Op::Delete { rt, id, .. } => {
                 format!("{rt}/{id}")
             }
+            Op::Matched(o) => format!("{}/{}", o.resource_type, o.id),
         }
     }
 }
@@ -118,6 +129,7 @@ impl Ingest {
     /// Wires the service to its ports.
     pub fn new(
         index: Arc<dyn RecordIndex>,
+        search: Arc<dyn SearchIndex>,
         blobs: Arc<dyn BlobStore>,
         keys: OwnerKeys,
         policy: Arc<dyn AccessPolicy>,
@@ -127,6 +139,7 @@ impl Ingest {
         Self {
             index_key: keys.search_index_key(medledger_search::blind::GENERATION),
             index,
+            search,
             blobs,
             keys,
             policy,
@@ -293,6 +306,7 @@ impl Ingest {
                 row,
                 expected,
                 tags,
+                unless: None,
             },
             event,
             resource: Some(value),
@@ -330,6 +344,7 @@ impl Ingest {
                 expected: Some(current),
                 // A deleted record is found by no search.
                 tags: Vec::new(),
+                unless: None,
             },
             event,
             resource: None,
@@ -388,6 +403,7 @@ impl Ingest {
                 last_updated: p.write.row.last_updated,
                 created: p.created,
                 resource: p.resource,
+                matched: false,
             })
             .collect())
     }
@@ -410,13 +426,19 @@ impl Ingest {
         op: Op,
     ) -> Result<Option<Prepared>, IngestError> {
         match op {
-            Op::Create { rt, id, value } => {
+            Op::Create {
+                rt,
+                id,
+                value,
+                unless,
+            } => {
                 self.scope_precheck(caller, Interaction::Create, &rt)?;
                 self.validate_as(&rt, &value)?;
-                Ok(Some(
-                    self.prepare_version(caller, &rt, &id, value, None, None)
-                        .await?,
-                ))
+                let mut p = self
+                    .prepare_version(caller, &rt, &id, value, None, None)
+                    .await?;
+                p.write.unless = unless;
+                Ok(Some(p))
             }
             Op::Update {
                 rt,
@@ -457,6 +479,7 @@ impl Ingest {
                         .await?,
                 ))
             }
+            Op::Matched(_) => Ok(None),
             Op::Delete { rt, id, if_match } => {
                 self.scope_precheck(caller, Interaction::Delete, &rt)?;
                 let head = self.index.head(&rt, &id).await?;
@@ -522,6 +545,16 @@ impl Ingest {
         result
     }
 
+    /// Prepares and commits one write (for conditional interactions), audited like the rest.
+    pub(crate) async fn write_audited(
+        &self,
+        caller: &Caller,
+        op: Op,
+        audit: &mut Audit,
+    ) -> Result<Option<WriteOutcome>, IngestError> {
+        self.write(caller, op, audit).await
+    }
+
     /// `POST /{type}`.
     pub async fn create(
         &self,
@@ -541,6 +574,7 @@ impl Ingest {
             rt: rt.to_owned(),
             id: new_id(),
             value,
+            unless: None,
         };
         let result = self.write(caller, op, &mut audit).await.and_then(|o| {
             o.ok_or_else(|| IngestError::Internal("create produced no version".into()))

@@ -1,7 +1,7 @@
 //! HTTP routes of the ingest service (mounted under `/fhir`, behind bearer auth): the FHIR
 //! create, update, delete and Bundle interactions, and how their outcomes are rendered.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
@@ -25,12 +25,24 @@ pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch"];
 pub fn routes(ingest: Ingest) -> Router {
     Router::new()
         .route("/", post(bundle))
-        .route("/{rt}", post(create))
+        .route("/{rt}", post(create).put(conditional_update))
         .route("/{rt}/{id}", put(update).delete(delete))
         .with_state(ingest)
 }
 
 fn written(o: &WriteOutcome, base: &str) -> Response {
+    if o.matched {
+        // A conditional create that found its record: 200 with where it is, and no body (the
+        // caller may be allowed to create but not to read it).
+        let location = format!("{base}/{}/{}/_history/{}", o.resource_type, o.id, o.version);
+        return medledger_http::version_response(
+            StatusCode::OK,
+            Vec::new(),
+            o.version,
+            &o.last_updated,
+            Some(&location),
+        );
+    }
     let status = if o.created {
         StatusCode::CREATED
     } else {
@@ -53,13 +65,42 @@ async fn create(
     headers: HeaderMap,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
-    if headers.contains_key("if-none-exist") {
-        return Err(ApiError::new(
+    let o = match headers.get("if-none-exist") {
+        Some(criteria) => {
+            let criteria = criteria.to_str().map_err(|_| {
+                ApiError::new(
+                    medledger_http::Category::Invalid,
+                    "If-None-Exist is not text",
+                )
+            })?;
+            ingest
+                .create_if_none_exist(&caller, &rt, body, criteria)
+                .await?
+        }
+        None => ingest.create(&caller, &rt, body).await?,
+    };
+    Ok(written(&o, &base_url(&headers)))
+}
+
+/// `PUT /{type}?criteria`: conditional update.
+async fn conditional_update(
+    State(ingest): State<Ingest>,
+    Extension(caller): Extension<Caller>,
+    FhirPath(rt): FhirPath<String>,
+    RawQuery(criteria): RawQuery,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    let criteria = criteria.filter(|c| !c.is_empty()).ok_or_else(|| {
+        ApiError::new(
             medledger_http::Category::Invalid,
-            "conditional create (If-None-Exist) is not supported yet",
-        ));
-    }
-    let o = ingest.create(&caller, &rt, body).await?;
+            "PUT to a type needs search criteria (conditional update)",
+        )
+    })?;
+    let if_match = medledger_http::if_match(&headers)?;
+    let o = ingest
+        .conditional_update(&caller, &rt, body, &criteria, if_match)
+        .await?;
     Ok(written(&o, &base_url(&headers)))
 }
 
@@ -111,7 +152,7 @@ pub fn response_bundle(outcome: &BundleOutcome) -> Value {
         .entries
         .iter()
         .map(|r| match r {
-            Ok(Some(o)) if o.resource.is_some() => json!({"response": {
+            Ok(Some(o)) if o.resource.is_some() || o.matched => json!({"response": {
                 "status": status_line(if o.created { StatusCode::CREATED } else { StatusCode::OK }),
                 "location": format!("{}/{}/_history/{}", o.resource_type, o.id, o.version),
                 "etag": etag(o.version),

@@ -2,9 +2,12 @@
 //! operation.
 
 pub mod audit;
+pub mod everything;
+pub mod history;
 pub mod read;
 pub mod search;
 pub mod verify;
 
+pub use history::{HistoryOf, HistoryPage};
 pub use read::{Query, VerifiedVersion};
 pub use search::{Page, SearchRequest};

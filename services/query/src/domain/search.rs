@@ -104,7 +104,7 @@ impl Cursor {
 }
 
 /// Decisions already had in this search, by owner and custodian.
-type Decisions = HashMap<(String, String), bool>;
+pub(crate) type Decisions = HashMap<(String, String), bool>;
 
 impl Query {
     /// Runs `req` for `caller`: one page, with the AuditEvent of the search stored before it
@@ -151,11 +151,8 @@ impl Query {
         };
         let base = index_query(&search, owner.clone());
         let mut walk = Walk {
-            query: self,
-            caller,
-            scopes: &scopes,
-            search: &search,
-            decisions: Decisions::new(),
+            interaction: Interaction::Search,
+            ..Walk::new(self, caller, &scopes, &search, Decisions::new())
         };
         let (mut page, candidates) = if search.sort.in_index() {
             walk.page_in_index(base, cursor).await?
@@ -196,7 +193,10 @@ impl Query {
 /// The compartment a search is confined to: the one asked for, a patient's own (a patient
 /// searches nothing else), or none for practitioners and organisations, whose every result is
 /// still decided one by one. Other roles may not search across patients.
-fn search_owner(caller: &Caller, compartment: Option<&str>) -> Result<Option<String>, QueryError> {
+pub(crate) fn search_owner(
+    caller: &Caller,
+    compartment: Option<&str>,
+) -> Result<Option<String>, QueryError> {
     if let Some(id) = compartment {
         if !medledger_fhir::valid_id(id) {
             return Err(QueryError::NotFound(format!("Patient/{id} is not known")));
@@ -219,22 +219,11 @@ fn search_owner(caller: &Caller, compartment: Option<&str>) -> Result<Option<Str
 
 /// What the index is asked, before paging.
 fn index_query(search: &Search, owner: Option<String>) -> IndexQuery {
-    let mut all_of = Vec::new();
-    let mut none_of = Vec::new();
-    for c in &search.clauses {
-        if c.negate {
-            none_of.push(c.any_of.clone());
-        } else {
-            all_of.push(c.any_of.clone());
-        }
-    }
-    let ids = search.ids.split_first().map(|(first, rest)| {
-        first
-            .iter()
-            .filter(|id| rest.iter().all(|r| r.contains(id)))
-            .cloned()
-            .collect()
-    });
+    let medledger_search::IndexTerms {
+        all_of,
+        none_of,
+        ids,
+    } = search.index_terms();
     IndexQuery {
         resource_type: search.resource_type.clone(),
         all_of,
@@ -251,15 +240,55 @@ fn index_query(search: &Search, owner: Option<String>) -> IndexQuery {
 }
 
 /// One search's walk over the index, with the decisions it has had.
-struct Walk<'a> {
+pub(crate) struct Walk<'a> {
     query: &'a Query,
     caller: &'a Caller,
     scopes: &'a Scopes,
     search: &'a Search,
     decisions: Decisions,
+    /// What each record is decided for: a search, or a read (history).
+    interaction: Interaction,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
+    /// A walk deciding each record as a read (history, `$everything`), with `search`'s tests.
+    pub(crate) fn new(
+        query: &'a Query,
+        caller: &'a Caller,
+        scopes: &'a Scopes,
+        search: &'a Search,
+        decisions: Decisions,
+    ) -> Self {
+        Self {
+            query,
+            caller,
+            scopes,
+            search,
+            decisions,
+            interaction: Interaction::Read,
+        }
+    }
+
+    /// Whether the caller may see this version (a deletion included: only its owner and
+    /// custodian are needed, unless only a category scope could allow it, which a deletion
+    /// has no categories for).
+    pub(crate) async fn visible(&mut self, row: &VersionRow) -> Result<bool, QueryError> {
+        if row.deleted {
+            return self.permitted(row).await;
+        }
+        Ok(self.admit(row.clone(), false).await?.is_some())
+    }
+
+    async fn permitted(&mut self, row: &VersionRow) -> Result<bool, QueryError> {
+        let key = (row.owner.clone(), row.actor.clone());
+        if let Some(p) = self.decisions.get(&key) {
+            return Ok(*p);
+        }
+        let p = self.allowed(row, None).await?;
+        self.decisions.insert(key, p);
+        Ok(p)
+    }
+
     /// A page in the index's own order (`_lastUpdated`, `_id`): walked from the cursor until
     /// the page and one more are found; the total from a second walk over everything.
     async fn page_in_index(
@@ -430,17 +459,8 @@ impl Walk<'_> {
             return Ok(None);
         }
         let rt = row.resource_type.clone();
-        let key = (row.owner.clone(), row.actor.clone());
-        let permitted = match self.decisions.get(&key) {
-            Some(p) => *p,
-            None => {
-                let p = self.allowed(&row, None).await?;
-                self.decisions.insert(key, p);
-                p
-            }
-        };
-        let by_category =
-            !permitted && self.scopes.restricted_by_category(&rt, Interaction::Search);
+        let permitted = self.permitted(&row).await?;
+        let by_category = !permitted && self.scopes.restricted_by_category(&rt, self.interaction);
         if !permitted && !by_category {
             return Ok(None);
         }
@@ -475,7 +495,7 @@ impl Walk<'_> {
     ) -> Result<bool, QueryError> {
         let q = AccessQuery {
             caller: self.caller,
-            interaction: Interaction::Search,
+            interaction: self.interaction,
             resource_type: &row.resource_type,
             owner: Some(&row.owner),
             custodian: Some(&row.actor),
@@ -489,7 +509,7 @@ impl Walk<'_> {
     }
 
     /// The verified plaintext of `row` as JSON.
-    async fn open(&self, row: &VersionRow) -> Result<Value, QueryError> {
+    pub(crate) async fn open(&self, row: &VersionRow) -> Result<Value, QueryError> {
         self.query.logged_leaf(row).await?;
         let opened = self.query.decrypt(row).await?;
         serde_json::from_slice(&opened.body).map_err(|_| {
@@ -573,6 +593,15 @@ impl Walk<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// The current version of `rt/id`, decrypted, if it exists and the caller may see it.
+    pub(crate) async fn fetch_visible(
+        &mut self,
+        rt: &str,
+        id: &str,
+    ) -> Result<Option<Value>, QueryError> {
+        Ok(self.fetch(rt, id).await?.map(|(_, v)| v))
     }
 
     /// The current version of `rt/id` if it exists and the caller may see it.

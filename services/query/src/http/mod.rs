@@ -12,18 +12,31 @@ use medledger_http::{ApiError, Category, FhirPath, fhir_json};
 use serde_json::{Value, json};
 
 use crate::domain::audit::{AuditSearch, resource_of};
-use crate::domain::{Page, Query, SearchRequest, VerifiedVersion};
+use crate::domain::{HistoryOf, Page, Query, SearchRequest, VerifiedVersion};
 
 /// The type-level interactions this router serves, for the CapabilityStatement.
-pub const INTERACTIONS: &[&str] = &["read", "vread", "search-type"];
+pub const INTERACTIONS: &[&str] = &[
+    "read",
+    "vread",
+    "search-type",
+    "history-instance",
+    "history-type",
+];
+/// The system-level interactions this router serves.
+pub const SYSTEM_INTERACTIONS: &[&str] = &["history-system"];
 /// Instance operations this router serves.
 pub const OPERATIONS: &[&str] = &["verify"];
+/// Type operations on Patient.
+pub const PATIENT_OPERATIONS: &[&str] = &["everything"];
 
 /// Routes: read, vread and `$verify`.
 pub fn routes(query: Query) -> Router {
     Router::new()
         .route("/AuditEvent", get(audit_search))
         .route("/AuditEvent/{id}", get(audit_read))
+        .route("/_history", get(system_history))
+        .route("/{rt}/_history", get(type_history))
+        .route("/{rt}/{id}/_history", get(instance_history))
         .route("/{rt}", get(search_get))
         .route("/{rt}/_search", axum::routing::post(search_post))
         .route("/Patient/{id}/{rt}", get(compartment_search))
@@ -111,6 +124,21 @@ async fn compartment_search(
     FhirPath((id, rt)): FhirPath<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
+    // `/Patient/{id}/$everything` and `/Patient/{id}/_history` are this route's shape too.
+    if rt == "$everything" {
+        let pairs = pairs_of(raw.as_deref());
+        let page = q.everything(&caller, &id, &pairs).await?;
+        let base = medledger_http::base_url(&headers);
+        let path = format!("{base}/Patient/{id}/$everything");
+        return Ok(fhir_json(
+            StatusCode::OK,
+            &searchset(&base, &path, &pairs, page),
+        ));
+    }
+    if rt == "_history" {
+        let of = HistoryOf::Instance("Patient".into(), id);
+        return run_history(&q, &caller, &headers, of, raw.as_deref()).await;
+    }
     run_search(
         &q,
         &caller,
@@ -120,6 +148,114 @@ async fn compartment_search(
         pairs_of(raw.as_deref()),
     )
     .await
+}
+
+async fn system_history(
+    State(q): State<Query>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    run_history(&q, &caller, &headers, HistoryOf::System, raw.as_deref()).await
+}
+
+async fn type_history(
+    State(q): State<Query>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    FhirPath(rt): FhirPath<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    run_history(&q, &caller, &headers, HistoryOf::Type(rt), raw.as_deref()).await
+}
+
+async fn instance_history(
+    State(q): State<Query>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    FhirPath((rt, id)): FhirPath<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    run_history(
+        &q,
+        &caller,
+        &headers,
+        HistoryOf::Instance(rt, id),
+        raw.as_deref(),
+    )
+    .await
+}
+
+async fn run_history(
+    q: &Query,
+    caller: &Caller,
+    headers: &HeaderMap,
+    of: HistoryOf,
+    raw: Option<&str>,
+) -> Result<Response, ApiError> {
+    let pairs = pairs_of(raw);
+    let page = q.history(caller, of.clone(), &pairs).await?;
+    let base = medledger_http::base_url(headers);
+    let path = match &of {
+        HistoryOf::System => format!("{base}/_history"),
+        HistoryOf::Type(rt) => format!("{base}/{rt}/_history"),
+        HistoryOf::Instance(rt, id) => format!("{base}/{rt}/{id}/_history"),
+    };
+    let mut links = vec![json!({"relation": "self", "url": with_page(&path, &pairs, None)})];
+    if let Some(n) = &page.next {
+        links.push(json!({"relation": "next", "url": with_page(&path, &pairs, Some(n))}));
+    }
+    let entries: Vec<Value> = page
+        .entries
+        .into_iter()
+        .map(|e| {
+            let key = e.row.key();
+            let (method, url, status) = if e.row.deleted {
+                ("DELETE", key.clone(), "204 No Content")
+            } else if e.created {
+                ("POST", e.row.resource_type.clone(), "201 Created")
+            } else {
+                ("PUT", key.clone(), "200 OK")
+            };
+            let mut entry = json!({
+                "fullUrl": format!("{base}/{key}"),
+                "request": {"method": method, "url": url},
+                "response": {
+                    "status": status,
+                    "etag": medledger_fhir::etag(e.row.version),
+                    "lastModified": e.row.last_updated,
+                },
+            });
+            if let Some(r) = e.resource {
+                entry["resource"] = r;
+            }
+            entry
+        })
+        .collect();
+    Ok(fhir_json(
+        StatusCode::OK,
+        &json!({"resourceType": "Bundle", "type": "history", "link": links, "entry": entries}),
+    ))
+}
+
+/// `path?pairs` with `_page` replaced by `cursor` (kept as it was when `None`).
+fn with_page(path: &str, pairs: &[(String, String)], cursor: Option<&str>) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs
+        .iter()
+        .filter(|(k, _)| k != "_page" || cursor.is_none())
+    {
+        ser.append_pair(k, v);
+    }
+    if let Some(c) = cursor {
+        ser.append_pair("_page", c);
+    }
+    let query = ser.finish();
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    }
 }
 
 /// `POST /{type}/_search`: the parameters in an `application/x-www-form-urlencoded` body
@@ -176,24 +312,7 @@ async fn run_search(
 /// The searchset Bundle of a page, with `self`, `next` and `previous` links (GET URLs, whatever
 /// the request's method).
 fn searchset(base: &str, path: &str, pairs: &[(String, String)], page: Page) -> Value {
-    let link = |relation: &str, cursor: Option<&str>| {
-        let mut ser = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in pairs.iter().filter(|(k, _)| k != "_page") {
-            ser.append_pair(k, v);
-        }
-        if let Some(c) = cursor {
-            ser.append_pair("_page", c);
-        } else if let Some((_, c)) = pairs.iter().find(|(k, _)| k == "_page") {
-            ser.append_pair("_page", c);
-        }
-        let query = ser.finish();
-        let url = if query.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{path}?{query}")
-        };
-        json!({"relation": relation, "url": url})
-    };
+    let link = |relation: &str, cursor: Option<&str>| json!({"relation": relation, "url": with_page(path, pairs, cursor)});
     let mut links = vec![link("self", None)];
     if let Some(n) = &page.next {
         links.push(link("next", Some(n)));
@@ -352,13 +471,16 @@ pub fn capability_statement(
                 "versioning": "versioned-update",
                 "readHistory": type_interactions.contains(&"vread"),
                 "updateCreate": type_interactions.contains(&"update"),
-                "conditionalCreate": false,
-                "conditionalUpdate": false,
+                "conditionalCreate": true,
+                "conditionalUpdate": true,
                 "conditionalDelete": "not-supported",
                 "operation": operations.iter().map(|o| json!({
                     "name": o,
                     "definition": format!("https://medledger.example/OperationDefinition/{o}")
-                })).collect::<Vec<_>>(),
+                })).chain((t == "Patient").then(|| json!({
+                    "name": PATIENT_OPERATIONS[0],
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+                }))).collect::<Vec<_>>(),
             })
         })
         .collect();
