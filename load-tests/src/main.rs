@@ -1,4 +1,4 @@
-//! Load driver for MedLedger. Four modes:
+//! Load driver for MedLedger. Five modes:
 //!
 //! - `ingest` (the default): posts Synthea bundles as FHIR transactions over HTTP and reports
 //!   resources per second, bundle latency and commit lag (write acknowledged → `$verify`
@@ -13,8 +13,13 @@
 //!   outstanding message per connection as MLLP's original mode requires, and reports
 //!   acknowledged messages per second and ACK latency.
 //!
+//! - `search`: posts every Synthea patient bundle `--rounds` times under new identities, then
+//!   times token, date-range and name-prefix searches and `$everything` (`search.rs`).
+//!
 //! Bounded by design: a fixed number of rounds or requests against one base URL, loopback only
 //! in the project's scripts.
+
+mod search;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +41,8 @@ enum Mode {
     Mllp,
     /// Single creates (`POST Observation`) at a fixed rate; latency percentiles.
     Create,
+    /// Clone Synthea patients into a large store, then time searches and `$everything`.
+    Search,
 }
 
 #[derive(Parser, Debug)]
@@ -149,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Read => read::run(&client, &args).await,
         Mode::Mllp => mllp::run(&args).await,
         Mode::Create => create(&client, &args).await,
+        Mode::Search => search::run(&client, &args).await,
     }
 }
 

@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod decisions;
+mod searches;
 mod support;
 
 use std::collections::HashMap;
@@ -987,4 +988,43 @@ async fn the_decision_table_and_the_access_request_flow_over_http_against_the_di
         "only {ran} cases ran over HTTP\n{}",
         stack.logs()
     );
+}
+
+#[tokio::test]
+async fn the_search_conformance_table_and_no_search_value_in_a_postgresql_dump() {
+    let stack = Stack::up();
+    // Through the gateway: searches to query, conditional writes and Bundles to ingest.
+    let f = searches::Fhir {
+        client: stack.http.clone(),
+        base: stack.env["MEDLEDGER_FHIR_URL"].clone(),
+        token: stack.token.clone(),
+    };
+    let since = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let stored = searches::load(&f, &support::corpus()).await;
+    let checked = searches::run(&f, &stored, &since).await;
+    assert!(
+        checked >= 80,
+        "only {checked} queries checked\n{}",
+        stack.logs()
+    );
+    let dump = Command::new("pg_dump")
+        .arg(&stack.env["MEDLEDGER_POSTGRES_URL"])
+        .output()
+        .unwrap();
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&dump.stdout).contains("search_tags"),
+        "the dump holds the index"
+    );
+    let needles = searches::searchable_values(&stored);
+    assert!(needles.len() > 200);
+    if let Some(n) = searches::first_found(&needles, &dump.stdout) {
+        panic!("'{n}' is in clear in the PostgreSQL dump");
+    }
 }

@@ -64,7 +64,16 @@ async fn every_capability_interaction_works() {
         .iter()
         .map(|i| i["code"].as_str().unwrap().to_owned())
         .collect();
-    for want in ["read", "vread", "create", "update", "delete"] {
+    for want in [
+        "read",
+        "vread",
+        "create",
+        "update",
+        "delete",
+        "search-type",
+        "history-instance",
+        "history-type",
+    ] {
         assert!(
             listed.contains(&want.to_owned()),
             "{want} missing from {listed:?}"
@@ -76,7 +85,7 @@ async fn every_capability_interaction_works() {
         .iter()
         .map(|i| i["code"].as_str().unwrap())
         .collect();
-    assert_eq!(system, vec!["transaction", "batch"]);
+    assert_eq!(system, vec!["transaction", "batch", "history-system"]);
 
     // create
     let r = dev.post("Patient", &patient()).await;
@@ -104,6 +113,20 @@ async fn every_capability_interaction_works() {
     assert_eq!(r.headers()["etag"], "W/\"1\"");
     let read: Value = r.json().await.unwrap();
     assert_eq!(read, created);
+
+    // search-type, history-instance, history-type, history-system
+    for (path, entries) in [
+        (format!("Patient?_id={id}"), 1),
+        (format!("Patient/{id}/_history"), 1),
+        ("Patient/_history".to_owned(), 1),
+        ("_history".to_owned(), 1),
+    ] {
+        let r = dev.get(&path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["resourceType"], "Bundle");
+        assert_eq!(b["entry"].as_array().unwrap().len(), entries, "{path}: {b}");
+    }
 
     // update with If-Match, and a stale If-Match
     let mut changed = read.clone();
@@ -212,7 +235,15 @@ async fn every_capability_interaction_works() {
     );
     outcome(dev.get("Patient/does-not-exist").await, 404).await;
     // Interactions not served here, and malformed paths, still answer with an OperationOutcome.
-    outcome(dev.get("Patient").await, 405).await;
+    outcome(
+        dev.send(reqwest::Method::PATCH, "Patient/x", &json!({}), &[])
+            .await,
+        405,
+    )
+    .await;
+    // The search of the deleted record finds nothing.
+    let r = dev.get(&format!("Patient?_id={id}")).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["total"], 0);
     outcome(dev.get("Patient/%FF").await, 400).await;
 }
 

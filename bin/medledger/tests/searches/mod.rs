@@ -163,6 +163,44 @@ fn rewrite(v: &mut Value, ids: &HashMap<String, String>) {
     }
 }
 
+/// Every string and token value the index files for `stored`, of eight characters or more
+/// (shorter ones, like `final`, occur by chance in random bytes), that is not an id or a
+/// reference (those are plain by design: record ids, owners): what must not be found in clear
+/// at rest.
+pub fn searchable_values(stored: &[Value]) -> BTreeSet<String> {
+    use medledger_search::extract::{Values, elements, values};
+    let mut needles = BTreeSet::new();
+    for r in stored {
+        let rt = r["resourceType"].as_str().unwrap();
+        for p in medledger_search::params_of(rt) {
+            let vals: Vec<String> = match values(r, p) {
+                Values::Tokens(t) => t.into_iter().map(|t| t.code).collect(),
+                Values::Strings(s) => s,
+                Values::Dates(_) => p
+                    .paths
+                    .iter()
+                    .flat_map(|path| elements(r, path))
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                Values::References(_) => Vec::new(),
+            };
+            needles.extend(vals.into_iter().filter(|v| v.len() >= 8));
+        }
+    }
+    let ids: std::collections::HashSet<&str> =
+        stored.iter().filter_map(|r| r["id"].as_str()).collect();
+    needles.retain(|n| !ids.contains(n.as_str()));
+    needles
+}
+
+/// The first of `needles` found in `data`.
+pub fn first_found<'a>(needles: &'a BTreeSet<String>, data: &[u8]) -> Option<&'a str> {
+    needles
+        .iter()
+        .find(|n| memchr::memmem::find(data, n.as_bytes()).is_some())
+        .map(String::as_str)
+}
+
 // ---- the table's own evaluator ----
 
 /// The elements at a dotted path, arrays flattened.
