@@ -45,7 +45,7 @@ fmt: ## format the code
 contracts: tools ## rebuild the committed contract artifacts from contracts/src
 	scripts/build-contracts
 
-bench: ## benchmarks: criterion (parse+encrypt+hash, consent decision, proof check) and the load-test driver against medledger dev (FHIR ingest, reads, MLLP, single creates)
+bench: ## benchmarks: criterion (parse+encrypt+hash, consent decision, proof check) and the load-test driver against medledger dev (FHIR ingest, reads, MLLP, single creates, search)
 	cargo bench -p medledger-ingest --bench write_path
 	cargo bench -p medledger-consent --bench check_access
 	cargo bench -p medledger-ledger --bench verify
@@ -53,4 +53,5 @@ bench: ## benchmarks: criterion (parse+encrypt+hash, consent decision, proof che
 	scripts/bench-read
 	scripts/bench-mllp
 	scripts/bench-create
+	scripts/bench-search
 	scripts/bench-distributed

@@ -107,6 +107,35 @@ struct Args {
     server_pid: Option<u32>,
 }
 
+/// The Synthea bundles in `dir`, as transactions: the hospital and practitioner bundles
+/// (shared by every patient, posted first), then the patient bundles, each in file-name order.
+fn read_bundles(dir: &std::path::Path) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
+    let mut patients = Vec::new();
+    let mut shared = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    names.sort();
+    for path in names
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    {
+        let v: Value = serde_json::from_slice(&std::fs::read(&path)?)
+            .with_context(|| path.display().to_string())?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with("hospital") || name.starts_with("practitioner") {
+            shared.push(as_transaction(v));
+        } else {
+            patients.push(as_transaction(v));
+        }
+    }
+    Ok((shared, patients))
+}
+
 fn as_transaction(mut bundle: Value) -> Value {
     bundle["type"] = json!("transaction");
     bundle
@@ -221,29 +250,7 @@ async fn ingest(client: &reqwest::Client, args: Arc<Args>) -> anyhow::Result<()>
         .bundles
         .as_ref()
         .context("--bundles is required in ingest mode")?;
-    let mut patients = Vec::new();
-    let mut shared = Vec::new();
-    let mut names: Vec<_> = std::fs::read_dir(bundles)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
-    names.sort();
-    for path in names
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-    {
-        let v: Value = serde_json::from_slice(&std::fs::read(&path)?)
-            .with_context(|| path.display().to_string())?;
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if name.starts_with("hospital") || name.starts_with("practitioner") {
-            shared.push(as_transaction(v));
-        } else {
-            patients.push(as_transaction(v));
-        }
-    }
+    let (shared, patients) = read_bundles(bundles)?;
     for b in &shared {
         post_bundle(&client, &args, b).await?;
     }

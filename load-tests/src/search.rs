@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-use crate::{Args, as_transaction, post_bundle};
+use crate::{Args, post_bundle, read_bundles};
 
 /// `bundle` with its Patient under identity `round`: identifiers, names and telecom suffixed.
 fn clone_as(bundle: &Value, round: usize) -> Value {
@@ -45,26 +45,9 @@ pub(crate) async fn run(client: &reqwest::Client, args: &Args) -> anyhow::Result
         .bundles
         .as_ref()
         .context("--bundles is required in search mode")?;
-    let mut patients = Vec::new();
-    let mut names: Vec<_> = std::fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
-    names.sort();
-    for path in names
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-    {
-        let v: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if name.starts_with("hospital") || name.starts_with("practitioner") {
-            post_bundle(client, args, &as_transaction(v)).await?;
-        } else {
-            patients.push(as_transaction(v));
-        }
+    let (shared, patients) = read_bundles(dir)?;
+    for b in &shared {
+        post_bundle(client, args, b).await?;
     }
     let work: Vec<Value> = (0..args.rounds)
         .flat_map(|r| patients.iter().map(move |b| clone_as(b, r)))

@@ -5,6 +5,7 @@ mod configuration;
 mod dev;
 mod hl7;
 mod process;
+mod reindex;
 mod services;
 mod verify;
 mod wiring;
@@ -58,6 +59,9 @@ enum Command {
     DeadLetters(hl7::DeadLettersArgs),
     /// Verify a proof bundle against the chain in a data dir (works while `dev` runs).
     Verify(verify::VerifyArgs),
+    /// File every record's blind search tags again from its ciphertext (after a key rotation or
+    /// a new search parameter); safe while the servers run.
+    Reindex(reindex::ReindexArgs),
     /// Ingest service: FHIR writes, ciphertext to IPFS, events via the outbox to Kafka.
     Ingest(services::ServiceArgs),
     /// Consent service: access decisions over gRPC (`CheckAccess`).
@@ -250,6 +254,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Verify(args) => verify::run(args),
+        Command::Reindex(args) => block_on(reindex::run(args)),
         Command::SendHl7(args) => block_on(hl7::send(args)),
         Command::DeadLetters(args) => block_on(hl7::dead_letters(args)),
         Command::Ingest(args) => {

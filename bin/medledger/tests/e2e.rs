@@ -558,24 +558,6 @@ async fn post_as_transaction(dev: &Dev, file: &str) -> (HashMap<String, String>,
     (ids, entries)
 }
 
-fn rewrite(v: &mut Value, ids: &HashMap<String, String>) {
-    match v {
-        Value::Object(o) => {
-            for (k, x) in o.iter_mut() {
-                if k == "reference" {
-                    if let Some(new) = x.as_str().and_then(|s| ids.get(s)) {
-                        *x = json!(new);
-                    }
-                } else {
-                    rewrite(x, ids);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| rewrite(x, ids)),
-        _ => {}
-    }
-}
-
 #[tokio::test]
 async fn synthea_bundles_round_trip_and_no_plaintext_touches_disk() {
     let dir = tempfile::tempdir().unwrap();
@@ -595,7 +577,7 @@ async fn synthea_bundles_round_trip_and_no_plaintext_touches_disk() {
             assert_eq!(r.status(), 200, "{key}");
             let got: Value = r.json().await.unwrap();
             let mut want = e["resource"].clone();
-            rewrite(&mut want, &ids);
+            support::rewrite(&mut want, &ids);
             assert_eq!(strip(got), strip(want), "{key} differs from what was sent");
             last = key.clone();
         }
@@ -626,8 +608,7 @@ async fn synthea_bundles_round_trip_and_no_plaintext_touches_disk() {
         p["identifier"][1]["value"].as_str().unwrap().to_owned(),
         "Body Height".to_owned(),
     ];
-    let mut files = Vec::new();
-    walk(dir.path(), &mut files);
+    let files = support::files_under(dir.path());
     assert!(
         files
             .iter()
@@ -641,17 +622,6 @@ async fn synthea_bundles_round_trip_and_no_plaintext_touches_disk() {
                 "plaintext '{n}' found in {}",
                 f.display()
             );
-        }
-    }
-}
-
-fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            walk(&e.path(), out);
-        } else {
-            out.push(e.path());
         }
     }
 }

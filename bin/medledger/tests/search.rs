@@ -62,6 +62,24 @@ async fn search_as(dev: &Dev, token: &str, path: &str) -> Value {
     r.json().await.unwrap()
 }
 
+/// The path (below `/fhir/`) of a Bundle's `next` link, if it has one.
+fn next_path(bundle: &Value) -> Option<String> {
+    let next = bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == "next")?;
+    Some(next["url"].as_str()?.split_once("/fhir/")?.1.to_owned())
+}
+
+/// Every page of a search or history from `path` on, following `next` links.
+async fn pages(dev: &Dev, token: &str, path: &str) -> Vec<Value> {
+    let mut out = vec![search_as(dev, token, path).await];
+    while let Some(next) = out.last().and_then(next_path) {
+        out.push(search_as(dev, token, &next).await);
+    }
+    out
+}
+
 fn ids(bundle: &Value) -> Vec<String> {
     bundle["entry"]
         .as_array()
@@ -126,25 +144,9 @@ async fn results_are_only_what_the_caller_may_read_and_hidden_ones_are_never_cou
 
     // Pages of one: the hidden patient's three never show, in the total or in the pages.
     let mut seen = Vec::new();
-    let mut page = search_as(&dev, &dr2, "Observation?code=8867-4&_count=1").await;
-    loop {
+    for page in pages(&dev, &dr2, "Observation?code=8867-4&_count=1").await {
         assert_eq!(page["total"], 3, "{page}");
         seen.extend(ids(&page));
-        let next = page["link"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["relation"] == "next")
-            .cloned();
-        let Some(next) = next else { break };
-        let url = next["url"]
-            .as_str()
-            .unwrap()
-            .split_once("/fhir/")
-            .unwrap()
-            .1
-            .to_owned();
-        page = search_as(&dev, &dr2, &url).await;
     }
     seen.sort();
     let mut want = mine[0].clone();
@@ -247,39 +249,12 @@ async fn a_page_cursor_stays_correct_while_others_write() {
         .put(&format!("Observation/{}", first[0]), &moved, &[])
         .await;
     assert_eq!(r.status(), 200);
-    let next = page["link"]
-        .as_array()
-        .unwrap()
+    let next = next_path(&page).unwrap();
+    let rest: Vec<String> = pages(&dev, &token, &next)
+        .await
         .iter()
-        .find(|l| l["relation"] == "next")
-        .unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .split_once("/fhir/")
-        .unwrap()
-        .1
-        .to_owned();
-    let mut rest = Vec::new();
-    let mut p = search_as(&dev, &token, &next).await;
-    loop {
-        rest.extend(ids(&p));
-        let Some(n) = p["link"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["relation"] == "next")
-        else {
-            break;
-        };
-        let url = n["url"]
-            .as_str()
-            .unwrap()
-            .split_once("/fhir/")
-            .unwrap()
-            .1
-            .to_owned();
-        p = search_as(&dev, &token, &url).await;
-    }
+        .flat_map(ids)
+        .collect();
     // Nothing unchanged is skipped or repeated; what was written meanwhile comes after.
     let mut want: Vec<String> = first[4..].to_vec();
     want.extend(later);
@@ -299,23 +274,11 @@ async fn no_search_value_of_the_corpus_is_in_clear_in_the_data_dir() {
         "only {} values to look for",
         needles.len()
     );
-    let mut files = Vec::new();
-    walk(dir.path(), &mut files);
+    let files = support::files_under(dir.path());
     for file in files {
         let data = std::fs::read(&file).unwrap();
         if let Some(n) = searches::first_found(&needles, &data) {
             panic!("'{n}' is in clear in {}", file.display());
-        }
-    }
-}
-
-fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            walk(&e.path(), out);
-        } else {
-            out.push(e.path());
         }
     }
 }
@@ -414,27 +377,11 @@ async fn history_after_update_and_delete_at_every_level() {
     // Type and system level, paged by one.
     let t = search_as(&dev, &token, "Observation/_history").await;
     assert_eq!(t["entry"][0]["resource"]["id"], obs.as_str());
-    let mut url = "_history?_count=1".to_owned();
-    let mut n = 0;
-    loop {
-        let page = search_as(&dev, &token, &url).await;
-        n += page["entry"].as_array().unwrap().len();
-        let Some(next) = page["link"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["relation"] == "next")
-        else {
-            break;
-        };
-        url = next["url"]
-            .as_str()
-            .unwrap()
-            .split_once("/fhir/")
-            .unwrap()
-            .1
-            .to_owned();
-    }
+    let n: usize = pages(&dev, &token, "_history?_count=1")
+        .await
+        .iter()
+        .map(|p| p["entry"].as_array().unwrap().len())
+        .sum();
     assert_eq!(n, 4, "three versions of the patient and the observation");
 
     // Someone without consent sees no version; an unknown record is unknown.
@@ -614,4 +561,62 @@ async fn conditional_create_update_and_references() {
             "subject": {"reference": "Patient?identifier=urn:mrn|NOBODY"}},
          "request": {"method": "POST", "url": "Observation"}}]});
     assert_eq!(dev.post("", &bad).await.status(), 412);
+}
+
+#[tokio::test]
+async fn reindex_rebuilds_the_index_from_the_ciphertexts_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let token = dev.token.clone();
+    let pid = create(
+        &dev,
+        &token,
+        &json!({"resourceType": "Patient", "name": [{"family": "Reindexed"}]}),
+    )
+    .await;
+    create(
+        &dev,
+        &token,
+        &json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": format!("Patient/{pid}")}}),
+    )
+    .await;
+    let gone = format!("Patient/{pid}");
+    let r = dev
+        .request_as(&token, reqwest::Method::DELETE, &gone, None, &[])
+        .await;
+    assert!(r.status().is_success());
+    // The index is lost (or was filed under an old key): searches find nothing.
+    let db = dev.db().await;
+    sqlx::query("DELETE FROM search_tags")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    assert_eq!(
+        search_as(&dev, &token, "Observation?code=8867-4").await["total"],
+        0
+    );
+    let out = std::process::Command::new(support::BIN)
+        .args(["reindex", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("reindexed 1 records"), "{said}");
+    // Found again, without a restart; the deleted Patient stays unfound.
+    assert_eq!(
+        search_as(&dev, &token, "Observation?code=8867-4").await["total"],
+        1
+    );
+    assert_eq!(
+        search_as(&dev, &token, "Patient?family=reindexed").await["total"],
+        0
+    );
 }

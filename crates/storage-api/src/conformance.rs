@@ -893,9 +893,14 @@ pub async fn search_index<S: RecordIndex + SearchIndex>(s: &S) {
             .collect::<Vec<_>>()
     };
     let of = |owner: &str| CompartmentQuery {
-        owner: owner.into(),
+        owner: Some(owner.into()),
         ..CompartmentQuery::default()
     };
+    assert_eq!(
+        comp(CompartmentQuery::default()).await,
+        ["o1/2", "o2/1", "o4/1", "o5/1"],
+        "every current record"
+    );
     assert_eq!(comp(of("Patient/a")).await, ["o1/2", "o2/1", "o5/1"]);
     assert_eq!(
         comp(of("Patient/b")).await,

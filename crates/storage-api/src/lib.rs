@@ -183,11 +183,11 @@ pub struct Keyset {
 }
 
 /// A patient's compartment as `$everything` reads it: current, undeleted versions of one
-/// owner, across types, ordered by type then id.
+/// owner, across types, ordered by type then id (of every owner, for `reindex`).
 #[derive(Debug, Clone, Default)]
 pub struct CompartmentQuery {
-    /// The owner (`Patient/{id}`).
-    pub owner: String,
+    /// The owner (`Patient/{id}`); `None`: every record.
+    pub owner: Option<String>,
     /// Only these types (`_type`); every type when `None`.
     pub types: Option<Vec<String>>,
     /// `_since`: versions last updated at or after this instant (the stored format).

@@ -150,13 +150,15 @@ fn statement(q: &IndexQuery) -> Statement<'_> {
 
 fn compartment_statement(q: &CompartmentQuery) -> Statement<'_> {
     let mut s = Statement::default();
-    let owner = s.bind(Arg::Text(&q.owner));
     let deleted = s.bind(Arg::Bool(false));
     let mut sql = format!(
         "SELECT v.* FROM record_heads h JOIN record_versions v \
          ON v.resource_type = h.resource_type AND v.id = h.id AND v.version = h.version \
-         WHERE h.owner = {owner} AND h.deleted = {deleted}"
+         WHERE h.deleted = {deleted}"
     );
+    if let Some(owner) = &q.owner {
+        sql.push_str(&format!(" AND h.owner = {}", s.bind(Arg::Text(owner))));
+    }
     if let Some(types) = &q.types {
         if types.is_empty() {
             sql.push_str(" AND 1 = 0");

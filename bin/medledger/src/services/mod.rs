@@ -43,7 +43,7 @@ async fn postgres(config: &PostgresConfig) -> anyhow::Result<Arc<PgStore>> {
 /// What ingest and query both work on: the PostgreSQL store, the owner keys under the master
 /// key in `master_key_file` (checked against the store), and the IPFS node (reached once, so a
 /// wrong URL stops the service).
-async fn records(
+pub(crate) async fn records(
     postgres: &PostgresConfig,
     master_key_file: &Path,
     ipfs: &medledger_blobstore::IpfsConfig,

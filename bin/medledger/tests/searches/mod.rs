@@ -137,30 +137,12 @@ pub async fn load(f: &Fhir, corpus: &std::path::Path) -> Vec<Value> {
         for e in entries {
             let key = &ids[e["fullUrl"].as_str().unwrap()];
             let mut r = e["resource"].clone();
-            rewrite(&mut r, &ids);
+            crate::support::rewrite(&mut r, &ids);
             r["id"] = json!(key.split('/').nth(1).unwrap());
             stored.push(r);
         }
     }
     stored
-}
-
-fn rewrite(v: &mut Value, ids: &HashMap<String, String>) {
-    match v {
-        Value::Object(o) => {
-            for (k, x) in o.iter_mut() {
-                if k == "reference" {
-                    if let Some(new) = x.as_str().and_then(|s| ids.get(s)) {
-                        *x = json!(new);
-                    }
-                } else {
-                    rewrite(x, ids);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| rewrite(x, ids)),
-        _ => {}
-    }
 }
 
 /// Every string and token value the index files for `stored`, of eight characters or more

@@ -367,3 +367,36 @@ impl Feed {
         medledger_hl7v2::Message::from_bytes(&ack).unwrap()
     }
 }
+
+/// Every file below `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// `v` with every `reference` that `ids` maps (a Bundle's `fullUrl`s) replaced by its target.
+pub fn rewrite(v: &mut Value, ids: &std::collections::HashMap<String, String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if k == "reference" {
+                    if let Some(new) = x.as_str().and_then(|s| ids.get(s)) {
+                        *x = Value::String(new.clone());
+                    }
+                } else {
+                    rewrite(x, ids);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| rewrite(x, ids)),
+        _ => {}
+    }
+}

@@ -53,7 +53,7 @@ impl Query {
             return Err(QueryError::NotFound(format!("{owner} is not known")));
         }
         let mut q = CompartmentQuery {
-            owner: owner.to_owned(),
+            owner: Some(owner.to_owned()),
             limit: 500,
             ..CompartmentQuery::default()
         };
@@ -72,12 +72,7 @@ impl Query {
                     }
                     q.types = Some(types);
                 }
-                "_count" => {
-                    count = v
-                        .parse::<u32>()
-                        .map_err(|_| QueryError::Invalid("_count must be a number".into()))?
-                        .clamp(1, MAX_COUNT);
-                }
+                "_count" => count = super::history::page_size(v, MAX_COUNT)?,
                 "_page" => {
                     let pos = self
                         .index_key

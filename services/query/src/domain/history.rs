@@ -64,6 +64,13 @@ pub(crate) fn instant(name: &str, v: &str, end: bool) -> Result<String, QueryErr
         .map_err(|_| QueryError::Invalid(format!("{name} is out of range")))
 }
 
+/// A `_count` value: a number, held to 1..=`max`.
+pub(crate) fn page_size(v: &str, max: u32) -> Result<u32, QueryError> {
+    v.parse::<u32>()
+        .map(|n| n.clamp(1, max))
+        .map_err(|_| QueryError::Invalid("_count must be a number".into()))
+}
+
 fn encode(k: &HistoryKey) -> String {
     format!(
         "h\n{}\n{}\n{}\n{}",
@@ -132,12 +139,7 @@ impl Query {
             match k.as_str() {
                 "_since" => q.since = Some(instant("_since", v, false)?),
                 "_at" => q.at = Some(instant("_at", v, true)?),
-                "_count" => {
-                    count = v
-                        .parse::<u32>()
-                        .map_err(|_| QueryError::Invalid("_count must be a number".into()))?
-                        .clamp(1, MAX_COUNT);
-                }
+                "_count" => count = page_size(v, MAX_COUNT)?,
                 "_page" => {
                     q.after = Some(
                         self.index_key

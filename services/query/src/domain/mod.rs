@@ -5,6 +5,7 @@ pub mod audit;
 pub mod everything;
 pub mod history;
 pub mod read;
+pub mod reindex;
 pub mod search;
 pub mod verify;
 

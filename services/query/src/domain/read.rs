@@ -252,36 +252,7 @@ impl Query {
     /// The plaintext of `row`'s (undeleted) version: fetched by CID, decrypted under its own
     /// identity and checked against its commitment.
     pub(crate) async fn decrypt(&self, row: &VersionRow) -> Result<OpenedVersion, QueryError> {
-        let subject = row.key();
-        let version = row.version;
-        let cid: Cid = row
-            .cid
-            .as_deref()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|_| {
-                QueryError::Integrity(format!(
-                    "{subject} version {version} has an unparseable CID"
-                ))
-            })?;
-        let blob = self.blobs.get(&cid).await?;
-        let key = self
-            .keys
-            .get(&row.owner)
-            .await?
-            .ok_or_else(|| QueryError::Gone(format!("{subject} has been erased")))?;
-        let aad = version_aad(&row.resource_type, &row.id, version, &row.owner);
-        let opened = open_version(&key, &aad, &blob, &row.wrapped_key).map_err(|_| {
-            QueryError::Integrity(format!(
-                "{subject} version {version} does not decrypt under its own identity"
-            ))
-        })?;
-        if Some(commitment(&opened.salt, &opened.body)) != row.commitment {
-            return Err(QueryError::Integrity(format!(
-                "{subject} version {version} does not match its commitment"
-            )));
-        }
-        Ok(opened)
+        decrypt(self.blobs.as_ref(), &self.keys, row).await
     }
 
     /// The leaf of a version, waiting briefly for a write that has not reached the log yet.
@@ -300,6 +271,44 @@ impl Query {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// The plaintext of `row`'s (undeleted) version: fetched by CID from `blobs`, decrypted under
+/// its own identity with its owner's key and checked against its commitment.
+pub(crate) async fn decrypt(
+    blobs: &dyn BlobStore,
+    keys: &OwnerKeys,
+    row: &VersionRow,
+) -> Result<OpenedVersion, QueryError> {
+    let subject = row.key();
+    let version = row.version;
+    let cid: Cid = row
+        .cid
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| {
+            QueryError::Integrity(format!(
+                "{subject} version {version} has an unparseable CID"
+            ))
+        })?;
+    let blob = blobs.get(&cid).await?;
+    let key = keys
+        .get(&row.owner)
+        .await?
+        .ok_or_else(|| QueryError::Gone(format!("{subject} has been erased")))?;
+    let aad = version_aad(&row.resource_type, &row.id, version, &row.owner);
+    let opened = open_version(&key, &aad, &blob, &row.wrapped_key).map_err(|_| {
+        QueryError::Integrity(format!(
+            "{subject} version {version} does not decrypt under its own identity"
+        ))
+    })?;
+    if Some(commitment(&opened.salt, &opened.body)) != row.commitment {
+        return Err(QueryError::Integrity(format!(
+            "{subject} version {version} does not match its commitment"
+        )));
+    }
+    Ok(opened)
 }
 
 /// A resource's `category` codings as `code` and `system|code`.

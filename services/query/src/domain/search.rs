@@ -205,9 +205,14 @@ pub(crate) fn search_owner(
     }
     match caller.claims.role.as_str() {
         "patient" => {
-            Ok(Some(caller.claims.patient_context().unwrap_or_else(|| {
-                format!("Patient/{}", caller.claims.sub)
-            })))
+            // The reference the decision knows the patient by: fhirUser, else the subject.
+            Ok(Some(
+                caller
+                    .claims
+                    .patient_context()
+                    .or_else(|| caller.claims.fhir_user.clone())
+                    .unwrap_or_else(|| caller.claims.sub.clone()),
+            ))
         }
         "practitioner" | "organization" => Ok(None),
         other => Err(AccessError::Denied(format!(

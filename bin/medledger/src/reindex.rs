@@ -1,0 +1,63 @@
+//! `medledger reindex`: files every current record's blind search tags again from its
+//! ciphertext (after a search index key rotation or a new search parameter), in a `medledger
+//! dev` data dir or a distributed deployment's PostgreSQL and IPFS; safe while the servers run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use medledger_blobstore::{BlobStore, LocalBlockstore};
+use medledger_storage_api::SearchIndex;
+use medledger_storage_sqlx::SqliteStore;
+
+use crate::{configuration, services, wiring};
+
+/// Where the records are.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ReindexArgs {
+    /// Data directory of `medledger dev` (it may be running).
+    #[arg(long, env = "MEDLEDGER_DATA_DIR", conflicts_with = "config")]
+    data_dir: Option<PathBuf>,
+    /// A query service configuration file (distributed mode: its `postgres`, `ipfs` and
+    /// `master_key_file`); `MEDLEDGER_QUERY_…` variables apply as for `medledger query`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: ReindexArgs) -> anyhow::Result<()> {
+    let (index, blobs, keys): (Arc<dyn SearchIndex>, Arc<dyn BlobStore>, _) = match &args.data_dir {
+        Some(dir) => {
+            let store = Arc::new(
+                SqliteStore::open(&dir.join("state.db"))
+                    .await
+                    .context("opening the data dir's state database")?,
+            );
+            let keys =
+                wiring::owner_keys(store.clone(), &dir.join("keys").join("master.key"), false)
+                    .await?;
+            let blobs = Arc::new(LocalBlockstore::open(&dir.join("blobs"))?);
+            (store, blobs, keys)
+        }
+        None => {
+            let cfg: medledger_query::Config =
+                configuration::load("QUERY", args.config.as_deref())?;
+            let (store, keys, blobs) =
+                services::records(&cfg.postgres, &cfg.master_key_file, &cfg.ipfs).await?;
+            (store, blobs, keys)
+        }
+    };
+    let done = medledger_query::domain::reindex::reindex(
+        index,
+        blobs,
+        keys,
+        medledger_search::blind::GENERATION,
+        |d| tracing::info!(records = d.records, "reindexing"),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "reindexed {} records ({} changed by a writer meanwhile, {} erased)",
+        done.records, done.overtaken, done.erased
+    );
+    Ok(())
+}
