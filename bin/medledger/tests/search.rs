@@ -110,7 +110,7 @@ async fn results_are_only_what_the_caller_may_read_and_hidden_ones_are_never_cou
         )
         .await;
         let p = format!("Patient/{pid}");
-        let ids: Vec<String> = futures_join(&dev, &dr1, &obs(&p), 3).await;
+        let ids: Vec<String> = create_n(&dev, &dr1, &obs(&p), 3).await;
         patients.push(p);
         mine.push(ids);
     }
@@ -215,8 +215,8 @@ async fn results_are_only_what_the_caller_may_read_and_hidden_ones_are_never_cou
     assert!(!a.is_empty() && a == b, "{a:?} {b:?}");
 }
 
-/// `n` copies of `body` created by `token`'s holder, in turn.
-async fn futures_join(dev: &Dev, token: &str, body: &Value, n: usize) -> Vec<String> {
+/// `n` copies of `body` created by `token`'s holder, one after another (their ids in order).
+async fn create_n(dev: &Dev, token: &str, body: &Value, n: usize) -> Vec<String> {
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(create(dev, token, body).await);
@@ -232,7 +232,7 @@ async fn a_page_cursor_stays_correct_while_others_write() {
     let obs = json!({"resourceType": "Observation", "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
         "subject": {"reference": "Patient/paging"}});
-    let first: Vec<String> = futures_join(&dev, &token, &obs, 6).await;
+    let first: Vec<String> = create_n(&dev, &token, &obs, 6).await;
     let page = search_as(
         &dev,
         &token,
@@ -242,7 +242,7 @@ async fn a_page_cursor_stays_correct_while_others_write() {
     assert_eq!(ids(&page), first[..4]);
     // Writes land between the pages: two new records, and an update that moves one of the
     // first page's records to the end of the order.
-    let later = futures_join(&dev, &token, &obs, 2).await;
+    let later = create_n(&dev, &token, &obs, 2).await;
     let mut moved = obs.clone();
     moved["id"] = json!(first[0]);
     let r = dev

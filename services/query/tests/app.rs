@@ -276,3 +276,45 @@ async fn search_finds_by_blind_tags_pages_and_audits_once() {
         "one AuditEvent per search, refusals included"
     );
 }
+
+#[tokio::test]
+async fn a_date_sort_orders_dates_before_1970_and_missing_ones_last() {
+    let a = app().await;
+    for born in [
+        Some("1950-02-03"),
+        None,
+        Some("2001-07-08"),
+        Some("1969-12-31"),
+    ] {
+        let mut p = json!({"resourceType": "Patient", "gender": "other"});
+        if let Some(b) = born {
+            p["birthDate"] = json!(b);
+        }
+        a.write(p, true).await;
+    }
+    let token = a.token("user/*.rs");
+    let births = |body: &Value| {
+        body["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["resource"]["birthDate"]
+                    .as_str()
+                    .unwrap_or("-")
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (status, body) = a.get("/fhir/Patient?_sort=-birthdate", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        births(&body),
+        ["2001-07-08", "1969-12-31", "1950-02-03", "-"]
+    );
+    let (_, body) = a.get("/fhir/Patient?_sort=birthdate", Some(&token)).await;
+    assert_eq!(
+        births(&body),
+        ["1950-02-03", "1969-12-31", "2001-07-08", "-"]
+    );
+}

@@ -347,15 +347,15 @@ impl<'a> Walk<'a> {
         cursor: Option<Cursor>,
     ) -> Result<(Page, Vec<Candidate>), QueryError> {
         let mut all: Vec<(Keyset, Candidate)> = Vec::new();
-        let mut too_many = false;
         let search = self.search;
         self.walk(base, Some(MAX_SORTED + 1), |mut c| {
             let resource = c.resource.take().unwrap_or(Value::Null);
-            // Missing values sort last in either direction; the key is fixed-width so that
-            // text order is numeric order.
-            let key = match search.date_sort_key(&resource) {
-                Some(k) if search.sort.descending => format!("0{:020}", i64::MAX - k),
-                Some(k) => format!("0{:020}", (i128::from(k) - i128::from(i64::MIN))),
+            // Missing values sort last in either direction; the key is the value's distance
+            // from the order's start (never negative, in i128 so dates before 1970 and open
+            // ends cannot overflow), fixed-width so that text order is numeric order.
+            let key = match search.date_sort_key(&resource).map(i128::from) {
+                Some(k) if search.sort.descending => format!("0{:020}", i128::from(i64::MAX) - k),
+                Some(k) => format!("0{:020}", k - i128::from(i64::MIN)),
                 None => "1".to_owned(),
             };
             c.resource = Some(resource);
@@ -369,9 +369,6 @@ impl<'a> Walk<'a> {
         })
         .await?;
         if all.len() > MAX_SORTED {
-            too_many = true;
-        }
-        if too_many {
             return Err(QueryError::Invalid(format!(
                 "too costly: sorting by {} needs at most {MAX_SORTED} matches; narrow the search",
                 search.sort.key
