@@ -189,7 +189,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let shell = Shell::new(
         http.gate(verifier),
         http.max_body_bytes,
-        wiring::capability(),
+        wiring::capability(None),
         process.readiness(),
     )
     .with_gauges(medledger_ledger_writer::gauges(store));

@@ -41,7 +41,7 @@ pub(crate) async fn owner_keys(
 
 /// The deployment's CapabilityStatement: ingest, query and consent form one FHIR server (one
 /// process in `medledger dev`, one base URL behind the gateway), so each describes all of it.
-pub(crate) fn capability() -> serde_json::Value {
+pub(crate) fn capability(auth: Option<&medledger_auth::AuthConfig>) -> serde_json::Value {
     let mut type_interactions: Vec<&str> = medledger_query::http::INTERACTIONS.to_vec();
     type_interactions.extend_from_slice(medledger_ingest::http::INTERACTIONS);
     let mut system_interactions: Vec<&str> = medledger_ingest::http::SYSTEM_INTERACTIONS.to_vec();
@@ -50,6 +50,7 @@ pub(crate) fn capability() -> serde_json::Value {
         &type_interactions,
         &system_interactions,
         medledger_query::http::OPERATIONS,
+        medledger_auth::capability_security(auth),
     )
 }
 

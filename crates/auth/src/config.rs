@@ -22,6 +22,12 @@ pub struct AuthConfig {
     pub jwks: String,
     /// How often the JWK Set is read again (keys rotate), seconds.
     pub jwks_refresh_secs: u64,
+    /// SMART App Launch: the authorization server's authorize URL, published in
+    /// `/.well-known/smart-configuration` and the CapabilityStatement. Empty: none.
+    pub authorization_endpoint: String,
+    /// SMART App Launch: the authorization server's token URL. Empty: no authorization server
+    /// is published (tokens come from elsewhere, e.g. `medledger token`).
+    pub token_endpoint: String,
 }
 
 impl Default for AuthConfig {
@@ -31,7 +37,132 @@ impl Default for AuthConfig {
             public_key_file: PathBuf::from("/etc/medledger/issuer.pub.pem"),
             jwks: String::new(),
             jwks_refresh_secs: 300,
+            authorization_endpoint: String::new(),
+            token_endpoint: String::new(),
         }
+    }
+}
+
+/// What MedLedger honours of SMART App Launch 2 as a resource server: v2 scopes (`cruds` and
+/// `?category=` restrictions), patient and user permissions, the `patient` launch context.
+const SMART_CAPABILITIES: &[&str] = &[
+    "launch-standalone",
+    "context-standalone-patient",
+    "permission-patient",
+    "permission-user",
+    "permission-v2",
+];
+
+/// The scopes it understands (the `cruds` letters may be any subset, per type or `*`).
+const SMART_SCOPES: &[&str] = &[
+    "openid",
+    "fhirUser",
+    "launch/patient",
+    "offline_access",
+    "patient/*.cruds",
+    "patient/*.rs",
+    "user/*.cruds",
+    "user/*.rs",
+    "system/*.cruds",
+    "system/*.rs",
+];
+
+impl AuthConfig {
+    /// The SMART App Launch 2 discovery document (`/.well-known/smart-configuration`), when
+    /// an authorization server is named (`token_endpoint`).
+    pub fn smart_configuration(&self) -> Option<serde_json::Value> {
+        if self.token_endpoint.is_empty() {
+            return None;
+        }
+        let mut doc = serde_json::json!({
+            "issuer": self.issuer,
+            "token_endpoint": self.token_endpoint,
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic"],
+            "scopes_supported": SMART_SCOPES,
+            "capabilities": SMART_CAPABILITIES,
+            "code_challenge_methods_supported": ["S256"],
+        });
+        if !self.authorization_endpoint.is_empty() {
+            doc["authorization_endpoint"] = serde_json::json!(self.authorization_endpoint);
+            doc["grant_types_supported"] =
+                serde_json::json!(["authorization_code", "client_credentials"]);
+            doc["response_types_supported"] = serde_json::json!(["code"]);
+        }
+        if self.jwks.starts_with("http://") || self.jwks.starts_with("https://") {
+            doc["jwks_uri"] = serde_json::json!(self.jwks);
+        }
+        Some(doc)
+    }
+
+    /// The CapabilityStatement's `rest.security`: SMART-on-FHIR with the `oauth-uris`
+    /// extension when an authorization server is named, else only what a token must be.
+    pub fn capability_security(&self) -> serde_json::Value {
+        capability_security(Some(self))
+    }
+}
+
+/// `rest.security` of a CapabilityStatement for `auth` (`None`: `medledger dev`, whose tokens
+/// come from `medledger token`).
+pub fn capability_security(auth: Option<&AuthConfig>) -> serde_json::Value {
+    let described = "Every interaction except metadata and SMART discovery requires \
+                     Authorization: Bearer <JWT> (ES256 or RS256) with SMART v2 scopes.";
+    let Some(auth) = auth.filter(|a| !a.token_endpoint.is_empty()) else {
+        return serde_json::json!({
+            "cors": false,
+            "description": format!("{described} No authorization server is published; tokens come from the deployment's issuer."),
+        });
+    };
+    let mut uris = vec![serde_json::json!({"url": "token", "valueUri": auth.token_endpoint})];
+    if !auth.authorization_endpoint.is_empty() {
+        uris.push(serde_json::json!({"url": "authorize", "valueUri": auth.authorization_endpoint}));
+    }
+    serde_json::json!({
+        "cors": false,
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": uris,
+        }],
+        "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
+        "description": described,
+    })
+}
+
+#[cfg(test)]
+mod smart_tests {
+    use super::*;
+
+    #[test]
+    fn discovery_and_security_follow_the_configured_server() {
+        let none = AuthConfig::default();
+        assert!(none.smart_configuration().is_none());
+        assert!(capability_security(None).get("service").is_none());
+        assert!(none.capability_security().get("service").is_none());
+        let auth = AuthConfig {
+            authorization_endpoint: "https://auth.example/authorize".into(),
+            token_endpoint: "https://auth.example/token".into(),
+            jwks: "https://auth.example/jwks".into(),
+            ..AuthConfig::default()
+        };
+        let doc = auth.smart_configuration().expect("configured");
+        assert_eq!(doc["token_endpoint"], "https://auth.example/token");
+        assert_eq!(
+            doc["authorization_endpoint"],
+            "https://auth.example/authorize"
+        );
+        assert_eq!(doc["jwks_uri"], "https://auth.example/jwks");
+        assert!(
+            doc["capabilities"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .any(|c| c == "permission-v2")
+        );
+        let sec = auth.capability_security();
+        assert_eq!(sec["service"][0]["coding"][0]["code"], "SMART-on-FHIR");
+        let uris = &sec["extension"][0]["extension"];
+        assert_eq!(uris[0]["url"], "token");
+        assert_eq!(uris[1]["valueUri"], "https://auth.example/authorize");
     }
 }
 

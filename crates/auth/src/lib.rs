@@ -34,7 +34,7 @@ mod rsa_key;
 mod source;
 mod verify;
 
-pub use config::AuthConfig;
+pub use config::{AuthConfig, capability_security};
 pub use jwk::{Jwk, JwkSet, KeySet, MIN_RSA_BITS, SharedKeySet};
 pub use rsa_key::RsaIssuerKey;
 pub use source::{JwksCache, JwksOptions, JwksSource};

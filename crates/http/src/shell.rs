@@ -115,6 +115,8 @@ pub struct Shell {
     gate: Gate,
     max_body: usize,
     capability: Arc<Value>,
+    /// The SMART App Launch discovery document, when an authorization server is named.
+    smart: Option<Arc<Value>>,
     readiness: Readiness,
     gauges: Gauges,
 }
@@ -136,9 +138,17 @@ impl Shell {
             gate,
             max_body,
             capability: Arc::new(capability),
+            smart: None,
             readiness,
             gauges: no_gauges(),
         }
+    }
+
+    /// Answers `/fhir/.well-known/smart-configuration` (open, like `/metadata`) with `smart`;
+    /// without one it is a 404 OperationOutcome that says no authorization server is named.
+    pub fn with_smart_configuration(mut self, smart: Option<Value>) -> Self {
+        self.smart = smart.map(Arc::new);
+        self
     }
 
     /// Reports `gauges` on `/metrics` as well as the request counter.
@@ -162,6 +172,7 @@ impl Shell {
     /// with spans and counts.
     pub fn fhir(&self, routes: Router) -> Router {
         let capability = self.capability.clone();
+        let smart = self.smart.clone();
         let protected = routes.layer(axum::middleware::from_fn_with_state(
             self.gate.clone(),
             crate::require_bearer,
@@ -170,6 +181,18 @@ impl Shell {
             .route(
                 "/metadata",
                 get(move || async move { fhir_json(StatusCode::OK, &capability) }),
+            )
+            .route(
+                "/.well-known/smart-configuration",
+                get(move || async move {
+                    match smart.as_deref() {
+                        Some(doc) => Ok(axum::Json(doc.clone())),
+                        None => Err(ApiError::new(
+                            Category::NotFound,
+                            "no SMART authorization server is configured (auth.token_endpoint)",
+                        )),
+                    }
+                }),
             )
             .merge(protected)
             .method_not_allowed_fallback(|| async {

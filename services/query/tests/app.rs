@@ -318,3 +318,60 @@ async fn a_date_sort_orders_dates_before_1970_and_missing_ones_last() {
         ["1950-02-03", "1969-12-31", "2001-07-08", "-"]
     );
 }
+
+#[tokio::test]
+async fn smart_discovery_is_open_and_follows_the_configured_authorization_server() {
+    let shell = TestShell::new();
+    let auth = medledger_auth::AuthConfig {
+        authorization_endpoint: "https://auth.example/authorize".into(),
+        token_endpoint: "https://auth.example/token".into(),
+        ..medledger_auth::AuthConfig::default()
+    };
+    let with = shell
+        .shell
+        .clone()
+        .with_smart_configuration(auth.smart_configuration())
+        .app(Router::new());
+    let (status, doc) = call(
+        &with,
+        Method::GET,
+        "/fhir/.well-known/smart-configuration",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "no token is needed to discover");
+    assert_eq!(doc["token_endpoint"], "https://auth.example/token");
+    assert_eq!(
+        doc["authorization_endpoint"],
+        "https://auth.example/authorize"
+    );
+    let without = shell.shell.clone().app(Router::new());
+    let (status, body) = call(
+        &without,
+        Method::GET,
+        "/fhir/.well-known/smart-configuration",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["resourceType"].as_str()),
+        (StatusCode::NOT_FOUND, Some("OperationOutcome"))
+    );
+    // The CapabilityStatement claims SMART-on-FHIR, with the oauth-uris extension, only then.
+    let cs = medledger_query::capability_statement(&["read"], &[], &[], auth.capability_security());
+    let security = &cs["rest"][0]["security"];
+    assert_eq!(security["service"][0]["coding"][0]["code"], "SMART-on-FHIR");
+    assert_eq!(
+        security["extension"][0]["url"],
+        "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+    );
+    let dev = medledger_query::capability_statement(
+        &["read"],
+        &[],
+        &[],
+        medledger_auth::capability_security(None),
+    );
+    assert!(dev["rest"][0]["security"].get("service").is_none());
+}

@@ -30,9 +30,10 @@ pub(crate) async fn run(cfg: medledger_consent::Config) -> anyhow::Result<()> {
     let shell = Shell::new(
         cfg.http.gate(verifier.clone()),
         cfg.http.max_body_bytes,
-        wiring::capability(),
+        wiring::capability(Some(&cfg.auth)),
         process.readiness(),
-    );
+    )
+    .with_smart_configuration(cfg.auth.smart_configuration());
     process
         .serve("admin listener", cfg.admin_listen, shell.probes())
         .await?;

@@ -41,9 +41,10 @@ pub(crate) async fn run(cfg: medledger_ingest::Config) -> anyhow::Result<()> {
     let shell = Shell::new(
         cfg.http.gate(verifier),
         cfg.http.max_body_bytes,
-        wiring::capability(),
+        wiring::capability(Some(&cfg.auth)),
         process.readiness(),
     )
+    .with_smart_configuration(cfg.auth.smart_configuration())
     .with_gauges(Arc::new(move || {
         let pool = pool.clone();
         Box::pin(async move {

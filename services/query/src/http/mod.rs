@@ -419,11 +419,14 @@ fn search_params(resource_type: &str) -> Vec<Value> {
 }
 
 /// The CapabilityStatement of a deployment serving `type_interactions` on every accepted type,
-/// `system_interactions` at the base and `operations` on instances.
+/// `system_interactions` at the base and `operations` on instances, secured as `security` says
+/// (`medledger_auth::capability_security`).
 pub fn capability_statement(
     type_interactions: &[&str],
     system_interactions: &[&str],
     operations: &[&str],
+
+    security: Value,
 ) -> Value {
     let resources: Vec<Value> = medledger_fhir::all_accepted_types()
         .into_iter()
@@ -495,11 +498,7 @@ pub fn capability_statement(
         "format": ["application/fhir+json", "application/json"],
         "rest": [{
             "mode": "server",
-            "security": {
-                "cors": false,
-                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
-                "description": "Every interaction except metadata requires Authorization: Bearer <JWT> (ES256 or RS256)."
-            },
+            "security": security,
             "resource": resources,
             "interaction": system_interactions.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
         }]
