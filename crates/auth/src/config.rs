@@ -223,6 +223,7 @@ mod tests {
             public_key_file: dir.path().join("not-read.pem"),
             jwks: path.display().to_string(),
             jwks_refresh_secs: 300,
+            ..AuthConfig::default()
         };
         let v = auth.verifier(std::future::pending()).await.unwrap();
         let c = claims(&auth.issuer);
