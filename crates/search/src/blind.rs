@@ -8,7 +8,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use medledger_crypto::{Key, commitment, open, seal};
+use sha2::Sha256;
 
 /// Associated data of sealed page cursors.
 const CURSOR_AAD: &[u8] = b"medledger/v1/search-cursor";
@@ -66,9 +68,10 @@ impl Form {
     }
 }
 
-/// The key tags are made with.
+/// The key tags are made with, and its HMAC state after the key (cloned for each tag, so the
+/// key schedule is computed once, not per tag on the write path).
 #[derive(Clone)]
-pub struct IndexKey(Key);
+pub struct IndexKey(Key, Hmac<Sha256>);
 
 impl std::fmt::Debug for IndexKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,21 +83,21 @@ impl IndexKey {
     /// The index key of `generation`, derived from the master key.
     pub fn derive(master: &Key, generation: u32) -> Self {
         let label = format!("medledger/v1/search-index-key/{generation}");
-        Self(Key::from_bytes(commitment(
-            master.expose(),
-            label.as_bytes(),
-        )))
+        let key = Key::from_bytes(commitment(master.expose(), label.as_bytes()));
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose())
+            .unwrap_or_else(|_| unreachable!("HMAC-SHA256 accepts keys of every length"));
+        Self(key, mac)
     }
 
     /// The tag of `value` in `form` for `param` of `resource_type`.
     pub fn tag(&self, resource_type: &str, param: &str, form: Form, value: &str) -> Tag {
-        let mut input = Vec::with_capacity(16 + resource_type.len() + param.len() + value.len());
+        let mut mac = self.1.clone();
         for part in [resource_type.as_bytes(), param.as_bytes(), value.as_bytes()] {
-            input.extend_from_slice(&(part.len() as u32).to_be_bytes());
-            input.extend_from_slice(part);
+            mac.update(&(part.len() as u32).to_be_bytes());
+            mac.update(part);
         }
-        input.push(form.byte());
-        let full = commitment(self.0.expose(), &input);
+        mac.update(&[form.byte()]);
+        let full = mac.finalize().into_bytes();
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&full[..TAG_LEN]);
         tag

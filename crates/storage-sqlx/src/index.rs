@@ -109,7 +109,12 @@ impl<D: Dialect> RecordIndex for SqlStore<D> {
             .map_err(lost_race)?;
             // The tags of the version that is now current, and no others: a search finds a
             // record by what it says now, and a deleted record not at all.
-            crate::search::replace_tags::<D>(&mut tx, &r.resource_type, &r.id, &w.tags).await?;
+            if w.expected.is_some() {
+                crate::search::replace_tags::<D>(&mut tx, &r.resource_type, &r.id, &w.tags).await?;
+            } else {
+                // A new record has no tags to replace (a create that lost a race failed above).
+                crate::search::insert_tags::<D>(&mut tx, &r.resource_type, &r.id, &w.tags).await?;
+            }
         }
         crate::audit::insert::<D>(&mut tx, audit).await?;
         D::append_outbox(&mut tx, Outbox::Ingest, events)

@@ -30,6 +30,16 @@ pub(crate) async fn replace_tags<D: Dialect>(
             .arg(id),
     )
     .await?;
+    insert_tags::<D>(tx, resource_type, id, tags).await
+}
+
+/// Files `tags` for `resource_type/id`, inside the caller's transaction.
+pub(crate) async fn insert_tags<D: Dialect>(
+    tx: &mut <D::Db as Database>::Connection,
+    resource_type: &str,
+    id: &str,
+    tags: &[IndexTag],
+) -> Result<(), StoreError> {
     for chunk in tags.chunks(TAGS_PER_INSERT) {
         let mut sql = String::from("INSERT INTO search_tags (tag, resource_type, id) VALUES ");
         for i in 0..chunk.len() {

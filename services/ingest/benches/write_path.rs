@@ -1,6 +1,6 @@
 //! Cost per resource of the write path's CPU work: parse + validate (fhir-sdk), RFC 8785
-//! canonicalisation, HMAC commitment, AES-256-GCM envelope encryption and the CID hash, over the
-//! resources of a Synthea patient bundle. I/O (blob fsync, SQLite) is measured by the load test.
+//! canonicalisation, HMAC commitment, AES-256-GCM envelope encryption and the CID hash, and the
+//! blind search index tags, over the resources of a Synthea patient bundle. I/O (blob fsync, SQLite) is measured by the load test.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -52,6 +52,24 @@ fn write_path(c: &mut Criterion) {
             })
         },
     );
+    let index_key = medledger_search::IndexKey::derive(&owner, 1);
+    g.bench_function("blind index tags per bundle", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for r in &rs {
+                let rt = r["resourceType"].as_str().unwrap();
+                n += medledger_search::index_tags(&index_key, rt, r).len();
+            }
+            std::hint::black_box(n)
+        })
+    });
+    let tags: usize = rs
+        .iter()
+        .map(|r| {
+            medledger_search::index_tags(&index_key, r["resourceType"].as_str().unwrap(), r).len()
+        })
+        .sum();
+    println!("blind index tags: {tags} for {} resources", rs.len());
     g.finish();
 }
 
