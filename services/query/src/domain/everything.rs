@@ -13,7 +13,7 @@ use medledger_storage_api::CompartmentQuery;
 use serde_json::Value;
 
 use super::Query;
-use super::search::{Decisions, Page, Walk};
+use super::search::{Page, Walk};
 use crate::QueryError;
 
 /// Records per page without `_count`.
@@ -96,7 +96,7 @@ impl Query {
             }
         }
         let search = Search::default();
-        let mut walk = Walk::new(self, caller, &scopes, &search, Decisions::new());
+        let mut walk = Walk::new(self, caller, &scopes, &search);
         let mut page = Page::default();
         let mut seen: HashSet<String> = HashSet::new();
         let mut last: Option<(String, String)> = None;

@@ -12,7 +12,7 @@ use medledger_storage_api::{HistoryKey, HistoryQuery, VersionRow};
 use serde_json::Value;
 
 use super::Query;
-use super::search::{Decisions, Walk, search_owner};
+use super::search::{Walk, search_owner};
 use crate::QueryError;
 
 /// Versions per page without `_count`.
@@ -165,7 +165,7 @@ impl Query {
         }
         q.resource_type = rt;
         let search = Search::default();
-        let mut walk = Walk::new(self, caller, &scopes, &search, Decisions::new());
+        let mut walk = Walk::new(self, caller, &scopes, &search);
         let mut entries = Vec::new();
         let mut more = false;
         'pages: loop {

@@ -313,9 +313,12 @@ pub(crate) async fn decrypt(
 
 /// A resource's `category` codings as `code` and `system|code`.
 pub(crate) fn categories_of(body: &[u8]) -> Vec<String> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Vec::new();
-    };
+    serde_json::from_slice::<serde_json::Value>(body)
+        .map_or_else(|_| Vec::new(), |v| categories_in(&v))
+}
+
+/// The `category` codings of a parsed resource, as [`categories_of`] gives them.
+pub(crate) fn categories_in(v: &serde_json::Value) -> Vec<String> {
     let mut out = Vec::new();
     let categories = match &v["category"] {
         serde_json::Value::Array(a) => a.clone(),

@@ -19,7 +19,7 @@ use medledger_storage_api::{IndexOrder, IndexQuery, IndexTag, Keyset, VersionRow
 use serde_json::Value;
 
 use super::Query;
-use super::read::categories_of;
+use super::read::categories_in;
 use crate::QueryError;
 
 /// Index rows read per round trip while walking a result.
@@ -104,7 +104,7 @@ impl Cursor {
 }
 
 /// Decisions already had in this search, by owner and custodian.
-pub(crate) type Decisions = HashMap<(String, String), bool>;
+type Decisions = HashMap<(String, String), bool>;
 
 impl Query {
     /// Runs `req` for `caller`: one page, with the AuditEvent of the search stored before it
@@ -152,7 +152,7 @@ impl Query {
         let base = index_query(&search, owner.clone());
         let mut walk = Walk {
             interaction: Interaction::Search,
-            ..Walk::new(self, caller, &scopes, &search, Decisions::new())
+            ..Walk::new(self, caller, &scopes, &search)
         };
         let (mut page, candidates) = if search.sort.in_index() {
             walk.page_in_index(base, cursor).await?
@@ -251,6 +251,9 @@ pub(crate) struct Walk<'a> {
     scopes: &'a Scopes,
     search: &'a Search,
     decisions: Decisions,
+    /// What the plaintext of a version (its categories, the search's checks) decided, by
+    /// `Type/id`, version and whether the checks applied.
+    plaintext_verdicts: HashMap<(String, u64, bool), bool>,
     /// What each record is decided for: a search, or a read (history).
     interaction: Interaction,
 }
@@ -262,14 +265,14 @@ impl<'a> Walk<'a> {
         caller: &'a Caller,
         scopes: &'a Scopes,
         search: &'a Search,
-        decisions: Decisions,
     ) -> Self {
         Self {
             query,
             caller,
             scopes,
             search,
-            decisions,
+            decisions: Decisions::new(),
+            plaintext_verdicts: HashMap::new(),
             interaction: Interaction::Read,
         }
     }
@@ -349,6 +352,7 @@ impl<'a> Walk<'a> {
         let mut all: Vec<(Keyset, Candidate)> = Vec::new();
         let search = self.search;
         self.walk(base, Some(MAX_SORTED + 1), |mut c| {
+            // One walk visits each version once, so each arrives decrypted (needs_plaintext).
             let resource = c.resource.take().unwrap_or(Value::Null);
             // Missing values sort last in either direction; the key is the value's distance
             // from the order's start (never negative, in i128 so dates before 1970 and open
@@ -473,18 +477,20 @@ impl<'a> Walk<'a> {
                 resource: None,
             }));
         }
+        // A version decided on its plaintext before, in this search's other walk (`_total`
+        // counts what the page walk already decrypted), is not decrypted again.
+        let key = (row.key(), row.version, checked);
+        if let Some(&passed) = self.plaintext_verdicts.get(&key) {
+            return Ok(passed.then_some(Candidate {
+                row,
+                resource: None,
+            }));
+        }
         let resource = self.open(&row).await?;
-        if by_category {
-            let body = serde_json::to_vec(&resource).unwrap_or_default();
-            let categories = categories_of(&body);
-            if !self.allowed(&row, Some(&categories)).await? {
-                return Ok(None);
-            }
-        }
-        if checked && !search.checks_pass(&resource) {
-            return Ok(None);
-        }
-        Ok(Some(Candidate {
+        let passed = (!by_category || self.allowed(&row, Some(&categories_in(&resource))).await?)
+            && (!checked || search.checks_pass(&resource));
+        self.plaintext_verdicts.insert(key, passed);
+        Ok(passed.then_some(Candidate {
             row,
             resource: Some(resource),
         }))
