@@ -1,14 +1,18 @@
-//! RFC 8785 JSON Canonicalization Scheme (JCS).
+//! RFC 8785 JSON Canonicalization Scheme (JCS), with numbers kept as sent.
 //!
 //! Commitments are taken over canonical bytes so that a holder of the resource can recompute
-//! them whatever whitespace or key order their copy has.
+//! them whatever whitespace or key order their copy has. The one departure from RFC 8785: a
+//! number is written with exactly the characters it was sent with instead of ECMAScript's
+//! shortest form. A FHIR decimal carries its precision in its spelling (`0.0` is not `0`,
+//! `112.41600000000001` is not `112.416`, R4 §2.24.0.1 "decimal"), and rounding it to a double
+//! would store, and commit to, something the sender never wrote. serde_json is built with
+//! `arbitrary_precision` (workspace Cargo.toml) so a parsed number keeps its literal.
 
 use serde_json::Value;
 
-/// Serialises `value` as RFC 8785 canonical JSON.
-///
-/// Numbers are written as ECMAScript's `Number.prototype.toString` would (JCS §3.2.2.3); object
-/// members are sorted by the UTF-16 code units of their names (§3.2.3).
+/// Serialises `value` as canonical JSON: object members sorted by the UTF-16 code units of their
+/// names (RFC 8785 §3.2.3), no whitespace, strings escaped as §3.2.2.2 requires, and numbers as
+/// written.
 pub fn canonical_json(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     write_value(value, &mut out);
@@ -19,15 +23,9 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                out.extend_from_slice(i.to_string().as_bytes());
-            } else if let Some(u) = n.as_u64() {
-                out.extend_from_slice(u.to_string().as_bytes());
-            } else {
-                out.extend_from_slice(es_number(n.as_f64().unwrap_or(0.0)).as_bytes());
-            }
-        }
+        // With arbitrary_precision a Number is its literal: what was parsed, or for one built from
+        // an f64 in code, the shortest digits that round-trip.
+        Value::Number(n) => out.extend_from_slice(n.as_str().as_bytes()),
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
             out.push(b'[');
@@ -62,47 +60,6 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(serde_json::to_string(s).unwrap_or_default().as_bytes());
 }
 
-/// Formats a finite double as ECMAScript does.
-fn es_number(f: f64) -> String {
-    if f == 0.0 || !f.is_finite() {
-        // JSON cannot carry NaN or infinities; serde_json never produces them from parsing.
-        return "0".to_owned();
-    }
-    // Rust's `{:e}` yields the shortest digits that round-trip, as ECMAScript requires.
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let k = digits.len() as i32;
-    let n = exp + 1;
-    let mut s = String::new();
-    if f < 0.0 {
-        s.push('-');
-    }
-    if k <= n && n <= 21 {
-        s.push_str(&digits);
-        s.extend(std::iter::repeat_n('0', (n - k) as usize));
-    } else if 0 < n && n <= 21 {
-        s.push_str(&digits[..n as usize]);
-        s.push('.');
-        s.push_str(&digits[n as usize..]);
-    } else if -6 < n && n <= 0 {
-        s.push_str("0.");
-        s.extend(std::iter::repeat_n('0', (-n) as usize));
-        s.push_str(&digits);
-    } else {
-        s.push_str(&digits[..1]);
-        if k > 1 {
-            s.push('.');
-            s.push_str(&digits[1..]);
-        }
-        s.push('e');
-        s.push(if n > 0 { '+' } else { '-' });
-        s.push_str(&(n - 1).abs().to_string());
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,37 +92,43 @@ mod tests {
     }
 
     #[test]
-    fn numbers_follow_ecmascript() {
-        let cases = [
-            (0.0, "0"),
-            (-0.0, "0"),
-            (1.0, "1"),
-            (7.2, "7.2"),
-            (-1.5, "-1.5"),
-            (1e21, "1e+21"),
-            (1e20, "100000000000000000000"),
-            (123456789012345680000.0, "123456789012345680000"),
-            (0.000001, "0.000001"),
-            (1e-7, "1e-7"),
-            (4.5e-7, "4.5e-7"),
-            (333333333.3333333, "333333333.3333333"),
-            (5e-324, "5e-324"),
-            (1.7976931348623157e308, "1.7976931348623157e+308"),
-            (295147905179352830000.0, "295147905179352830000"),
-        ];
-        for (f, want) in cases {
-            assert_eq!(es_number(f), want, "{f:?}");
+    fn numbers_keep_the_digits_they_were_sent_with() {
+        for literal in [
+            "0",
+            "0.0",
+            "-0",
+            "1.50",
+            "112.41600000000001",
+            "1e+30",
+            "4.50",
+            "2e-3",
+            "0.000000000000000000000000001",
+            "333333333.33333329",
+            "123456789012345678901234567890",
+            "-7.20",
+        ] {
+            let v: Value =
+                serde_json::from_str(&format!("{{\"value\": {literal}}}")).expect("json");
+            let got = String::from_utf8(canonical_json(&v)).expect("utf8");
+            assert_eq!(got, format!("{{\"value\":{literal}}}"));
         }
+        // Only the exponent's spelling is normalised (by serde_json's parser): `e`, and a sign.
+        let v: Value = serde_json::from_str("[1E30, 2.50E-3]").expect("json");
+        assert_eq!(canonical_json(&v), b"[1e+30,2.50e-3]");
     }
 
     #[test]
     fn rfc8785_sample_structure() {
-        let v = json!({"numbers": [333_333_333.333_333_3, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
-            "string": "\u{20ac}$\u{000F}\u{000a}A'\u{0042}\u{0022}\u{005c}\\\"/", "literals": [null, true, false]});
+        // RFC 8785 §3.2.2's sample, except that its numbers stay as written.
+        let v: Value = serde_json::from_str(
+            r#"{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+            "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/", "literals": [null, true, false]}"#,
+        )
+        .expect("json");
         let got = String::from_utf8(canonical_json(&v)).expect("utf8");
         assert_eq!(
             got,
-            r#"{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}"#
+            r#"{"literals":[null,true,false],"numbers":[333333333.33333329,1e+30,4.50,2e-3,0.000000000000000000000000001],"string":"€$\u000f\nA'B\"\\\\\"/"}"#
         );
     }
 }

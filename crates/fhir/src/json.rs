@@ -6,6 +6,10 @@
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+/// The member name serde_json's `arbitrary_precision` uses to pass a number's literal through
+/// `deserialize_any` (the same check serde_json's own `Value` makes).
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
 /// Parses `bytes` as JSON, refusing duplicate object members.
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     serde_json::from_slice::<Strict>(bytes).map(|s| s.0)
@@ -72,6 +76,15 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            if out.is_empty() && key == NUMBER_TOKEN {
+                // serde_json's arbitrary_precision hands a number that is not a plain integer
+                // over as a one-member map holding its literal; keep the literal (canonical.rs).
+                let literal: String = map.next_value()?;
+                return literal
+                    .parse::<serde_json::Number>()
+                    .map(Value::Number)
+                    .map_err(de::Error::custom);
+            }
             if out.contains_key(&key) {
                 // A member name, not a value: safe to say which.
                 return Err(de::Error::custom(format!(

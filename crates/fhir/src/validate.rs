@@ -72,7 +72,7 @@ pub fn validate_resource(value: &Value) -> Result<String, FhirError> {
             }
         }
     }
-    let parsed: Resource = serde_json::from_value(value.clone())
+    let parsed: Resource = serde_json::from_value(as_doubles(value))
         .map_err(|e| invalid(redact_values(&e.to_string())))?;
     let back = serde_json::to_value(&parsed).map_err(|e| invalid(e.to_string()))?;
     if let Some(path) = first_r4b_only(&rt, value) {
@@ -89,6 +89,27 @@ pub fn validate_resource(value: &Value) -> Result<String, FhirError> {
         )));
     }
     Ok(rt)
+}
+
+/// A copy of `value` whose decimals are plain doubles, for the models only.
+///
+/// serde_json keeps number literals (`arbitrary_precision`), and a literal that is not the
+/// shortest form of its double (`1.50`) reaches serde's buffered paths (the models' choice types)
+/// as a map, which they refuse. The stored resource keeps the literal; validation needs the value.
+fn as_doubles(value: &Value) -> Value {
+    match value {
+        Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() => n
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(|| value.clone(), Value::Number),
+        Value::Array(items) => Value::Array(items.iter().map(as_doubles).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), as_doubles(v)))
+                .collect(),
+        ),
+        _ => value.clone(),
+    }
 }
 
 /// Elements the R4B models accept on types R4 also has, but which are not R4: the new datatypes
@@ -338,6 +359,20 @@ mod tests {
         let p = json!({"resourceType": "Patient", "gender": "female", "birthDate": "1970-01-01",
             "name": [{"family": "Doe", "given": ["Jane"]}]});
         assert_eq!(validate_resource(&p).expect("valid"), "Patient");
+    }
+
+    #[test]
+    fn accepts_decimals_spelled_with_their_precision() {
+        // Literals that are not a double's shortest form, in a choice element (value[x]), in a
+        // nested datatype and in a repeated backbone element.
+        let o: Value = serde_json::from_str(
+            r#"{"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "valueQuantity": {"value": 1.50, "unit": "mg"},
+            "referenceRange": [{"low": {"value": 0.0}, "high": {"value": 112.41600000000001}}],
+            "component": [{"code": {"text": "y"}, "valueQuantity": {"value": 7.20}}]}"#,
+        )
+        .expect("json");
+        assert_eq!(validate_resource(&o).expect("valid"), "Observation");
     }
 
     #[test]
