@@ -63,7 +63,6 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn sorts_keys_by_utf16_and_strips_whitespace() {
