@@ -52,6 +52,18 @@ pub(crate) struct DevArgs {
     /// exists, instead of the system clock. Tokens are still checked against the system clock.
     #[arg(long, hide = true)]
     test_clock_file: Option<PathBuf>,
+    /// A TOML file with an `[auth]` table, as the services take (docs/configuration.md): the
+    /// issuers trusted besides the dev issuer (JWK Sets, OpenID discovery, each with its
+    /// audience) and the authorization server published for SMART discovery.
+    #[arg(long, env = "MEDLEDGER_DEV_AUTH_CONFIG")]
+    auth_config: Option<PathBuf>,
+}
+
+/// The file `--auth-config` names.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct DevAuth {
+    auth: Option<medledger_auth::AuthConfig>,
 }
 
 pub(crate) fn issuer_key_path(data_dir: &Path) -> PathBuf {
@@ -126,8 +138,28 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     .await
     .context("starting the ledger writer")?;
 
-    let verifier =
-        medledger_auth::TokenVerifier::new(medledger_auth::DEV_ISSUER, issuer.verifying_key());
+    let mut process = Process::new(false);
+    let auth = match &args.auth_config {
+        Some(file) => {
+            crate::configuration::load::<DevAuth>("DEV", Some(file))
+                .with_context(|| format!("--auth-config {}", file.display()))?
+                .auth
+        }
+        None => None,
+    };
+    // The dev issuer always, and whoever the auth file's `[[auth.issuers]]` trusts (its
+    // single-issuer keys describe the dev issuer's place in a service's file: not read here).
+    let external = match &auth {
+        Some(a) if !a.issuers.is_empty() => a
+            .verifier(process.shutdown().cancelled_owned())
+            .await
+            .map_err(anyhow::Error::msg)?,
+        _ => medledger_auth::TokenVerifier::default(),
+    };
+    let verifier = external.with_issuer(
+        medledger_auth::DEV_ISSUER,
+        medledger_auth::KeySet::from_es256_key(issuer.verifying_key(), None),
+    );
     let mut ingest_config = medledger_ingest::Config::default();
     ingest_config.mllp.enabled = true;
     ingest_config.mllp.listen = args.mllp_listen;
@@ -179,7 +211,6 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
 
     // One base URL for all of it; the probes on the same listener.
-    let mut process = Process::new(false);
     let http = HttpConfig {
         listen: args.listen,
         max_body_bytes: args.max_body_bytes,
@@ -189,9 +220,10 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let shell = Shell::new(
         http.gate(verifier),
         http.max_body_bytes,
-        wiring::capability(None),
+        wiring::capability(auth.as_ref()),
         process.readiness(),
     )
+    .with_smart_configuration(auth.as_ref().and_then(|a| a.smart_configuration()))
     .with_gauges(medledger_ledger_writer::gauges(store));
     // Consent's static `/Consent` routes take precedence over the generic `/{type}` ones.
     let app = shell.app(

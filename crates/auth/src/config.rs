@@ -8,19 +8,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::{JwksCache, JwksOptions, JwksSource, TokenVerifier};
 
-/// Who may call: bearer tokens from this issuer, signed with its key (a PEM file) or one of its
-/// keys (a JWK Set, file or URL).
+/// Who may call: bearer tokens from one issuer (`issuer` and its key), or from each of several
+/// (`[[auth.issuers]]`, which then replaces the single-issuer keys), each with its own keys and
+/// audience.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Expected `iss` claim.
     pub issuer: String,
-    /// The issuer's ES256 public key (SPKI PEM); not read when `jwks` is set.
+    /// What the issuer's tokens must name in `aud`.
+    pub audience: String,
+    /// The issuer's ES256 public key (SPKI PEM); not read when `jwks` is set or `discovery` is on.
     pub public_key_file: PathBuf,
-    /// The issuer's JWK Set (ES256 and RS256 keys): a file path or an `http://` URL. Empty: use
-    /// `public_key_file`.
+    /// The issuer's JWK Set (ES256 and RS256 keys): a file path or an `https://` (or, on a
+    /// trusted network, `http://`) URL. Empty: `discovery`, else `public_key_file`.
     pub jwks: String,
-    /// How often the JWK Set is read again (keys rotate), seconds.
+    /// Find the JWK Set by OpenID Connect Discovery: `{issuer}/.well-known/openid-configuration`
+    /// names its `jwks_uri`.
+    pub discovery: bool,
+    /// Several issuers, each with its own keys and audience. When given, `issuer`, `audience`,
+    /// `public_key_file`, `jwks` and `discovery` above are not used.
+    pub issuers: Vec<IssuerConfig>,
+    /// PEM file of the CA certificates that alone are trusted for `https://` key and discovery
+    /// fetches (a hospital's private CA). Empty: the system's roots.
+    pub ca_bundle: PathBuf,
+    /// How often each JWK Set (and discovery document) is read again (keys rotate), seconds.
     pub jwks_refresh_secs: u64,
     /// SMART App Launch: the authorization server's authorize URL, published in
     /// `/.well-known/smart-configuration` and the CapabilityStatement. Empty: none.
@@ -30,12 +42,34 @@ pub struct AuthConfig {
     pub token_endpoint: String,
 }
 
+/// One trusted issuer of `[[auth.issuers]]`: exactly one of `jwks`, `discovery` and
+/// `public_key_file` says where its keys are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuerConfig {
+    /// Expected `iss` claim (for discovery, the issuer URL).
+    pub issuer: String,
+    /// What its tokens must name in `aud`; empty: `medledger`. A SMART authorization server
+    /// puts the FHIR base URL the app asked for here.
+    pub audience: String,
+    /// Its JWK Set: a file path or a URL.
+    pub jwks: String,
+    /// Find its JWK Set by OpenID Connect Discovery.
+    pub discovery: bool,
+    /// Its ES256 public key (SPKI PEM).
+    pub public_key_file: PathBuf,
+}
+
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             issuer: crate::DEV_ISSUER.to_owned(),
+            audience: crate::AUDIENCE.to_owned(),
             public_key_file: PathBuf::from("/etc/medledger/issuer.pub.pem"),
             jwks: String::new(),
+            discovery: false,
+            issuers: Vec::new(),
+            ca_bundle: PathBuf::new(),
             jwks_refresh_secs: 300,
             authorization_endpoint: String::new(),
             token_endpoint: String::new(),
@@ -68,14 +102,34 @@ const SMART_SCOPES: &[&str] = &[
 ];
 
 impl AuthConfig {
+    /// The issuers trusted: `issuers`, or the single one the top-level keys describe.
+    pub fn trusted(&self) -> Vec<IssuerConfig> {
+        if !self.issuers.is_empty() {
+            return self.issuers.clone();
+        }
+        let key_file = if self.jwks.is_empty() && !self.discovery {
+            self.public_key_file.clone()
+        } else {
+            PathBuf::new()
+        };
+        vec![IssuerConfig {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            jwks: self.jwks.clone(),
+            discovery: self.discovery,
+            public_key_file: key_file,
+        }]
+    }
+
     /// The SMART App Launch 2 discovery document (`/.well-known/smart-configuration`), when
     /// an authorization server is named (`token_endpoint`).
     pub fn smart_configuration(&self) -> Option<serde_json::Value> {
         if self.token_endpoint.is_empty() {
             return None;
         }
+        let first = self.trusted().into_iter().next().unwrap_or_default();
         let mut doc = serde_json::json!({
-            "issuer": self.issuer,
+            "issuer": first.issuer,
             "token_endpoint": self.token_endpoint,
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic"],
@@ -89,8 +143,8 @@ impl AuthConfig {
                 serde_json::json!(["authorization_code", "client_credentials"]);
             doc["response_types_supported"] = serde_json::json!(["code"]);
         }
-        if self.jwks.starts_with("http://") || self.jwks.starts_with("https://") {
-            doc["jwks_uri"] = serde_json::json!(self.jwks);
+        if first.jwks.starts_with("http://") || first.jwks.starts_with("https://") {
+            doc["jwks_uri"] = serde_json::json!(first.jwks);
         }
         Some(doc)
     }
@@ -167,29 +221,63 @@ mod smart_tests {
 }
 
 impl AuthConfig {
-    /// The token verifier this describes. With a JWK Set, its keys are read now (a failure
-    /// stops the service: it could authenticate nobody) and again every `jwks_refresh_secs`
-    /// until `shutdown`, keeping the last good set when a refresh fails.
+    /// The token verifier this describes. Each issuer's JWK Set is read now (a failure stops the
+    /// service: it could authenticate nobody) and again every `jwks_refresh_secs` until
+    /// `shutdown`, keeping the last good set when a refresh fails.
     pub async fn verifier<F>(&self, shutdown: F) -> Result<TokenVerifier, String>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        if self.jwks.is_empty() {
-            let key = crate::load_public_key(&self.public_key_file)
-                .map_err(|e| format!("loading the token issuer's public key: {e}"))?;
-            return Ok(TokenVerifier::new(&self.issuer, key));
+        // One shutdown future, several refreshers: each waits on the channel it closes.
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let mut verifier = TokenVerifier::default();
+        for t in self.trusted() {
+            let audience = if t.audience.is_empty() {
+                crate::AUDIENCE
+            } else {
+                &t.audience
+            };
+            let source = match (t.jwks.is_empty(), t.discovery) {
+                (false, false) => JwksSource::parse(&t.jwks),
+                (true, true) => JwksSource::Discovery(t.issuer.clone()),
+                (true, false) => {
+                    let key = crate::load_public_key(&t.public_key_file).map_err(|e| {
+                        format!("loading the public key of token issuer {}: {e}", t.issuer)
+                    })?;
+                    let keys = crate::KeySet::from_es256_key(key, None);
+                    verifier = verifier.with_audience(&t.issuer, audience, keys.into());
+                    continue;
+                }
+                (false, true) => {
+                    return Err(format!(
+                        "token issuer {}: set either jwks or discovery, not both",
+                        t.issuer
+                    ));
+                }
+            };
+            let cache = JwksCache::load(
+                source,
+                JwksOptions {
+                    refresh_interval: std::time::Duration::from_secs(self.jwks_refresh_secs.max(1)),
+                    ca_bundle: (!self.ca_bundle.as_os_str().is_empty())
+                        .then(|| self.ca_bundle.clone()),
+                    ..JwksOptions::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("loading the JWK Set of token issuer {}: {e}", t.issuer))?;
+            let mut stopped = stopped.clone();
+            drop(cache.spawn_refresher(async move {
+                // Resolves once the sender is gone.
+                while stopped.changed().await.is_ok() {}
+            }));
+            verifier = verifier.with_audience(&t.issuer, audience, cache.keys());
         }
-        let cache = JwksCache::load(
-            JwksSource::parse(&self.jwks),
-            JwksOptions {
-                refresh_interval: std::time::Duration::from_secs(self.jwks_refresh_secs.max(1)),
-                ..JwksOptions::default()
-            },
-        )
-        .await
-        .map_err(|e| format!("loading the token issuer's JWK Set from {}: {e}", self.jwks))?;
-        drop(cache.spawn_refresher(shutdown));
-        Ok(TokenVerifier::default().with_shared_issuer(&self.issuer, cache.keys()))
+        tokio::spawn(async move {
+            shutdown.await;
+            drop(stop);
+        });
+        Ok(verifier)
     }
 }
 

@@ -7,8 +7,8 @@
 //!
 //! A [`TokenVerifier`] trusts one or more issuers, each with a [`KeySet`] of public keys: a single
 //! ES256 key ([`TokenVerifier::new`], as the `medledger dev` issuer uses), or a JWK Set (RFC 7517)
-//! given as JSON, read from a file, or fetched over HTTP and refreshed in the background
-//! ([`JwksCache`]). Validation checks the algorithm against the key's type (no RS256/ES256
+//! given as JSON, read from a file, or fetched over https (or found by OpenID Connect Discovery)
+//! and refreshed in the background ([`JwksCache`]). Each issuer has its own audience. Validation checks the algorithm against the key's type (no RS256/ES256
 //! confusion, never `none` or HMAC), picks the key by `kid`, and checks the signature, issuer,
 //! audience, expiry, issue time and `nbf` against an injectable clock. It is synchronous and never
 //! waits on the network: a refresh swaps the whole key set in at once.
@@ -34,7 +34,7 @@ mod rsa_key;
 mod source;
 mod verify;
 
-pub use config::{AuthConfig, capability_security};
+pub use config::{AuthConfig, IssuerConfig, capability_security};
 pub use jwk::{Jwk, JwkSet, KeySet, MIN_RSA_BITS, SharedKeySet};
 pub use rsa_key::RsaIssuerKey;
 pub use source::{JwksCache, JwksOptions, JwksSource};

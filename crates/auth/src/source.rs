@@ -5,9 +5,11 @@
 //! [`JwksOptions::refresh_interval`]. A failed reload keeps the last good set. Verifiers read the
 //! set through a [`SharedKeySet`], so they never wait on a fetch.
 //!
-//! URLs must be `http://`: the workspace has no TLS backend for reqwest, so `https://` is refused
-//! up front rather than failing on every fetch. Serve the set over plain HTTP on a trusted network
-//! (e.g. a sidecar or the cluster's internal address), or mount it as a file.
+//! URLs may be `https://` (rustls; the server is checked against the system's roots, or only
+//! against [`JwksOptions::ca_bundle`] when one is given) or `http://` for a trusted network such
+//! as a sidecar. [`JwksSource::Discovery`] follows OpenID Connect Discovery 1.0: the issuer's
+//! `/.well-known/openid-configuration` names the `jwks_uri`, read again at every refresh so that
+//! a moved key set is followed too.
 
 use std::fmt;
 use std::future::Future;
@@ -23,8 +25,11 @@ use crate::{AuthError, KeySet, SharedKeySet};
 pub enum JwksSource {
     /// A JWK Set JSON file, e.g. a mounted secret or config map.
     File(PathBuf),
-    /// An `http://` URL serving the JWK Set, e.g. an issuer's `jwks_uri`.
+    /// An `https://` or `http://` URL serving the JWK Set, e.g. an issuer's `jwks_uri`.
     Url(String),
+    /// An OpenID Connect issuer (its URL): the set is at the `jwks_uri` its discovery document
+    /// names, and the document must name this very issuer (OpenID Connect Discovery §4.3).
+    Discovery(String),
 }
 
 impl JwksSource {
@@ -45,6 +50,7 @@ impl fmt::Display for JwksSource {
         match self {
             Self::File(path) => write!(f, "{}", path.display()),
             Self::Url(url) => f.write_str(url),
+            Self::Discovery(issuer) => write!(f, "{issuer} (OpenID discovery)"),
         }
     }
 }
@@ -58,9 +64,12 @@ pub struct JwksOptions {
     pub retry_interval: Duration,
     /// Limit on one HTTP fetch, connecting included. Default 10 s.
     pub timeout: Duration,
-    /// Largest JWK Set accepted, bytes: a set is a few KiB, and the limit stops a misbehaving
-    /// server from filling memory. Default 1 MiB.
+    /// Largest JWK Set (or discovery document) accepted, bytes: a set is a few KiB, and the limit
+    /// stops a misbehaving server from filling memory. Default 1 MiB.
     pub max_bytes: usize,
+    /// PEM certificates that alone are trusted for `https://` fetches (a private CA). `None`:
+    /// the system's roots.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl Default for JwksOptions {
@@ -70,6 +79,7 @@ impl Default for JwksOptions {
             retry_interval: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
             max_bytes: 1 << 20,
+            ca_bundle: None,
         }
     }
 }
@@ -94,12 +104,28 @@ impl JwksCache {
                 "JWKS refresh and retry intervals must be positive".into(),
             ));
         }
-        if let JwksSource::Url(url) = &source {
+        if let JwksSource::Url(url) | JwksSource::Discovery(url) = &source {
             check_url(url)?;
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.timeout)
+            // A key set is served where it is asked for: a redirect could lead a fetch elsewhere.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &options.ca_bundle {
+            let pem = std::fs::read(path)
+                .map_err(|e| AuthError::Key(format!("CA bundle {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| AuthError::Key(format!("CA bundle {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(AuthError::Key(format!(
+                    "CA bundle {}: no PEM certificate in it",
+                    path.display()
+                )));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        let client = builder
             .build()
             .map_err(|e| AuthError::Key(format!("HTTP client: {}", error_chain(&e))))?;
         let keys = fetch(&source, &client, options.max_bytes).await?;
@@ -181,13 +207,9 @@ fn check_url(url: &str) -> Result<(), AuthError> {
     let parsed =
         reqwest::Url::parse(url).map_err(|e| AuthError::Key(format!("JWKS URL {url}: {e}")))?;
     match parsed.scheme() {
-        "http" => Ok(()),
-        "https" => Err(AuthError::Key(format!(
-            "JWKS URL {url}: https is not supported by this build (no TLS backend); \
-             serve the set over http on a trusted network or use a file"
-        ))),
+        "https" | "http" => Ok(()),
         other => Err(AuthError::Key(format!(
-            "JWKS URL {url}: scheme {other:?} is not http"
+            "JWKS URL {url}: scheme {other:?} is neither https nor http"
         ))),
     }
 }
@@ -204,15 +226,60 @@ async fn fetch(
                 .map_err(|e| AuthError::Key(format!("{}: {e}", path.display())))?;
             in_source(source, KeySet::from_jwks_json(&json))
         }
-        JwksSource::Url(url) => {
-            let body = get(client, url, max_bytes)
-                .await
-                .map_err(|why| AuthError::Key(format!("GET {url}: {why}")))?;
-            let json = std::str::from_utf8(&body)
-                .map_err(|_| AuthError::Key(format!("GET {url}: body is not UTF-8")))?;
-            in_source(source, KeySet::from_jwks_json(json))
+        JwksSource::Url(url) => in_source(source, fetch_url(client, url, max_bytes).await),
+        JwksSource::Discovery(issuer) => {
+            let jwks_uri = discover(client, issuer, max_bytes).await?;
+            in_source(source, fetch_url(client, &jwks_uri, max_bytes).await)
         }
     }
+}
+
+async fn fetch_url(
+    client: &reqwest::Client,
+    url: &str,
+    max_bytes: usize,
+) -> Result<KeySet, AuthError> {
+    let body = get(client, url, max_bytes)
+        .await
+        .map_err(|why| AuthError::Key(format!("GET {url}: {why}")))?;
+    let json = std::str::from_utf8(&body)
+        .map_err(|_| AuthError::Key(format!("GET {url}: body is not UTF-8")))?;
+    KeySet::from_jwks_json(json)
+}
+
+/// The `jwks_uri` of `issuer`'s OpenID Provider configuration.
+async fn discover(
+    client: &reqwest::Client,
+    issuer: &str,
+    max_bytes: usize,
+) -> Result<String, AuthError> {
+    // Discovery §4: the issuer with any trailing `/` removed, then the well-known path.
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let why = |msg: String| AuthError::Key(format!("GET {url}: {msg}"));
+    let body = get(client, &url, max_bytes).await.map_err(why)?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| why(format!("not JSON: {e}")))?;
+    // §4.3: the document must be the issuer's own, or tokens of one issuer could be checked with
+    // keys another one published.
+    if doc.get("issuer").and_then(serde_json::Value::as_str) != Some(issuer) {
+        return Err(why(format!(
+            "its issuer is {}, not {issuer}",
+            doc.get("issuer").unwrap_or(&serde_json::Value::Null)
+        )));
+    }
+    let jwks_uri = doc
+        .get("jwks_uri")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| why("no jwks_uri".into()))?;
+    check_url(jwks_uri)?;
+    // An https issuer's keys are not taken from a plain-http address.
+    if issuer.starts_with("https://") && !jwks_uri.starts_with("https://") {
+        return Err(why(format!("jwks_uri {jwks_uri} is not https")));
+    }
+    Ok(jwks_uri.to_owned())
 }
 
 async fn get(client: &reqwest::Client, url: &str, max_bytes: usize) -> Result<Vec<u8>, String> {

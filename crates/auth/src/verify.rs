@@ -11,13 +11,24 @@ use sha2::{Digest, Sha256};
 use crate::jwk::Algorithm;
 use crate::{AUDIENCE, AuthError, B64, Claims, Header, KeySet, LEEWAY_SECS, SharedKeySet};
 
-/// Validates tokens from trusted issuers, each with its own keys: a token verifies only with a key
-/// of the issuer its `iss` names. Cloning shares the issuers' key sets, so a refresh reaches every
+/// Validates tokens from trusted issuers, each with its own keys and audience: a token verifies
+/// only with a key of the issuer its `iss` names, and only if its `aud` names that issuer's
+/// audience for this deployment. Cloning shares the issuers' key sets, so a refresh reaches every
 /// clone, and the cache of verified signatures. [`TokenVerifier::default`] trusts no issuer.
 #[derive(Debug, Clone, Default)]
 pub struct TokenVerifier {
-    issuers: Vec<(String, SharedKeySet)>,
+    issuers: Vec<Trusted>,
     verified: SignatureCache,
+}
+
+/// One trusted issuer.
+#[derive(Debug, Clone)]
+struct Trusted {
+    issuer: String,
+    /// What its tokens' `aud` must name: [`AUDIENCE`] for MedLedger's own issuers, typically the
+    /// FHIR base URL for an external authorization server (SMART's `aud` parameter).
+    audience: String,
+    keys: SharedKeySet,
 }
 
 /// Most signatures remembered; past it the cache starts over (a client normally reuses one token
@@ -77,19 +88,31 @@ impl TokenVerifier {
         self.with_shared_issuer(issuer, SharedKeySet::new(keys))
     }
 
-    /// Also trusts `keys` for `issuer`, replacing any keys it had for that issuer, and follows
-    /// them as they are replaced (e.g. by [`JwksCache`](crate::JwksCache) refreshes).
-    pub fn with_shared_issuer(mut self, issuer: &str, keys: SharedKeySet) -> Self {
-        match self.issuers.iter_mut().find(|(iss, _)| iss == issuer) {
-            Some((_, old)) => *old = keys,
-            None => self.issuers.push((issuer.to_owned(), keys)),
+    /// Also trusts `keys` for `issuer`'s tokens naming [`AUDIENCE`], replacing any keys it had
+    /// for that issuer, and follows them as they are replaced (e.g. by
+    /// [`JwksCache`](crate::JwksCache) refreshes).
+    pub fn with_shared_issuer(self, issuer: &str, keys: SharedKeySet) -> Self {
+        self.with_audience(issuer, AUDIENCE, keys)
+    }
+
+    /// Also trusts `keys` for `issuer`'s tokens whose `aud` names `audience`, replacing what it
+    /// had for that issuer, and follows the keys as they are replaced.
+    pub fn with_audience(mut self, issuer: &str, audience: &str, keys: SharedKeySet) -> Self {
+        let trusted = Trusted {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            keys,
+        };
+        match self.issuers.iter_mut().find(|t| t.issuer == issuer) {
+            Some(old) => *old = trusted,
+            None => self.issuers.push(trusted),
         }
         self
     }
 
     /// The trusted issuers, in the order they were added.
     pub fn issuers(&self) -> impl Iterator<Item = &str> {
-        self.issuers.iter().map(|(iss, _)| iss.as_str())
+        self.issuers.iter().map(|t| t.issuer.as_str())
     }
 
     /// Validates `token` at time `now` (Unix seconds).
@@ -108,19 +131,19 @@ impl TokenVerifier {
         // (which is published) forge tokens.
         let alg = Algorithm::from_name(&header.alg).ok_or(AuthError::Algorithm)?;
         let mut payload: Map<String, Value> = decode_json(c)?;
-        let aud_ok = audience_names_us(payload.get("aud"))?;
+        let trusted = payload
+            .get("iss")
+            .and_then(Value::as_str)
+            .and_then(|iss| self.issuers.iter().find(|t| t.issuer == iss))
+            .ok_or(AuthError::Audience)?;
+        let aud_ok = audience_names(payload.get("aud"), &trusted.audience)?;
         let nbf = numeric_date(payload.get("nbf"))?;
-        // `Claims::aud` is a single string; a token that gets through names AUDIENCE.
-        payload.insert("aud".into(), Value::String(AUDIENCE.into()));
+        // `Claims::aud` is a single string; a token that gets through names its issuer's audience.
+        payload.insert("aud".into(), Value::String(trusted.audience.clone()));
         let claims: Claims =
             serde_json::from_value(Value::Object(payload)).map_err(|_| AuthError::Malformed)?;
         let sig = B64.decode(s).map_err(|_| AuthError::Malformed)?;
-        let keys = self
-            .issuers
-            .iter()
-            .find(|(iss, _)| *iss == claims.iss)
-            .map(|(_, keys)| keys.current())
-            .ok_or(AuthError::Audience)?;
+        let keys = trusted.keys.current();
         // The signing input is the token's own `header.claims` bytes (in bounds: a `.` and the
         // signature follow), not a re-encoding of what was parsed.
         let input = &token.as_bytes()[..h.len() + 1 + c.len()];
@@ -157,16 +180,16 @@ fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AuthErro
     serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)
 }
 
-/// Whether `aud` names [`AUDIENCE`]: a string equal to it, or an array of strings containing it.
-fn audience_names_us(aud: Option<&Value>) -> Result<bool, AuthError> {
+/// Whether `aud` names `expected`: a string equal to it, or an array of strings containing it.
+fn audience_names(aud: Option<&Value>, expected: &str) -> Result<bool, AuthError> {
     match aud {
         None => Ok(false),
-        Some(Value::String(s)) => Ok(s == AUDIENCE),
+        Some(Value::String(s)) => Ok(s == expected),
         Some(Value::Array(items)) => {
             let mut found = false;
             for item in items {
                 match item {
-                    Value::String(s) => found |= s == AUDIENCE,
+                    Value::String(s) => found |= s == expected,
                     _ => return Err(AuthError::Malformed),
                 }
             }
@@ -234,10 +257,62 @@ mod tests {
     }
 
     #[test]
+    fn each_issuer_is_held_to_its_own_audience() {
+        let (a, b) = (IssuerKey::generate(), IssuerKey::generate());
+        let keys =
+            |k: &IssuerKey| SharedKeySet::new(KeySet::from_es256_key(k.verifying_key(), None));
+        let v = TokenVerifier::default()
+            .with_audience(
+                "https://idp-a.example",
+                "https://fhir.example/fhir",
+                keys(&a),
+            )
+            .with_audience("https://idp-b.example", "medledger-b", keys(&b));
+        let token = |k: &IssuerKey, iss: &str, aud: &str| {
+            k.sign(&crate::Claims {
+                iss: iss.into(),
+                sub: "Practitioner/dr-1".into(),
+                aud: aud.into(),
+                exp: 5000,
+                iat: 1000,
+                scope: "user/*.rs".into(),
+                role: "practitioner".into(),
+                fhir_user: None,
+                jti: String::new(),
+                patient: None,
+            })
+        };
+        let ok = v
+            .verify_at(
+                &token(&a, "https://idp-a.example", "https://fhir.example/fhir"),
+                1500,
+            )
+            .map(|c| c.aud);
+        assert_eq!(ok.as_deref(), Ok("https://fhir.example/fhir"));
+        assert!(
+            v.verify_at(&token(&b, "https://idp-b.example", "medledger-b"), 1500)
+                .is_ok()
+        );
+        // A's token for B's audience, or for MedLedger's default one, is refused; so is B's key
+        // under A's name.
+        for (k, iss, aud) in [
+            (&a, "https://idp-a.example", "medledger-b"),
+            (&a, "https://idp-a.example", AUDIENCE),
+            (&b, "https://idp-a.example", "https://fhir.example/fhir"),
+            (&a, "https://idp-c.example", "https://fhir.example/fhir"),
+        ] {
+            assert!(
+                v.verify_at(&token(k, iss, aud), 1500).is_err(),
+                "{iss} {aud}"
+            );
+        }
+    }
+
+    #[test]
     fn the_cache_is_bounded() {
         let key = IssuerKey::generate();
         let v = TokenVerifier::new(DEV_ISSUER, key.verifying_key());
-        let keys = v.issuers[0].1.current();
+        let keys = v.issuers[0].keys.current();
         for i in 0..SIGNATURE_CACHE_ENTRIES + 10 {
             let mut digest = [0u8; 32];
             digest[..8].copy_from_slice(&(i as u64).to_le_bytes());

@@ -838,27 +838,16 @@ async fn url_source_first_fetch_must_succeed() {
 }
 
 #[tokio::test]
-async fn https_and_other_schemes_are_refused_up_front() {
-    for url in [
-        "https://127.0.0.1:9/jwks",
-        "ftp://127.0.0.1/jwks",
-        "not a url",
-    ] {
+async fn other_schemes_are_refused_up_front() {
+    for url in ["ftp://127.0.0.1/jwks", "file:///etc/jwks.json", "not a url"] {
         let err = JwksCache::load(JwksSource::Url(url.into()), JwksOptions::default())
             .await
             .expect_err(url);
-        assert!(matches!(err, AuthError::Key(_)), "{err:?}");
+        assert!(
+            matches!(err, AuthError::Key(ref m) if m.contains("JWKS URL")),
+            "{url}: {err:?}"
+        );
     }
-    let err = JwksCache::load(
-        JwksSource::Url("https://127.0.0.1:9/jwks".into()),
-        JwksOptions::default(),
-    )
-    .await
-    .expect_err("https");
-    assert!(
-        matches!(err, AuthError::Key(ref m) if m.contains("https is not supported")),
-        "{err:?}"
-    );
     let zero = JwksOptions {
         refresh_interval: Duration::ZERO,
         ..JwksOptions::default()

@@ -4,7 +4,8 @@
 //! `app()` in process ([`TestShell`], with [`call`]).
 //!
 //! A dev-dependency only; it panics on any failure, as a test should. Feature `stack`: the
-//! fixtures that need the embedded backends and the HTTP shell.
+//! fixtures that need the embedded backends and the HTTP shell. Feature `tls`: a throwaway CA and
+//! an axum app served over HTTPS ([`tls`]).
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
@@ -12,6 +13,8 @@ pub mod ports;
 pub mod process;
 #[cfg(feature = "stack")]
 mod stack;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "stack")]
 pub mod tokens;
 

@@ -53,7 +53,11 @@ impl Dev {
     }
 
     pub async fn start_with(dir: &Path, extra: &[&str]) -> Dev {
-        let port = free_port();
+        Self::start_on(dir, free_port(), extra).await
+    }
+
+    /// [`Dev::start_with`] on a port chosen beforehand (a configuration names the base URL).
+    pub async fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Dev {
         let mllp = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut d = Dev {
             process: spawn(dir, port, mllp, extra),
