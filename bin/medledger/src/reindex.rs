@@ -22,6 +22,32 @@ pub(crate) struct ReindexArgs {
     /// `master_key_file`); `MEDLEDGER_QUERY_…` variables apply as for `medledger query`.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The search index key generation searches use (with `--config`: its `search_key`
+    /// section unless given here).
+    #[arg(long)]
+    index_generation: Option<u32>,
+    /// During a rotation, the generation being rotated to: records are filed under both.
+    /// Without it, only `--index-generation`'s tags remain (the end of a rotation).
+    #[arg(long)]
+    index_next_generation: Option<u32>,
+}
+
+impl ReindexArgs {
+    /// The generations to file under: the flags, over `configured`.
+    fn generations(
+        &self,
+        configured: medledger_search::IndexGenerations,
+    ) -> medledger_search::IndexGenerations {
+        medledger_search::IndexGenerations {
+            generation: self.index_generation.unwrap_or(configured.generation),
+            next_generation: match (self.index_generation, self.index_next_generation) {
+                (_, Some(n)) => n,
+                // A generation given alone means "that one only".
+                (Some(_), None) => 0,
+                (None, None) => configured.next_generation,
+            },
+        }
+    }
 }
 
 pub(crate) async fn run(args: ReindexArgs) -> anyhow::Result<()> {
@@ -32,31 +58,37 @@ pub(crate) async fn run(args: ReindexArgs) -> anyhow::Result<()> {
                     .await
                     .context("opening the data dir's state database")?,
             );
-            let keys =
-                wiring::owner_keys(store.clone(), &dir.join("keys").join("master.key"), false)
-                    .await?;
+            let keys = wiring::owner_keys(
+                store.clone(),
+                &dir.join("keys").join("master.key"),
+                false,
+                args.generations(medledger_search::IndexGenerations::default()),
+            )
+            .await?;
             let blobs = Arc::new(LocalBlockstore::open(&dir.join("blobs"))?);
             (store, blobs, keys)
         }
         None => {
             let cfg: medledger_query::Config =
                 configuration::load("QUERY", args.config.as_deref())?;
-            let (store, keys, blobs) =
-                services::records(&cfg.postgres, &cfg.master_key_file, &cfg.ipfs).await?;
+            let (store, keys, blobs) = services::records(
+                &cfg.postgres,
+                &cfg.master_key_file,
+                &cfg.ipfs,
+                args.generations(cfg.search_key),
+            )
+            .await?;
             (store, blobs, keys)
         }
     };
-    let done = medledger_query::domain::reindex::reindex(
-        index,
-        blobs,
-        keys,
-        medledger_search::blind::GENERATION,
-        |d| tracing::info!(records = d.records, "reindexing"),
-    )
+    let generations = keys.index_generations().written();
+    let done = medledger_query::domain::reindex::reindex(index, blobs, keys, |d| {
+        tracing::info!(records = d.records, "reindexing")
+    })
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
-        "reindexed {} records ({} changed by a writer meanwhile, {} erased)",
+        "reindexed {} records under index key generation {generations:?} ({} changed by a writer meanwhile, {} erased)",
         done.records, done.overtaken, done.erased
     );
     Ok(())

@@ -18,7 +18,9 @@ pub(crate) async fn owner_keys(
     store: Arc<dyn OwnerKeyStore>,
     path: &Path,
     create: bool,
+    index: medledger_search::IndexGenerations,
 ) -> anyhow::Result<OwnerKeys> {
+    index.check().map_err(anyhow::Error::msg)?;
     let existed = path.exists();
     let master = if create {
         FileMasterKey::load_or_create(path)
@@ -26,7 +28,7 @@ pub(crate) async fn owner_keys(
         FileMasterKey::load(path)
     }
     .with_context(|| format!("loading the master key {}", path.display()))?;
-    let keys = OwnerKeys::new(store, Arc::new(master));
+    let keys = OwnerKeys::new(store, Arc::new(master)).with_index_generations(index);
     if let Err(e) = keys.check_master_key().await {
         if !existed {
             let _ = std::fs::remove_file(path);

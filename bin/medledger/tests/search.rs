@@ -620,3 +620,119 @@ async fn reindex_rebuilds_the_index_from_the_ciphertexts_while_the_server_runs()
         0
     );
 }
+
+/// Every tag in the data dir's index.
+async fn all_tags(dev: &Dev) -> std::collections::BTreeSet<Vec<u8>> {
+    let db = dev.db().await;
+    let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT tag FROM search_tags")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    rows.into_iter().map(|(t,)| t).collect()
+}
+
+fn reindex(dir: &std::path::Path, flags: &[&str]) -> String {
+    let out = std::process::Command::new(support::BIN)
+        .args(["reindex", "--data-dir"])
+        .arg(dir)
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_index_key_rotates_by_reindexing_while_the_server_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path()).await;
+    let token = dev.token.clone();
+    let patient = |i: usize| {
+        json!({"resourceType": "Patient", "name": [{"family": format!("Rotated{i}")}],
+            "identifier": [{"system": "urn:rot", "value": format!("R-{i}")}]})
+    };
+    for i in 0..3 {
+        create(&dev, &token, &patient(i)).await;
+    }
+    let old = all_tags(&dev).await;
+    assert!(!old.is_empty());
+
+    // 1. Servers write under both generations; records written now carry both.
+    dev.restart_with(&["--index-next-generation", "2"]).await;
+    create(&dev, &token, &patient(3)).await;
+    // 2. Everything earlier is filed under both too, while the server runs and still searches
+    //    generation 1.
+    let said = reindex(
+        dir.path(),
+        &["--index-generation", "1", "--index-next-generation", "2"],
+    );
+    assert!(
+        said.contains("reindexed 4 records under index key generation [1, 2]"),
+        "{said}"
+    );
+    let both = all_tags(&dev).await;
+    assert!(old.is_subset(&both));
+    assert!(
+        both.len() > 2 * old.len(),
+        "{} of {}",
+        both.len(),
+        old.len()
+    );
+    assert_eq!(
+        search_as(&dev, &token, "Patient?family=rotated").await["total"],
+        4
+    );
+    // 3. The servers move to generation 2: every record is found, the one written during the
+    //    rotation included.
+    dev.restart_with(&["--index-generation", "2"]).await;
+    assert_eq!(
+        search_as(&dev, &token, "Patient?family=rotated").await["total"],
+        4
+    );
+    assert_eq!(
+        search_as(&dev, &token, "Patient?identifier=urn:rot|R-0").await["total"],
+        1
+    );
+    // 4. The old generation's tags are dropped; no tag of generation 1 remains.
+    let said = reindex(dir.path(), &["--index-generation", "2"]);
+    assert!(said.contains("under index key generation [2]"), "{said}");
+    let new = all_tags(&dev).await;
+    assert!(
+        new.is_disjoint(&old),
+        "a generation-1 tag survived the rotation"
+    );
+    // During the rotation each record had as many tags under each key; now only generation 2's.
+    assert_eq!(both.len(), 2 * new.len());
+    assert_eq!(
+        search_as(&dev, &token, "Patient?identifier=urn:rot|R-3").await["total"],
+        1
+    );
+    // A server still on generation 1 would find nothing now: the key really changed.
+    dev.restart_with(&[]).await;
+    assert_eq!(
+        search_as(&dev, &token, "Patient?family=rotated").await["total"],
+        0
+    );
+    // Nonsense is refused at start.
+    let r = reindex_refused(
+        dir.path(),
+        &["--index-generation", "2", "--index-next-generation", "2"],
+    );
+    assert!(r.contains("must differ"), "{r}");
+}
+
+fn reindex_refused(dir: &std::path::Path, flags: &[&str]) -> String {
+    let out = std::process::Command::new(support::BIN)
+        .args(["reindex", "--data-dir"])
+        .arg(dir)
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -93,6 +93,7 @@ pub struct OwnerKeys {
     master: Arc<dyn MasterKeySource>,
     cache: Arc<RwLock<HashMap<String, Key>>>,
     pseudonym_key: Key,
+    index: medledger_search::IndexGenerations,
 }
 
 impl std::fmt::Debug for OwnerKeys {
@@ -114,7 +115,22 @@ impl OwnerKeys {
             master,
             cache: Arc::default(),
             pseudonym_key,
+            index: medledger_search::IndexGenerations::default(),
         }
+    }
+
+    /// The same keys with the search index at `generations` (the `search_key` section).
+    pub fn with_index_generations(
+        mut self,
+        generations: medledger_search::IndexGenerations,
+    ) -> Self {
+        self.index = generations;
+        self
+    }
+
+    /// Which search index keys are in use.
+    pub fn index_generations(&self) -> medledger_search::IndexGenerations {
+        self.index
     }
 
     /// The key of `owner`, creating and storing it if it does not exist.
@@ -167,10 +183,20 @@ impl OwnerKeys {
         Ok(Some(key))
     }
 
-    /// The key of the blind search index, derived from the master key (apart from every data
-    /// key). `generation` selects it: a new generation and `medledger reindex` rotate it.
-    pub fn search_index_key(&self, generation: u32) -> medledger_search::IndexKey {
-        medledger_search::IndexKey::derive(self.master.master_key(), generation)
+    /// The key searches use, of the current generation, derived from the master key (apart from
+    /// every data key).
+    pub fn search_index_key(&self) -> medledger_search::IndexKey {
+        medledger_search::IndexKey::derive(self.master.master_key(), self.index.generation)
+    }
+
+    /// The keys writes file tags under: the current generation's and, during a rotation, the
+    /// next one's.
+    pub fn search_write_keys(&self) -> Vec<medledger_search::IndexKey> {
+        self.index
+            .written()
+            .into_iter()
+            .map(|g| medledger_search::IndexKey::derive(self.master.master_key(), g))
+            .collect()
     }
 
     /// Keyed pseudonym of an owner (hex): the bus partition key, so event streams never carry

@@ -15,8 +15,54 @@ use sha2::Sha256;
 /// Associated data of sealed page cursors.
 const CURSOR_AAD: &[u8] = b"medledger/v1/search-cursor";
 
-/// The index key generation in use. Rotating the key means a new generation and a `reindex`.
+/// The index key generation a deployment starts with. Rotating the key means a new generation
+/// and a `reindex` ([`IndexGenerations`]).
 pub const GENERATION: u32 = 1;
+
+/// Which index keys are in use (the `search_key` configuration section): searches look tags up
+/// under `generation`; while a rotation is under way (`next_generation` set), every write also
+/// files its tags under the next one, and `medledger reindex` files every record under both.
+/// Then the servers move to the next generation and a last `reindex` drops the old tags
+/// (architecture §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexGenerations {
+    /// The generation searches use.
+    pub generation: u32,
+    /// The generation being rotated to, also written; 0: none.
+    pub next_generation: u32,
+}
+
+impl Default for IndexGenerations {
+    fn default() -> Self {
+        Self {
+            generation: GENERATION,
+            next_generation: 0,
+        }
+    }
+}
+
+impl IndexGenerations {
+    /// Refuses a generation 0 or a next generation equal to the current one.
+    pub fn check(&self) -> Result<(), String> {
+        if self.generation == 0 {
+            return Err("search_key.generation must be at least 1".into());
+        }
+        if self.next_generation == self.generation {
+            return Err("search_key.next_generation must differ from generation".into());
+        }
+        Ok(())
+    }
+
+    /// The generations writes file tags under: the current one, then the next.
+    pub fn written(&self) -> Vec<u32> {
+        let mut g = vec![self.generation];
+        if self.next_generation != 0 {
+            g.push(self.next_generation);
+        }
+        g
+    }
+}
 
 /// A blind index tag.
 pub type Tag = [u8; TAG_LEN];

@@ -14,7 +14,7 @@ pub mod params;
 pub mod query;
 pub mod tokens;
 
-pub use blind::{IndexKey, TAG_LEN, Tag};
+pub use blind::{IndexGenerations, IndexKey, TAG_LEN, Tag};
 pub use params::{Kind, Param, params_of};
 pub use query::{Check, Clause, IndexTerms, Link, Search, SearchError, Sort, Total, parse};
 pub use tokens::index_tags;

@@ -639,7 +639,7 @@ mod tests {
     fn selects(rt: &str, q: &str, resource: &serde_json::Value) -> bool {
         let k = key();
         let s = parse(&k, rt, &pairs(q), false).expect(q);
-        let tags = index_tags(&k, rt, resource);
+        let tags = index_tags(std::slice::from_ref(&k), rt, resource);
         s.clauses.iter().all(|c| {
             let any = c.any_of.iter().any(|t| tags.contains(t));
             any != c.negate

@@ -17,55 +17,59 @@ pub const MAX_PREFIX: usize = 32;
 /// needle is looked up by its runs of three and then checked exactly.
 pub const GRAM: usize = 3;
 
-/// The tags of `resource` (of type `resource_type`), sorted and without repeats.
-pub fn index_tags(key: &IndexKey, resource_type: &str, resource: &Value) -> Vec<Tag> {
+/// The tags of `resource` (of type `resource_type`) under each of `keys`, sorted and without
+/// repeats. Writers pass the current index key and, while a rotation is under way, the next one
+/// (architecture §4.1): values are extracted once, whatever the number of keys.
+pub fn index_tags(keys: &[IndexKey], resource_type: &str, resource: &Value) -> Vec<Tag> {
     let mut out = Vec::new();
     for p in params_of(resource_type) {
-        param_tags(key, resource_type, p, resource, &mut out);
+        param_tags(keys, resource_type, p, resource, &mut out);
     }
     out.sort_unstable();
     out.dedup();
     out
 }
 
-fn param_tags(key: &IndexKey, rt: &str, p: &Param, resource: &Value, out: &mut Vec<Tag>) {
+fn param_tags(keys: &[IndexKey], rt: &str, p: &Param, resource: &Value, out: &mut Vec<Tag>) {
     let vals = values(resource, p);
     if vals.is_empty() {
         return;
     }
-    let tag = |form, v: &str| key.tag(rt, p.name, form, v);
-    out.push(tag(Form::Present, ""));
+    let mut tag = |form, v: &str| out.extend(keys.iter().map(|k| k.tag(rt, p.name, form, v)));
+    tag(Form::Present, "");
     match vals {
         Values::Tokens(ts) => {
             for t in ts {
-                out.push(tag(Form::Code, &t.code));
+                tag(Form::Code, &t.code);
                 match &t.system {
                     Some(s) => {
-                        out.push(tag(Form::SystemCode, &format!("{s}|{}", t.code)));
-                        out.push(tag(Form::System, s));
+                        tag(Form::SystemCode, &format!("{s}|{}", t.code));
+                        tag(Form::System, s);
                     }
-                    None => out.push(tag(Form::NoSystem, &t.code)),
+                    None => tag(Form::NoSystem, &t.code),
                 }
             }
         }
-        Values::References(rs) => out.extend(rs.iter().map(|r| tag(Form::Reference, r))),
+        Values::References(rs) => rs.iter().for_each(|r| tag(Form::Reference, r)),
         Values::Strings(ss) => {
             for s in ss {
-                out.push(tag(Form::Exact, &s));
+                tag(Form::Exact, &s);
                 let folded: Vec<char> = fold(&s).chars().collect();
                 for n in 1..=folded.len().min(MAX_PREFIX) {
-                    out.push(tag(Form::Prefix, &folded[..n].iter().collect::<String>()));
+                    tag(Form::Prefix, &folded[..n].iter().collect::<String>());
                 }
                 for n in 1..=GRAM {
                     for w in folded.windows(n) {
-                        out.push(tag(Form::Substring, &w.iter().collect::<String>()));
+                        tag(Form::Substring, &w.iter().collect::<String>());
                     }
                 }
             }
         }
         Values::Dates(ds) => {
             for d in ds {
-                out.extend(date::units_of(d).iter().map(|u| tag(Form::DateUnit, u)));
+                date::units_of(d)
+                    .iter()
+                    .for_each(|u| tag(Form::DateUnit, u));
             }
         }
     }
@@ -87,7 +91,7 @@ mod tests {
             "birthDate": "1980-05-02",
             "identifier": [{"system": "urn:mrn", "value": "MRN-1"}],
         });
-        let tags = index_tags(&k, "Patient", &p);
+        let tags = index_tags(std::slice::from_ref(&k), "Patient", &p);
         let has = |param, form, v| tags.contains(&k.tag("Patient", param, form, v));
         assert!(has("family", Form::Prefix, "mul"));
         assert!(has("family", Form::Exact, "Müller"));
@@ -102,6 +106,16 @@ mod tests {
             !bytes
                 .windows(3)
                 .any(|w| w == b"MRN" || w == b"Mul" || w == b"198")
+        );
+        // Under two keys (a rotation): both generations' tags, nothing shared between them.
+        let next = IndexKey::derive(&Key::from_bytes([1; 32]), 2);
+        let both = index_tags(&[k.clone(), next.clone()], "Patient", &p);
+        let under_next = index_tags(std::slice::from_ref(&next), "Patient", &p);
+        assert_eq!(both.len(), tags.len() + under_next.len());
+        assert!(
+            under_next
+                .iter()
+                .all(|t| !tags.contains(t) && both.contains(t))
         );
     }
 }

@@ -58,7 +58,7 @@ fn write_path(c: &mut Criterion) {
             let mut n = 0;
             for r in &rs {
                 let rt = r["resourceType"].as_str().unwrap();
-                n += medledger_search::index_tags(&index_key, rt, r).len();
+                n += medledger_search::index_tags(std::slice::from_ref(&index_key), rt, r).len();
             }
             std::hint::black_box(n)
         })
@@ -66,7 +66,12 @@ fn write_path(c: &mut Criterion) {
     let tags: usize = rs
         .iter()
         .map(|r| {
-            medledger_search::index_tags(&index_key, r["resourceType"].as_str().unwrap(), r).len()
+            medledger_search::index_tags(
+                std::slice::from_ref(&index_key),
+                r["resourceType"].as_str().unwrap(),
+                r,
+            )
+            .len()
         })
         .sum();
     println!("blind index tags: {tags} for {} resources", rs.len());

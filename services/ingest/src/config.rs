@@ -29,6 +29,9 @@ pub struct Config {
     pub ipfs: IpfsConfig,
     /// The 32-byte master key that wraps owner keys (raw file, mode 0600).
     pub master_key_file: PathBuf,
+    /// Which search index keys are in use (a rotation: architecture §4.1); the same in ingest
+    /// and query.
+    pub search_key: medledger_search::IndexGenerations,
     /// Token verification.
     pub auth: AuthConfig,
     /// Who decides access.
@@ -48,6 +51,7 @@ impl Default for Config {
             kafka: BrokerConfig::default(),
             ipfs: IpfsConfig::default(),
             master_key_file: PathBuf::from("/etc/medledger/master.key"),
+            search_key: medledger_search::IndexGenerations::default(),
             auth: AuthConfig::default(),
             consent: ConsentEndpoint::default(),
             relay_batch: 500,

@@ -26,6 +26,9 @@ pub struct Config {
     pub ipfs: IpfsConfig,
     /// The master key (the same file as ingest's).
     pub master_key_file: PathBuf,
+    /// Which search index keys are in use (a rotation: architecture §4.1); the same in ingest
+    /// and query.
+    pub search_key: medledger_search::IndexGenerations,
     /// Token verification.
     pub auth: AuthConfig,
     /// Who decides access.
@@ -43,6 +46,7 @@ impl Default for Config {
             postgres: PostgresConfig::default(),
             ipfs: IpfsConfig::default(),
             master_key_file: PathBuf::from("/etc/medledger/master.key"),
+            search_key: medledger_search::IndexGenerations::default(),
             auth: AuthConfig::default(),
             consent: ConsentEndpoint::default(),
             anchor_wait_ms: 0,

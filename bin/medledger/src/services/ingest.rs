@@ -16,8 +16,13 @@ use crate::wiring;
 
 pub(crate) async fn run(cfg: medledger_ingest::Config) -> anyhow::Result<()> {
     let mut process = Process::new(true);
-    let (store, keys, blobs) =
-        super::records(&cfg.postgres, &cfg.master_key_file, &cfg.ipfs).await?;
+    let (store, keys, blobs) = super::records(
+        &cfg.postgres,
+        &cfg.master_key_file,
+        &cfg.ipfs,
+        cfg.search_key,
+    )
+    .await?;
     let verifier = super::verifier(&cfg.auth, &process).await?;
     let ingest = medledger_ingest::Service::start(
         medledger_ingest::Ports {

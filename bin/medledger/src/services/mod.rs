@@ -47,13 +47,14 @@ pub(crate) async fn records(
     postgres: &PostgresConfig,
     master_key_file: &Path,
     ipfs: &medledger_blobstore::IpfsConfig,
+    search_key: medledger_search::IndexGenerations,
 ) -> anyhow::Result<(
     Arc<PgStore>,
     medledger_keys::OwnerKeys,
     Arc<medledger_blobstore_ipfs::IpfsBlobStore>,
 )> {
     let store = self::postgres(postgres).await?;
-    let keys = crate::wiring::owner_keys(store.clone(), master_key_file, false).await?;
+    let keys = crate::wiring::owner_keys(store.clone(), master_key_file, false, search_key).await?;
     let blobs = Arc::new(
         medledger_blobstore_ipfs::IpfsBlobStore::new(&ipfs.api_url).context("IPFS API URL")?,
     );

@@ -102,6 +102,13 @@ impl Dev {
         self.process.kill();
     }
 
+    /// Stops it and starts it again on the same data dir and port with `extra` flags instead.
+    pub async fn restart_with(&mut self, extra: &[&str]) {
+        self.kill9();
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart().await;
+    }
+
     /// Restarts on the same data dir and port after a kill.
     pub async fn restart(&mut self) {
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();

@@ -48,6 +48,9 @@ pub struct Ingest {
     pub(crate) limits: Limits,
     /// Files each version's search values as blind tags.
     pub(crate) index_key: medledger_search::IndexKey,
+    /// What new versions are tagged under: `index_key`, and the next generation's during a
+    /// rotation.
+    pub(crate) write_keys: Vec<medledger_search::IndexKey>,
 }
 
 /// A version ready to commit: encrypted and in the blob store, not yet in the index.
@@ -137,7 +140,8 @@ impl Ingest {
         limits: Limits,
     ) -> Self {
         Self {
-            index_key: keys.search_index_key(medledger_search::blind::GENERATION),
+            index_key: keys.search_index_key(),
+            write_keys: keys.search_write_keys(),
             index,
             search,
             blobs,
@@ -280,7 +284,7 @@ impl Ingest {
         let canonical = canonical_json(&value);
         // Filed with the version in one transaction: what is answered 201 is found by the next
         // search.
-        let tags = medledger_search::index_tags(&self.index_key, rt, &value);
+        let tags = medledger_search::index_tags(&self.write_keys, rt, &value);
         let salt = new_salt();
         let commit = commitment(&salt, &canonical);
         let key = self.keys.get_or_create(&owner).await?;

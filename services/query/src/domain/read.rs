@@ -62,7 +62,7 @@ impl Query {
             audit,
         } = ports;
         Self {
-            index_key: keys.search_index_key(medledger_search::blind::GENERATION),
+            index_key: keys.search_index_key(),
             index,
             search_index: search,
             blobs,

@@ -25,15 +25,16 @@ pub struct Reindexed {
     pub erased: usize,
 }
 
-/// Re-tags every current record of `index` from the ciphertexts in `blobs`.
+/// Re-tags every current record of `index` from the ciphertexts in `blobs`, under the keys
+/// `keys` writes with (both generations during a rotation; the current one alone afterwards,
+/// which drops the old generation's tags).
 pub async fn reindex(
     index: Arc<dyn SearchIndex>,
     blobs: Arc<dyn BlobStore>,
     keys: OwnerKeys,
-    generation: u32,
     mut progress: impl FnMut(&Reindexed),
 ) -> Result<Reindexed, QueryError> {
-    let key: IndexKey = keys.search_index_key(generation);
+    let write_keys: Vec<IndexKey> = keys.search_write_keys();
     let mut done = Reindexed::default();
     let mut q = CompartmentQuery {
         limit: 500,
@@ -55,7 +56,7 @@ pub async fn reindex(
             let value: serde_json::Value = serde_json::from_slice(&opened.body).map_err(|_| {
                 QueryError::Integrity(format!("{} version {} is not JSON", row.key(), row.version))
             })?;
-            let tags = medledger_search::index_tags(&key, &row.resource_type, &value);
+            let tags = medledger_search::index_tags(&write_keys, &row.resource_type, &value);
             if index
                 .retag(&row.resource_type, &row.id, row.version, &tags)
                 .await?
