@@ -924,4 +924,31 @@ pub async fn search_index<S: RecordIndex + SearchIndex>(s: &S) {
         .await
         .is_empty()
     );
+
+    // o2 was retagged from tag 1 to tag 9: tag 1 no longer finds it, and its next version
+    // replaces what the retag filed (the head keeps the list of the tags to remove).
+    assert!(
+        !ids(s.search(&q(vec![vec![tag(1)]], vec![])).await.unwrap()).contains(&"o2".to_owned())
+    );
+    s.commit(
+        &[write(
+            "o2",
+            2,
+            "2026-01-01T00:00:09.000Z",
+            "Patient/a",
+            vec![tag(7)],
+        )],
+        &[],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(9)]], vec![])).await.unwrap()),
+        ["o5"]
+    );
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(7)]], vec![])).await.unwrap()),
+        ["o2"]
+    );
 }

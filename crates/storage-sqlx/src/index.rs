@@ -95,26 +95,27 @@ impl<D: Dialect> RecordIndex for SqlStore<D> {
             .execute(on::<D>(&mut tx))
             .await
             .map_err(lost_race)?;
+            // The tags of the version that is now current, and no others: a search finds a
+            // record by what it says now, and a deleted record not at all. The previous
+            // version's are the ones its head row lists (a new record has none: a create that
+            // lost a race failed above).
+            if w.expected.is_some() {
+                crate::search::delete_tags::<D>(&mut tx, &r.resource_type, &r.id).await?;
+            }
             sqlx::query(
-                "INSERT INTO record_heads (resource_type, id, version, deleted, owner) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted, owner = excluded.owner",
+                "INSERT INTO record_heads (resource_type, id, version, deleted, owner, tags) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted, owner = excluded.owner, tags = excluded.tags",
             )
             .arg(r.resource_type.as_str())
             .arg(r.id.as_str())
             .arg(stored(r.version))
             .arg(r.deleted)
             .arg(r.owner.as_str())
+            .arg(crate::search::packed(&w.tags).as_slice())
             .execute(on::<D>(&mut tx))
             .await
             .map_err(lost_race)?;
-            // The tags of the version that is now current, and no others: a search finds a
-            // record by what it says now, and a deleted record not at all.
-            if w.expected.is_some() {
-                crate::search::replace_tags::<D>(&mut tx, &r.resource_type, &r.id, &w.tags).await?;
-            } else {
-                // A new record has no tags to replace (a create that lost a race failed above).
-                crate::search::insert_tags::<D>(&mut tx, &r.resource_type, &r.id, &w.tags).await?;
-            }
+            crate::search::insert_tags::<D>(&mut tx, &r.resource_type, &r.id, &w.tags).await?;
         }
         crate::audit::insert::<D>(&mut tx, audit).await?;
         D::append_outbox(&mut tx, Outbox::Ingest, events)

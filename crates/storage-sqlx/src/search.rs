@@ -16,22 +16,83 @@ use crate::{Scalar, SqlStore, err, execute, on, optional};
 /// trips per record, well under both backends' bound-parameter limits.
 const TAGS_PER_INSERT: usize = 300;
 
-/// Replaces the tags of `resource_type/id` with `tags`, inside the caller's transaction.
+/// Replaces the tags of `resource_type/id` with `tags`, inside the caller's transaction: the
+/// old ones (as its head row lists them) are deleted, the new ones filed and listed.
 pub(crate) async fn replace_tags<D: Dialect>(
     tx: &mut <D::Db as Database>::Connection,
     resource_type: &str,
     id: &str,
     tags: &[IndexTag],
 ) -> Result<(), StoreError> {
+    delete_tags::<D>(tx, resource_type, id).await?;
+    insert_tags::<D>(tx, resource_type, id, tags).await?;
     execute::<D>(
         tx,
-        sqlx::query("DELETE FROM search_tags WHERE resource_type = $1 AND id = $2")
+        sqlx::query("UPDATE record_heads SET tags = $3 WHERE resource_type = $1 AND id = $2")
             .arg(resource_type)
-            .arg(id),
+            .arg(id)
+            .arg(packed(tags).as_slice()),
+    )
+    .await
+}
+
+/// `tags` as the head row keeps them: concatenated.
+pub(crate) fn packed(tags: &[IndexTag]) -> Vec<u8> {
+    tags.concat()
+}
+
+/// Deletes the tag rows of `resource_type/id` that its head row lists (its current version's),
+/// by their primary key; the head's list itself is left for the caller to replace.
+pub(crate) async fn delete_tags<D: Dialect>(
+    tx: &mut <D::Db as Database>::Connection,
+    resource_type: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    // A head written before tags were listed has none (0011 filled in every existing one).
+    let listed: Option<Scalar<Vec<u8>>> = optional::<D, (Vec<u8>,), _>(
+        tx,
+        sqlx::query(
+            "SELECT COALESCE(tags, $3) FROM record_heads WHERE resource_type = $1 AND id = $2",
+        )
+        .arg(resource_type)
+        .arg(id)
+        .arg(&[][..] as &[u8]),
     )
     .await?;
-    insert_tags::<D>(tx, resource_type, id, tags).await
+    let Some(Scalar(listed)) = listed else {
+        return Ok(());
+    };
+    if listed.len() % TAG_BYTES != 0 {
+        return Err(StoreError::Corrupt(format!(
+            "the tag list of {resource_type}/{id} is {} bytes, not a multiple of {TAG_BYTES}",
+            listed.len()
+        )));
+    }
+    let tags: Vec<&[u8]> = listed.chunks(TAG_BYTES).collect();
+    for chunk in tags.chunks(TAGS_PER_INSERT) {
+        let mut sql = String::from(
+            "DELETE FROM search_tags WHERE resource_type = $1 AND id = $2 AND tag IN (",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", i + 3));
+        }
+        sql.push(')');
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .arg(resource_type)
+            .arg(id);
+        for t in chunk {
+            q = q.arg(*t);
+        }
+        execute::<D>(tx, q).await?;
+    }
+    Ok(())
 }
+
+/// Bytes of one tag in a head row's list.
+const TAG_BYTES: usize = std::mem::size_of::<IndexTag>();
 
 /// Files `tags` for `resource_type/id`, inside the caller's transaction.
 pub(crate) async fn insert_tags<D: Dialect>(
