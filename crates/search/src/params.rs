@@ -431,6 +431,36 @@ pub fn params_of(resource_type: &str) -> &'static [Param] {
     }
 }
 
+/// Parameters whose elements FHIR R4 requires (cardinality 1..1 or 1..*), per type. Validation
+/// refuses a resource without them (the fhir-sdk models), so every stored version has a value:
+/// no "present" tag is filed for these, and `:missing` on them is answered from this table
+/// (`true` matches nothing, `false` everything), which saves a tag per parameter per record.
+const REQUIRED: &[(&str, &[&str])] = &[
+    ("Observation", &["status", "code"]),
+    ("Condition", &["subject"]),
+    ("Encounter", &["status", "class"]),
+    ("Procedure", &["status", "subject"]),
+    ("MedicationRequest", &["status", "intent", "subject"]),
+    ("Immunization", &["patient", "vaccine-code", "status"]),
+    ("DiagnosticReport", &["status", "code"]),
+    ("DocumentReference", &["status"]),
+    ("AllergyIntolerance", &["patient"]),
+    ("CarePlan", &["status", "intent", "subject"]),
+    ("Claim", &["patient", "status", "use", "created"]),
+    ("ExplanationOfBenefit", &["patient", "status", "created"]),
+    ("ServiceRequest", &["status", "intent", "subject"]),
+    ("Appointment", &["status"]),
+    ("MedicationAdministration", &["status", "subject"]),
+    ("ImagingStudy", &["status", "subject"]),
+];
+
+/// Whether every valid `resource_type` has a value for `param` ([`REQUIRED`]).
+pub fn is_required(resource_type: &str, param: &str) -> bool {
+    REQUIRED
+        .iter()
+        .any(|(rt, names)| *rt == resource_type && names.contains(&param))
+}
+
 /// The parameter `name` of `resource_type`.
 pub fn param(resource_type: &str, name: &str) -> Option<&'static Param> {
     params_of(resource_type).iter().find(|p| p.name == name)
@@ -529,5 +559,25 @@ mod tests {
         assert!(!rev.contains(&"Observation:encounter".to_owned()));
         assert!(sortable("Patient", "birthdate") && sortable("Observation", "date"));
         assert!(!sortable("Observation", "code"));
+    }
+}
+
+#[cfg(test)]
+mod required_tests {
+    use super::*;
+
+    #[test]
+    fn every_required_parameter_exists() {
+        for (rt, names) in REQUIRED {
+            for n in *names {
+                assert!(param(rt, n).is_some(), "{rt}.{n}");
+            }
+        }
+        assert!(is_required("Observation", "code"));
+        assert!(!is_required("Observation", "subject"));
+        assert!(
+            !is_required("Condition", "patient"),
+            "subject may be a Group"
+        );
     }
 }

@@ -395,6 +395,19 @@ fn parse_one(key: &IndexKey, s: &mut Search, name: &str, value: &str) -> Result<
             "false" => false,
             _ => return Err(invalid(format!("{name} must be true or false"))),
         };
+        if crate::params::is_required(&rt, p.name) {
+            // Every stored version has it: `true` matches nothing (a clause with no tag to
+            // find), `false` adds no condition.
+            if missing {
+                s.clauses.push(Clause {
+                    param: name.to_owned(),
+                    any_of: Vec::new(),
+                    negate: false,
+                    check: None,
+                });
+            }
+            return Ok(());
+        }
         s.clauses.push(Clause {
             param: name.to_owned(),
             any_of: vec![tag(Form::Present, "")],
@@ -661,6 +674,12 @@ mod tests {
         assert!(!selects("Observation", "code:not=8302-2", &o));
         assert!(selects("Observation", "category:missing=true", &o));
         assert!(!selects("Observation", "code:missing=true", &o));
+        assert!(selects("Observation", "code:missing=false", &o));
+        assert!(selects(
+            "Observation",
+            "category:missing=true&code:missing=false",
+            &o
+        ));
     }
 
     #[test]

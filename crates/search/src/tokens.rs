@@ -36,7 +36,10 @@ fn param_tags(keys: &[IndexKey], rt: &str, p: &Param, resource: &Value, out: &mu
         return;
     }
     let mut tag = |form, v: &str| out.extend(keys.iter().map(|k| k.tag(rt, p.name, form, v)));
-    tag(Form::Present, "");
+    // Every stored version has the elements FHIR requires: `:missing` on them needs no tag.
+    if !crate::params::is_required(rt, p.name) {
+        tag(Form::Present, "");
+    }
     match vals {
         Values::Tokens(ts) => {
             for t in ts {

@@ -738,6 +738,18 @@ pub async fn run(f: &Fhir, stored: &[Value], since: &str) -> usize {
         case("Observation", "code:missing=true", |r| {
             r.get("code").is_none()
         }),
+        // Required elements are answered without a tag (search/params.rs REQUIRED).
+        case("Observation", "status:missing=false", |r| {
+            r.get("status").is_some()
+        }),
+        case("Encounter", "class:missing=true", |r| {
+            r.get("class").is_none()
+        }),
+        case("Condition", "patient:missing=false", |r| {
+            r["subject"]["reference"]
+                .as_str()
+                .is_some_and(|s| s.contains("Patient/"))
+        }),
         case("Observation", format!("_lastUpdated=gt{since}"), |_| true),
         case("Observation", format!("_lastUpdated=lt{since}"), |_| false),
         // Condition, Encounter, Immunization, financial and care types.
