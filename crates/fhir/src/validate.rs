@@ -143,12 +143,27 @@ fn redact_values(msg: &str) -> String {
     let mut chars = msg.chars();
     while let Some(c) = chars.next() {
         if c == '"' || c == '`' {
+            let mut quoted = String::new();
             for d in chars.by_ref() {
                 if d == c {
                     break;
                 }
+                quoted.push(d);
             }
-            out.push_str("<value>");
+            // "missing field `status`" names an element of the schema, never a value: keep it,
+            // or the sender cannot tell what to add.
+            let element = out.ends_with("missing field ")
+                && !quoted.is_empty()
+                && quoted
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+            if element {
+                out.push(c);
+                out.push_str(&quoted);
+                out.push(c);
+            } else {
+                out.push_str("<value>");
+            }
         } else {
             out.push(c);
         }
@@ -444,6 +459,11 @@ mod tests {
             assert!(!err.contains("Jane") && !err.contains("19700101"), "{err}");
             assert!(err.starts_with("invalid Patient: "), "{err}");
         }
+        // A missing required element is named.
+        let err = validate_resource(&json!({"resourceType": "Observation", "code": {"text": "x"}}))
+            .expect_err("no status")
+            .to_string();
+        assert!(err.contains("missing field `status`"), "{err}");
     }
 
     #[test]
