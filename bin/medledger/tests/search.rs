@@ -460,6 +460,40 @@ async fn conditional_create_update_and_references() {
     let (s2, id2) = post_with(&dev, "Patient", &patient_with("A-1"), &cond).await;
     assert_eq!((s1, s2), (201, 200));
     assert_eq!(id1, id2, "the second create answers the first record");
+    // The patient's trail shows one create and, for the match, a read of that record (not a
+    // second create that did not happen).
+    let patient = support::token(
+        dir.path(),
+        &format!("Patient/{id1}"),
+        "patient",
+        "patient/*.rs",
+    );
+    let trail = search_as(&dev, &patient, "AuditEvent?_count=1000").await;
+    let about = |action: &str| {
+        trail["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                let ev = &e["resource"];
+                ev["action"] == action
+                    && ev["entity"].as_array().into_iter().flatten().any(|x| {
+                        x["what"]["reference"]
+                            .as_str()
+                            .is_some_and(|r| r.starts_with(&format!("Patient/{id1}")))
+                    })
+            })
+            .map(|e| e["resource"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(about("C").len(), 1, "{trail}");
+    let reads = about("R");
+    assert!(
+        reads.iter().any(|ev| ev["outcomeDesc"]
+            .as_str()
+            .is_some_and(|d| d.contains("If-None-Exist"))),
+        "{trail}"
+    );
     for _ in 0..2 {
         post_with(&dev, "Patient", &patient_with("DUP"), &[]).await;
     }

@@ -443,6 +443,17 @@ impl Audit {
         self
     }
 
+    /// A conditional create found `reference` (owned by `owner`) instead of creating: the trail
+    /// records a read of it, not a create that did not happen.
+    pub fn matched(&mut self, reference: impl Into<String>, owner: &str) -> &mut Self {
+        self.entry.action = Action::Read;
+        self.entry.what = vec![reference.into()];
+        self.entry.patient = patient_of(Some(owner));
+        self.entry.detail =
+            Some("If-None-Exist matched an existing record; nothing was created".into());
+        self
+    }
+
     /// The interaction was refused for `detail`, whatever its answer shows: a denied read
     /// answers like an unknown record, a search over records one may not see answers an empty
     /// result; the trail records the refusal and why.

@@ -261,6 +261,7 @@ impl Ingest {
                         id,
                         version,
                         last_updated,
+                        ..
                     })) => {
                         return Ok(Op::Matched(WriteOutcome {
                             resource_type: url.trim_matches('/').to_owned(),

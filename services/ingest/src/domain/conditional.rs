@@ -26,6 +26,8 @@ pub(crate) enum Matches {
         id: String,
         version: u64,
         last_updated: String,
+        /// Its owner, for the audit trail.
+        owner: String,
     },
     /// More than one.
     Several,
@@ -63,6 +65,7 @@ impl Ingest {
                 id: one.id.clone(),
                 version: one.version,
                 last_updated: one.last_updated.clone(),
+                owner: one.owner.clone(),
             },
             _ => Matches::Several,
         })
@@ -84,7 +87,7 @@ impl Ingest {
             self.scope_precheck(caller, medledger_access::Interaction::Create, rt)?;
             let guard = match self.matches(rt, criteria).await? {
                 Matches::None(q) => q,
-                other => return matched(rt, other),
+                other => return matched(rt, other, &mut audit),
             };
             let op = Op::Create {
                 rt: rt.to_owned(),
@@ -97,7 +100,7 @@ impl Ingest {
                 Ok(None) => Err(IngestError::Internal("create produced no version".into())),
                 // Another create with these criteria committed first: answer its record.
                 Err(IngestError::Store(StoreError::Matched(_))) => {
-                    matched(rt, self.matches(rt, criteria).await?)
+                    matched(rt, self.matches(rt, criteria).await?, &mut audit)
                 }
                 Err(e) => Err(e),
             }
@@ -164,21 +167,29 @@ impl Ingest {
 }
 
 /// The answer of a conditional create whose criteria matched.
-fn matched(rt: &str, m: Matches) -> Result<WriteOutcome, IngestError> {
+fn matched(
+    rt: &str,
+    m: Matches,
+    audit: &mut medledger_audit::Audit,
+) -> Result<WriteOutcome, IngestError> {
     match m {
         Matches::One {
             id,
             version,
             last_updated,
-        } => Ok(WriteOutcome {
-            resource_type: rt.to_owned(),
-            id,
-            version,
-            last_updated,
-            created: false,
-            resource: None,
-            matched: true,
-        }),
+            owner,
+        } => {
+            audit.matched(format!("{rt}/{id}/_history/{version}"), &owner);
+            Ok(WriteOutcome {
+                resource_type: rt.to_owned(),
+                id,
+                version,
+                last_updated,
+                created: false,
+                resource: None,
+                matched: true,
+            })
+        }
         Matches::Several => Err(IngestError::PreconditionFailed(format!(
             "the If-None-Exist criteria match more than one {rt}"
         ))),
