@@ -632,17 +632,7 @@ async fn reindex_rebuilds_the_index_from_the_ciphertexts_while_the_server_runs()
         search_as(&dev, &token, "Observation?code=8867-4").await["total"],
         0
     );
-    let out = std::process::Command::new(support::BIN)
-        .args(["reindex", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
+    let said = reindex(dir.path(), &[]).unwrap();
     assert!(said.contains("reindexed 1 records"), "{said}");
     // Found again, without a restart; the deleted Patient stays unfound.
     assert_eq!(
@@ -666,19 +656,21 @@ async fn all_tags(dev: &Dev) -> std::collections::BTreeSet<Vec<u8>> {
     rows.into_iter().map(|(t,)| t).collect()
 }
 
-fn reindex(dir: &std::path::Path, flags: &[&str]) -> String {
+/// Runs `medledger reindex --data-dir dir flags…`; `Ok(stdout)` when it succeeds, else
+/// `Err(stderr)`.
+fn reindex(dir: &std::path::Path, flags: &[&str]) -> Result<String, String> {
     let out = std::process::Command::new(support::BIN)
         .args(["reindex", "--data-dir"])
         .arg(dir)
         .args(flags)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    if out.status.success() {
+        Ok(text(&out.stdout))
+    } else {
+        Err(text(&out.stderr))
+    }
 }
 
 #[tokio::test]
@@ -704,7 +696,8 @@ async fn the_index_key_rotates_by_reindexing_while_the_server_serves() {
     let said = reindex(
         dir.path(),
         &["--index-generation", "1", "--index-next-generation", "2"],
-    );
+    )
+    .unwrap();
     assert!(
         said.contains("reindexed 4 records under index key generation [1, 2]"),
         "{said}"
@@ -733,7 +726,7 @@ async fn the_index_key_rotates_by_reindexing_while_the_server_serves() {
         1
     );
     // 4. The old generation's tags are dropped; no tag of generation 1 remains.
-    let said = reindex(dir.path(), &["--index-generation", "2"]);
+    let said = reindex(dir.path(), &["--index-generation", "2"]).unwrap();
     assert!(said.contains("under index key generation [2]"), "{said}");
     let new = all_tags(&dev).await;
     assert!(
@@ -753,20 +746,10 @@ async fn the_index_key_rotates_by_reindexing_while_the_server_serves() {
         0
     );
     // Nonsense is refused at start.
-    let r = reindex_refused(
+    let r = reindex(
         dir.path(),
         &["--index-generation", "2", "--index-next-generation", "2"],
-    );
+    )
+    .unwrap_err();
     assert!(r.contains("must differ"), "{r}");
-}
-
-fn reindex_refused(dir: &std::path::Path, flags: &[&str]) -> String {
-    let out = std::process::Command::new(support::BIN)
-        .args(["reindex", "--data-dir"])
-        .arg(dir)
-        .args(flags)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -12,8 +12,8 @@ use crate::dialect::{Bind, Decodes, Dialect};
 use crate::rows::{self, stored};
 use crate::{Scalar, SqlStore, err, execute, on, optional};
 
-/// Tags inserted per statement: a multi-row `INSERT` per chunk keeps PostgreSQL to a few round
-/// trips per record, well under both backends' bound-parameter limits.
+/// Tags inserted or deleted per statement: a multi-row statement per chunk keeps PostgreSQL to a
+/// few round trips per record, well under both backends' bound-parameter limits.
 const TAGS_PER_INSERT: usize = 300;
 
 /// Replaces the tags of `resource_type/id` with `tags`, inside the caller's transaction: the
@@ -69,17 +69,34 @@ pub(crate) async fn delete_tags<D: Dialect>(
         )));
     }
     let tags: Vec<&[u8]> = listed.chunks(TAG_BYTES).collect();
-    for chunk in tags.chunks(TAGS_PER_INSERT) {
-        let mut sql = String::from(
+    per_tag_chunk::<D>(
+        tx,
+        [
             "DELETE FROM search_tags WHERE resource_type = $1 AND id = $2 AND tag IN (",
-        );
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", i + 3));
-        }
-        sql.push(')');
+            ")",
+        ],
+        |n| format!("${n}"),
+        resource_type,
+        id,
+        &tags,
+    )
+    .await
+}
+
+/// Runs `around[0]`, one `item(n)` per tag (`$n` its placeholder, joined by `, `) and
+/// `around[1]` for each chunk of `tags`, with `$1` the resource type and `$2` the id: a few
+/// statements per record, well under both backends' bound-parameter limits.
+async fn per_tag_chunk<D: Dialect>(
+    tx: &mut <D::Db as Database>::Connection,
+    around: [&str; 2],
+    item: impl Fn(usize) -> String,
+    resource_type: &str,
+    id: &str,
+    tags: &[&[u8]],
+) -> Result<(), StoreError> {
+    for chunk in tags.chunks(TAGS_PER_INSERT) {
+        let items: Vec<String> = (0..chunk.len()).map(|i| item(i + 3)).collect();
+        let sql = format!("{}{}{}", around[0], items.join(", "), around[1]);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .arg(resource_type)
             .arg(id);
@@ -101,25 +118,20 @@ pub(crate) async fn insert_tags<D: Dialect>(
     id: &str,
     tags: &[IndexTag],
 ) -> Result<(), StoreError> {
-    for chunk in tags.chunks(TAGS_PER_INSERT) {
-        let mut sql = String::from("INSERT INTO search_tags (tag, resource_type, id) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("(${}, $1, $2)", i + 3));
-        }
-        // Tags are sorted and unique per version; a repeat would be harmless.
-        sql.push_str(" ON CONFLICT DO NOTHING");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .arg(resource_type)
-            .arg(id);
-        for t in chunk {
-            q = q.arg(t.as_slice());
-        }
-        execute::<D>(tx, q).await?;
-    }
-    Ok(())
+    let tags: Vec<&[u8]> = tags.iter().map(|t| t.as_slice()).collect();
+    // Tags are sorted and unique per version; a repeat would be harmless.
+    per_tag_chunk::<D>(
+        tx,
+        [
+            "INSERT INTO search_tags (tag, resource_type, id) VALUES ",
+            " ON CONFLICT DO NOTHING",
+        ],
+        |n| format!("(${n}, $1, $2)"),
+        resource_type,
+        id,
+        &tags,
+    )
+    .await
 }
 
 /// A value bound to a search statement.
