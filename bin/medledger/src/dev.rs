@@ -57,21 +57,8 @@ pub(crate) struct DevArgs {
     /// audience) and the authorization server published for SMART discovery.
     #[arg(long, env = "MEDLEDGER_DEV_AUTH_CONFIG")]
     auth_config: Option<PathBuf>,
-    /// Generation of the search index key that searches use (rotating it: architecture §4.1).
-    #[arg(long, default_value_t = medledger_search::blind::GENERATION)]
-    index_generation: u32,
-    /// During a rotation, the generation being rotated to: every write is also indexed under it.
-    #[arg(long)]
-    index_next_generation: Option<u32>,
-}
-
-impl DevArgs {
-    fn index_generations(&self) -> medledger_search::IndexGenerations {
-        medledger_search::IndexGenerations {
-            generation: self.index_generation,
-            next_generation: self.index_next_generation.unwrap_or(0),
-        }
-    }
+    #[command(flatten)]
+    index_key: wiring::IndexKeyArgs,
 }
 
 /// The file `--auth-config` names.
@@ -101,7 +88,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         store.clone(),
         &dir.join("keys").join("master.key"),
         true,
-        args.index_generations(),
+        args.index_key
+            .over(medledger_search::IndexGenerations::default()),
     )
     .await
     .context("keys/master.key")?;

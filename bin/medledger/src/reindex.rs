@@ -22,32 +22,9 @@ pub(crate) struct ReindexArgs {
     /// `master_key_file`); `MEDLEDGER_QUERY_…` variables apply as for `medledger query`.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The search index key generation searches use (with `--config`: its `search_key`
-    /// section unless given here).
-    #[arg(long)]
-    index_generation: Option<u32>,
-    /// During a rotation, the generation being rotated to: records are filed under both.
-    /// Without it, only `--index-generation`'s tags remain (the end of a rotation).
-    #[arg(long)]
-    index_next_generation: Option<u32>,
-}
-
-impl ReindexArgs {
-    /// The generations to file under: the flags, over `configured`.
-    fn generations(
-        &self,
-        configured: medledger_search::IndexGenerations,
-    ) -> medledger_search::IndexGenerations {
-        medledger_search::IndexGenerations {
-            generation: self.index_generation.unwrap_or(configured.generation),
-            next_generation: match (self.index_generation, self.index_next_generation) {
-                (_, Some(n)) => n,
-                // A generation given alone means "that one only".
-                (Some(_), None) => 0,
-                (None, None) => configured.next_generation,
-            },
-        }
-    }
+    /// With `--config`, its `search_key` section unless these say otherwise.
+    #[command(flatten)]
+    index_key: wiring::IndexKeyArgs,
 }
 
 pub(crate) async fn run(args: ReindexArgs) -> anyhow::Result<()> {
@@ -62,7 +39,8 @@ pub(crate) async fn run(args: ReindexArgs) -> anyhow::Result<()> {
                 store.clone(),
                 &dir.join("keys").join("master.key"),
                 false,
-                args.generations(medledger_search::IndexGenerations::default()),
+                args.index_key
+                    .over(medledger_search::IndexGenerations::default()),
             )
             .await?;
             let blobs = Arc::new(LocalBlockstore::open(&dir.join("blobs"))?);
@@ -75,7 +53,7 @@ pub(crate) async fn run(args: ReindexArgs) -> anyhow::Result<()> {
                 &cfg.postgres,
                 &cfg.master_key_file,
                 &cfg.ipfs,
-                args.generations(cfg.search_key),
+                args.index_key.over(cfg.search_key),
             )
             .await?;
             (store, blobs, keys)

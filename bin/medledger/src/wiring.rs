@@ -69,3 +69,34 @@ pub(crate) fn consent_clock(file: Option<PathBuf>) -> Arc<dyn Fn() -> i64 + Send
             .unwrap_or_else(medledger_auth::unix_now)
     })
 }
+
+/// The search index key generations, as `medledger dev` and `medledger reindex` take them.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub(crate) struct IndexKeyArgs {
+    /// Generation of the search index key that searches use (rotating it: architecture §4.1).
+    /// Default: the configured one (for `dev`, 1).
+    #[arg(long)]
+    index_generation: Option<u32>,
+    /// During a rotation, the generation being rotated to: records are filed under both.
+    /// Without it (and with `--index-generation`), only that generation's tags are written.
+    #[arg(long)]
+    index_next_generation: Option<u32>,
+}
+
+impl IndexKeyArgs {
+    /// The generations these flags select, over `configured`.
+    pub(crate) fn over(
+        self,
+        configured: medledger_search::IndexGenerations,
+    ) -> medledger_search::IndexGenerations {
+        medledger_search::IndexGenerations {
+            generation: self.index_generation.unwrap_or(configured.generation),
+            next_generation: match (self.index_generation, self.index_next_generation) {
+                (_, Some(n)) => n,
+                // A generation given alone means "that one only".
+                (Some(_), None) => 0,
+                (None, None) => configured.next_generation,
+            },
+        }
+    }
+}
