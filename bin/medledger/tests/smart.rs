@@ -246,24 +246,12 @@ discovery = true
     // The server saw the provider's practitioner, not a dev account.
     let old_token = report["token"].as_str().unwrap().to_owned();
     let r = dev
-        .request_as(
-            &old_token,
-            reqwest::Method::GET,
-            &format!("Patient/{}", created[0]),
-            None,
-            &[],
-        )
+        .get_as(&old_token, &format!("Patient/{}", created[0]))
         .await;
     assert_eq!(r.status(), 200);
     // The token reads the history too.
     let history: Value = dev
-        .request_as(
-            &old_token,
-            reqwest::Method::GET,
-            &format!("Patient/{}/_history", created[0]),
-            None,
-            &[],
-        )
+        .get_as(&old_token, &format!("Patient/{}/_history", created[0]))
         .await
         .json()
         .await
@@ -281,18 +269,10 @@ discovery = true
     *provider.key.lock().unwrap() = (Arc::new(RsaIssuerKey::generate(2048).unwrap()), "k2".into());
     let start = Instant::now();
     loop {
-        let r = dev
-            .request_as(&old_token, reqwest::Method::GET, "metadata", None, &[])
-            .await;
+        let r = dev.get_as(&old_token, "metadata").await;
         assert_eq!(r.status(), 200, "metadata is open");
         let r = dev
-            .request_as(
-                &old_token,
-                reqwest::Method::GET,
-                &format!("Patient/{}", created[0]),
-                None,
-                &[],
-            )
+            .get_as(&old_token, &format!("Patient/{}", created[0]))
             .await;
         if r.status() == 401 {
             break;

@@ -166,6 +166,12 @@ impl Dev {
         rb.send().await.unwrap()
     }
 
+    /// `GET path` as `token`'s holder.
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.request_as(token, reqwest::Method::GET, path, None, &[])
+            .await
+    }
+
     /// A request as `token`'s holder, with an optional FHIR JSON body and extra headers.
     pub async fn request_as(
         &self,
