@@ -68,6 +68,30 @@ struct DevAuth {
     auth: Option<medledger_auth::AuthConfig>,
 }
 
+/// A data dir's state database and its owner keys under `keys/master.key` (created with
+/// `create`, else it must exist), with the search index at `index`: what `dev` runs on and what
+/// `reindex` opens beside it.
+pub(crate) async fn open_data_dir(
+    dir: &Path,
+    create: bool,
+    index: medledger_search::IndexGenerations,
+) -> anyhow::Result<(Arc<SqliteStore>, medledger_keys::OwnerKeys)> {
+    let store = Arc::new(
+        SqliteStore::open(&dir.join("state.db"))
+            .await
+            .context("opening the data dir's state database")?,
+    );
+    let keys = wiring::owner_keys(
+        store.clone(),
+        &dir.join("keys").join("master.key"),
+        create,
+        index,
+    )
+    .await
+    .context("keys/master.key")?;
+    Ok((store, keys))
+}
+
 pub(crate) fn issuer_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("keys").join("dev-issuer.pem")
 }
@@ -79,20 +103,13 @@ pub(crate) const DEV_FEED: &str = "Organization/mllp-feed";
 pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let store = Arc::new(
-        SqliteStore::open(&dir.join("state.db"))
-            .await
-            .context("opening the state database")?,
-    );
-    let keys = wiring::owner_keys(
-        store.clone(),
-        &dir.join("keys").join("master.key"),
+    let (store, keys) = open_data_dir(
+        dir,
         true,
         args.index_key
             .over(medledger_search::IndexGenerations::default()),
     )
-    .await
-    .context("keys/master.key")?;
+    .await?;
     let issuer = medledger_auth::IssuerKey::load_or_create(&issuer_key_path(dir))?;
     let blocks = Arc::new(LocalBlockstore::open(&dir.join("blobs"))?);
     let (chain_dir, public_dir) = (dir.join("chain"), dir.join("public-chain"));

@@ -5,10 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use medledger_blobstore::{BlobStore, LocalBlockstore};
 use medledger_storage_api::SearchIndex;
-use medledger_storage_sqlx::SqliteStore;
 
 use crate::{configuration, services, wiring};
 
@@ -30,14 +28,8 @@ pub(crate) struct ReindexArgs {
 pub(crate) async fn run(args: ReindexArgs) -> anyhow::Result<()> {
     let (index, blobs, keys): (Arc<dyn SearchIndex>, Arc<dyn BlobStore>, _) = match &args.data_dir {
         Some(dir) => {
-            let store = Arc::new(
-                SqliteStore::open(&dir.join("state.db"))
-                    .await
-                    .context("opening the data dir's state database")?,
-            );
-            let keys = wiring::owner_keys(
-                store.clone(),
-                &dir.join("keys").join("master.key"),
+            let (store, keys) = crate::dev::open_data_dir(
+                dir,
                 false,
                 args.index_key
                     .over(medledger_search::IndexGenerations::default()),
