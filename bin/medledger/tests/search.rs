@@ -487,13 +487,26 @@ async fn conditional_create_update_and_references() {
             .collect::<Vec<_>>()
     };
     assert_eq!(about("C").len(), 1, "{trail}");
-    let reads = about("R");
-    assert!(
-        reads.iter().any(|ev| ev["outcomeDesc"]
-            .as_str()
-            .is_some_and(|d| d.contains("If-None-Exist"))),
-        "{trail}"
-    );
+    let matched_reads = |trail: &Value| {
+        trail["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                let ev = &e["resource"];
+                ev["action"] == "R"
+                    && ev["outcomeDesc"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("conditional create matched"))
+                    && ev["entity"].as_array().into_iter().flatten().any(|x| {
+                        x["what"]["reference"].as_str()
+                            == Some(format!("Patient/{id1}/_history/1").as_str())
+                    })
+            })
+            .count()
+    };
+    assert_eq!(about("R").len(), 1, "{trail}");
+    assert_eq!(matched_reads(&trail), 1, "{trail}");
     for _ in 0..2 {
         post_with(&dev, "Patient", &patient_with("DUP"), &[]).await;
     }
@@ -590,6 +603,17 @@ async fn conditional_create_update_and_references() {
         search_as(&dev, &token, &format!("Observation?subject=Patient/{u1}")).await["total"],
         1
     );
+    // The transaction's match, and a batch's, are each a read of the record in its trail.
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": patient_with("A-1"),
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=urn:mrn|A-1"}}
+    ]});
+    let r = dev.post("", &batch).await;
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["entry"][0]["response"]["status"], "200 OK", "{out}");
+    let trail = search_as(&dev, &patient, "AuditEvent?_count=1000").await;
+    assert_eq!(matched_reads(&trail), 3, "{trail}");
     let bad = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
         {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "v"},
             "subject": {"reference": "Patient?identifier=urn:mrn|NOBODY"}},
@@ -623,10 +647,12 @@ async fn reindex_rebuilds_the_index_from_the_ciphertexts_while_the_server_runs()
     assert!(r.status().is_success());
     // The index is lost (or was filed under an old key): searches find nothing.
     let db = dev.db().await;
-    sqlx::query("DELETE FROM search_tags")
-        .execute(&db)
-        .await
-        .unwrap();
+    for table in ["search_tags", "record_tags"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(&db)
+            .await
+            .unwrap();
+    }
     db.close().await;
     assert_eq!(
         search_as(&dev, &token, "Observation?code=8867-4").await["total"],
@@ -645,15 +671,22 @@ async fn reindex_rebuilds_the_index_from_the_ciphertexts_while_the_server_runs()
     );
 }
 
-/// Every tag in the data dir's index.
+/// Every tag in the data dir's index: its rows, and the records' lists (merged or pending).
 async fn all_tags(dev: &Dev) -> std::collections::BTreeSet<Vec<u8>> {
     let db = dev.db().await;
     let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT tag FROM search_tags")
         .fetch_all(&db)
         .await
         .unwrap();
+    let lists: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT tags FROM record_tags")
+        .fetch_all(&db)
+        .await
+        .unwrap();
     db.close().await;
-    rows.into_iter().map(|(t,)| t).collect()
+    let listed = lists
+        .iter()
+        .flat_map(|(l,)| l.chunks(16).map(<[u8]>::to_vec));
+    rows.into_iter().map(|(t,)| t).chain(listed).collect()
 }
 
 /// Runs `medledger reindex --data-dir dir flags…`; `Ok(stdout)` when it succeeds, else

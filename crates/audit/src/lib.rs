@@ -154,6 +154,22 @@ impl Entry {
         self.detail = detail;
         self
     }
+
+    /// A conditional create (`If-None-Exist`, or a Bundle entry's `ifNoneExist`) found
+    /// `reference`, owned by `owner`, instead of creating: a read of it, not a create that did
+    /// not happen.
+    pub fn matched(mut self, reference: impl Into<String>, owner: &str) -> Self {
+        self.set_matched(reference.into(), owner);
+        self
+    }
+
+    fn set_matched(&mut self, reference: String, owner: &str) {
+        self.action = Action::Read;
+        self.what = vec![reference];
+        self.patient = patient_of(Some(owner));
+        self.detail =
+            Some("the conditional create matched an existing record; nothing was created".into());
+    }
 }
 
 /// The patient a record of `owner` is about: `Patient/{id}`, or no one for directory data
@@ -443,14 +459,10 @@ impl Audit {
         self
     }
 
-    /// A conditional create found `reference` (owned by `owner`) instead of creating: the trail
-    /// records a read of it, not a create that did not happen.
+    /// A conditional create found `reference` (owned by `owner`) instead of creating (see
+    /// [`Entry::matched`]).
     pub fn matched(&mut self, reference: impl Into<String>, owner: &str) -> &mut Self {
-        self.entry.action = Action::Read;
-        self.entry.what = vec![reference.into()];
-        self.entry.patient = patient_of(Some(owner));
-        self.entry.detail =
-            Some("If-None-Exist matched an existing record; nothing was created".into());
+        self.entry.set_matched(reference.into(), owner);
         self
     }
 

@@ -69,7 +69,16 @@ pub fn values(resource: &Value, param: &Param) -> Values {
     let elems = param.paths.iter().flat_map(|p| elements(resource, p));
     match param.kind {
         Kind::Token => Values::Tokens(elems.flat_map(token_values).collect()),
-        Kind::Reference => Values::References(elems.filter_map(reference_of).collect()),
+        // Only references to a type the parameter may point to (`patient` is not a Group).
+        Kind::Reference => Values::References(
+            elems
+                .filter_map(reference_of)
+                .filter(|r| {
+                    r.split_once('/')
+                        .is_some_and(|(t, _)| param.targets.contains(&t))
+                })
+                .collect(),
+        ),
         Kind::String => Values::Strings(elems.flat_map(string_values).collect()),
         Kind::Date => Values::Dates(elems.filter_map(date_range).collect()),
     }

@@ -466,6 +466,27 @@ pub fn param(resource_type: &str, name: &str) -> Option<&'static Param> {
     params_of(resource_type).iter().find(|p| p.name == name)
 }
 
+/// The parameter whose reference tags `p` (a parameter of `resource_type`) is filed under: a
+/// reference parameter reading the same elements as a broader one of its type (Observation's
+/// `patient` is its `subject` narrowed to Patient) shares the broader one's tags, because a
+/// reference tag's value carries its type (`Patient/123`); every other parameter is filed
+/// under itself. One tag fewer per reference written, and the same answers.
+pub fn filed_under(resource_type: &str, p: &'static Param) -> &'static Param {
+    if p.kind != Kind::Reference {
+        return p;
+    }
+    params_of(resource_type)
+        .iter()
+        .find(|q| {
+            q.kind == Kind::Reference
+                && q.name != p.name
+                && q.paths == p.paths
+                && q.targets.len() > p.targets.len()
+                && p.targets.iter().all(|t| q.targets.contains(t))
+        })
+        .unwrap_or(p)
+}
+
 /// The `_sort` keys served on `resource_type`: `_lastUpdated` and `_id` everywhere, and every
 /// date parameter of the type.
 pub fn sortable(resource_type: &str, name: &str) -> bool {
@@ -558,6 +579,17 @@ mod tests {
         assert!(rev.contains(&"Encounter:subject".to_owned()));
         assert!(!rev.contains(&"Observation:encounter".to_owned()));
         assert!(sortable("Patient", "birthdate") && sortable("Observation", "date"));
+    }
+
+    #[test]
+    fn narrowed_references_share_the_broader_parameters_tags() {
+        let under = |rt, name| filed_under(rt, param(rt, name).expect(name)).name;
+        assert_eq!(under("Observation", "patient"), "subject");
+        assert_eq!(under("Encounter", "patient"), "subject");
+        assert_eq!(under("Observation", "subject"), "subject");
+        assert_eq!(under("Observation", "encounter"), "encounter");
+        assert_eq!(under("Immunization", "patient"), "patient");
+        assert_eq!(under("Observation", "code"), "code");
         assert!(!sortable("Observation", "code"));
     }
 }

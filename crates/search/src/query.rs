@@ -442,10 +442,11 @@ fn parse_one(key: &IndexKey, s: &mut Search, name: &str, value: &str) -> Result<
                 Some(t) if p.targets.contains(&t) => Some(t),
                 Some(_) => return Err(unsupported()),
             };
+            let under = crate::params::filed_under(&rt, p);
             let mut tags = Vec::new();
             for v in &alternatives {
                 for r in reference_values(p, narrowed, v)? {
-                    tags.push(tag(Form::Reference, &r));
+                    tags.push(key.tag(&rt, under.name, Form::Reference, &r));
                 }
             }
             s.clauses.push(clause(tags, false, None));
@@ -725,7 +726,18 @@ mod tests {
         assert!(selects("Observation", "subject:Patient=p1", &o));
         assert!(selects("Observation", "encounter=e1", &o));
         assert!(!selects("Observation", "subject=p2", &o));
+        assert!(selects("Observation", "patient:missing=false", &o));
+        // `patient` is filed under `subject`: one reference tag, found by both parameters; a
+        // Group subject is no patient.
         let k = key();
+        let tags = index_tags(std::slice::from_ref(&k), "Observation", &o);
+        assert!(!tags.contains(&k.tag("Observation", "patient", Form::Reference, "Patient/p1")));
+        assert!(tags.contains(&k.tag("Observation", "subject", Form::Reference, "Patient/p1")));
+        let g = json!({"resourceType": "Observation", "subject": {"reference": "Group/p1"}});
+        assert!(selects("Observation", "subject=p1", &g));
+        assert!(!selects("Observation", "patient=p1", &g));
+        assert!(selects("Observation", "patient:missing=true", &g));
+        assert!(!selects("Observation", "subject:missing=true", &g));
         assert!(parse(&k, "Observation", &pairs("patient=Encounter/e1"), false).is_err());
         assert_eq!(
             parse(&k, "Observation", &pairs("bogus=1"), false),

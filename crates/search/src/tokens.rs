@@ -30,7 +30,13 @@ pub fn index_tags(keys: &[IndexKey], resource_type: &str, resource: &Value) -> V
     out
 }
 
-fn param_tags(keys: &[IndexKey], rt: &str, p: &Param, resource: &Value, out: &mut Vec<Tag>) {
+fn param_tags(
+    keys: &[IndexKey],
+    rt: &str,
+    p: &'static Param,
+    resource: &Value,
+    out: &mut Vec<Tag>,
+) {
     let vals = values(resource, p);
     if vals.is_empty() {
         return;
@@ -53,7 +59,12 @@ fn param_tags(keys: &[IndexKey], rt: &str, p: &Param, resource: &Value, out: &mu
                 }
             }
         }
-        Values::References(rs) => rs.iter().for_each(|r| tag(Form::Reference, r)),
+        // A narrowed parameter's references are the broader one's tags (`filed_under`).
+        Values::References(rs) => {
+            if crate::params::filed_under(rt, p).name == p.name {
+                rs.iter().for_each(|r| tag(Form::Reference, r));
+            }
+        }
         Values::Strings(ss) => {
             for s in ss {
                 tag(Form::Exact, &s);

@@ -722,6 +722,34 @@ pub async fn search_index<S: RecordIndex + SearchIndex>(s: &S) {
     let mut other_type = q(vec![vec![tag(1)]], vec![]);
     other_type.resource_type = "Condition".into();
     assert!(s.search(&other_type).await.unwrap().is_empty());
+    // Merging moves the pending tags into the index proper and answers nothing differently;
+    // a second merge has nothing left.
+    assert_eq!(s.merge_pending(2).await.unwrap(), 2);
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(2)]], vec![])).await.unwrap()),
+        ["o1", "o3"],
+        "half merged"
+    );
+    assert_eq!(s.merge_pending(100).await.unwrap(), 1, "o4 has no tags");
+    assert_eq!(s.merge_pending(100).await.unwrap(), 0);
+    assert_eq!(
+        ids(s
+            .search(&q(vec![vec![tag(1), tag(3)]], vec![]))
+            .await
+            .unwrap()),
+        ["o1", "o2", "o3"]
+    );
+    assert_eq!(
+        ids(s
+            .search(&q(vec![vec![tag(1)], vec![tag(2)]], vec![]))
+            .await
+            .unwrap()),
+        ["o1"]
+    );
+    assert_eq!(
+        ids(s.search(&q(vec![], vec![vec![tag(2)]])).await.unwrap()),
+        ["o2", "o4"]
+    );
     let mut mine = q(vec![], vec![]);
     mine.owner = Some("Patient/b".into());
     mine.ids = Some(vec!["o1".into(), "o4".into()]);
@@ -779,6 +807,17 @@ pub async fn search_index<S: RecordIndex + SearchIndex>(s: &S) {
     );
     let hit = &s.search(&q(vec![vec![tag(3)]], vec![])).await.unwrap()[0];
     assert_eq!((hit.version, hit.owner.as_str()), (2, "Patient/a"));
+    // The new version's tags are pending, the replaced ones were merged: merging changes
+    // nothing a search sees.
+    assert_eq!(s.merge_pending(100).await.unwrap(), 1);
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(1)]], vec![])).await.unwrap()),
+        ["o2"]
+    );
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(3)]], vec![])).await.unwrap()),
+        ["o1"]
+    );
 
     // Retagging applies to the version it was computed from, never to a newer one.
     assert!(s.retag("Observation", "o2", 1, &[tag(9)]).await.unwrap());
@@ -791,6 +830,17 @@ pub async fn search_index<S: RecordIndex + SearchIndex>(s: &S) {
     assert_eq!(
         ids(s.search(&q(vec![vec![tag(9)]], vec![])).await.unwrap()),
         ["o2"]
+    );
+    assert_eq!(s.merge_pending(100).await.unwrap(), 1);
+    assert_eq!(
+        ids(s.search(&q(vec![vec![tag(9)]], vec![])).await.unwrap()),
+        ["o2"]
+    );
+    assert!(
+        s.search(&q(vec![vec![tag(1)]], vec![]))
+            .await
+            .unwrap()
+            .is_empty()
     );
 
     // A conditional create commits only while nothing matches its criteria.

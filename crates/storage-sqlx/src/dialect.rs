@@ -96,6 +96,7 @@ backend!(
         + Decodes<(i64,)>
         + Decodes<(Option<i64>,)>
         + Decodes<(Vec<u8>,)>
+        + Decodes<(i64, Vec<u8>)>
         + Decodes<(String,)>
 );
 
@@ -139,6 +140,19 @@ pub trait Dialect: Send + Sync + 'static + std::fmt::Debug {
     /// writer changes them before it commits: `FOR UPDATE` where rows can be locked, nothing
     /// where [`Dialect::begin_write`] already holds the database's write lock.
     const FOR_UPDATE: &'static str;
+
+    /// An SQL expression giving a new record's number (`record_heads.rec`, which its tag rows
+    /// name): a sequence on PostgreSQL, one more than the largest on SQLite (whose write lock
+    /// makes that safe).
+    const NEXT_RECORD_NUMBER: &'static str;
+
+    /// Appended to a `SELECT` of queued rows a worker is about to process, so concurrent
+    /// workers take different rows: `FOR UPDATE SKIP LOCKED` on PostgreSQL, nothing on SQLite
+    /// (one writer at a time).
+    const SKIP_LOCKED: &'static str;
+
+    /// An SQL condition: the bytes `haystack` hold the bytes `needle` (both SQL expressions).
+    fn contains_bytes(haystack: &str, needle: &str) -> String;
 
     /// Begins a transaction that reads rows and then changes them: on SQLite it takes the
     /// database's write lock at once (`BEGIN IMMEDIATE`), so its reads cannot go stale and it

@@ -97,25 +97,35 @@ impl<D: Dialect> RecordIndex for SqlStore<D> {
             .map_err(lost_race)?;
             // The tags of the version that is now current, and no others: a search finds a
             // record by what it says now, and a deleted record not at all. The previous
-            // version's are the ones its head row lists (a new record has none: a create that
+            // version's are the ones its tag list holds (a new record has none: a create that
             // lost a race failed above).
             if w.expected.is_some() {
-                crate::search::delete_tags::<D>(&mut tx, &r.resource_type, &r.id).await?;
+                crate::search::retire_tags::<D>(&mut tx, &r.resource_type, &r.id).await?;
             }
-            sqlx::query(
-                "INSERT INTO record_heads (resource_type, id, version, deleted, owner, tags) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted, owner = excluded.owner, tags = excluded.tags",
-            )
-            .arg(r.resource_type.as_str())
-            .arg(r.id.as_str())
-            .arg(stored(r.version))
-            .arg(r.deleted)
-            .arg(r.owner.as_str())
-            .arg(crate::search::packed(&w.tags).as_slice())
-            .execute(on::<D>(&mut tx))
-            .await
-            .map_err(lost_race)?;
-            crate::search::insert_tags::<D>(&mut tx, &r.resource_type, &r.id, &w.tags).await?;
+            let head = format!(
+                "INSERT INTO record_heads (resource_type, id, version, deleted, owner, rec) \
+                 VALUES ($1, $2, $3, $4, $5, {}) \
+                 ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version, \
+                 deleted = excluded.deleted, owner = excluded.owner \
+                 RETURNING rec",
+                D::NEXT_RECORD_NUMBER
+            );
+            // A new record is numbered; an existing one keeps its number.
+            let rec: Scalar<i64> = sqlx::query(sqlx::AssertSqlSafe(head))
+                .arg(r.resource_type.as_str())
+                .arg(r.id.as_str())
+                .arg(stored(r.version))
+                .arg(r.deleted)
+                .arg(r.owner.as_str())
+                .fetch_one(on::<D>(&mut tx))
+                .await
+                .map_err(lost_race)
+                .and_then(|row| {
+                    <D::Db as crate::dialect::Decodes<(i64,)>>::decode(&row)
+                        .map_err(err)?
+                        .try_into()
+                })?;
+            crate::search::file_tags::<D>(&mut tx, rec.0, &w.tags).await?;
         }
         crate::audit::insert::<D>(&mut tx, audit).await?;
         D::append_outbox(&mut tx, Outbox::Ingest, events)

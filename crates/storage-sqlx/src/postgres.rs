@@ -54,6 +54,14 @@ impl Dialect for Postgres {
 
     const FOR_UPDATE: &'static str = " FOR UPDATE";
 
+    const NEXT_RECORD_NUMBER: &'static str = "nextval('ingest.record_numbers')";
+
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+
+    fn contains_bytes(haystack: &str, needle: &str) -> String {
+        format!("position({needle} in {haystack}) > 0")
+    }
+
     async fn begin_write(
         pool: &Pool<sqlx::Postgres>,
     ) -> Result<Transaction<'static, sqlx::Postgres>, sqlx::Error> {

@@ -17,89 +17,174 @@ use crate::{Scalar, SqlStore, err, execute, on, optional};
 const TAGS_PER_INSERT: usize = 300;
 
 /// Replaces the tags of `resource_type/id` with `tags`, inside the caller's transaction: the
-/// old ones (as its head row lists them) are deleted, the new ones filed and listed.
+/// old ones are retired, the new ones filed as pending. Nothing when there is no such record.
 pub(crate) async fn replace_tags<D: Dialect>(
     tx: &mut <D::Db as Database>::Connection,
     resource_type: &str,
     id: &str,
     tags: &[IndexTag],
 ) -> Result<(), StoreError> {
-    delete_tags::<D>(tx, resource_type, id).await?;
-    insert_tags::<D>(tx, resource_type, id, tags).await?;
-    execute::<D>(
-        tx,
-        sqlx::query("UPDATE record_heads SET tags = $3 WHERE resource_type = $1 AND id = $2")
-            .arg(resource_type)
-            .arg(id)
-            .arg(packed(tags).as_slice()),
-    )
-    .await
+    match retire_tags::<D>(tx, resource_type, id).await? {
+        Some(rec) => file_tags::<D>(tx, rec, tags).await,
+        None => Ok(()),
+    }
 }
 
-/// `tags` as the head row keeps them: concatenated.
-pub(crate) fn packed(tags: &[IndexTag]) -> Vec<u8> {
-    tags.concat()
-}
-
-/// Deletes the tag rows of `resource_type/id` that its head row lists (its current version's),
-/// by their primary key; the head's list itself is left for the caller to replace.
-pub(crate) async fn delete_tags<D: Dialect>(
+/// Retires the tags of `resource_type/id`'s current version, inside the caller's transaction:
+/// its tag list and, if that was merged, its rows in `search_tags` (by their primary key, from
+/// the list). The record's number, or `None` when there is no such record.
+pub(crate) async fn retire_tags<D: Dialect>(
     tx: &mut <D::Db as Database>::Connection,
     resource_type: &str,
     id: &str,
-) -> Result<(), StoreError> {
-    // A head written before tags were listed has none (0011 filled in every existing one).
-    let listed: Option<Scalar<Vec<u8>>> = optional::<D, (Vec<u8>,), _>(
+) -> Result<Option<i64>, StoreError> {
+    let rec: Option<Scalar<i64>> = optional::<D, (i64,), _>(
         tx,
-        sqlx::query(
-            "SELECT COALESCE(tags, $3) FROM record_heads WHERE resource_type = $1 AND id = $2",
-        )
-        .arg(resource_type)
-        .arg(id)
-        .arg(&[][..] as &[u8]),
+        sqlx::query("SELECT rec FROM record_heads WHERE resource_type = $1 AND id = $2")
+            .arg(resource_type)
+            .arg(id),
     )
     .await?;
-    let Some(Scalar(listed)) = listed else {
-        return Ok(());
+    let Some(Scalar(rec)) = rec else {
+        return Ok(None);
     };
-    if listed.len() % TAG_BYTES != 0 {
-        return Err(StoreError::Corrupt(format!(
-            "the tag list of {resource_type}/{id} is {} bytes, not a multiple of {TAG_BYTES}",
-            listed.len()
-        )));
+    // Locked: a merger holding this list finishes first, so its rows are seen and deleted.
+    let listed = format!(
+        "SELECT merged, tags FROM record_tags WHERE rec = $1{}",
+        D::FOR_UPDATE
+    );
+    let listed: Option<Listed> =
+        optional::<D, (i64, Vec<u8>), _>(tx, sqlx::query(sqlx::AssertSqlSafe(listed)).arg(rec))
+            .await?;
+    // A deleted record has no list.
+    let Some(Listed(merged, listed)) = listed else {
+        return Ok(Some(rec));
+    };
+    if merged != 0 {
+        let tags = unpacked(rec, &listed)?;
+        per_tag_chunk::<D>(
+            tx,
+            ["DELETE FROM search_tags WHERE rec = $1 AND tag IN (", ")"],
+            |n| format!("${n}"),
+            rec,
+            &tags,
+        )
+        .await?;
     }
-    let tags: Vec<&[u8]> = listed.chunks(TAG_BYTES).collect();
-    per_tag_chunk::<D>(
+    execute::<D>(
         tx,
-        [
-            "DELETE FROM search_tags WHERE resource_type = $1 AND id = $2 AND tag IN (",
-            ")",
-        ],
-        |n| format!("${n}"),
-        resource_type,
-        id,
-        &tags,
+        sqlx::query("DELETE FROM record_tags WHERE rec = $1").arg(rec),
+    )
+    .await?;
+    Ok(Some(rec))
+}
+
+/// Files `tags` for the record numbered `rec` as pending, inside the caller's transaction:
+/// searches find it from the commit on (they scan pending lists), and
+/// [`merge_pending`] later moves them into `search_tags`.
+pub(crate) async fn file_tags<D: Dialect>(
+    tx: &mut <D::Db as Database>::Connection,
+    rec: i64,
+    tags: &[IndexTag],
+) -> Result<(), StoreError> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    execute::<D>(
+        tx,
+        sqlx::query("INSERT INTO record_tags (rec, tags, merged) VALUES ($1, $2, 0)")
+            .arg(rec)
+            .arg(tags.concat().as_slice()),
     )
     .await
 }
 
+/// Moves up to `limit` pending tag lists, oldest first, into `search_tags`, in one
+/// transaction: a page of the tag b-tree is written once for all of them, where filing each
+/// write's tags there at its commit wrote it once per write. Concurrent mergers take different
+/// lists. How many lists were merged.
+pub(crate) async fn merge_pending<D: Dialect>(
+    store: &SqlStore<D>,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    let mut tx = D::begin_write(&store.pool).await.map_err(err)?;
+    let pending = format!(
+        "SELECT rec, tags FROM record_tags WHERE merged = 0 ORDER BY rec LIMIT $1{}",
+        D::SKIP_LOCKED
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(pending))
+        .arg(i64::from(limit))
+        .fetch_all(on::<D>(&mut tx))
+        .await
+        .map_err(err)?;
+    let mut recs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (rec, tags) = <D::Db as Decodes<(i64, Vec<u8>)>>::decode(row).map_err(err)?;
+        let listed = unpacked(rec, &tags)?;
+        per_tag_chunk::<D>(
+            &mut tx,
+            [
+                "INSERT INTO search_tags (tag, rec) VALUES ",
+                " ON CONFLICT DO NOTHING",
+            ],
+            |n| format!("(${n}, $1)"),
+            rec,
+            &listed,
+        )
+        .await?;
+        recs.push(rec);
+    }
+    for chunk in recs.chunks(TAGS_PER_INSERT) {
+        let list: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "UPDATE record_tags SET merged = 1 WHERE rec IN ({})",
+            list.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for rec in chunk {
+            q = q.arg(*rec);
+        }
+        execute::<D>(&mut tx, q).await?;
+    }
+    tx.commit().await.map_err(err)?;
+    Ok(recs.len() as u64)
+}
+
+/// A tag list's merged flag and packed tags.
+struct Listed(i64, Vec<u8>);
+
+impl TryFrom<(i64, Vec<u8>)> for Listed {
+    type Error = StoreError;
+    fn try_from((merged, tags): (i64, Vec<u8>)) -> Result<Self, StoreError> {
+        Ok(Self(merged, tags))
+    }
+}
+
+/// The tags of a packed list (16 bytes each).
+fn unpacked(rec: i64, listed: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
+    if !listed.len().is_multiple_of(TAG_BYTES) {
+        return Err(StoreError::Corrupt(format!(
+            "the tag list of record number {rec} is {} bytes, not a multiple of {TAG_BYTES}",
+            listed.len()
+        )));
+    }
+    Ok(listed.chunks(TAG_BYTES).collect())
+}
+
 /// Runs `around[0]`, one `item(n)` per tag (`$n` its placeholder, joined by `, `) and
-/// `around[1]` for each chunk of `tags`, with `$1` the resource type and `$2` the id: a few
-/// statements per record, well under both backends' bound-parameter limits.
+/// `around[1]` for each chunk of `tags`, with `$1` the record's number: a few statements per
+/// record, well under both backends' bound-parameter limits.
 async fn per_tag_chunk<D: Dialect>(
     tx: &mut <D::Db as Database>::Connection,
     around: [&str; 2],
     item: impl Fn(usize) -> String,
-    resource_type: &str,
-    id: &str,
+    rec: i64,
     tags: &[&[u8]],
 ) -> Result<(), StoreError> {
     for chunk in tags.chunks(TAGS_PER_INSERT) {
-        let items: Vec<String> = (0..chunk.len()).map(|i| item(i + 3)).collect();
+        let items: Vec<String> = (0..chunk.len()).map(|i| item(i + 2)).collect();
         let sql = format!("{}{}{}", around[0], items.join(", "), around[1]);
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .arg(resource_type)
-            .arg(id);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).arg(rec);
         for t in chunk {
             q = q.arg(*t);
         }
@@ -108,31 +193,8 @@ async fn per_tag_chunk<D: Dialect>(
     Ok(())
 }
 
-/// Bytes of one tag in a head row's list.
+/// Bytes of one tag in a packed list.
 const TAG_BYTES: usize = std::mem::size_of::<IndexTag>();
-
-/// Files `tags` for `resource_type/id`, inside the caller's transaction.
-pub(crate) async fn insert_tags<D: Dialect>(
-    tx: &mut <D::Db as Database>::Connection,
-    resource_type: &str,
-    id: &str,
-    tags: &[IndexTag],
-) -> Result<(), StoreError> {
-    let tags: Vec<&[u8]> = tags.iter().map(|t| t.as_slice()).collect();
-    // Tags are sorted and unique per version; a repeat would be harmless.
-    per_tag_chunk::<D>(
-        tx,
-        [
-            "INSERT INTO search_tags (tag, resource_type, id) VALUES ",
-            " ON CONFLICT DO NOTHING",
-        ],
-        |n| format!("(${n}, $1, $2)"),
-        resource_type,
-        id,
-        &tags,
-    )
-    .await
-}
 
 /// A value bound to a search statement.
 enum Arg<'a> {
@@ -156,15 +218,15 @@ impl<'a> Statement<'a> {
         format!("${}", self.args.len())
     }
 
-    fn list(&mut self, tags: &'a [IndexTag]) -> String {
+    /// A placeholder for each of `tags`, bound next.
+    fn tags(&mut self, tags: &'a [IndexTag]) -> Vec<String> {
         tags.iter()
             .map(|t| self.bind(Arg::Bytes(t.as_slice())))
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect()
     }
 }
 
-fn statement(q: &IndexQuery) -> Statement<'_> {
+fn statement<D: Dialect>(q: &IndexQuery) -> Statement<'_> {
     let mut s = Statement::default();
     let rt = s.bind(Arg::Text(&q.resource_type));
     let deleted = s.bind(Arg::Bool(false));
@@ -198,10 +260,20 @@ fn statement(q: &IndexQuery) -> Statement<'_> {
             }
             continue;
         }
-        let list = s.list(tags);
+        // Merged tags by their rows; pending lists (written since the last merge, a bounded
+        // few) by scanning them. A tag found across two neighbours of a list would take 16
+        // bytes of HMAC output coinciding with it: as likely as guessing the key.
+        let tags = s.tags(tags);
+        let scan: Vec<String> = tags
+            .iter()
+            .map(|t| D::contains_bytes("p.tags", t))
+            .collect();
         sql.push_str(&format!(
-            " AND h.id {}IN (SELECT t.id FROM search_tags t WHERE t.resource_type = {rt} AND t.tag IN ({list}))",
-            if negate { "NOT " } else { "" }
+            " AND h.rec {}IN (SELECT t.rec FROM search_tags t WHERE t.tag IN ({}) \
+             UNION ALL SELECT p.rec FROM record_tags p WHERE p.merged = 0 AND ({}))",
+            if negate { "NOT " } else { "" },
+            tags.join(", "),
+            scan.join(" OR ")
         ));
     }
     let (cmp, dir) = if q.order.descending {
@@ -349,7 +421,7 @@ pub(crate) async fn require_no_match<D: Dialect>(
     let mut one = criteria.clone();
     one.limit = 1;
     one.order = Default::default();
-    if fetch::<D>(tx, statement(&one)).await?.is_empty() {
+    if fetch::<D>(tx, statement::<D>(&one)).await?.is_empty() {
         Ok(())
     } else {
         Err(StoreError::Matched(format!(
@@ -386,7 +458,7 @@ fn criteria_lock(c: &IndexQuery) -> i64 {
 impl<D: Dialect> SearchIndex for SqlStore<D> {
     async fn search(&self, query: &IndexQuery) -> Result<Vec<VersionRow>, StoreError> {
         let mut c = self.pool.acquire().await.map_err(err)?;
-        fetch::<D>(&mut c, statement(query)).await
+        fetch::<D>(&mut c, statement::<D>(query)).await
     }
 
     async fn compartment(&self, query: &CompartmentQuery) -> Result<Vec<VersionRow>, StoreError> {
@@ -425,5 +497,9 @@ impl<D: Dialect> SearchIndex for SqlStore<D> {
         replace_tags::<D>(&mut tx, resource_type, id, tags).await?;
         tx.commit().await.map_err(err)?;
         Ok(true)
+    }
+
+    async fn merge_pending(&self, limit: u32) -> Result<u64, StoreError> {
+        merge_pending(self, limit).await
     }
 }

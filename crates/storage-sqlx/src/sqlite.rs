@@ -27,6 +27,14 @@ impl Dialect for Sqlite {
 
     const FOR_UPDATE: &'static str = "";
 
+    const NEXT_RECORD_NUMBER: &'static str = "(SELECT COALESCE(MAX(rec), 0) + 1 FROM record_heads)";
+
+    const SKIP_LOCKED: &'static str = "";
+
+    fn contains_bytes(haystack: &str, needle: &str) -> String {
+        format!("instr({haystack}, {needle}) > 0")
+    }
+
     async fn begin_write(
         pool: &Pool<sqlx::Sqlite>,
     ) -> Result<Transaction<'static, sqlx::Sqlite>, sqlx::Error> {

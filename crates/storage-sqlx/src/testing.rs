@@ -115,3 +115,111 @@ pub async fn corrupt_rows_are_their_own_error<D: crate::Dialect>(store: &crate::
     let head = store.latest_tree_head().await;
     assert!(matches!(head, Err(StoreError::Corrupt(_))), "{head:?}");
 }
+
+/// Seeds a store migrated up to 0011, whose tag rows name their record by type and id: two
+/// Observations, `a` tagged 1 and 2, `b` tagged 2 and 3 (a tag `n` is sixteen bytes `n`).
+pub async fn seed_tags_named_by_id<D: crate::Dialect>(pool: &sqlx::Pool<D::Db>) {
+    use crate::dialect::Bind;
+    let mut c = pool.acquire().await.unwrap();
+    for (id, tags) in [("a", [1u8, 2]), ("b", [2, 3])] {
+        let packed: Vec<u8> = tags.iter().flat_map(|t| [*t; 16]).collect();
+        sqlx::query::<D::Db>(
+            "INSERT INTO record_versions (resource_type, id, version, cid, wrapped_key, owner, \
+             commitment, deleted, last_updated, actor) \
+             VALUES ('Observation', $1, 1, 'bafyold', $2, 'Patient/p', $3, $4, $5, 'Practitioner/x')",
+        )
+        .arg(id)
+        .arg(&[1u8][..])
+        .arg(&[7u8; 32][..])
+        .arg(false)
+        .arg(format!("2026-01-01T00:00:0{}.000Z", tags[0]).as_str())
+        .execute(crate::on::<D>(&mut c))
+        .await
+        .unwrap();
+        sqlx::query::<D::Db>(
+            "INSERT INTO record_heads (resource_type, id, version, deleted, owner, tags) \
+             VALUES ('Observation', $1, 1, $2, 'Patient/p', $3)",
+        )
+        .arg(id)
+        .arg(false)
+        .arg(packed.as_slice())
+        .execute(crate::on::<D>(&mut c))
+        .await
+        .unwrap();
+        for t in tags {
+            sqlx::query::<D::Db>(
+                "INSERT INTO search_tags (tag, resource_type, id) VALUES ($1, 'Observation', $2)",
+            )
+            .arg(&[t; 16][..])
+            .arg(id)
+            .execute(crate::on::<D>(&mut c))
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// After the remaining migrations, the records [`seed_tags_named_by_id`] wrote are found by
+/// their tags, an update replaces exactly its record's tags, and a new record's number is
+/// nobody else's (it would otherwise turn up under the other record's tags).
+pub async fn renumbered_tags_find_their_records<D: crate::Dialect>(store: &crate::SqlStore<D>) {
+    use medledger_storage_api::{
+        IndexQuery, IndexTag, RecordIndex, SearchIndex, VersionRow, VersionWrite,
+    };
+    let find = |all: &[u8], none: &[u8]| {
+        let q = IndexQuery {
+            resource_type: "Observation".into(),
+            all_of: all.iter().map(|t| vec![[*t; 16]]).collect(),
+            none_of: none.iter().map(|t| vec![[*t; 16]]).collect(),
+            ids: None,
+            owner: None,
+            order: Default::default(),
+            limit: 10,
+        };
+        async move {
+            let mut ids: Vec<String> = store
+                .search(&q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(find(&[1], &[]).await, ["a"]);
+    assert_eq!(find(&[2], &[]).await, ["a", "b"]);
+    assert_eq!(find(&[2, 3], &[]).await, ["b"]);
+    let write = |id: &str, version: u64, tags: &[u8]| VersionWrite {
+        row: VersionRow {
+            resource_type: "Observation".into(),
+            id: id.into(),
+            version,
+            cid: Some("bafynew".into()),
+            wrapped_key: vec![1],
+            owner: "Patient/p".into(),
+            commitment: Some([7; 32]),
+            deleted: false,
+            last_updated: format!("2026-02-01T00:00:0{version}.000Z"),
+            actor: "Practitioner/x".into(),
+        },
+        expected: version.checked_sub(1).filter(|v| *v > 0),
+        tags: tags.iter().map(|t| [*t; 16]).collect::<Vec<IndexTag>>(),
+        unless: None,
+    };
+    store
+        .commit(&[write("a", 2, &[4]), write("c", 1, &[1])], &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(find(&[4], &[]).await, ["a"]);
+    assert_eq!(find(&[1], &[]).await, ["c"]);
+    assert_eq!(find(&[2], &[]).await, ["b"]);
+    assert_eq!(find(&[3], &[]).await, ["b"]);
+    assert_eq!(find(&[], &[2]).await, ["a", "c"]);
+    // The migrated lists count as merged; the two written since are pending.
+    assert_eq!(store.merge_pending(100).await.unwrap(), 2);
+    assert_eq!(find(&[1], &[]).await, ["c"]);
+    assert_eq!(find(&[2], &[]).await, ["b"]);
+    assert_eq!(find(&[4], &[]).await, ["a"]);
+}

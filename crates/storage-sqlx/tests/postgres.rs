@@ -210,6 +210,7 @@ async fn each_service_keeps_its_tables_in_its_own_schema_under_the_shared_names(
             "ingest.outbox",
             "ingest.owner_keys",
             "ingest.record_heads",
+            "ingest.record_tags",
             "ingest.record_versions",
             "ingest.search_tags",
             "ledger.ledger_anchors",

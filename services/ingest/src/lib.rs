@@ -18,6 +18,7 @@ pub mod mllp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use medledger_access::AccessPolicy;
@@ -57,6 +58,7 @@ pub struct Ports {
 /// The ingest service, started.
 pub struct Service {
     ingest: Ingest,
+    search: Arc<dyn SearchIndex>,
     mllp: Option<(TcpListener, mllp::Receiver, MllpConfig)>,
 }
 
@@ -64,6 +66,7 @@ impl Service {
     /// Wires the domain to `ports`; with MLLP enabled, binds its listener and checks that the
     /// feed's credential is usable, so a misconfiguration stops start-up, not the first message.
     pub async fn start(ports: Ports, config: &Config) -> Result<Self, axum::BoxError> {
+        let search = ports.search.clone();
         let ingest = Ingest::new(
             ports.index,
             ports.search,
@@ -87,7 +90,11 @@ impl Service {
         } else {
             None
         };
-        Ok(Self { ingest, mllp })
+        Ok(Self {
+            ingest,
+            search,
+            mllp,
+        })
     }
 
     /// The domain.
@@ -110,12 +117,49 @@ impl Service {
         shell.app(self.routes())
     }
 
-    /// Serves MLLP, when enabled, until `shutdown` (messages in flight finish first).
+    /// Serves MLLP, when enabled, and merges the writes' pending search tags into the index
+    /// (see [`merge_tags`]), until `shutdown` (messages in flight finish first).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), axum::BoxError> {
-        if let Some((listener, receiver, config)) = self.mllp {
-            tracing::info!(listen = %config.listen, "serving HL7 v2 over MLLP");
-            mllp::serve(listener, receiver, config, shutdown).await;
-        }
+        let merging = merge_tags(self.search, shutdown.clone());
+        let serving = async {
+            if let Some((listener, receiver, config)) = self.mllp {
+                tracing::info!(listen = %config.listen, "serving HL7 v2 over MLLP");
+                mllp::serve(listener, receiver, config, shutdown).await;
+            }
+        };
+        tokio::join!(merging, serving);
         Ok(())
+    }
+}
+
+/// Records' tags merged per transaction.
+const MERGE_BATCH: u32 = 10_000;
+
+/// How long the merger lets pending tags gather: long enough that a merge writes each page of
+/// the tag index once for many writes, short enough that searches scan only a few lists.
+const MERGE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Merges the pending search tags writes file ([`SearchIndex::merge_pending`]) every
+/// [`MERGE_INTERVAL`], at once again while a full batch was waiting, until `shutdown`. Searches
+/// find pending tags too, so a merge that fails (the database away) only costs speed; it is
+/// retried at the next interval.
+async fn merge_tags(search: Arc<dyn SearchIndex>, shutdown: CancellationToken) {
+    loop {
+        let full = match search.merge_pending(MERGE_BATCH).await {
+            Ok(n) => n == u64::from(MERGE_BATCH),
+            Err(e) => {
+                tracing::warn!(error = %e, "merging pending search tags failed; retrying");
+                false
+            }
+        };
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if !full {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(MERGE_INTERVAL) => {}
+            }
+        }
     }
 }

@@ -116,6 +116,12 @@ impl Ingest {
                 written.into_iter().map(Ok).collect()
             }
             BundleKind::Batch => {
+                // A matched entry's answer is a read of its record, whatever the others do.
+                for op in planned.iter().flatten() {
+                    if let Some(read) = read_of_match(caller, op) {
+                        audit.also(read);
+                    }
+                }
                 let out = self.batch(caller, planned, &links(&entries)).await;
                 // The committed entries were audited with their commits; the refused ones are
                 // recorded with this Bundle's audit, before the response reports them.
@@ -261,17 +267,20 @@ impl Ingest {
                         id,
                         version,
                         last_updated,
-                        ..
+                        owner,
                     })) => {
-                        return Ok(Op::Matched(WriteOutcome {
-                            resource_type: url.trim_matches('/').to_owned(),
-                            id: id.clone(),
-                            version: *version,
-                            last_updated: last_updated.clone(),
-                            created: false,
-                            resource: None,
-                            matched: true,
-                        }));
+                        return Ok(Op::Matched {
+                            outcome: WriteOutcome {
+                                resource_type: url.trim_matches('/').to_owned(),
+                                id: id.clone(),
+                                version: *version,
+                                last_updated: last_updated.clone(),
+                                created: false,
+                                resource: None,
+                                matched: true,
+                            },
+                            owner: owner.clone(),
+                        });
                     }
                     Some(Ok(Matches::None(guard))) => unless = Some(guard.clone()),
                     None => {}
@@ -394,9 +403,14 @@ impl Ingest {
         let mut matched: Vec<Option<WriteOutcome>> = ops
             .iter()
             .map(|op| match op {
-                Op::Matched(o) => Some(o.clone()),
+                Op::Matched { outcome, .. } => Some(outcome.clone()),
                 _ => None,
             })
+            .collect();
+        // Each is a read of the record it answers, stored with the transaction's writes.
+        let reads: Vec<Entry> = ops
+            .iter()
+            .filter_map(|op| read_of_match(caller, op))
             .collect();
         // Encrypt and store blobs concurrently; they only become visible with the commit.
         let results =
@@ -422,7 +436,7 @@ impl Ingest {
             return Err(e);
         }
         let mut outcomes: Vec<Option<WriteOutcome>> = self
-            .commit(caller, prepared)
+            .commit(caller, prepared, reads)
             .await?
             .into_iter()
             .map(Some)
@@ -448,7 +462,7 @@ impl Ingest {
     ) -> Vec<Result<Option<WriteOutcome>, IngestError>> {
         let prepared = futures::future::join_all(planned.into_iter().map(|r| async move {
             match r {
-                Ok(Op::Matched(o)) => Slot::Done(Some(o)),
+                Ok(Op::Matched { outcome, .. }) => Slot::Done(Some(outcome)),
                 Ok(op) => self
                     .prepare_op(caller, op)
                     .await
@@ -527,7 +541,7 @@ impl Ingest {
 
     async fn commit_slot(&self, caller: &Caller, slot: Slot) -> Slot {
         match slot {
-            Slot::Ready(Some(p)) => match self.commit(caller, vec![*p]).await {
+            Slot::Ready(Some(p)) => match self.commit(caller, vec![*p], Vec::new()).await {
                 Ok(mut o) => o.pop().map_or_else(
                     || Slot::Failed(IngestError::Internal("no outcome".into())),
                     |o| Slot::Done(Some(o)),
@@ -597,4 +611,15 @@ fn links(entries: &[Value]) -> Vec<(Option<String>, Vec<String>)> {
             )
         })
         .collect()
+}
+
+/// The audit entry of a Bundle entry whose `ifNoneExist` matched a record: a read of it.
+fn read_of_match(caller: &Caller, op: &Op) -> Option<Entry> {
+    let Op::Matched { outcome: o, owner } = op else {
+        return None;
+    };
+    Some(Entry::by(caller, "ingest", "read", Action::Read).matched(
+        format!("{}/{}/_history/{}", o.resource_type, o.id, o.version),
+        owner,
+    ))
 }

@@ -113,8 +113,12 @@ pub(crate) enum Op {
         id: String,
         if_match: Option<u64>,
     },
-    /// A conditional create in a Bundle whose criteria matched this record: nothing to write.
-    Matched(WriteOutcome),
+    /// A conditional create in a Bundle whose criteria matched this record, owned by `owner`:
+    /// nothing to write, and a read of it in the trail.
+    Matched {
+        outcome: WriteOutcome,
+        owner: String,
+    },
 }
 
 impl Op {
@@ -123,7 +127,7 @@ impl Op {
             Op::Create { rt, id, .. } | Op::Update { rt, id, .. } | Op::Delete { rt, id, .. } => {
                 format!("{rt}/{id}")
             }
-            Op::Matched(o) => format!("{}/{}", o.resource_type, o.id),
+            Op::Matched { outcome: o, .. } => format!("{}/{}", o.resource_type, o.id),
         }
     }
 }
@@ -367,12 +371,14 @@ impl Ingest {
         }
     }
 
-    /// Commits prepared versions atomically, each with its AuditEvent; on failure removes
-    /// their blobs.
+    /// Commits prepared versions atomically, each with its AuditEvent, and the entries `also`
+    /// (the reads of a transaction's matched conditional creates); on failure removes their
+    /// blobs.
     pub(crate) async fn commit(
         &self,
         caller: &Caller,
         prepared: Vec<Prepared>,
+        also: Vec<Entry>,
     ) -> Result<Vec<WriteOutcome>, IngestError> {
         let writes: Vec<VersionWrite> = prepared.iter().map(|p| p.write.clone()).collect();
         let mut events: Vec<OutboxEvent> = prepared.iter().map(|p| p.event.clone()).collect();
@@ -391,6 +397,7 @@ impl Ingest {
                     .about(Some(&row.owner))
                     .touching(format!("{}/_history/{}", row.key(), row.version))
             })
+            .chain(also)
             .collect();
         let (audit_rows, audit_events) = Auditor::prepare(&entries);
         events.extend(audit_events);
@@ -483,7 +490,7 @@ impl Ingest {
                         .await?,
                 ))
             }
-            Op::Matched(_) => Ok(None),
+            Op::Matched { .. } => Ok(None),
             Op::Delete { rt, id, if_match } => {
                 self.scope_precheck(caller, Interaction::Delete, &rt)?;
                 let head = self.index.head(&rt, &id).await?;
@@ -528,7 +535,11 @@ impl Ingest {
     ) -> Result<Option<WriteOutcome>, IngestError> {
         let target = op.key();
         let result = match self.prepare_op(caller, op).await {
-            Ok(Some(p)) => self.commit(caller, vec![p]).await.and_then(one).map(Some),
+            Ok(Some(p)) => self
+                .commit(caller, vec![p], Vec::new())
+                .await
+                .and_then(one)
+                .map(Some),
             Ok(None) => Ok(None),
             Err(e) => Err(e),
         };

@@ -14,6 +14,9 @@ use medledger_storage_api::{CompartmentQuery, SearchIndex};
 use super::read::decrypt;
 use crate::QueryError;
 
+/// Records' tags merged per transaction at the end.
+const MERGE_BATCH: u32 = 2_000;
+
 /// What a reindex did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reindexed {
@@ -68,6 +71,9 @@ pub async fn reindex(
         }
         progress(&done);
         if exhausted {
+            // Left pending, the new tags would be found too, but by scanning: merge them now,
+            // whether or not a server is running to do it.
+            while index.merge_pending(MERGE_BATCH).await? > 0 {}
             return Ok(done);
         }
     }

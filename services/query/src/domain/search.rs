@@ -14,6 +14,7 @@ use medledger_audit::{Action, Audit, Entry};
 use medledger_auth::Caller;
 use medledger_search::blind::Form;
 use medledger_search::extract::{Values, values};
+use medledger_search::params::filed_under;
 use medledger_search::{Link, Search, Total};
 use medledger_storage_api::{IndexOrder, IndexQuery, IndexTag, Keyset, VersionRow};
 use serde_json::Value;
@@ -571,9 +572,12 @@ impl<'a> Walk<'a> {
                 .iter()
                 .filter(|t| link_reaches(&link, t))
                 .map(|t| {
-                    self.query
-                        .index_key
-                        .tag(&link.source, link.param.name, Form::Reference, t)
+                    self.query.index_key.tag(
+                        &link.source,
+                        filed_under(&link.source, link.param).name,
+                        Form::Reference,
+                        t,
+                    )
                 })
                 .collect();
             if tags.is_empty() {
