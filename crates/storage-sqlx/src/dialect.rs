@@ -154,6 +154,13 @@ pub trait Dialect: Send + Sync + 'static + std::fmt::Debug {
     /// An SQL condition: the bytes `haystack` hold the bytes `needle` (both SQL expressions).
     fn contains_bytes(haystack: &str, needle: &str) -> String;
 
+    /// After a large background write (a merge) on `c`: SQLite copies its WAL into the
+    /// database now, on this connection, so the next small write does not cross the
+    /// autocheckpoint threshold and pay for the merge's pages; PostgreSQL has nothing to do.
+    fn after_bulk_write(
+        c: &mut <Self::Db as Database>::Connection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
     /// Begins a transaction that reads rows and then changes them: on SQLite it takes the
     /// database's write lock at once (`BEGIN IMMEDIATE`), so its reads cannot go stale and it
     /// waits for the lock instead of failing on upgrade; on PostgreSQL a plain transaction whose

@@ -50,6 +50,11 @@ impl<D: Dialect> RecordIndex for SqlStore<D> {
             "SELECT version FROM record_heads WHERE resource_type = $1 AND id = $2{}",
             D::FOR_UPDATE
         );
+        let filing = if writes.len() == 1 {
+            crate::search::Filing::Direct
+        } else {
+            crate::search::Filing::Pending
+        };
         for w in writes {
             let r = &w.row;
             let found: Option<Scalar<i64>> = optional::<D, (i64,), _>(
@@ -125,7 +130,7 @@ impl<D: Dialect> RecordIndex for SqlStore<D> {
                         .map_err(err)?
                         .try_into()
                 })?;
-            crate::search::file_tags::<D>(&mut tx, rec.0, &w.tags).await?;
+            crate::search::file_tags::<D>(&mut tx, rec.0, &w.tags, filing).await?;
         }
         crate::audit::insert::<D>(&mut tx, audit).await?;
         D::append_outbox(&mut tx, Outbox::Ingest, events)

@@ -62,6 +62,10 @@ impl Dialect for Postgres {
         format!("position({needle} in {haystack}) > 0")
     }
 
+    async fn after_bulk_write(_: &mut PgConnection) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
     async fn begin_write(
         pool: &Pool<sqlx::Postgres>,
     ) -> Result<Transaction<'static, sqlx::Postgres>, sqlx::Error> {

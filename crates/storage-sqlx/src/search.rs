@@ -25,7 +25,7 @@ pub(crate) async fn replace_tags<D: Dialect>(
     tags: &[IndexTag],
 ) -> Result<(), StoreError> {
     match retire_tags::<D>(tx, resource_type, id).await? {
-        Some(rec) => file_tags::<D>(tx, rec, tags).await,
+        Some(rec) => file_tags::<D>(tx, rec, tags, Filing::Pending).await,
         None => Ok(()),
     }
 }
@@ -79,22 +79,51 @@ pub(crate) async fn retire_tags<D: Dialect>(
     Ok(Some(rec))
 }
 
-/// Files `tags` for the record numbered `rec` as pending, inside the caller's transaction:
-/// searches find it from the commit on (they scan pending lists), and
-/// [`merge_pending`] later moves them into `search_tags`.
+/// How a write files its tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Filing {
+    /// In `search_tags` at once, the list marked merged: a transaction of one record, whose
+    /// few tags dirty a few pages either way, leaves no background work to compete with the
+    /// next small write for the write lock.
+    Direct,
+    /// As a pending list only, merged later by [`merge_pending`] with others': a transaction
+    /// of many records (a Bundle, an HL7 message), or a reindex.
+    Pending,
+}
+
+/// Files `tags` for the record numbered `rec`, inside the caller's transaction, as `filing`
+/// says; searches find them from the commit on either way (they scan pending lists).
 pub(crate) async fn file_tags<D: Dialect>(
     tx: &mut <D::Db as Database>::Connection,
     rec: i64,
     tags: &[IndexTag],
+    filing: Filing,
 ) -> Result<(), StoreError> {
     if tags.is_empty() {
         return Ok(());
     }
+    if filing == Filing::Direct {
+        let rows: Vec<&[u8]> = tags.iter().map(|t| t.as_slice()).collect();
+        per_tag_chunk::<D>(
+            tx,
+            [
+                "INSERT INTO search_tags (tag, rec) VALUES ",
+                " ON CONFLICT DO NOTHING",
+            ],
+            |n| format!("(${n}, $1)"),
+            rec,
+            &rows,
+        )
+        .await?;
+    }
+    let merged = if filing == Filing::Direct { 1 } else { 0 };
     execute::<D>(
         tx,
-        sqlx::query("INSERT INTO record_tags (rec, tags, merged) VALUES ($1, $2, 0)")
-            .arg(rec)
-            .arg(tags.concat().as_slice()),
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO record_tags (rec, tags, merged) VALUES ($1, $2, {merged})"
+        )))
+        .arg(rec)
+        .arg(tags.concat().as_slice()),
     )
     .await
 }
@@ -147,6 +176,10 @@ pub(crate) async fn merge_pending<D: Dialect>(
         execute::<D>(&mut tx, q).await?;
     }
     tx.commit().await.map_err(err)?;
+    if !recs.is_empty() {
+        let mut c = store.pool.acquire().await.map_err(err)?;
+        D::after_bulk_write(&mut c).await.map_err(err)?;
+    }
     Ok(recs.len() as u64)
 }
 

@@ -35,6 +35,13 @@ impl Dialect for Sqlite {
         format!("instr({haystack}, {needle}) > 0")
     }
 
+    async fn after_bulk_write(c: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(c)
+            .await?;
+        Ok(())
+    }
+
     async fn begin_write(
         pool: &Pool<sqlx::Sqlite>,
     ) -> Result<Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
