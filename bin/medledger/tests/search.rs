@@ -783,3 +783,56 @@ async fn the_index_key_rotates_by_reindexing_while_the_server_serves() {
     .unwrap_err();
     assert!(r.contains("must differ"), "{r}");
 }
+
+#[tokio::test]
+async fn the_server_merges_the_pending_tags_of_a_transaction_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let token = dev.token.clone();
+    let patient = "urn:uuid:6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
+    let observation = |code: &str| {
+        json!({"resource": {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": patient}},
+         "request": {"method": "POST", "url": "Observation"}})
+    };
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": patient, "resource": {"resourceType": "Patient"},
+         "request": {"method": "POST", "url": "Patient"}},
+        observation("8867-4"), observation("8310-5")]});
+    assert_eq!(dev.post("", &bundle).await.status(), 200);
+    // Found at once (its tags pending), merged within a few merge intervals, found the same.
+    assert_eq!(
+        search_as(&dev, &token, "Observation?code=8867-4,8310-5").await["total"],
+        2
+    );
+    let pending = async || -> i64 {
+        let db = dev.db().await;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM record_tags WHERE merged = 0")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        db.close().await;
+        n
+    };
+    let mut left = pending().await;
+    for _ in 0..100 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        left = pending().await;
+    }
+    assert_eq!(left, 0, "the pending tag lists were never merged");
+    let db = dev.db().await;
+    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM search_tags")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    assert!(rows > 0);
+    assert_eq!(
+        search_as(&dev, &token, "Observation?code=8867-4,8310-5").await["total"],
+        2
+    );
+}

@@ -104,17 +104,7 @@ pub(crate) async fn file_tags<D: Dialect>(
     }
     if filing == Filing::Direct {
         let rows: Vec<&[u8]> = tags.iter().map(|t| t.as_slice()).collect();
-        per_tag_chunk::<D>(
-            tx,
-            [
-                "INSERT INTO search_tags (tag, rec) VALUES ",
-                " ON CONFLICT DO NOTHING",
-            ],
-            |n| format!("(${n}, $1)"),
-            rec,
-            &rows,
-        )
-        .await?;
+        insert_tag_rows::<D>(tx, rec, &rows).await?;
     }
     let merged = if filing == Filing::Direct { 1 } else { 0 };
     execute::<D>(
@@ -149,18 +139,7 @@ pub(crate) async fn merge_pending<D: Dialect>(
     let mut recs = Vec::with_capacity(rows.len());
     for row in &rows {
         let (rec, tags) = <D::Db as Decodes<(i64, Vec<u8>)>>::decode(row).map_err(err)?;
-        let listed = unpacked(rec, &tags)?;
-        per_tag_chunk::<D>(
-            &mut tx,
-            [
-                "INSERT INTO search_tags (tag, rec) VALUES ",
-                " ON CONFLICT DO NOTHING",
-            ],
-            |n| format!("(${n}, $1)"),
-            rec,
-            &listed,
-        )
-        .await?;
+        insert_tag_rows::<D>(&mut tx, rec, &unpacked(rec, &tags)?).await?;
         recs.push(rec);
     }
     for chunk in recs.chunks(TAGS_PER_INSERT) {
@@ -181,6 +160,25 @@ pub(crate) async fn merge_pending<D: Dialect>(
         D::after_bulk_write(&mut c).await.map_err(err)?;
     }
     Ok(recs.len() as u64)
+}
+
+/// Inserts a row of `search_tags` for each of `tags` of record `rec` (a repeat is harmless).
+async fn insert_tag_rows<D: Dialect>(
+    tx: &mut <D::Db as Database>::Connection,
+    rec: i64,
+    tags: &[&[u8]],
+) -> Result<(), StoreError> {
+    per_tag_chunk::<D>(
+        tx,
+        [
+            "INSERT INTO search_tags (tag, rec) VALUES ",
+            " ON CONFLICT DO NOTHING",
+        ],
+        |n| format!("(${n}, $1)"),
+        rec,
+        tags,
+    )
+    .await
 }
 
 /// A tag list's merged flag and packed tags.
