@@ -442,11 +442,10 @@ fn parse_one(key: &IndexKey, s: &mut Search, name: &str, value: &str) -> Result<
                 Some(t) if p.targets.contains(&t) => Some(t),
                 Some(_) => return Err(unsupported()),
             };
-            let under = crate::params::filed_under(&rt, p);
             let mut tags = Vec::new();
             for v in &alternatives {
                 for r in reference_values(p, narrowed, v)? {
-                    tags.push(key.tag(&rt, under.name, Form::Reference, &r));
+                    tags.push(reference_tag(key, &rt, p, &r));
                 }
             }
             s.clauses.push(clause(tags, false, None));
@@ -556,6 +555,23 @@ fn token_tag(v: &str, tag: &impl Fn(Form, &str) -> Tag) -> Result<Tag, SearchErr
         Some((system, "")) => tag(Form::System, system),
         Some((system, code)) => tag(Form::SystemCode, &format!("{system}|{code}")),
     })
+}
+
+/// The tag a record of `resource_type` referring to `reference` (`Type/id`) through `p` holds:
+/// filed under the broader parameter when `p` narrows one (`params::filed_under`). Searches and
+/// `_revinclude` look references up by it.
+pub fn reference_tag(
+    key: &IndexKey,
+    resource_type: &str,
+    p: &'static Param,
+    reference: &str,
+) -> Tag {
+    key.tag(
+        resource_type,
+        crate::params::filed_under(resource_type, p).name,
+        Form::Reference,
+        reference,
+    )
 }
 
 /// The `Type/id`s a reference search value stands for.

@@ -12,9 +12,8 @@ use std::collections::{HashMap, HashSet};
 use medledger_access::{AccessError, AccessQuery, Interaction, Scopes};
 use medledger_audit::{Action, Audit, Entry};
 use medledger_auth::Caller;
-use medledger_search::blind::Form;
 use medledger_search::extract::{Values, values};
-use medledger_search::params::filed_under;
+use medledger_search::query::reference_tag;
 use medledger_search::{Link, Search, Total};
 use medledger_storage_api::{IndexOrder, IndexQuery, IndexTag, Keyset, VersionRow};
 use serde_json::Value;
@@ -571,14 +570,7 @@ impl<'a> Walk<'a> {
             let tags: Vec<IndexTag> = targets
                 .iter()
                 .filter(|t| link_reaches(&link, t))
-                .map(|t| {
-                    self.query.index_key.tag(
-                        &link.source,
-                        filed_under(&link.source, link.param).name,
-                        Form::Reference,
-                        t,
-                    )
-                })
+                .map(|t| reference_tag(&self.query.index_key, &link.source, link.param, t))
                 .collect();
             if tags.is_empty() {
                 continue;
